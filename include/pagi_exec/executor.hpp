@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: Apache-2.0
+// Executor: decides a request with a Policy and runs it in a Sandbox, remembering it in History.
+#pragma once
+
+#include <memory>
+#include <stop_token>
+
+#include "pagi_exec/error.hpp"
+#include "pagi_exec/history.hpp"
+#include "pagi_exec/outcome.hpp"
+#include "pagi_exec/policy.hpp"
+#include "pagi_exec/request.hpp"
+#include "pagi_exec/sandbox.hpp"
+#include "pagi_exec/spawner.hpp"
+#include "pagi_exec/tool_catalog.hpp"
+
+namespace pagi_exec {
+
+/// Everything an Executor is made of. Only policy and sandbox are required.
+struct ExecutorParts {
+  Policy policy = Policy::seed_default();
+  Sandbox sandbox;
+  ToolCatalog catalog = ToolCatalog::seed_default();
+  std::shared_ptr<const Spawner> spawner;  ///< null: make_process_spawner()
+  std::shared_ptr<History> history;        ///< null: a new History of default capacity
+};
+
+/// Composes Policy + Sandbox + ToolCatalog. Copies share the History and the Spawner.
+/// run() and check() are const and thread-safe: one Executor serves every gRPC thread.
+class Executor {
+ public:
+  /// Creates the sandbox root folder (mode 0711) if needed.
+  /// Errc::sandbox_setup when it cannot be created or is not a directory.
+  [[nodiscard]] static Result<Executor> make(ExecutorParts parts);
+
+  /// Decides without running anything or touching the disk (a dry run).
+  [[nodiscard]] Decision check(const Request& request) const { return parts_.policy.decide(request); }
+
+  /// Decides, and if allowed runs the request and waits for it. A refusal, a non-zero exit and a
+  /// timeout are Outcomes, not errors. Every request, refused or not, is added to history().
+  /// `stop` ends the execution early (its process tree is killed; Outcome::cancelled).
+  /// Errors: Errc::invalid_request (e.g. command_exec without args, a bad file_write path),
+  /// Errc::sandbox_setup, Errc::spawn_failed, Errc::io.
+  [[nodiscard]] Result<Outcome> run(const Request& request, std::stop_token stop = {}) const;
+
+  [[nodiscard]] const Policy& policy() const noexcept { return parts_.policy; }
+  [[nodiscard]] const Sandbox& sandbox() const noexcept { return parts_.sandbox; }
+  [[nodiscard]] const ToolCatalog& catalog() const noexcept { return parts_.catalog; }
+  [[nodiscard]] const History& history() const noexcept { return *parts_.history; }
+
+  /// The same executor (sharing history and spawner) with another policy: the hot-reload seam.
+  [[nodiscard]] Executor with_policy(Policy policy) const {
+    auto parts = parts_;
+    parts.policy = std::move(policy);
+    return Executor(std::move(parts));
+  }
+
+ private:
+  explicit Executor(ExecutorParts parts) : parts_(std::move(parts)) {}
+  [[nodiscard]] Result<Outcome> run_allowed(const Request& request, Outcome outcome, std::stop_token stop) const;
+  ExecutorParts parts_;
+};
+
+}  // namespace pagi_exec

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: Apache-2.0
+// Outcome: everything known about one request once it is over.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pagi_exec/policy.hpp"
+#include "pagi_exec/sandbox.hpp"
+
+namespace pagi_exec {
+
+/// Exit codes with a fixed meaning, as in the seed service and coreutils' timeout(1).
+inline constexpr int exit_timeout = 124;
+inline constexpr int exit_not_executable = 126;
+inline constexpr int exit_not_found = 127;
+/// Exit code of a command killed by signal N is signal_exit_base + N.
+inline constexpr int signal_exit_base = 128;
+/// Message of an execution ended by its time limit (the wire contract depends on it).
+inline constexpr const char* timeout_message = "execution_timeout";
+
+/// One output stream as captured: whole lines (without '\n'), bounded by OutputCaps.
+struct CapturedStream {
+  std::vector<std::string> lines;
+  bool truncated = false;        ///< some output was dropped because of a cap
+  std::uint64_t total_bytes = 0; ///< everything the command wrote, kept or not
+  bool operator==(const CapturedStream&) const = default;
+};
+
+/// CPU and memory the command's process tree used, as the kernel reports them (wait4).
+struct Usage {
+  std::chrono::microseconds cpu_user{0};
+  std::chrono::microseconds cpu_system{0};
+  std::uint64_t max_rss_bytes = 0;  ///< peak resident set of the largest process
+  bool operator==(const Usage&) const = default;
+};
+
+/// The result of Executor::run. A refused request is an Outcome too (decision.allowed false).
+struct Outcome {
+  std::string execution_id;  ///< UUID v4, fresh for every request
+  Decision decision;
+  bool ran = false;        ///< a process (or built-in tool) actually ran
+  int exit_code = 1;       ///< 0 success; 124 timeout; 126/127 not executable/found; 128+N signal
+  int signal = 0;          ///< the signal that ended the command, 0 if it exited
+  bool timed_out = false;  ///< killed at the time limit
+  bool cancelled = false;  ///< killed because the caller went away or the server stopped
+  CapturedStream out;
+  CapturedStream err;
+  Usage usage;
+  std::chrono::microseconds elapsed{0};
+  Isolation isolation = Isolation::cwd;  ///< the isolation the command ran under
+  std::string message;                   ///< human-readable summary; "execution_timeout" on timeout
+
+  /// True exactly when the command ran and exited 0.
+  [[nodiscard]] bool success() const noexcept { return ran && exit_code == 0; }
+};
+
+}  // namespace pagi_exec

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+// Sandbox: where and how a command runs — workspace root, isolation kind, limits.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "pagi_exec/error.hpp"
+
+namespace pagi_exec {
+
+/// How a command is contained. See README "Isolation modes" for what each does and does not hold.
+enum class Isolation : std::uint8_t {
+  cwd,    ///< a fresh working folder only; the command sees the host as the server does
+  bwrap,  ///< the bubblewrap CLI: namespaces, read-only system dirs, no network
+};
+
+[[nodiscard]] constexpr const char* to_string(Isolation isolation) noexcept {
+  switch (isolation) {
+    case Isolation::cwd: return "cwd";
+    case Isolation::bwrap: return "bwrap";
+  }
+  return "unknown";
+}
+
+/// "cwd" or "bwrap" to an Isolation; nullopt for anything else.
+[[nodiscard]] constexpr std::optional<Isolation> isolation_from_string(std::string_view name) noexcept {
+  if (name == "cwd") return Isolation::cwd;
+  if (name == "bwrap") return Isolation::bwrap;
+  return std::nullopt;
+}
+
+/// How much of each output stream is kept. Output past a cap is read and dropped, and reported.
+struct OutputCaps {
+  std::uint64_t max_bytes = 32 * 1024;  ///< per stream, counting the kept lines' bytes
+  std::uint64_t max_lines = 200;        ///< per stream
+  bool operator==(const OutputCaps&) const = default;
+};
+
+/// Hard limits of one execution.
+struct Limits {
+  std::chrono::milliseconds timeout{10'000};  ///< wall clock, from start to the whole tree killed
+  OutputCaps output;
+  bool operator==(const Limits&) const = default;
+};
+
+/// Longest time limit accepted: one day.
+inline constexpr std::chrono::milliseconds max_timeout{24LL * 60 * 60 * 1000};
+/// Largest per-stream output cap accepted: 64 MiB (a response must still fit a gRPC message).
+inline constexpr std::uint64_t max_output_bytes = 64ULL * 1024 * 1024;
+
+/// Plain data a Sandbox is made from.
+struct SandboxSpec {
+  std::filesystem::path root_dir = "/tmp/pagi-sandbox";  ///< holds <twin_id>/<execution_id>/
+  Isolation isolation = Isolation::cwd;
+  Limits limits;
+  std::filesystem::path bwrap_path = "/usr/bin/bwrap";
+  bool operator==(const SandboxSpec&) const = default;
+};
+
+/// A validated sandbox description. Making one touches nothing on disk; Executor::make creates
+/// the root folder and check_isolation() probes that the isolation works.
+class Sandbox {
+ public:
+  /// Errc::invalid_config when root_dir is not absolute, the timeout is not in (0, 1 day], or an
+  /// output cap is 0 or above 64 MiB.
+  [[nodiscard]] static Result<Sandbox> make(SandboxSpec spec) {
+    if (!spec.root_dir.is_absolute()) {
+      return fail(Errc::invalid_config, "sandbox dir '" + spec.root_dir.string() + "' must be an absolute path");
+    }
+    if (spec.limits.timeout.count() <= 0 || spec.limits.timeout > max_timeout) {
+      return fail(Errc::invalid_config, "timeout " + std::to_string(spec.limits.timeout.count()) +
+                                            " ms must be between 1 and " +
+                                            std::to_string(max_timeout.count()));
+    }
+    const auto& caps = spec.limits.output;
+    if (caps.max_bytes == 0 || caps.max_bytes > max_output_bytes || caps.max_lines == 0) {
+      return fail(Errc::invalid_config, "output caps must be at least 1 line and between 1 byte and 64 MiB");
+    }
+    if (spec.isolation == Isolation::bwrap && !spec.bwrap_path.is_absolute()) {
+      return fail(Errc::invalid_config, "bwrap path '" + spec.bwrap_path.string() + "' must be absolute");
+    }
+    return Sandbox(std::move(spec));
+  }
+
+  [[nodiscard]] const SandboxSpec& spec() const noexcept { return spec_; }
+  [[nodiscard]] const std::filesystem::path& root_dir() const noexcept { return spec_.root_dir; }
+  [[nodiscard]] Isolation isolation() const noexcept { return spec_.isolation; }
+  [[nodiscard]] const Limits& limits() const noexcept { return spec_.limits; }
+
+  /// The same sandbox with another isolation kind (e.g. the documented fallback to cwd).
+  [[nodiscard]] Sandbox with_isolation(Isolation isolation) const {
+    auto spec = spec_;
+    spec.isolation = isolation;
+    return Sandbox(std::move(spec));
+  }
+
+  bool operator==(const Sandbox&) const = default;
+
+ private:
+  explicit Sandbox(SandboxSpec spec) : spec_(std::move(spec)) {}
+  SandboxSpec spec_;
+};
+
+/// Runs a trivial command (/bin/true) under the sandbox's isolation once, to learn whether it
+/// works on this machine. Errc::sandbox_setup with the tool's own complaint when it does not.
+/// Meant for start-up, not for every request. Not const-noexcept: it spawns a process.
+[[nodiscard]] Result<void> check_isolation(const Sandbox& sandbox);
+
+}  // namespace pagi_exec

@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: Apache-2.0
+// Spawner: the one seam between the Executor and the kernel. Real in lib/, fake in unit tests.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "pagi_exec/error.hpp"
+#include "pagi_exec/outcome.hpp"
+#include "pagi_exec/sandbox.hpp"
+
+namespace pagi_exec {
+
+/// A fully resolved process launch: nothing is decided after this point.
+struct LaunchPlan {
+  std::vector<std::string> argv;  ///< argv[0] is an absolute path or a path relative to cwd
+  std::vector<std::string> env;   ///< "NAME=value", the whole environment
+  std::filesystem::path cwd;
+  std::chrono::milliseconds timeout{10'000};
+  OutputCaps caps;
+  bool operator==(const LaunchPlan&) const = default;
+};
+
+/// What happened to a launched process tree.
+struct ProcessResult {
+  int exec_errno = 0;  ///< non-zero when execve failed (the command never ran)
+  int exit_code = 0;   ///< exit status, or 128+N when killed by signal N
+  int signal = 0;
+  bool timed_out = false;
+  bool cancelled = false;
+  CapturedStream out;
+  CapturedStream err;
+  Usage usage;
+  std::chrono::microseconds elapsed{0};
+};
+
+/// Starts a LaunchPlan and waits for it. Implementations must be thread-safe, must end every
+/// process of the tree when the command exits, the time limit passes or `stop` is requested,
+/// and must bound the memory used for output by the caps.
+class Spawner {
+ public:
+  virtual ~Spawner() = default;
+  /// Errc::spawn_failed or Errc::io when the tree could not be started or watched.
+  [[nodiscard]] virtual Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token stop) const = 0;
+};
+
+/// The real spawner: a supervisor process per execution (subreaper, own session) that runs the
+/// command, enforces the time limit and kills every descendant. See lib/sys/spawn.cpp.
+[[nodiscard]] std::shared_ptr<const Spawner> make_process_spawner();
+
+}  // namespace pagi_exec

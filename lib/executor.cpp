@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: Apache-2.0
+// Executor::run, the checklist: decide -> place -> resolve -> plan -> spawn -> clean up -> record.
+#include "pagi_exec/executor.hpp"
+
+#include <signal.h>
+
+#include <cstring>
+
+#include "file_write.hpp"
+#include "launch.hpp"
+#include "sys/random.hpp"
+#include "sys/workspace.hpp"
+
+namespace pagi_exec {
+namespace {
+
+using Clock = std::chrono::system_clock;
+
+Outcome refused(Outcome outcome) {
+  outcome.exit_code = 1;
+  outcome.message = outcome.decision.reason;
+  return outcome;
+}
+
+// An outcome for a command that could not start, in the shell's convention (127 / 126).
+Outcome not_started(Outcome outcome, int exit_code, std::string message) {
+  outcome.ran = false;
+  outcome.exit_code = exit_code;
+  outcome.err.lines = {message};
+  outcome.err.total_bytes = message.size() + 1;
+  outcome.message = std::move(message);
+  return outcome;
+}
+
+std::string describe_exit(const ProcessResult& result) {
+  if (result.signal != 0) {
+    const char* name = ::sigabbrev_np(result.signal);
+    return "killed by signal " + std::to_string(result.signal) + (name ? std::string(" (SIG") + name + ")" : "");
+  }
+  return result.exit_code == 0 ? "completed" : "exited with status " + std::to_string(result.exit_code);
+}
+
+std::string describe_truncation(const char* name, const CapturedStream& stream) {
+  if (!stream.truncated) return {};
+  return std::string("; ") + name + " truncated (" + std::to_string(stream.total_bytes) + " bytes written, " +
+         std::to_string(stream.lines.size()) + " lines kept)";
+}
+
+Outcome finish(Outcome outcome, ProcessResult result, const std::string& program) {
+  if (result.exec_errno != 0) {
+    const int code = result.exec_errno == ENOENT ? exit_not_found : exit_not_executable;
+    return not_started(std::move(outcome), code,
+                       "cannot execute " + program + ": " + std::strerror(result.exec_errno));
+  }
+  outcome.ran = true;
+  outcome.exit_code = result.exit_code;
+  outcome.signal = result.signal;
+  outcome.timed_out = result.timed_out;
+  outcome.cancelled = result.cancelled;
+  outcome.usage = result.usage;
+  if (result.timed_out) {
+    outcome.exit_code = exit_timeout;
+    outcome.message = timeout_message;  // exact text: clients match on it
+  } else if (result.cancelled) {
+    outcome.message = "execution_cancelled: the caller went away or the server is stopping";
+  } else {
+    outcome.message = describe_exit(result) + describe_truncation("stdout", result.out) +
+                      describe_truncation("stderr", result.err);
+  }
+  outcome.out = std::move(result.out);
+  outcome.err = std::move(result.err);
+  return outcome;
+}
+
+}  // namespace
+
+Result<Executor> Executor::make(ExecutorParts parts) {
+  if (!parts.spawner) parts.spawner = make_process_spawner();
+  if (!parts.history) parts.history = std::make_shared<History>();
+  // 0711: other users may not list the twins' folders.
+  if (auto made = sys::ensure_directory(parts.sandbox.root_dir(), 0711); !made) {
+    return tl::unexpected(made.error());
+  }
+  return Executor(std::move(parts));
+}
+
+Result<Outcome> Executor::run(const Request& request, std::stop_token stop) const {
+  const auto started = Clock::now();
+  const auto t0 = std::chrono::steady_clock::now();
+  Outcome outcome;
+  outcome.execution_id = sys::new_uuid_v4();
+  outcome.isolation = parts_.sandbox.isolation();
+  outcome.decision = parts_.policy.decide(request);
+
+  auto result = outcome.decision.allowed ? run_allowed(request, outcome, std::move(stop)) : refused(outcome);
+  if (result) {
+    result->elapsed = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+    parts_.history->record(make_record(request, *result, started, Clock::now()));
+  } else {
+    Outcome failed = outcome;  // remember the failure too: the decision stands, nothing ran
+    failed.message = result.error().message();
+    parts_.history->record(make_record(request, failed, started, Clock::now()));
+  }
+  return result;
+}
+
+Result<Outcome> Executor::run_allowed(const Request& request, Outcome outcome, std::stop_token stop) const {
+  const Sandbox& sandbox = parts_.sandbox;
+  // 1. The twin id becomes a folder name: it must be one safe path component.
+  if (auto valid = validate_twin_id(request.twin_id); !valid) return tl::unexpected(valid.error());
+
+  // 2. What the tool means: a built-in, a tool without a program, or a command line.
+  const ToolEntry* entry = parts_.catalog.find(request.tool);
+  if (entry != nullptr && entry->kind == ToolKind::unavailable) {
+    return not_started(std::move(outcome), exit_not_found, entry->note);
+  }
+  if (entry != nullptr && entry->kind == ToolKind::file_write) {
+    return detail::run_file_write(sandbox, request, std::move(outcome));
+  }
+  auto argv = detail::command_argv(entry, request);
+  if (!argv) return tl::unexpected(argv.error());
+
+  // 3. A fresh folder for this execution, inside the twin's workspace.
+  const detail::Placement place{
+      .execution_id = outcome.execution_id,
+      .twin_id = request.twin_id,
+      .workspace = sandbox.root_dir() / request.twin_id,
+      .execution_dir = sandbox.root_dir() / request.twin_id / outcome.execution_id,
+  };
+  auto dir = sys::make_execution_dir(sandbox.root_dir(), request.twin_id, outcome.execution_id);
+  if (!dir) return tl::unexpected(dir.error());
+
+  // 4. Resolve a bare program name in the sandbox's PATH, so "not found" is 127 in every mode.
+  std::string& program = argv->front();
+  if (program.find('/') == std::string::npos) {
+    const auto lookup = sys::find_program(program, detail::sandbox_path);
+    using Found = sys::ProgramLookup::Found;
+    if (lookup.found != Found::executable) {
+      (void)sys::remove_tree(place.execution_dir);
+      return lookup.found == Found::missing
+                 ? not_started(std::move(outcome), exit_not_found,
+                               "program not found: " + program + " (searched " + detail::sandbox_path + ")")
+                 : not_started(std::move(outcome), exit_not_executable,
+                               "program not executable: " + lookup.path);
+    }
+    program = lookup.path;
+  }
+
+  // 5. Run it under the time limit (capped by the caller's deadline), then drop its folder:
+  //    what a twin keeps belongs in its workspace, not in the execution's folder.
+  auto timeout = sandbox.limits().timeout;
+  if (request.timeout_cap && *request.timeout_cap < timeout) timeout = std::max(*request.timeout_cap, std::chrono::milliseconds(1));
+  const auto shown_program = program;
+  const auto plan = detail::make_launch_plan(sandbox, std::move(*argv), place, timeout);
+  auto result = parts_.spawner->spawn(plan, std::move(stop));
+  (void)sys::remove_tree(place.execution_dir);
+  if (!result) return tl::unexpected(result.error());
+  return finish(std::move(outcome), std::move(*result), shown_program);
+}
+
+}  // namespace pagi_exec

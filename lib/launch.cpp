@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: Apache-2.0
+// Launch plans for each isolation kind, and the start-up isolation probe.
+#include "launch.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+
+#include "pagi_exec/policy.hpp"
+#include "sys/random.hpp"
+#include "sys/spawn.hpp"
+
+namespace pagi_exec::detail {
+namespace {
+
+// The environment is a fixed, minimal set: never the server's own variables (which may hold
+// credentials). Paths are given as the command sees them.
+std::vector<std::string> command_env(const std::string& home, const std::string& workspace, const Placement& place) {
+  return {
+      std::string("PATH=") + sandbox_path,
+      "HOME=" + home,
+      "PWD=" + home,
+      "TMPDIR=" + home,
+      "LANG=C.UTF-8",
+      "PAGI_WORKSPACE=" + workspace,
+      "PAGI_TWIN_ID=" + place.twin_id,
+      "PAGI_EXECUTION_ID=" + place.execution_id,
+  };
+}
+
+// System folders a program needs, read-only. On merged-/usr systems (Debian 12) /bin, /lib, ...
+// are symlinks into /usr and are recreated as symlinks inside.
+void add_system_mounts(std::vector<std::string>& args) {
+  args.insert(args.end(), {"--ro-bind", "/usr", "/usr"});
+  for (const char* dir : {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}) {
+    struct stat st{};
+    if (::lstat(dir, &st) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      std::array<char, 256> target{};
+      const auto n = ::readlink(dir, target.data(), target.size() - 1);
+      if (n > 0) args.insert(args.end(), {"--symlink", std::string(target.data(), static_cast<std::size_t>(n)), dir});
+    } else if (S_ISDIR(st.st_mode)) {
+      args.insert(args.end(), {"--ro-bind", dir, dir});
+    }
+  }
+  // Only what dynamic linking, user names and time zones need: no keys, no shadow, no hosts' secrets.
+  for (const char* file : {"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives",
+                           "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/localtime"}) {
+    args.insert(args.end(), {"--ro-bind-try", file, file});
+  }
+}
+
+// bwrap(1): every namespace (user, ipc, pid, net, uts, cgroup), a fresh /proc and minimal /dev,
+// a private /tmp, no capabilities, its own session (TIOCSTI, CVE-2017-5226), dies with its parent.
+std::vector<std::string> bwrap_argv(const Sandbox& sandbox, const Placement& place, const std::string& inside_cwd) {
+  std::vector<std::string> args{sandbox.spec().bwrap_path.string(),
+                                "--unshare-all", "--unshare-net", "--die-with-parent", "--new-session",
+                                "--cap-drop", "ALL"};
+  add_system_mounts(args);
+  args.insert(args.end(), {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+                           "--bind", place.workspace.string(), bwrap_workspace,
+                           "--chdir", inside_cwd, "--"});
+  return args;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> command_argv(const ToolEntry* entry, const Request& request) {
+  if (entry != nullptr && entry->kind == ToolKind::shell_bridge) {
+    if (request.args.empty()) {
+      return fail(Errc::invalid_request, std::string(shell_bridge_tool) +
+                                             " needs args[0]: the shell command line to run with /bin/sh -c");
+    }
+    std::vector<std::string> argv{"/bin/sh", "-c", request.args[0], std::string(shell_bridge_tool)};
+    argv.insert(argv.end(), request.args.begin() + 1, request.args.end());
+    return argv;
+  }
+  std::vector<std::string> argv;
+  if (entry != nullptr && entry->kind == ToolKind::program) {
+    argv.push_back(entry->program);
+    argv.insert(argv.end(), entry->args.begin(), entry->args.end());
+  } else {
+    argv.push_back(request.tool);
+  }
+  argv.insert(argv.end(), request.args.begin(), request.args.end());
+  return argv;
+}
+
+LaunchPlan make_launch_plan(const Sandbox& sandbox, std::vector<std::string> argv, const Placement& place,
+                            std::chrono::milliseconds timeout) {
+  LaunchPlan plan{.cwd = place.execution_dir, .timeout = timeout, .caps = sandbox.limits().output};
+  switch (sandbox.isolation()) {
+    case Isolation::cwd:
+      plan.argv = std::move(argv);
+      plan.env = command_env(place.execution_dir.string(), place.workspace.string(), place);
+      break;
+    case Isolation::bwrap: {
+      const std::string inside_cwd = std::string(bwrap_workspace) + "/" + place.execution_id;
+      plan.argv = bwrap_argv(sandbox, place, inside_cwd);
+      plan.argv.insert(plan.argv.end(), std::make_move_iterator(argv.begin()), std::make_move_iterator(argv.end()));
+      plan.env = command_env(inside_cwd, bwrap_workspace, place);
+      break;
+    }
+  }
+  return plan;
+}
+
+}  // namespace pagi_exec::detail
+
+namespace pagi_exec {
+
+Result<void> check_isolation(const Sandbox& sandbox) {
+  if (sandbox.isolation() == Isolation::cwd) return {};
+  if (::access(sandbox.spec().bwrap_path.c_str(), X_OK) != 0) {
+    return fail(Errc::sandbox_setup, "bwrap not usable at " + sandbox.spec().bwrap_path.string(), errno);
+  }
+  // Probe in a throw-away folder with exactly the options real executions use.
+  const auto id = sys::new_uuid_v4();
+  const auto probe_root = std::filesystem::temp_directory_path() / ("pagi-exec-probe-" + id);
+  const detail::Placement place{.execution_id = id, .twin_id = "probe",
+                                .workspace = probe_root, .execution_dir = probe_root / id};
+  std::error_code ec;
+  std::filesystem::create_directories(place.execution_dir, ec);
+  if (ec) return fail(Errc::sandbox_setup, "create " + place.execution_dir.string(), ec.value());
+  const auto plan = detail::make_launch_plan(sandbox, {"/bin/true"}, place, std::chrono::seconds(10));
+  const auto result = sys::ProcessSpawner().spawn(plan, {});
+  std::filesystem::remove_all(probe_root, ec);
+  if (!result) return tl::unexpected(result.error());
+  if (result->exec_errno != 0) {
+    return fail(Errc::sandbox_setup, "cannot execute " + plan.argv[0], result->exec_errno);
+  }
+  if (result->exit_code != 0) {
+    std::string said = result->err.lines.empty() ? std::string("no message") : result->err.lines.front();
+    return fail(Errc::sandbox_setup, "bwrap does not work here (exit " + std::to_string(result->exit_code) + "): " + said);
+  }
+  return {};
+}
+
+}  // namespace pagi_exec

@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: Apache-2.0
+// The supervisor and the command's pre-exec setup. Async-signal-safe code only (see header).
+//
+// Why a supervisor process: the command may double-fork, call setsid(), ignore or block signals
+// or stop itself. A process that is a child subreaper (PR_SET_CHILD_SUBREAPER, see prctl(2))
+// inherits every orphan of its subtree, so once the command is over it can find and SIGKILL all
+// that remains, however it tried to detach. The server itself cannot be that subreaper: it runs
+// many executions at once and would not know whose orphans it inherited.
+#include "sys/supervisor.hpp"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+
+namespace pagi_exec::sys {
+namespace {
+
+std::int64_t monotonic_us() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
+}
+
+// Closes every descriptor >= 3 except the (at most 8) listed ones, using close_range(2)
+// over the gaps between them.
+bool close_fds_except(const int* keep, std::size_t count) noexcept {
+  int sorted[8];
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < count && n < 8; ++i) {
+    if (keep[i] >= 3) sorted[n++] = keep[i];
+  }
+  for (std::size_t i = 1; i < n; ++i) {  // insertion sort: tiny and allocation-free
+    for (std::size_t j = i; j > 0 && sorted[j - 1] > sorted[j]; --j) {
+      const int t = sorted[j];
+      sorted[j] = sorted[j - 1];
+      sorted[j - 1] = t;
+    }
+  }
+  unsigned int from = 3;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto fd = static_cast<unsigned int>(sorted[i]);
+    if (fd > from && ::syscall(SYS_close_range, from, fd - 1, 0) != 0) return false;
+    from = fd + 1;
+  }
+  return ::syscall(SYS_close_range, from, ~0U, 0) == 0;
+}
+
+// Signal dispositions and the mask survive execve (signal(7)); the server's (ignored SIGPIPE,
+// signals blocked for its sigwait thread) must not leak into the command.
+void reset_signals() noexcept {
+  struct sigaction dfl{};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
+  }
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+// fork() without glibc's atfork handlers, which are not async-signal-safe (a handler of another
+// library could take a lock some other thread of the server held at the fork).
+pid_t raw_fork() noexcept { return static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0)); }
+
+void write_all(int fd, const void* data, std::size_t size) noexcept {
+  const auto* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const auto n = ::write(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    p += n;
+    size -= static_cast<std::size_t>(n);
+  }
+}
+
+// The command's side, between fork and exec: own session (no controlling terminal, so no
+// TIOCSTI injection into ours), dies with the supervisor, stdio wired, nothing else inherited.
+[[noreturn]] void exec_command_in_child(const SupervisorArgs& args, int exec_error_fd,
+                                        pid_t supervisor) noexcept {
+  ::setsid();
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != supervisor) ::_exit(127);  // the supervisor died before prctl took effect
+  reset_signals();
+  int err = 0;
+  const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(args.stdout_fd, 1) < 0 ||
+      ::dup2(args.stderr_fd, 2) < 0) {
+    err = errno;
+  } else if (::chdir(args.cwd) != 0) {
+    err = errno;
+  } else {
+    // Everything above 2 closes at exec, including the exec-error pipe (already O_CLOEXEC).
+    ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    ::execve(args.argv[0], const_cast<char* const*>(args.argv), const_cast<char* const*>(args.envp));
+    err = errno;
+  }
+  write_all(exec_error_fd, &err, sizeof err);
+  ::_exit(127);
+}
+
+// SIGKILLs every process left in the subtree and reaps it. Orphans reparent to us (we are a
+// subreaper) before their parent becomes reapable, so looping until wait reports ECHILD
+// leaves nothing behind, whatever double-forks or setsid() calls the command made.
+void kill_descendants(pid_t command_pgid) noexcept {
+  char path[64] = "/proc/self/task/";
+  {  // append our tid: no snprintf here, it is not async-signal-safe
+    char digits[16];
+    int n = 0;
+    for (auto tid = static_cast<long>(::getpid()); tid > 0; tid /= 10) {
+      digits[n++] = static_cast<char>('0' + tid % 10);
+    }
+    std::size_t at = 16;
+    while (n > 0) path[at++] = digits[--n];
+    const char tail[] = "/children";
+    for (char c : tail) path[at++] = c;
+  }
+  for (;;) {
+    ::kill(-command_pgid, SIGKILL);
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      char buf[4096];
+      const auto len = ::read(fd, buf, sizeof buf);
+      ::close(fd);
+      long pid = 0;
+      for (ssize_t i = 0; i < len; ++i) {
+        if (buf[i] >= '0' && buf[i] <= '9') {
+          pid = pid * 10 + (buf[i] - '0');
+        } else if (pid > 0) {
+          ::kill(static_cast<pid_t>(pid), SIGKILL);
+          ::kill(static_cast<pid_t>(-pid), SIGKILL);  // its process group, if it leads one
+          pid = 0;
+        }
+      }
+    }
+    int status = 0;
+    pid_t reaped = 0;
+    while ((reaped = ::waitpid(-1, &status, WNOHANG)) > 0) {}
+    if (reaped < 0 && errno == ECHILD) return;
+    const timespec pause{0, 200'000};  // children exist but none has died yet
+    ::nanosleep(&pause, nullptr);
+  }
+}
+
+[[noreturn]] void report_and_exit(int fd, const SupervisorReport& report) noexcept {
+  write_all(fd, &report, sizeof report);
+  ::_exit(0);
+}
+
+[[noreturn]] void fail_step(const SupervisorArgs& args, SupervisorReport& report, SupervisorStep step) noexcept {
+  report.step = static_cast<std::int32_t>(step);
+  report.step_errno = errno;
+  report_and_exit(args.report_fd, report);
+}
+
+}  // namespace
+
+void supervise_in_child(const SupervisorArgs& args) noexcept {
+  SupervisorReport report{};
+  // 1. Hold nothing of the server's but our four pipes; detach from its session.
+  const int keep[] = {args.stdout_fd, args.stderr_fd, args.report_fd, args.control_fd};
+  if (!close_fds_except(keep, 4)) fail_step(args, report, SupervisorStep::close_fds);
+  struct sigaction ign{};
+  ign.sa_handler = SIG_IGN;
+  ::sigaction(SIGPIPE, &ign, nullptr);
+  if (::setsid() < 0) fail_step(args, report, SupervisorStep::setsid);
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) fail_step(args, report, SupervisorStep::subreaper);
+
+  // 2. Start the command; a CLOEXEC pipe tells us whether execve worked (EOF) or not (errno).
+  int exec_pipe[2];
+  if (::pipe2(exec_pipe, O_CLOEXEC) != 0) fail_step(args, report, SupervisorStep::pipe);
+  const pid_t self = ::getpid();
+  const std::int64_t started = monotonic_us();
+  const pid_t command = raw_fork();
+  if (command < 0) fail_step(args, report, SupervisorStep::fork);
+  if (command == 0) {
+    ::close(exec_pipe[0]);
+    exec_command_in_child(args, exec_pipe[1], self);
+  }
+  ::close(exec_pipe[1]);
+  ::close(args.stdout_fd);  // only the command's tree holds the output pipes now
+  ::close(args.stderr_fd);
+  int exec_errno = 0;
+  while (::read(exec_pipe[0], &exec_errno, sizeof exec_errno) < 0 && errno == EINTR) {}
+  ::close(exec_pipe[0]);
+  report.exec_errno = exec_errno;
+
+  // 3. Wait for the command, the deadline, or the parent's word (or death: EOF on control).
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, command, 0));
+  if (pidfd < 0) {
+    ::kill(command, SIGKILL);
+    fail_step(args, report, SupervisorStep::pidfd);
+  }
+  const std::int64_t deadline = started + args.timeout_us;
+  while (exec_errno == 0) {
+    const std::int64_t left = deadline - monotonic_us();
+    if (left <= 0) {
+      report.timed_out = 1;
+      break;
+    }
+    pollfd fds[2] = {{pidfd, POLLIN, 0}, {args.control_fd, POLLIN, 0}};
+    const timespec wait{left / 1'000'000, (left % 1'000'000) * 1000};
+    const int ready = ::ppoll(fds, 2, &wait, nullptr);
+    if (ready < 0 && errno != EINTR) fail_step(args, report, SupervisorStep::poll);
+    if (ready <= 0) continue;
+    if (fds[1].revents != 0) {
+      report.cancelled = 1;
+      break;
+    }
+    if (fds[0].revents != 0) break;  // the command exited
+  }
+
+  // 4. End the command (if still running), collect its status, then clear the whole subtree.
+  if (report.timed_out != 0 || report.cancelled != 0) {
+    ::kill(-command, SIGKILL);
+    ::kill(command, SIGKILL);
+  }
+  rusage usage{};
+  int status = 0;
+  while (::wait4(command, &status, 0, &usage) < 0) {
+    if (errno != EINTR) fail_step(args, report, SupervisorStep::wait);
+  }
+  report.elapsed_us = monotonic_us() - started;
+  report.wait_status = status;
+  report.user_us = usage.ru_utime.tv_sec * 1'000'000 + usage.ru_utime.tv_usec;
+  report.system_us = usage.ru_stime.tv_sec * 1'000'000 + usage.ru_stime.tv_usec;
+  report.max_rss_kb = usage.ru_maxrss;
+  kill_descendants(command);
+  report_and_exit(args.report_fd, report);
+}
+
+}  // namespace pagi_exec::sys
