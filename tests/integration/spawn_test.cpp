@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: Apache-2.0
+// Real processes in cwd mode: output, exit codes, time limits, process trees, inheritance.
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <sys/resource.h>
+
+#include <thread>
+
+#include "test_support.hpp"
+
+using namespace pagi_exec;
+using namespace std::chrono_literals;
+using test_support::shell;
+using test_support::TempDir;
+
+TEST_SUITE("spawn") {
+  TEST_CASE("stdout and stderr come back as lines, in order") {
+    TempDir dir;
+    const auto executor = test_support::make_executor(dir.path());
+    const auto outcome = executor.run(shell("echo one; echo two; echo oops >&2; printf 'no newline'"));
+    REQUIRE(outcome);
+    CHECK(outcome->success());
+    CHECK(outcome->exit_code == 0);
+    CHECK(outcome->out.lines == std::vector<std::string>{"one", "two", "no newline"});
+    CHECK(outcome->err.lines == std::vector<std::string>{"oops"});
+    CHECK(outcome->message == "completed");
+  }
+
+  TEST_CASE("argv is passed as is, never through a shell") {
+    TempDir dir;
+    const auto executor = test_support::make_executor(dir.path());
+    const auto outcome = executor.run({.tool = "echo", .args = {"$HOME", "; ls", "`id`"}, .twin_id = "twin-aegis"});
+    REQUIRE(outcome);
+    CHECK(outcome->out.lines == std::vector<std::string>{"$HOME ; ls `id`"});
+  }
+
+  TEST_CASE("exit codes: status, not found, not executable, signal") {
+    TempDir dir;
+    const auto executor = test_support::make_executor(dir.path());
+    auto failed = executor.run({.tool = "false", .twin_id = "twin-aegis"});
+    REQUIRE(failed);
+    CHECK(failed->exit_code == 1);
+    CHECK_FALSE(failed->success());
+    CHECK(failed->ran);
+
+    auto missing = executor.run({.tool = "definitely-not-a-program", .twin_id = "twin-aegis"});
+    REQUIRE(missing);
+    CHECK(missing->exit_code == 127);
+
+    auto missing_path = executor.run({.tool = "/nonexistent/prog", .twin_id = "twin-aegis"});
+    REQUIRE(missing_path);
+    CHECK(missing_path->exit_code == 127);
+
+    REQUIRE(executor.run({.tool = "file_write", .args = {"script.sh", "#!/bin/sh\necho hi\n"}, .twin_id = "twin-aegis"}));
+    auto not_exec = executor.run({.tool = "../script.sh", .twin_id = "twin-aegis"});
+    REQUIRE(not_exec);
+    CHECK(not_exec->exit_code == 126);
+    CHECK(not_exec->message.find("Permission denied") != std::string::npos);
+
+    auto killed = executor.run(shell("kill -SEGV $$"));
+    REQUIRE(killed);
+    CHECK(killed->exit_code == 128 + SIGSEGV);
+    CHECK(killed->signal == SIGSEGV);
+
+    auto shell_missing = executor.run(shell("no-such-command-here"));
+    REQUIRE(shell_missing);
+    CHECK(shell_missing->exit_code == 127);
+  }
+
+  TEST_CASE("the time limit ends the command with 124 and execution_timeout") {
+    TempDir dir;
+    const auto executor = test_support::make_executor(dir.path(), Isolation::cwd, 300ms);
+    const auto outcome = executor.run({.tool = "sleep", .args = {"30"}, .twin_id = "twin-aegis"});
+    REQUIRE(outcome);
+    CHECK(outcome->timed_out);
+    CHECK(outcome->exit_code == 124);
+    CHECK(outcome->message == "execution_timeout");
+    CHECK_FALSE(outcome->success());
+  }
+
+  TEST_CASE("no process of the tree outlives the time limit: double fork, setsid, ignored signals, stopped") {
+    TempDir dir;
+    const auto pids = dir.path() / "pids";
+    const auto executor = test_support::make_executor(dir.path(), Isolation::cwd, 500ms);
+    const auto line =
+        "( setsid sh -c 'trap \"\" TERM HUP INT; echo $$ >> " + pids.string() + "; exec sleep 1000' & ) ; "
+        "( sh -c 'echo $$ >> " + pids.string() + "; kill -STOP $$' & ) ; "
+        "sh -c 'trap \"\" TERM; echo $$ >> " + pids.string() + "; sleep 1000' & "
+        "sleep 1000";
+    const auto outcome = executor.run(shell(line));
+    REQUIRE(outcome);
+    CHECK(outcome->timed_out);
+    const auto text = test_support::read_file(pids);
+    std::istringstream in(text);
+    int count = 0;
+    for (pid_t pid; in >> pid; ++count) {
+      CAPTURE(pid);
+      CHECK_FALSE(test_support::process_alive(pid));  // gone already when run() returns
+    }
+    CHECK(count == 3);
+  }
+
+  TEST_CASE("a daemon left behind by a command that exits normally is killed too") {
+    TempDir dir;
+    const auto pidfile = dir.path() / "daemon.pid";
+    const auto executor = test_support::make_executor(dir.path());
+    const auto outcome = executor.run(
+        shell("( setsid sh -c 'echo $$ > " + pidfile.string() + "; exec sleep 1000' > /dev/null 2>&1 & ); "
+              "while [ ! -s " + pidfile.string() + " ]; do sleep 0.01; done; echo started"));
+    REQUIRE(outcome);
+    CHECK(outcome->success());
+    CHECK(outcome->out.lines == std::vector<std::string>{"started"});
+    const auto pid = std::stoi(test_support::read_file(pidfile));
+    CHECK_FALSE(test_support::process_alive(pid));
+  }
+
+  TEST_CASE("a stop request kills the tree at once") {
+    TempDir dir;
+    const auto pidfile = dir.path() / "pid";
+    const auto executor = test_support::make_executor(dir.path(), Isolation::cwd, 60s);
+    std::stop_source stop;
+    std::thread canceller([&] {
+      for (int i = 0; i < 500 && test_support::read_file(pidfile).empty(); ++i) std::this_thread::sleep_for(10ms);
+      stop.request_stop();
+    });
+    const auto outcome = executor.run(shell("echo $$ > " + pidfile.string() + "; sleep 1000"), stop.get_token());
+    canceller.join();
+    REQUIRE(outcome);
+    CHECK(outcome->cancelled);
+    CHECK_FALSE(outcome->timed_out);
+    CHECK_FALSE(outcome->success());
+    CHECK(outcome->message.rfind("execution_cancelled", 0) == 0);
+    CHECK_FALSE(test_support::process_alive(std::stoi(test_support::read_file(pidfile))));
+  }
+
+  TEST_CASE("an output flood is drained past the caps with bounded memory") {
+    TempDir dir;
+    const auto executor = test_support::make_executor(dir.path(), Isolation::cwd, 60s, {.max_bytes = 32 * 1024, .max_lines = 200});
+    rusage before{};
+    ::getrusage(RUSAGE_SELF, &before);
+    // 512 MiB on stdout (one endless line) and 64 MiB of short lines on stderr.
+    const auto outcome = executor.run(shell("head -c 536870912 /dev/zero | tr '\\0' x; yes | head -c 67108864 >&2"));
+    rusage after{};
+    ::getrusage(RUSAGE_SELF, &after);
+    REQUIRE(outcome);
+    CHECK(outcome->success());
+    CHECK(outcome->out.truncated);
+    CHECK(outcome->out.total_bytes == 536870912ULL);
+    REQUIRE(outcome->out.lines.size() == 1);
+    CHECK(outcome->out.lines[0].size() == 32 * 1024);
+    CHECK(outcome->err.truncated);
+    CHECK(outcome->err.lines.size() == 200);
+    CHECK(outcome->message.find("stdout truncated") != std::string::npos);
+    // Peak RSS of this process grew by far less than the output (576 MiB): caps + buffers only.
+    const long grown_kib = after.ru_maxrss - before.ru_maxrss;
+    CHECK(grown_kib < 16 * 1024);
+  }
+
+  TEST_CASE("the command inherits no descriptor of the server, and stdin is /dev/null") {
+    TempDir dir;
+    const int leaked = ::open("/etc/hostname", O_RDONLY);  // deliberately without O_CLOEXEC
+    REQUIRE(leaked >= 0);
+    const auto executor = test_support::make_executor(dir.path());
+    const auto outcome = executor.run(shell("ls /proc/self/fd; readlink /proc/self/fd/0; cat"));
+    ::close(leaked);
+    REQUIRE(outcome);
+    // ls itself opens one descriptor (3) for the directory it lists; nothing else above 2.
+    CHECK(outcome->out.lines == std::vector<std::string>{"0", "1", "2", "3", "/dev/null"});
+  }
+
+  TEST_CASE("the command sees none of the server's environment") {
+    TempDir dir;
+    ::setenv("PAGI_EXEC_SERVER_SECRET", "s3cr3t", 1);
+    const auto executor = test_support::make_executor(dir.path());
+    const auto outcome = executor.run({.tool = "env", .twin_id = "twin-aegis"});
+    REQUIRE(outcome);
+    std::string all;
+    for (const auto& l : outcome->out.lines) all += l + "\n";
+    CHECK(all.find("s3cr3t") == std::string::npos);
+    CHECK(all.find("PATH=/usr/local/bin:/usr/bin:/bin") != std::string::npos);
+    CHECK(all.find("PAGI_TWIN_ID=twin-aegis") != std::string::npos);
+    CHECK(outcome->out.lines.size() <= 10);
+  }
+
+  TEST_CASE("the command runs in its own session, not the server's") {
+    TempDir dir;
+    const auto executor = test_support::make_executor(dir.path());
+    const auto outcome = executor.run(shell("cut -d' ' -f6 /proc/self/stat; echo $$"));
+    REQUIRE(outcome);
+    REQUIRE(outcome->out.lines.size() == 2);
+    CHECK(std::stoi(outcome->out.lines[0]) != ::getsid(0));
+  }
+
+  TEST_CASE("signals the server blocks or ignores are not blocked or ignored in the command") {
+    TempDir dir;
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+    const auto executor = test_support::make_executor(dir.path());
+    const auto outcome = executor.run(shell("grep -E '^Sig(Blk|Ign)' /proc/self/status"));
+    pthread_sigmask(SIG_UNBLOCK, &block, nullptr);
+    REQUIRE(outcome);
+    CHECK(outcome->out.lines == std::vector<std::string>{"SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"});
+  }
+
+  TEST_CASE("runs in parallel: a sleeping command does not delay another") {
+    TempDir dir;
+    const auto executor = test_support::make_executor(dir.path());
+    std::atomic<bool> sleeper_done{false};
+    std::thread sleeper([&] {
+      (void)executor.run({.tool = "sleep", .args = {"3"}, .twin_id = "twin-aegis"});
+      sleeper_done = true;
+    });
+    std::this_thread::sleep_for(100ms);
+    const auto quick = executor.run({.tool = "echo", .args = {"quick"}, .twin_id = "twin-aegis"});
+    CHECK_FALSE(sleeper_done.load());  // the echo finished while the sleep was still running
+    sleeper.join();
+    REQUIRE(quick);
+    CHECK(quick->out.lines == std::vector<std::string>{"quick"});
+  }
+
+  TEST_CASE("resource usage is reported") {
+    TempDir dir;
+    const auto executor = test_support::make_executor(dir.path());
+    const auto outcome = executor.run(shell("i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done"));
+    REQUIRE(outcome);
+    CHECK(outcome->usage.cpu_user + outcome->usage.cpu_system > 0us);
+    CHECK(outcome->usage.max_rss_bytes > 0);
+    CHECK(outcome->elapsed > 0us);
+  }
+}

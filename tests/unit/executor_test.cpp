@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: Apache-2.0
+// Executor with a fake Spawner: what it plans, how it maps results, what it remembers.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <set>
+#include <mutex>
+
+#include "test_support.hpp"
+
+using namespace pagi_exec;
+using test_support::TempDir;
+
+namespace {
+
+// Records every plan and answers with a canned result.
+class FakeSpawner final : public Spawner {
+ public:
+  explicit FakeSpawner(ProcessResult answer = {}) : answer_(std::move(answer)) {}
+  Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token) const override {
+    std::lock_guard lock(mutex_);
+    plans_.push_back(plan);
+    cwd_existed_.push_back(std::filesystem::is_directory(plan.cwd));
+    return answer_;
+  }
+  std::vector<LaunchPlan> plans() const {
+    std::lock_guard lock(mutex_);
+    return plans_;
+  }
+  bool cwd_existed(std::size_t i) const {
+    std::lock_guard lock(mutex_);
+    return cwd_existed_.at(i);
+  }
+
+ private:
+  ProcessResult answer_;
+  mutable std::mutex mutex_;
+  mutable std::vector<LaunchPlan> plans_;
+  mutable std::vector<bool> cwd_existed_;
+};
+
+struct Fixture {
+  TempDir dir;
+  std::shared_ptr<FakeSpawner> spawner;
+  Executor executor;
+
+  explicit Fixture(ProcessResult answer = {}, Isolation isolation = Isolation::cwd)
+      : spawner(std::make_shared<FakeSpawner>(std::move(answer))),
+        executor(make(dir.path(), spawner, isolation)) {}
+
+  static Executor make(const std::filesystem::path& root, std::shared_ptr<FakeSpawner> spawner, Isolation isolation) {
+    auto sandbox = Sandbox::make({.root_dir = root / "sb", .isolation = isolation,
+                                  .limits = {.timeout = std::chrono::milliseconds(5000)}});
+    REQUIRE(sandbox);
+    auto executor = Executor::make({.sandbox = *sandbox, .spawner = std::move(spawner)});
+    REQUIRE(executor);
+    return *executor;
+  }
+};
+
+bool has(const std::vector<std::string>& items, const std::string& item) {
+  return std::find(items.begin(), items.end(), item) != items.end();
+}
+
+}  // namespace
+
+TEST_SUITE("executor") {
+  TEST_CASE("a refused request spawns nothing and is remembered") {
+    Fixture f;
+    const auto outcome = f.executor.run({.tool = "/bin/rm", .args = {"-rf", "/"}, .twin_id = "twin-aegis"});
+    REQUIRE(outcome);
+    CHECK_FALSE(outcome->decision.allowed);
+    CHECK_FALSE(outcome->ran);
+    CHECK_FALSE(outcome->success());
+    CHECK(outcome->exit_code == 1);
+    CHECK(outcome->message == outcome->decision.reason);
+    CHECK(f.spawner->plans().empty());
+    const auto history = f.executor.history().newest_first();
+    REQUIRE(history.size() == 1);
+    CHECK_FALSE(history[0].allowed);
+    CHECK(history[0].tool == "/bin/rm");
+    CHECK(history[0].execution_id == outcome->execution_id);
+  }
+
+  TEST_CASE("the shell bridge runs args[0] with /bin/sh -c and passes the rest as $1...") {
+    Fixture f;
+    const auto outcome = f.executor.run(
+        {.tool = "command_exec", .args = {"echo \"$1\"", "x y"}, .twin_id = "twin-sentinel", .job_id = "j1"});
+    REQUIRE(outcome);
+    CHECK(outcome->success());
+    const auto plans = f.spawner->plans();
+    REQUIRE(plans.size() == 1);
+    CHECK(plans[0].argv == std::vector<std::string>{"/bin/sh", "-c", "echo \"$1\"", "command_exec", "x y"});
+    CHECK(f.spawner->cwd_existed(0));
+    CHECK(plans[0].cwd == f.dir.path() / "sb" / "twin-sentinel" / outcome->execution_id);
+    CHECK_FALSE(std::filesystem::exists(plans[0].cwd));  // removed after the run
+    CHECK(f.executor.history().newest_first()[0].job_id == "j1");
+  }
+
+  TEST_CASE("a direct command is argv, resolved in the sandbox PATH, with a minimal environment") {
+    Fixture f;
+    ::setenv("PAGI_EXEC_TEST_SECRET", "hunter2", 1);
+    const auto outcome = f.executor.run({.tool = "echo", .args = {"$HOME", ";", "ls"}, .twin_id = "twin-aegis"});
+    REQUIRE(outcome);
+    const auto plan = f.spawner->plans().at(0);
+    CHECK(plan.argv.size() == 4);
+    CHECK((plan.argv[0] == "/usr/bin/echo" || plan.argv[0] == "/usr/local/bin/echo" || plan.argv[0] == "/bin/echo"));
+    CHECK(plan.argv[1] == "$HOME");
+    CHECK(has(plan.env, "PATH=/usr/local/bin:/usr/bin:/bin"));
+    CHECK(has(plan.env, "PAGI_WORKSPACE=" + (f.dir.path() / "sb" / "twin-aegis").string()));
+    CHECK(has(plan.env, "PAGI_EXECUTION_ID=" + outcome->execution_id));
+    for (const auto& var : plan.env) CHECK(var.find("hunter2") == std::string::npos);
+    CHECK(plan.env.size() < 12);
+  }
+
+  TEST_CASE("unknown programs are 127 and non-executable ones 126, before anything runs") {
+    Fixture f;
+    auto missing = f.executor.run({.tool = "no-such-program-xyz", .twin_id = "twin-aegis"});
+    REQUIRE(missing);
+    CHECK(missing->exit_code == 127);
+    CHECK(missing->message.find("program not found: no-such-program-xyz") != std::string::npos);
+    CHECK(f.spawner->plans().empty());
+  }
+
+  TEST_CASE("exec failures reported by the spawner map to 127 and 126") {
+    Fixture enoent(ProcessResult{.exec_errno = ENOENT, .exit_code = 127});
+    auto a = enoent.executor.run({.tool = "./missing", .twin_id = "twin-aegis"});
+    REQUIRE(a);
+    CHECK(a->exit_code == 127);
+    CHECK_FALSE(a->ran);
+    Fixture eacces(ProcessResult{.exec_errno = EACCES, .exit_code = 127});
+    auto b = eacces.executor.run({.tool = "./script", .twin_id = "twin-aegis"});
+    REQUIRE(b);
+    CHECK(b->exit_code == 126);
+    CHECK(b->message.find("cannot execute ./script") != std::string::npos);
+  }
+
+  TEST_CASE("a timeout is 124 with the exact message clients match on") {
+    Fixture f(ProcessResult{.exit_code = 137, .signal = 9, .timed_out = true});
+    const auto outcome = f.executor.run({.tool = "sleep", .args = {"100"}, .twin_id = "twin-aegis"});
+    REQUIRE(outcome);
+    CHECK(outcome->exit_code == 124);
+    CHECK(outcome->timed_out);
+    CHECK(outcome->message == "execution_timeout");
+    CHECK_FALSE(outcome->success());
+  }
+
+  TEST_CASE("a signal is 128+N and named") {
+    Fixture f(ProcessResult{.exit_code = 128 + 11, .signal = 11});
+    const auto outcome = f.executor.run({.tool = "true", .twin_id = "twin-aegis"});
+    REQUIRE(outcome);
+    CHECK(outcome->exit_code == 139);
+    CHECK(outcome->message == "killed by signal 11 (SIGSEGV)");
+  }
+
+  TEST_CASE("truncation is reported in the message") {
+    ProcessResult answer{.exit_code = 0};
+    answer.out = {.lines = {"a"}, .truncated = true, .total_bytes = 999};
+    Fixture f(answer);
+    const auto outcome = f.executor.run({.tool = "true", .twin_id = "twin-aegis"});
+    REQUIRE(outcome);
+    CHECK(outcome->message == "completed; stdout truncated (999 bytes written, 1 lines kept)");
+  }
+
+  TEST_CASE("the caller's deadline caps the time limit and never raises it") {
+    Fixture f;
+    REQUIRE(f.executor.run({.tool = "true", .twin_id = "twin-aegis", .timeout_cap = std::chrono::milliseconds(250)}));
+    REQUIRE(f.executor.run({.tool = "true", .twin_id = "twin-aegis", .timeout_cap = std::chrono::hours(1)}));
+    const auto plans = f.spawner->plans();
+    CHECK(plans[0].timeout == std::chrono::milliseconds(250));
+    CHECK(plans[1].timeout == std::chrono::milliseconds(5000));
+  }
+
+  TEST_CASE("vector_query has no program: 127 with a message saying so") {
+    Fixture f;
+    const auto outcome = f.executor.run({.tool = "vector_query", .args = {"q"}, .twin_id = "twin-trace"});
+    REQUIRE(outcome);
+    CHECK(outcome->exit_code == 127);
+    CHECK(outcome->message.find("vector_query has no program") != std::string::npos);
+    CHECK(f.spawner->plans().empty());
+  }
+
+  TEST_CASE("command_exec without a command line is an invalid request, remembered") {
+    Fixture f;
+    const auto outcome = f.executor.run({.tool = "command_exec", .twin_id = "twin-sentinel"});
+    REQUIRE_FALSE(outcome);
+    CHECK(outcome.error().code == Errc::invalid_request);
+    CHECK(f.executor.history().size() == 1);
+  }
+
+  TEST_CASE("bwrap mode wraps the command and shows the workspace at /workspace") {
+    Fixture f({}, Isolation::bwrap);
+    const auto outcome = f.executor.run({.tool = "id", .twin_id = "twin-aegis"});
+    REQUIRE(outcome);
+    CHECK(outcome->isolation == Isolation::bwrap);
+    const auto plan = f.spawner->plans().at(0);
+    CHECK(plan.argv[0] == "/usr/bin/bwrap");
+    for (const char* flag : {"--unshare-all", "--unshare-net", "--die-with-parent", "--new-session", "--proc", "--dev"}) {
+      CAPTURE(flag);
+      CHECK(has(plan.argv, flag));
+    }
+    const auto dashdash = std::find(plan.argv.begin(), plan.argv.end(), "--");
+    REQUIRE(dashdash != plan.argv.end());
+    CHECK(program_name(*(dashdash + 1)) == "id");
+    CHECK(has(plan.env, "PAGI_WORKSPACE=/workspace"));
+    CHECK(has(plan.env, "HOME=/workspace/" + outcome->execution_id));
+  }
+
+  TEST_CASE("execution ids are fresh UUID v4s") {
+    Fixture f;
+    std::set<std::string> ids;
+    for (int i = 0; i < 50; ++i) {
+      const auto outcome = f.executor.run({.tool = "nope", .twin_id = "nobody"});
+      REQUIRE(outcome);
+      const auto& id = outcome->execution_id;
+      REQUIRE(id.size() == 36);
+      CHECK(id[14] == '4');
+      CHECK(std::string("89ab").find(id[19]) != std::string::npos);
+      ids.insert(id);
+    }
+    CHECK(ids.size() == 50);
+  }
+
+  TEST_CASE("make refuses a sandbox root that is a file") {
+    TempDir dir;
+    std::ofstream(dir.path() / "file") << "x";
+    auto sandbox = Sandbox::make({.root_dir = dir.path() / "file"});
+    REQUIRE(sandbox);
+    const auto executor = Executor::make({.sandbox = *sandbox});
+    REQUIRE_FALSE(executor);
+    CHECK(executor.error().code == Errc::sandbox_setup);
+  }
+
+  TEST_CASE("Sandbox::make names what is wrong") {
+    CHECK(Sandbox::make({.root_dir = "relative"}).error().message().find("absolute") != std::string::npos);
+    CHECK_FALSE(Sandbox::make({.limits = {.timeout = std::chrono::milliseconds(0)}}));
+    CHECK_FALSE(Sandbox::make({.limits = {.timeout = std::chrono::milliseconds(-5)}}));
+    CHECK_FALSE(Sandbox::make({.limits = {.output = {.max_bytes = 0}}}));
+  }
+}
