@@ -46,7 +46,20 @@ std::string describe_truncation(const char* name, const CapturedStream& stream) 
          std::to_string(stream.lines.size()) + " lines kept)";
 }
 
-Outcome finish(Outcome outcome, ProcessResult result, const std::string& program) {
+// Which limit the kernel enforced, from how the command ended and what the cgroups counted.
+LimitHit limit_hit(const ProcessResult& result, const Limits& limits) {
+  if (result.timed_out) return LimitHit::timeout;
+  if (result.oom_killed) return LimitHit::memory;
+  if (result.signal == SIGXFSZ) return LimitHit::file_size;
+  const auto cpu = result.usage.cpu_user + result.usage.cpu_system;
+  if (result.signal == SIGXCPU || (result.signal == SIGKILL && limits.cpu_time.count() > 0 && cpu >= limits.cpu_time)) {
+    return LimitHit::cpu;
+  }
+  if (result.pids_limit_hit) return LimitHit::pids;
+  return LimitHit::none;
+}
+
+Outcome finish(Outcome outcome, ProcessResult result, const std::string& program, const Limits& limits) {
   if (result.exec_errno != 0) {
     const int code = result.exec_errno == ENOENT ? exit_not_found : exit_not_executable;
     return not_started(std::move(outcome), code,
@@ -58,13 +71,15 @@ Outcome finish(Outcome outcome, ProcessResult result, const std::string& program
   outcome.timed_out = result.timed_out;
   outcome.cancelled = result.cancelled;
   outcome.usage = result.usage;
+  outcome.limit_hit = limit_hit(result, limits);
   if (result.timed_out) {
     outcome.exit_code = exit_timeout;
     outcome.message = timeout_message;  // exact text: clients match on it
   } else if (result.cancelled) {
     outcome.message = "execution_cancelled: the caller went away or the server is stopping";
   } else {
-    outcome.message = describe_exit(result) + describe_truncation("stdout", result.out) +
+    const std::string limit = outcome.limit_hit == LimitHit::none ? "" : std::string(to_string(outcome.limit_hit)) + ": ";
+    outcome.message = limit + describe_exit(result) + describe_truncation("stdout", result.out) +
                       describe_truncation("stderr", result.err);
   }
   outcome.out = std::move(result.out);
@@ -75,6 +90,11 @@ Outcome finish(Outcome outcome, ProcessResult result, const std::string& program
 }  // namespace
 
 Result<Executor> Executor::make(ExecutorParts parts) {
+  if (!parts.spawner && parts.sandbox.isolation() == Isolation::native) {
+    auto native = make_native_spawner(parts.sandbox);
+    if (!native) return tl::unexpected(native.error());
+    parts.spawner = std::move(*native);
+  }
   if (!parts.spawner) parts.spawner = make_process_spawner();
   if (!parts.history) parts.history = std::make_shared<History>();
   // 0711: other users may not list the twins' folders.
@@ -120,15 +140,21 @@ Result<Outcome> Executor::run_allowed(const Request& request, Outcome outcome, s
   auto argv = detail::command_argv(entry, request);
   if (!argv) return tl::unexpected(argv.error());
 
-  // 3. A fresh folder for this execution, inside the twin's workspace.
-  const detail::Placement place{
+  // 3. A fresh folder for this execution, inside the twin's workspace (native: a tmpfs inside
+  //    the sandbox instead, and the workspace read-only).
+  const bool native = sandbox.isolation() == Isolation::native;
+  detail::Placement place{
       .execution_id = outcome.execution_id,
       .twin_id = request.twin_id,
       .workspace = sandbox.root_dir() / request.twin_id,
-      .execution_dir = sandbox.root_dir() / request.twin_id / outcome.execution_id,
+      .execution_dir = native ? std::filesystem::path() : sandbox.root_dir() / request.twin_id / outcome.execution_id,
   };
-  auto dir = sys::make_execution_dir(sandbox.root_dir(), request.twin_id, outcome.execution_id);
+  auto dir = native ? sys::prepare_native_workspace(sandbox.root_dir(), request.twin_id, sandbox.spec().sandbox_gid)
+                    : sys::make_execution_dir(sandbox.root_dir(), request.twin_id, outcome.execution_id);
   if (!dir) return tl::unexpected(dir.error());
+  const auto cleanup = [&] {
+    if (!native) (void)sys::remove_tree(place.execution_dir);
+  };
 
   // 4. Resolve a bare program name in the sandbox's PATH, so "not found" is 127 in every mode.
   std::string& program = argv->front();
@@ -136,7 +162,7 @@ Result<Outcome> Executor::run_allowed(const Request& request, Outcome outcome, s
     const auto lookup = sys::find_program(program, detail::sandbox_path);
     using Found = sys::ProgramLookup::Found;
     if (lookup.found != Found::executable) {
-      (void)sys::remove_tree(place.execution_dir);
+      cleanup();
       return lookup.found == Found::missing
                  ? not_started(std::move(outcome), exit_not_found,
                                "program not found: " + program + " (searched " + detail::sandbox_path + ")")
@@ -153,9 +179,9 @@ Result<Outcome> Executor::run_allowed(const Request& request, Outcome outcome, s
   const auto shown_program = program;
   const auto plan = detail::make_launch_plan(sandbox, std::move(*argv), place, timeout);
   auto result = parts_.spawner->spawn(plan, std::move(stop));
-  (void)sys::remove_tree(place.execution_dir);
+  cleanup();
   if (!result) return tl::unexpected(result.error());
-  return finish(std::move(outcome), std::move(*result), shown_program);
+  return finish(std::move(outcome), std::move(*result), shown_program, plan.limits);
 }
 
 }  // namespace pagi_exec

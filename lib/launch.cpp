@@ -9,19 +9,19 @@
 
 #include "pagi_exec/policy.hpp"
 #include "sys/random.hpp"
-#include "sys/spawn.hpp"
 
 namespace pagi_exec::detail {
 namespace {
 
 // The environment is a fixed, minimal set: never the server's own variables (which may hold
 // credentials). Paths are given as the command sees them.
-std::vector<std::string> command_env(const std::string& home, const std::string& workspace, const Placement& place) {
+std::vector<std::string> command_env(const std::string& home, const std::string& tmp, const std::string& workspace,
+                                     const Placement& place) {
   return {
       std::string("PATH=") + sandbox_path,
       "HOME=" + home,
       "PWD=" + home,
-      "TMPDIR=" + home,
+      "TMPDIR=" + tmp,
       "LANG=C.UTF-8",
       "PAGI_WORKSPACE=" + workspace,
       "PAGI_TWIN_ID=" + place.twin_id,
@@ -89,17 +89,26 @@ Result<std::vector<std::string>> command_argv(const ToolEntry* entry, const Requ
 
 LaunchPlan make_launch_plan(const Sandbox& sandbox, std::vector<std::string> argv, const Placement& place,
                             std::chrono::milliseconds timeout) {
-  LaunchPlan plan{.cwd = place.execution_dir, .timeout = timeout, .caps = sandbox.limits().output};
+  LaunchPlan plan{.cwd = place.execution_dir, .workspace = place.workspace, .isolation = sandbox.isolation(),
+                  .limits = sandbox.limits()};
+  plan.limits.timeout = timeout;
   switch (sandbox.isolation()) {
-    case Isolation::cwd:
+    case Isolation::cwd: {
+      const auto home = place.execution_dir.string();
       plan.argv = std::move(argv);
-      plan.env = command_env(place.execution_dir.string(), place.workspace.string(), place);
+      plan.env = command_env(home, home, place.workspace.string(), place);
+      break;
+    }
+    case Isolation::native:
+      plan.cwd = native_work_dir;
+      plan.argv = std::move(argv);
+      plan.env = command_env(native_work_dir, "/tmp", native_workspace, place);
       break;
     case Isolation::bwrap: {
       const std::string inside_cwd = std::string(bwrap_workspace) + "/" + place.execution_id;
       plan.argv = bwrap_argv(sandbox, place, inside_cwd);
       plan.argv.insert(plan.argv.end(), std::make_move_iterator(argv.begin()), std::make_move_iterator(argv.end()));
-      plan.env = command_env(inside_cwd, bwrap_workspace, place);
+      plan.env = command_env(inside_cwd, inside_cwd, bwrap_workspace, place);
       break;
     }
   }
@@ -112,8 +121,14 @@ namespace pagi_exec {
 
 Result<void> check_isolation(const Sandbox& sandbox) {
   if (sandbox.isolation() == Isolation::cwd) return {};
-  if (::access(sandbox.spec().bwrap_path.c_str(), X_OK) != 0) {
+  if (sandbox.isolation() == Isolation::bwrap && ::access(sandbox.spec().bwrap_path.c_str(), X_OK) != 0) {
     return fail(Errc::sandbox_setup, "bwrap not usable at " + sandbox.spec().bwrap_path.string(), errno);
+  }
+  std::shared_ptr<const Spawner> spawner = make_process_spawner();
+  if (sandbox.isolation() == Isolation::native) {
+    auto native = make_native_spawner(sandbox);
+    if (!native) return tl::unexpected(native.error());
+    spawner = std::move(*native);
   }
   // Probe in a throw-away folder with exactly the options real executions use.
   const auto id = sys::new_uuid_v4();
@@ -123,8 +138,10 @@ Result<void> check_isolation(const Sandbox& sandbox) {
   std::error_code ec;
   std::filesystem::create_directories(place.execution_dir, ec);
   if (ec) return fail(Errc::sandbox_setup, "create " + place.execution_dir.string(), ec.value());
+  std::filesystem::permissions(probe_root, std::filesystem::perms::owner_all | std::filesystem::perms::group_exec |
+                                               std::filesystem::perms::others_exec, ec);
   const auto plan = detail::make_launch_plan(sandbox, {"/bin/true"}, place, std::chrono::seconds(10));
-  const auto result = sys::ProcessSpawner().spawn(plan, {});
+  const auto result = spawner->spawn(plan, {});
   std::filesystem::remove_all(probe_root, ec);
   if (!result) return tl::unexpected(result.error());
   if (result->exec_errno != 0) {
@@ -132,7 +149,8 @@ Result<void> check_isolation(const Sandbox& sandbox) {
   }
   if (result->exit_code != 0) {
     std::string said = result->err.lines.empty() ? std::string("no message") : result->err.lines.front();
-    return fail(Errc::sandbox_setup, "bwrap does not work here (exit " + std::to_string(result->exit_code) + "): " + said);
+    return fail(Errc::sandbox_setup, std::string(to_string(sandbox.isolation())) + " isolation does not work here (exit " +
+                                         std::to_string(result->exit_code) + "): " + said);
   }
   return {};
 }

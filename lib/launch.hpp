@@ -20,13 +20,16 @@ namespace pagi_exec::detail {
 inline constexpr const char* sandbox_path = "/usr/local/bin:/usr/bin:/bin";
 /// Where the twin's workspace appears inside a bwrap sandbox.
 inline constexpr const char* bwrap_workspace = "/workspace";
+/// Inside a native sandbox: the working directory (a size-capped tmpfs) and the workspace.
+inline constexpr const char* native_work_dir = "/work";
+inline constexpr const char* native_workspace = "/workspace";
 
 /// Where one execution lives on the host.
 struct Placement {
   std::string execution_id;
   std::string twin_id;
   std::filesystem::path workspace;      ///< SANDBOX_DIR/<twin>
-  std::filesystem::path execution_dir;  ///< SANDBOX_DIR/<twin>/<execution_id>
+  std::filesystem::path execution_dir;  ///< SANDBOX_DIR/<twin>/<execution_id>; unused by native
 };
 
 /// The command's argv before resolution: the shell bridge becomes /bin/sh -c args[0] (further

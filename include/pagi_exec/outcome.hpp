@@ -21,6 +21,23 @@ inline constexpr int signal_exit_base = 128;
 /// Message of an execution ended by its time limit (the wire contract depends on it).
 inline constexpr const char* timeout_message = "execution_timeout";
 
+/// Which limit ended (or hobbled) an execution.
+enum class LimitHit : std::uint8_t { none, timeout, memory, pids, cpu, file_size };
+
+/// The names clients see: "execution_timeout", "memory_limit_exceeded", "pids_limit",
+/// "cpu_limit", "file_size_limit"; "" for none.
+[[nodiscard]] constexpr const char* to_string(LimitHit hit) noexcept {
+  switch (hit) {
+    case LimitHit::none: return "";
+    case LimitHit::timeout: return "execution_timeout";
+    case LimitHit::memory: return "memory_limit_exceeded";
+    case LimitHit::pids: return "pids_limit";
+    case LimitHit::cpu: return "cpu_limit";
+    case LimitHit::file_size: return "file_size_limit";
+  }
+  return "unknown";
+}
+
 /// One output stream as captured: whole lines (without '\n'), bounded by OutputCaps.
 struct CapturedStream {
   std::vector<std::string> lines;
@@ -33,7 +50,8 @@ struct CapturedStream {
 struct Usage {
   std::chrono::microseconds cpu_user{0};
   std::chrono::microseconds cpu_system{0};
-  std::uint64_t max_rss_bytes = 0;  ///< peak resident set of the largest process
+  std::uint64_t max_rss_bytes = 0;      ///< peak resident set of the largest process
+  std::uint64_t peak_memory_bytes = 0;  ///< native with cgroups: peak memory of the whole tree
   bool operator==(const Usage&) const = default;
 };
 
@@ -46,6 +64,7 @@ struct Outcome {
   int signal = 0;          ///< the signal that ended the command, 0 if it exited
   bool timed_out = false;  ///< killed at the time limit
   bool cancelled = false;  ///< killed because the caller went away or the server stopped
+  LimitHit limit_hit = LimitHit::none;  ///< the limit that ended or hobbled the run
   CapturedStream out;
   CapturedStream err;
   Usage usage;

@@ -14,14 +14,15 @@ namespace pagi_exec {
 inline constexpr std::size_t max_twin_id_length = 128;
 
 /// Why `name` cannot be one path component, or an empty string when it can. A safe component is
-/// non-empty, at most max_twin_id_length bytes, not "." or "..", and has no '/', NUL, control
-/// character (< 0x20, 0x7f) or leading '-' (which tools would read as an option). Thread-safe.
+/// non-empty, at most max_twin_id_length bytes, and has no '/', NUL, control character (< 0x20,
+/// 0x7f), leading '-' (which tools would read as an option) or leading '.' (".", ".." and the
+/// sandbox's own hidden folders). Thread-safe.
 [[nodiscard]] inline std::string why_not_path_component(std::string_view name) {
   if (name.empty()) return "is empty";
   if (name.size() > max_twin_id_length) {
     return "is longer than " + std::to_string(max_twin_id_length) + " bytes";
   }
-  if (name == "." || name == "..") return "is '" + std::string(name) + "'";
+  if (name.front() == '.') return "starts with '.'";
   if (name.front() == '-') return "starts with '-'";
   for (const char c : name) {
     const auto u = static_cast<unsigned char>(c);
@@ -39,7 +40,7 @@ inline constexpr std::size_t max_twin_id_length = 128;
   return fail(Errc::invalid_request,
               "twin_id " + why + "; a twin id must be one path component: 1-" +
                   std::to_string(max_twin_id_length) +
-                  " bytes, no '/', NUL or control characters, not '.', '..' or starting with '-'");
+                  " bytes, no '/', NUL or control characters, not starting with '.' or '-'");
 }
 
 /// Longest workspace-relative path accepted by file_write.

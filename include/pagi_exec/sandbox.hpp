@@ -17,20 +17,23 @@ namespace pagi_exec {
 enum class Isolation : std::uint8_t {
   cwd,    ///< a fresh working folder only; the command sees the host as the server does
   bwrap,  ///< the bubblewrap CLI: namespaces, read-only system dirs, no network
+  native, ///< built in: namespaces, minimal read-only root, seccomp, cgroups, unprivileged uid
 };
 
 [[nodiscard]] constexpr const char* to_string(Isolation isolation) noexcept {
   switch (isolation) {
     case Isolation::cwd: return "cwd";
     case Isolation::bwrap: return "bwrap";
+    case Isolation::native: return "native";
   }
   return "unknown";
 }
 
-/// "cwd" or "bwrap" to an Isolation; nullopt for anything else.
+/// "cwd", "bwrap" or "native" to an Isolation; nullopt for anything else.
 [[nodiscard]] constexpr std::optional<Isolation> isolation_from_string(std::string_view name) noexcept {
   if (name == "cwd") return Isolation::cwd;
   if (name == "bwrap") return Isolation::bwrap;
+  if (name == "native") return Isolation::native;
   return std::nullopt;
 }
 
@@ -41,10 +44,16 @@ struct OutputCaps {
   bool operator==(const OutputCaps&) const = default;
 };
 
-/// Hard limits of one execution.
+/// Hard limits of one execution. 0 means "no limit" for the numeric ones.
 struct Limits {
   std::chrono::milliseconds timeout{10'000};  ///< wall clock, from start to the whole tree killed
   OutputCaps output;
+  std::uint64_t memory_bytes = 512ULL << 20;     ///< native: cgroup memory+swap of the whole tree
+  std::uint64_t max_processes = 128;             ///< native: cgroup pids of the whole tree
+  std::chrono::seconds cpu_time{30};             ///< every mode: RLIMIT_CPU of each process
+  std::uint64_t file_size_bytes = 256ULL << 20;  ///< every mode: RLIMIT_FSIZE (largest file written)
+  std::uint64_t open_files = 1024;               ///< every mode: RLIMIT_NOFILE
+  std::uint64_t tmpfs_bytes = 64ULL << 20;       ///< native: size of /tmp and of /work, each
   bool operator==(const Limits&) const = default;
 };
 
@@ -59,6 +68,8 @@ struct SandboxSpec {
   Isolation isolation = Isolation::cwd;
   Limits limits;
   std::filesystem::path bwrap_path = "/usr/bin/bwrap";
+  std::uint32_t sandbox_uid = 65534;  ///< native: the command's uid and gid (nobody/nogroup)
+  std::uint32_t sandbox_gid = 65534;
   bool operator==(const SandboxSpec&) const = default;
 };
 
@@ -80,6 +91,12 @@ class Sandbox {
     const auto& caps = spec.limits.output;
     if (caps.max_bytes == 0 || caps.max_bytes > max_output_bytes || caps.max_lines == 0) {
       return fail(Errc::invalid_config, "output caps must be at least 1 line and between 1 byte and 64 MiB");
+    }
+    if (spec.isolation == Isolation::native && (spec.sandbox_uid == 0 || spec.sandbox_gid == 0)) {
+      return fail(Errc::invalid_config, "the native sandbox never runs commands as uid or gid 0");
+    }
+    if (spec.isolation == Isolation::native && spec.limits.tmpfs_bytes < 4096) {
+      return fail(Errc::invalid_config, "tmpfs size must be at least 4096 bytes");
     }
     if (spec.isolation == Isolation::bwrap && !spec.bwrap_path.is_absolute()) {
       return fail(Errc::invalid_config, "bwrap path '" + spec.bwrap_path.string() + "' must be absolute");
@@ -107,7 +124,7 @@ class Sandbox {
 };
 
 /// Runs a trivial command (/bin/true) under the sandbox's isolation once, to learn whether it
-/// works on this machine. Errc::sandbox_setup with the tool's own complaint when it does not.
+/// works on this machine (bwrap: the CLI; native: namespaces, cgroups, seccomp). Errc::sandbox_setup with the tool's own complaint when it does not.
 /// Meant for start-up, not for every request. Not const-noexcept: it spawns a process.
 [[nodiscard]] Result<void> check_isolation(const Sandbox& sandbox);
 

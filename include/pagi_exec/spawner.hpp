@@ -19,9 +19,10 @@ namespace pagi_exec {
 struct LaunchPlan {
   std::vector<std::string> argv;  ///< argv[0] is an absolute path or a path relative to cwd
   std::vector<std::string> env;   ///< "NAME=value", the whole environment
-  std::filesystem::path cwd;
-  std::chrono::milliseconds timeout{10'000};
-  OutputCaps caps;
+  std::filesystem::path cwd;      ///< as the command sees it
+  std::filesystem::path workspace;  ///< host path of the twin's workspace
+  Isolation isolation = Isolation::cwd;
+  Limits limits;                  ///< limits.timeout already capped by the caller's deadline
   bool operator==(const LaunchPlan&) const = default;
 };
 
@@ -32,6 +33,8 @@ struct ProcessResult {
   int signal = 0;
   bool timed_out = false;
   bool cancelled = false;
+  bool oom_killed = false;      ///< native: the memory limit killed a process
+  bool pids_limit_hit = false;  ///< native: a fork failed at the process limit
   CapturedStream out;
   CapturedStream err;
   Usage usage;
@@ -48,8 +51,15 @@ class Spawner {
   [[nodiscard]] virtual Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token stop) const = 0;
 };
 
-/// The real spawner: a supervisor process per execution (subreaper, own session) that runs the
-/// command, enforces the time limit and kills every descendant. See lib/sys/spawn.cpp.
+/// The real spawner for cwd and bwrap: a supervisor process per execution (subreaper, own
+/// session) that runs the command, enforces the time limit and kills every descendant.
+/// See lib/sys/supervisor.cpp.
 [[nodiscard]] std::shared_ptr<const Spawner> make_process_spawner();
+
+/// The native spawner: the supervisor plus a sandbox init in new namespaces (lib/sys/native.cpp).
+/// Made once: it creates the shared loopback network namespace, the cgroup pool and the seccomp
+/// filter. Errc::sandbox_setup when this machine cannot provide them (not root and no user
+/// namespaces, no seccomp, ...), with what is missing. Also runs plans of the other kinds.
+[[nodiscard]] Result<std::shared_ptr<const Spawner>> make_native_spawner(const Sandbox& sandbox);
 
 }  // namespace pagi_exec

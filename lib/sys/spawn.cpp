@@ -16,6 +16,8 @@
 #include <mutex>
 
 #include "sys/capture.hpp"
+#include "sys/native.hpp"
+#include "sys/rlimits.hpp"
 #include "sys/supervisor.hpp"
 #include "sys/unique_fd.hpp"
 
@@ -54,6 +56,9 @@ const char* step_name(SupervisorStep step) noexcept {
     case SupervisorStep::pidfd: return "pidfd_open";
     case SupervisorStep::poll: return "ppoll";
     case SupervisorStep::wait: return "wait4";
+    case SupervisorStep::rlimits: return "setrlimit";
+    case SupervisorStep::user_maps: return "write uid/gid maps";
+    case SupervisorStep::native_init: return "native sandbox init";
   }
   return "unknown step";
 }
@@ -94,6 +99,13 @@ ProcessResult to_result(const SupervisorReport& report) {
 }  // namespace
 
 Result<ProcessResult> ProcessSpawner::spawn(const LaunchPlan& plan, std::stop_token stop) const {
+  if (plan.isolation == Isolation::native) {
+    return fail(Errc::internal, "a native plan needs the native spawner (make_native_spawner)");
+  }
+  return run_supervised(plan, nullptr, std::move(stop));
+}
+
+Result<ProcessResult> run_supervised(const LaunchPlan& plan, const NativeArgs* native, std::stop_token stop) {
   if (plan.argv.empty()) return fail(Errc::internal, "launch plan without argv");
   auto out = make_pipe();
   auto err = make_pipe();
@@ -108,6 +120,12 @@ Result<ProcessResult> ProcessSpawner::spawn(const LaunchPlan& plan, std::stop_to
   const auto argv = c_array(plan.argv);
   const auto envp = c_array(plan.env);
   const auto cwd = plan.cwd.string();
+  const auto& limits = plan.limits;
+  // RLIMIT_NPROC counts every process of the uid, in every sandbox: only where no pids cgroup
+  // (native) does better, and never for root, which the kernel exempts anyway.
+  const bool memory_by_rlimit = native != nullptr && native->memory_by_rlimit;
+  const auto rlimits = make_rlimits(static_cast<std::uint64_t>(limits.cpu_time.count()), limits.file_size_bytes,
+                                    limits.open_files, memory_by_rlimit ? limits.memory_bytes : 0, 0);
   const SupervisorArgs args{
       .argv = argv.data(),
       .envp = envp.data(),
@@ -116,7 +134,9 @@ Result<ProcessResult> ProcessSpawner::spawn(const LaunchPlan& plan, std::stop_to
       .stderr_fd = err->write.get(),
       .report_fd = report->write.get(),
       .control_fd = control->read.get(),
-      .timeout_us = std::chrono::duration_cast<std::chrono::microseconds>(plan.timeout).count(),
+      .timeout_us = std::chrono::duration_cast<std::chrono::microseconds>(limits.timeout).count(),
+      .rlimits = &rlimits,
+      .native = native,
   };
   // Raw clone: no atfork handlers run in the child (see supervisor.cpp).
   const auto supervisor = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0));
@@ -133,7 +153,7 @@ Result<ProcessResult> ProcessSpawner::spawn(const LaunchPlan& plan, std::stop_to
   // A stop request wakes the pump, which closes the control pipe: the supervisor kills the tree.
   std::stop_callback on_stop(stop, [fd = wake.get()] { ::eventfd_write(fd, 1); });
 
-  StreamCapture out_capture(plan.caps), err_capture(plan.caps);
+  StreamCapture out_capture(limits.output), err_capture(limits.output);
   SupervisorReport sup{};
   std::size_t report_bytes = 0;
   bool out_open = true, err_open = true, report_open = true;
@@ -166,6 +186,12 @@ Result<ProcessResult> ProcessSpawner::spawn(const LaunchPlan& plan, std::stop_to
   if (report_bytes != sizeof sup) {
     return fail(Errc::internal, "the execution supervisor ended without a report (wait status " +
                                     std::to_string(status) + ")");
+  }
+  if (sup.step == static_cast<std::int32_t>(SupervisorStep::native_init)) {
+    const auto step = static_cast<InitStep>(sup.init_step);
+    std::string what = std::string("native sandbox: ") + to_string(step);
+    if (step == InitStep::build_root) what += std::string(": ") + to_string(static_cast<RootStep>(sup.root_step));
+    return fail(Errc::sandbox_setup, what, sup.step_errno);
   }
   if (sup.step != 0) {
     return fail(Errc::spawn_failed,

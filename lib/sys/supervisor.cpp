@@ -8,6 +8,9 @@
 // many executions at once and would not know whose orphans it inherited.
 #include "sys/supervisor.hpp"
 
+#include "sys/native.hpp"
+#include "sys/rlimits.hpp"
+
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <poll.h>
@@ -91,9 +94,11 @@ void write_all(int fd, const void* data, std::size_t size) noexcept {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != supervisor) ::_exit(127);  // the supervisor died before prctl took effect
   reset_signals();
-  int err = 0;
+  int err = args.rlimits != nullptr ? apply_rlimits_in_child(*args.rlimits) : 0;
   const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(args.stdout_fd, 1) < 0 ||
+  if (err != 0) {
+    // rlimits could not be applied: never run the command without them
+  } else if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(args.stdout_fd, 1) < 0 ||
       ::dup2(args.stderr_fd, 2) < 0) {
     err = errno;
   } else if (::chdir(args.cwd) != 0) {
@@ -108,22 +113,36 @@ void write_all(int fd, const void* data, std::size_t size) noexcept {
   ::_exit(127);
 }
 
+
+// Appends the decimal digits of `value` at buf[at]; returns the new end. No snprintf: it is
+// not async-signal-safe.
+std::size_t append_number(char* buf, std::size_t at, std::uint64_t value) noexcept {
+  char digits[24];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value > 0);
+  while (n > 0) buf[at++] = digits[--n];
+  return at;
+}
+
+int open_proc_setgroups(pid_t pid) noexcept {
+  char path[64] = "/proc/";
+  std::size_t at = append_number(path, 6, static_cast<std::uint64_t>(pid));
+  const char tail[] = "/setgroups";
+  for (char c : tail) path[at++] = c;
+  return ::open(path, O_WRONLY | O_CLOEXEC);
+}
+
 // SIGKILLs every process left in the subtree and reaps it. Orphans reparent to us (we are a
 // subreaper) before their parent becomes reapable, so looping until wait reports ECHILD
 // leaves nothing behind, whatever double-forks or setsid() calls the command made.
 void kill_descendants(pid_t command_pgid) noexcept {
   char path[64] = "/proc/self/task/";
-  {  // append our tid: no snprintf here, it is not async-signal-safe
-    char digits[16];
-    int n = 0;
-    for (auto tid = static_cast<long>(::getpid()); tid > 0; tid /= 10) {
-      digits[n++] = static_cast<char>('0' + tid % 10);
-    }
-    std::size_t at = 16;
-    while (n > 0) path[at++] = digits[--n];
-    const char tail[] = "/children";
-    for (char c : tail) path[at++] = c;
-  }
+  std::size_t at = append_number(path, 16, static_cast<std::uint64_t>(::getpid()));
+  const char tail[] = "/children";
+  for (char c : tail) path[at++] = c;
   for (;;) {
     ::kill(-command_pgid, SIGKILL);
     const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
@@ -151,6 +170,7 @@ void kill_descendants(pid_t command_pgid) noexcept {
   }
 }
 
+
 [[noreturn]] void report_and_exit(int fd, const SupervisorReport& report) noexcept {
   write_all(fd, &report, sizeof report);
   ::_exit(0);
@@ -162,24 +182,17 @@ void kill_descendants(pid_t command_pgid) noexcept {
   report_and_exit(args.report_fd, report);
 }
 
-}  // namespace
+struct Started {
+  pid_t pid = -1;
+  int init_report_fd = -1;  // native only
+};
 
-void supervise_in_child(const SupervisorArgs& args) noexcept {
-  SupervisorReport report{};
-  // 1. Hold nothing of the server's but our four pipes; detach from its session.
-  const int keep[] = {args.stdout_fd, args.stderr_fd, args.report_fd, args.control_fd};
-  if (!close_fds_except(keep, 4)) fail_step(args, report, SupervisorStep::close_fds);
-  struct sigaction ign{};
-  ign.sa_handler = SIG_IGN;
-  ::sigaction(SIGPIPE, &ign, nullptr);
-  if (::setsid() < 0) fail_step(args, report, SupervisorStep::setsid);
-  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) fail_step(args, report, SupervisorStep::subreaper);
-
-  // 2. Start the command; a CLOEXEC pipe tells us whether execve worked (EOF) or not (errno).
+// The command as our direct child, in its own session; a CLOEXEC pipe tells whether execve
+// worked (EOF) or not (errno).
+Started start_direct(const SupervisorArgs& args, SupervisorReport& report) noexcept {
   int exec_pipe[2];
   if (::pipe2(exec_pipe, O_CLOEXEC) != 0) fail_step(args, report, SupervisorStep::pipe);
   const pid_t self = ::getpid();
-  const std::int64_t started = monotonic_us();
   const pid_t command = raw_fork();
   if (command < 0) fail_step(args, report, SupervisorStep::fork);
   if (command == 0) {
@@ -187,12 +200,116 @@ void supervise_in_child(const SupervisorArgs& args) noexcept {
     exec_command_in_child(args, exec_pipe[1], self);
   }
   ::close(exec_pipe[1]);
-  ::close(args.stdout_fd);  // only the command's tree holds the output pipes now
-  ::close(args.stderr_fd);
   int exec_errno = 0;
   while (::read(exec_pipe[0], &exec_errno, sizeof exec_errno) < 0 && errno == EINTR) {}
   ::close(exec_pipe[0]);
   report.exec_errno = exec_errno;
+  return {command, -1};
+}
+
+// Writes "<inside> <outside> 1" to a /proc/<pid>/{uid,gid}_map file, without snprintf.
+bool write_map(pid_t pid, const char* file, std::uint32_t inside, std::uint32_t outside) noexcept {
+  char path[64] = "/proc/";
+  std::size_t at = 6;
+  at = append_number(path, at, static_cast<std::uint64_t>(pid));
+  path[at++] = '/';
+  for (const char* c = file; *c != '\0'; ++c) path[at++] = *c;
+  path[at] = '\0';
+  char line[64];
+  std::size_t n = append_number(line, 0, inside);
+  line[n++] = ' ';
+  n = append_number(line, n, outside);
+  line[n++] = ' ';
+  line[n++] = '1';
+  line[n++] = '\n';
+  const int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::write(fd, line, n) == static_cast<ssize_t>(n);
+  ::close(fd);
+  return ok;
+}
+
+// The native init as PID 1 of new namespaces (see native.cpp). In a user namespace, the
+// uid/gid maps are written from here, then the init is released.
+Started start_native(const SupervisorArgs& args, SupervisorReport& report) noexcept {
+  const NativeArgs& native = *args.native;
+  int init_report[2], maps_ready[2] = {-1, -1};
+  if (::pipe2(init_report, O_CLOEXEC) != 0) fail_step(args, report, SupervisorStep::pipe);
+  if (native.user_namespace && ::pipe2(maps_ready, O_CLOEXEC) != 0) fail_step(args, report, SupervisorStep::pipe);
+  const auto init = static_cast<pid_t>(::syscall(SYS_clone, native_clone_flags(native) | SIGCHLD, 0, 0, 0, 0));
+  if (init < 0) fail_step(args, report, SupervisorStep::fork);
+  if (init == 0) {
+    ::close(init_report[0]);
+    if (maps_ready[1] >= 0) ::close(maps_ready[1]);
+    run_init_in_child(args, init_report[1], maps_ready[0]);
+  }
+  ::close(init_report[1]);
+  if (native.user_namespace) {
+    ::close(maps_ready[0]);
+    // setgroups must be denied before an unprivileged gid_map (user_namespaces(7)).
+    const int fd = open_proc_setgroups(init);
+    const bool ok = fd >= 0 && ::write(fd, "deny", 4) == 4;
+    if (fd >= 0) ::close(fd);
+    if (!ok || !write_map(init, "uid_map", native.uid, ::getuid()) || !write_map(init, "gid_map", native.gid, ::getgid())) {
+      ::kill(init, SIGKILL);
+      fail_step(args, report, SupervisorStep::user_maps);
+    }
+    ::close(maps_ready[1]);  // EOF releases the init
+  }
+  return {init, init_report[0]};
+}
+
+// After the init is reaped: its report holds the command's status, or the step that failed.
+// No report means the init was killed (time limit, cancel): the supervisor's own status stands.
+void read_init_report(int fd, SupervisorReport& report) noexcept {
+  InitReport init{};
+  std::size_t got = 0;
+  while (got < sizeof init) {
+    const auto n = ::read(fd, reinterpret_cast<char*>(&init) + got, sizeof init - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  if (got != sizeof init) return;
+  if (init.step != 0) {
+    report.step = static_cast<std::int32_t>(SupervisorStep::native_init);
+    report.step_errno = init.step_errno;
+    report.init_step = init.step;
+    report.root_step = init.root_step;
+    return;
+  }
+  report.exec_errno = init.exec_errno;
+  report.wait_status = init.wait_status;
+  report.user_us = init.user_us;
+  report.system_us = init.system_us;
+  report.max_rss_kb = init.max_rss_kb;
+}
+
+}  // namespace
+
+void supervise_in_child(const SupervisorArgs& args) noexcept {
+  SupervisorReport report{};
+  // 1. Hold nothing of the server's but our four pipes; detach from its session.
+  int keep[8] = {args.stdout_fd, args.stderr_fd, args.report_fd, args.control_fd, -1, -1, -1, -1};
+  if (args.native != nullptr) {
+    keep[4] = args.native->netns_fd;
+    keep[5] = args.native->cgroup_procs[0];
+    keep[6] = args.native->cgroup_procs[1];
+  }
+  if (!close_fds_except(keep, 8)) fail_step(args, report, SupervisorStep::close_fds);
+  struct sigaction ign{};
+  ign.sa_handler = SIG_IGN;
+  ::sigaction(SIGPIPE, &ign, nullptr);
+  if (::setsid() < 0) fail_step(args, report, SupervisorStep::setsid);
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) fail_step(args, report, SupervisorStep::subreaper);
+
+  // 2. Start the command: directly, or behind the native sandbox's init.
+  const std::int64_t started = monotonic_us();
+  Started run = args.native != nullptr ? start_native(args, report) : start_direct(args, report);
+  ::close(args.stdout_fd);  // only the command's tree holds the output pipes now
+  ::close(args.stderr_fd);
+  const pid_t command = run.pid;
 
   // 3. Wait for the command, the deadline, or the parent's word (or death: EOF on control).
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, command, 0));
@@ -201,7 +318,7 @@ void supervise_in_child(const SupervisorArgs& args) noexcept {
     fail_step(args, report, SupervisorStep::pidfd);
   }
   const std::int64_t deadline = started + args.timeout_us;
-  while (exec_errno == 0) {
+  while (report.exec_errno == 0) {
     const std::int64_t left = deadline - monotonic_us();
     if (left <= 0) {
       report.timed_out = 1;
@@ -216,10 +333,11 @@ void supervise_in_child(const SupervisorArgs& args) noexcept {
       report.cancelled = 1;
       break;
     }
-    if (fds[0].revents != 0) break;  // the command exited
+    if (fds[0].revents != 0) break;  // the command (or the native init) exited
   }
 
   // 4. End the command (if still running), collect its status, then clear the whole subtree.
+  //    Killing the native init ends its whole PID namespace.
   if (report.timed_out != 0 || report.cancelled != 0) {
     ::kill(-command, SIGKILL);
     ::kill(command, SIGKILL);
@@ -234,6 +352,7 @@ void supervise_in_child(const SupervisorArgs& args) noexcept {
   report.user_us = usage.ru_utime.tv_sec * 1'000'000 + usage.ru_utime.tv_usec;
   report.system_us = usage.ru_stime.tv_sec * 1'000'000 + usage.ru_stime.tv_usec;
   report.max_rss_kb = usage.ru_maxrss;
+  if (args.native != nullptr) read_init_report(run.init_report_fd, report);
   kill_descendants(command);
   report_and_exit(args.report_fd, report);
 }

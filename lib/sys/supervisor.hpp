@@ -10,6 +10,9 @@
 
 namespace pagi_exec::sys {
 
+struct NativeArgs;
+struct RlimitSet;
+
 /// What the supervisor needs, prepared in the parent. Pointers stay valid in the child's copy.
 struct SupervisorArgs {
   const char* const* argv = nullptr;  ///< argv[0] is what execve runs
@@ -20,11 +23,13 @@ struct SupervisorArgs {
   int report_fd = -1;   ///< write end of the report pipe: one SupervisorReport, then EOF
   int control_fd = -1;  ///< read end of the control pipe: EOF or a byte means "kill it now"
   std::int64_t timeout_us = 0;
+  const RlimitSet* rlimits = nullptr;   ///< applied to the command
+  const NativeArgs* native = nullptr;   ///< null: run the command directly (cwd, bwrap)
 };
 
 /// The step of supervision that failed, for the parent's error message.
 enum class SupervisorStep : std::int32_t {
-  none = 0, close_fds, setsid, subreaper, pipe, fork, pidfd, poll, wait,
+  none = 0, close_fds, setsid, subreaper, pipe, fork, pidfd, poll, wait, rlimits, user_maps, native_init,
 };
 
 /// What the supervisor reports once the whole tree is gone. Plain old data, written in one
@@ -36,6 +41,8 @@ struct SupervisorReport {
   std::int32_t wait_status = 0;    ///< the command's wait status
   std::int32_t timed_out = 0;
   std::int32_t cancelled = 0;
+  std::int32_t init_step = 0;      ///< native: InitStep that failed (step is native_init)
+  std::int32_t root_step = 0;      ///< native: RootStep that failed
   std::int64_t user_us = 0;        ///< CPU time of the command and the children it waited for
   std::int64_t system_us = 0;
   std::int64_t max_rss_kb = 0;

@@ -26,8 +26,9 @@ int open_beneath(int dirfd, const char* path, std::uint64_t flags, std::uint64_t
 }
 
 // mkdir `name` in `dirfd` if missing, then open it as a directory without following a symlink.
-Result<unique_fd> make_and_open_dir(int dirfd, const std::string& name, const std::string& shown) {
-  if (::mkdirat(dirfd, name.c_str(), 0700) != 0 && errno != EEXIST) {
+Result<unique_fd> make_and_open_dir(int dirfd, const std::string& name, const std::string& shown,
+                                    unsigned mode = 0700) {
+  if (::mkdirat(dirfd, name.c_str(), mode) != 0 && errno != EEXIST) {
     return fail(Errc::sandbox_setup, "mkdir " + shown, errno);
   }
   unique_fd fd(open_beneath(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY));
@@ -75,6 +76,20 @@ Result<std::filesystem::path> make_execution_dir(const std::filesystem::path& ro
   return dir;
 }
 
+Result<std::filesystem::path> prepare_native_workspace(const std::filesystem::path& root, const std::string& twin,
+                                                       std::uint32_t gid) {
+  auto root_fd = open_root(root);
+  if (!root_fd) return tl::unexpected(root_fd.error());
+  const auto dir = root / twin;
+  auto twin_fd = make_and_open_dir(root_fd->get(), twin, dir.string());
+  if (!twin_fd) return tl::unexpected(twin_fd.error());
+  // The sandbox's group may read (not write) it: it is mounted read-only at /workspace.
+  if (::fchown(twin_fd->get(), static_cast<uid_t>(-1), gid) != 0 || ::fchmod(twin_fd->get(), 0750) != 0) {
+    return fail(Errc::sandbox_setup, "give the sandbox group access to " + dir.string(), errno);
+  }
+  return dir;
+}
+
 Result<void> remove_tree(const std::filesystem::path& dir) {
   // std::filesystem::remove_all removes symlinks themselves and never descends through them.
   // The execution's processes are all dead by now, so nothing races with the removal.
@@ -96,7 +111,7 @@ Result<std::uint64_t> write_file_beneath(const std::filesystem::path& root, cons
   for (auto slash = rest.find('/'); slash != std::string_view::npos; slash = rest.find('/')) {
     const std::string part(rest.substr(0, slash));
     shown += "/" + part;
-    auto next = make_and_open_dir(dir->get(), part, shown);
+    auto next = make_and_open_dir(dir->get(), part, shown, 0755);  // inside the twin's 0700/0750 folder
     if (!next) return tl::unexpected(next.error());
     *dir = std::move(*next);
     rest.remove_prefix(slash + 1);

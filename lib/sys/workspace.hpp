@@ -24,6 +24,11 @@ namespace pagi_exec::sys {
                                                                const std::string& twin,
                                                                const std::string& execution_id);
 
+/// Creates `root/twin` if needed and lets group `gid` (the native sandbox's) read it: mode
+/// 0750. Returns the folder. Errc::sandbox_setup.
+[[nodiscard]] Result<std::filesystem::path> prepare_native_workspace(const std::filesystem::path& root,
+                                                                     const std::string& twin, std::uint32_t gid);
+
 /// Removes an execution folder and everything in it, without following symlinks. Best effort:
 /// returns the error but leaves no partial state that matters.
 [[nodiscard]] Result<void> remove_tree(const std::filesystem::path& dir);

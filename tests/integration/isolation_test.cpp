@@ -7,7 +7,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <fstream>
 #include <map>
@@ -66,6 +68,13 @@ struct Probe {
 };
 
 Result<Outcome> sh(const Executor& executor, const std::string& line) { return executor.run(test_support::shell(line)); }
+
+// The same with a short time limit, for probes that must be ended by it.
+Result<Outcome> sh_until_timeout(const Executor& executor, const std::string& line) {
+  auto request = test_support::shell(line);
+  request.timeout_cap = std::chrono::milliseconds(1500);
+  return executor.run(request);
+}
 
 const Probe probes[] = {
     {"read /etc/shadow",
@@ -132,8 +141,74 @@ const Probe probes[] = {
      }},
     {"outlive the time limit with a double-forked daemon",
      [](const Executor& e, const std::filesystem::path&) {
-       (void)sh(e, "(setsid sh -c 'trap \"\" TERM; exec sleep 1001.5' &) ; sleep 1000");
+       (void)sh_until_timeout(e, "(setsid sh -c 'trap \"\" TERM; exec sleep 1001.5' &) ; sleep 1000");
        return !host_process_with_cmdline(std::string("sleep\0" "1001.5\0", 13));
+     }},
+    {"gain root through a setuid binary",
+     [](const Executor& e, const std::filesystem::path& scratch) {
+       // A setuid-root copy of id(1) in the twin's workspace, where the command can run it.
+       const auto workspace = scratch / "sandbox" / "twin-aegis";
+       std::filesystem::create_directories(workspace);
+       std::filesystem::copy_file("/usr/bin/id", workspace / "suid-id", std::filesystem::copy_options::overwrite_existing);
+       ::chown((workspace / "suid-id").c_str(), 0, 0);
+       ::chmod((workspace / "suid-id").c_str(), 04755);
+       auto o = sh(e, "\"$PAGI_WORKSPACE/suid-id\" -u");
+       return o && (o->out.lines.empty() || o->out.lines[0] != "0");
+     }},
+    {"mount a file system",
+     [](const Executor& e, const std::filesystem::path& scratch) {
+       std::filesystem::create_directories(scratch / "mnt");
+       auto o = sh(e, "mount -t tmpfs none " + (scratch / "mnt").string() + " && echo mounted");
+       ::umount2((scratch / "mnt").c_str(), MNT_DETACH);
+       return o && o->out.lines.empty();
+     }},
+    {"create a nested user namespace",
+     [](const Executor& e, const std::filesystem::path&) {
+       auto o = sh(e, "unshare -U true && echo created");
+       return o && o->out.lines.empty();
+     }},
+    {"ptrace another process of the sandbox",
+     [](const Executor& e, const std::filesystem::path&) {
+       auto o = sh(e, "sleep 5 & /usr/bin/python3 -c 'import ctypes,sys; l=ctypes.CDLL(None,use_errno=True); "
+                      "print(l.ptrace(16, int(sys.argv[1]), 0, 0))' $!");
+       return o && (o->out.lines.empty() || o->out.lines[0] != "0");
+     }},
+    {"use keyctl, bpf or perf_event_open",
+     [](const Executor& e, const std::filesystem::path&) {
+       // keyctl(KEYCTL_GET_KEYRING_ID, session keyring, create), bpf(BPF_MAP_CREATE, {}), perf_event_open({})
+       auto o = sh(e, "/usr/bin/python3 -c 'import ctypes; l=ctypes.CDLL(None,use_errno=True); a=ctypes.create_string_buffer(128); "
+                      "print(l.syscall(250, 0, -3, 1), l.syscall(321, 0, a, 72), l.syscall(298, a, 0, -1, -1, 0))'");
+       return o && o->out.lines.size() == 1 && o->out.lines[0] == "-1 -1 -1";
+     }},
+    {"start 1000 processes (fork bomb)",
+     [](const Executor& e, const std::filesystem::path&) {
+       auto o = sh(e, "n=0; while [ $n -lt 1000 ]; do sleep 30 & n=$((n+1)); done 2>/dev/null; "
+                      "wc -w < /proc/$$/task/$$/children");
+       // The count includes wc itself.
+       return o && (o->out.lines.empty() || std::stoi(o->out.lines[0]) < 1000);
+     }},
+    {"allocate 2 GiB of memory (memory bomb)",
+     [](const Executor& e, const std::filesystem::path&) {
+       auto o = sh(e, "/usr/bin/python3 -c 'b = bytearray(2 << 30); b[::4096] = b\"x\" * len(b[::4096]); print(\"allocated\")'");
+       return o && o->out.lines.empty();
+     }},
+    {"fill the disk (write 1 GiB)",
+     [](const Executor& e, const std::filesystem::path&) {
+       auto o = sh(e, "i=0; while [ $i -lt 16 ]; do head -c 67108864 /dev/zero > f$i || break; i=$((i+1)); done; "
+                      "cat f* 2>/dev/null | wc -c");
+       return o && !o->out.lines.empty() && o->out.lines.back() != "1073741824";
+     }},
+    {"read the server's command line or environment in /proc",
+     [](const Executor& e, const std::filesystem::path& scratch) {
+       auto o = sh(e, "for p in 1 $PPID; do tr '\\0' ' ' < /proc/$p/cmdline; echo; tr '\\0' ' ' < /proc/$p/environ; echo; done 2>/dev/null");
+       if (!o) return false;
+       for (const auto& line : o->out.lines) {
+         if (line.find("isolation_test") != std::string::npos || line.find("PAGI_EXEC_PROBE_SECRET") != std::string::npos ||
+             line.find(scratch.string()) != std::string::npos) {
+           return false;
+         }
+       }
+       return true;
      }},
 };
 
@@ -150,18 +225,34 @@ const std::map<std::string, std::map<Isolation, bool>> claimed = {
     {"use a descriptor the server holds open", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
     {"leave a daemon running after the command exits", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
     {"outlive the time limit with a double-forked daemon", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
+    {"gain root through a setuid binary", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
+    {"mount a file system", {{Isolation::cwd, false}, {Isolation::bwrap, true}}},
+    {"create a nested user namespace", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
+    {"ptrace another process of the sandbox", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
+    {"use keyctl, bpf or perf_event_open", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
+    {"start 1000 processes (fork bomb)", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
+    {"allocate 2 GiB of memory (memory bomb)", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
+    {"fill the disk (write 1 GiB)", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
+    {"read the server's command line or environment in /proc", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
 };
+
+// The native sandbox claims every row.
+bool claimed_contained(const std::string& probe, Isolation isolation) {
+  return isolation == Isolation::native || claimed.at(probe).at(isolation);
+}
 
 std::map<std::string, std::map<Isolation, bool>> results;
 
 void run_probes(Isolation isolation) {
   TempDir scratch;
-  const auto executor = test_support::make_executor(scratch.path() / "sandbox", isolation, std::chrono::milliseconds(1500));
+  const auto executor = test_support::make_executor(scratch.path() / "sandbox", isolation, std::chrono::seconds(60));
   for (const auto& probe : probes) {
-    CAPTURE(probe.name);
+    const std::string name = probe.name;
+    CAPTURE(name);
+    CAPTURE(to_string(isolation));
     const bool contained = probe.contained(executor, scratch.path());
     results[probe.name][isolation] = contained;
-    CHECK(contained == claimed.at(probe.name).at(isolation));
+    CHECK(contained == claimed_contained(probe.name, isolation));
   }
 }
 
@@ -183,16 +274,25 @@ TEST_SUITE("isolation") {
     run_probes(Isolation::bwrap);
   }
 
+  TEST_CASE("escape attempts in native mode") {
+    auto sandbox = Sandbox::make({.root_dir = "/tmp", .isolation = Isolation::native});
+    REQUIRE(sandbox);
+    const auto works = check_isolation(*sandbox);
+    REQUIRE_MESSAGE(works, "the native sandbox does not work here: " << works.error().message());
+    run_probes(Isolation::native);
+  }
+
   TEST_CASE("write the isolation table when asked" * doctest::skip(std::getenv("PAGI_EXEC_ISOLATION_TABLE") == nullptr)) {
     std::ofstream table(std::getenv("PAGI_EXEC_ISOLATION_TABLE"));
-    table << "| attempt | cwd | bwrap |\n|---|---|---|\n";
+    table << "| attempt | cwd | bwrap | native |\n|---|---|---|---|\n";
     const auto cell = [](const std::map<Isolation, bool>& row, Isolation i) {
       const auto it = row.find(i);
       return it == row.end() ? "not run" : it->second ? "blocked" : "**not blocked**";
     };
     for (const auto& probe : probes) {
       const auto& row = results[probe.name];
-      table << "| " << probe.name << " | " << cell(row, Isolation::cwd) << " | " << cell(row, Isolation::bwrap) << " |\n";
+      table << "| " << probe.name << " | " << cell(row, Isolation::cwd) << " | " << cell(row, Isolation::bwrap) << " | "
+            << cell(row, Isolation::native) << " |\n";
     }
     CHECK(table.good());
   }

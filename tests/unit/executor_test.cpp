@@ -167,8 +167,8 @@ TEST_SUITE("executor") {
     REQUIRE(f.executor.run({.tool = "true", .twin_id = "twin-aegis", .timeout_cap = std::chrono::milliseconds(250)}));
     REQUIRE(f.executor.run({.tool = "true", .twin_id = "twin-aegis", .timeout_cap = std::chrono::hours(1)}));
     const auto plans = f.spawner->plans();
-    CHECK(plans[0].timeout == std::chrono::milliseconds(250));
-    CHECK(plans[1].timeout == std::chrono::milliseconds(5000));
+    CHECK(plans[0].limits.timeout == std::chrono::milliseconds(250));
+    CHECK(plans[1].limits.timeout == std::chrono::milliseconds(5000));
   }
 
   TEST_CASE("vector_query has no program: 127 with a message saying so") {

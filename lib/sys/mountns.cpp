@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: Apache-2.0
+// Building the native sandbox's root with as few mount operations as possible
+// (see mount_namespaces(7), pivot_root(2)).
+#include "sys/mountns.hpp"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace pagi_exec::sys {
+namespace {
+
+std::string slurp(const char* path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Flags of the mount holding `path` that a bind of it must keep (a remount inside a user
+// namespace may not clear them: EPERM).
+unsigned long locked_flags(const std::string& path) {
+  struct statvfs st{};
+  if (::statvfs(path.c_str(), &st) != 0) return 0;
+  unsigned long flags = 0;
+  if (st.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+  if (st.f_flag & ST_NOATIME) flags |= MS_NOATIME;
+  if (st.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
+  if (st.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+  return flags;
+}
+
+struct Device {
+  const char* name;
+  unsigned major, minor;
+};
+constexpr Device devices[] = {{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}};
+
+// Read-only bind: a bind mount, then a remount to make it read-only, nosuid, nodev.
+bool bind_readonly(const char* source, const char* target, unsigned long extra) noexcept {
+  if (::mount(source, target, nullptr, MS_BIND | MS_REC, nullptr) != 0) return false;
+  return ::mount(nullptr, target, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | extra, nullptr) == 0;
+}
+
+}  // namespace
+
+const char* to_string(RootStep step) noexcept {
+  switch (step) {
+    case RootStep::none: return "none";
+    case RootStep::make_private: return "make mounts private";
+    case RootStep::mount_root: return "mount the root tmpfs";
+    case RootStep::make_dirs: return "create mount points";
+    case RootStep::bind_system: return "bind system folders read-only";
+    case RootStep::make_links: return "create symlinks";
+    case RootStep::write_files: return "write /etc files";
+    case RootStep::make_devices: return "create /dev nodes";
+    case RootStep::mount_proc: return "mount /proc";
+    case RootStep::mount_tmp: return "mount /tmp";
+    case RootStep::mount_work: return "mount /work";
+    case RootStep::bind_workspace: return "bind the workspace";
+    case RootStep::pivot_root: return "pivot_root";
+    case RootStep::remount_root_readonly: return "remount / read-only";
+  }
+  return "unknown";
+}
+
+Result<RootPlan> plan_root(const std::string& root, std::uint64_t tmp_bytes, std::uint64_t work_bytes,
+                           std::uint32_t uid, std::uint32_t gid) {
+  std::error_code ec;
+  std::filesystem::create_directories(root, ec);
+  if (ec) return fail(Errc::sandbox_setup, "create native root mount point " + root, ec.value());
+  RootPlan plan;
+  plan.root = root;
+  const auto at = [&](const std::string& inside) { return root + inside; };
+  plan.proc = at("/proc");
+  plan.dev = at("/dev");
+  plan.tmp = at("/tmp");
+  plan.work = at("/work");
+  plan.workspace = at("/workspace");
+  plan.dirs = {at("/usr"), at("/etc"), plan.proc, plan.dev, plan.tmp, plan.work, plan.workspace};
+  plan.ro_binds.push_back({"/usr", at("/usr"), locked_flags("/usr")});
+  // Merged /usr (Debian 12): /bin -> usr/bin is recreated as a link; a real folder is bound.
+  for (const char* dir : {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}) {
+    struct stat st{};
+    if (::lstat(dir, &st) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      char target[256] = {};
+      const auto n = ::readlink(dir, target, sizeof target - 1);
+      if (n > 0) plan.links.push_back({std::string(target, static_cast<std::size_t>(n)), at(dir)});
+    } else if (S_ISDIR(st.st_mode)) {
+      plan.dirs.push_back(at(dir));
+      plan.ro_binds.push_back({dir, at(dir), locked_flags(dir)});
+    }
+  }
+  if (std::filesystem::is_directory("/etc/alternatives")) {
+    plan.dirs.push_back(at("/etc/alternatives"));
+    plan.ro_binds.push_back({"/etc/alternatives", at("/etc/alternatives"), locked_flags("/etc/alternatives")});
+  }
+  // /etc holds no host secrets: copies of what the dynamic linker and libc need, and users that
+  // name only the sandbox (the host's /etc/passwd would list its accounts).
+  const auto id = std::to_string(uid), gid_text = std::to_string(gid);
+  plan.files = {
+      {at("/etc/passwd"), "root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:" + id + ":" + gid_text +
+                              ":pagi-exec sandbox:/work:/bin/sh\n"},
+      {at("/etc/group"), "root:x:0:\nsandbox:x:" + gid_text + ":\n"},
+      {at("/etc/hostname"), "pagi-sandbox\n"},
+      {at("/etc/hosts"), "127.0.0.1 localhost pagi-sandbox\n::1 localhost\n"},
+      {at("/etc/nsswitch.conf"), "passwd: files\ngroup: files\nhosts: files\n"},
+  };
+  for (const char* file : {"/etc/ld.so.cache", "/etc/localtime"}) {
+    if (std::filesystem::exists(file)) plan.files.push_back({at(file), slurp(file)});
+  }
+  plan.links.push_back({"/proc/self/fd", at("/dev/fd")});
+  plan.links.push_back({"/proc/self/fd/0", at("/dev/stdin")});
+  plan.links.push_back({"/proc/self/fd/1", at("/dev/stdout")});
+  plan.links.push_back({"/proc/self/fd/2", at("/dev/stderr")});
+  plan.links.push_back({"/tmp", at("/dev/shm")});
+  plan.root_options = "size=4m,nr_inodes=4096,mode=0755";
+  plan.tmp_options = "size=" + std::to_string(tmp_bytes) + ",mode=1777";
+  plan.work_options = "size=" + std::to_string(work_bytes) + ",mode=0700,uid=" + id + ",gid=" + gid_text;
+  return plan;
+}
+
+RootStep build_root_in_child(const RootPlan& plan, const char* workspace) noexcept {
+  // No mount event may propagate back to the host.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return RootStep::make_private;
+  if (::mount("tmpfs", plan.root.c_str(), "tmpfs", MS_NOSUID, plan.root_options.c_str()) != 0) {
+    return RootStep::mount_root;
+  }
+  for (const auto& dir : plan.dirs) {
+    if (::mkdir(dir.c_str(), 0755) != 0) return RootStep::make_dirs;
+  }
+  for (const auto& bind : plan.ro_binds) {
+    if (!bind_readonly(bind.source.c_str(), bind.target.c_str(), bind.extra_flags)) return RootStep::bind_system;
+  }
+  for (const auto& link : plan.links) {
+    if (::symlink(link.target.c_str(), link.path.c_str()) != 0) return RootStep::make_links;
+  }
+  for (const auto& file : plan.files) {
+    const int fd = ::open(file.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return RootStep::write_files;
+    const auto n = ::write(fd, file.content.data(), file.content.size());
+    ::close(fd);
+    if (n != static_cast<ssize_t>(file.content.size())) return RootStep::write_files;
+  }
+  // Device nodes in the root tmpfs (which is not nodev) are cheaper than five bind mounts;
+  // where mknod is not permitted (a user namespace) the host's nodes are bound instead.
+  char path[4096];
+  for (const auto& device : devices) {
+    const auto dev_len = plan.dev.size();
+    if (dev_len + 16 > sizeof path) return RootStep::make_devices;
+    std::size_t at = 0;
+    for (; at < dev_len; ++at) path[at] = plan.dev[at];
+    path[at++] = '/';
+    for (const char* c = device.name; *c != '\0'; ++c) path[at++] = *c;
+    path[at] = '\0';
+    if (::mknod(path, S_IFCHR | 0666, makedev(device.major, device.minor)) == 0) {
+      ::chmod(path, 0666);  // mknod applies the umask
+      continue;
+    }
+    char host[32] = "/dev/";
+    std::size_t h = 5;
+    for (const char* c = device.name; *c != '\0'; ++c) host[h++] = *c;
+    host[h] = '\0';
+    const int fd = ::open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) return RootStep::make_devices;
+    ::close(fd);
+    if (::mount(host, path, nullptr, MS_BIND, nullptr) != 0) return RootStep::make_devices;
+  }
+  // A proc of the new PID namespace: it shows the sandbox's processes only.
+  if (::mount("proc", plan.proc.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+    return RootStep::mount_proc;
+  }
+  if (::mount("tmpfs", plan.tmp.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, plan.tmp_options.c_str()) != 0) {
+    return RootStep::mount_tmp;
+  }
+  if (::mount("tmpfs", plan.work.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, plan.work_options.c_str()) != 0) {
+    return RootStep::mount_work;
+  }
+  if (!bind_readonly(workspace, plan.workspace.c_str(), 0)) return RootStep::bind_workspace;
+  // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves no path
+  // to the host's file system (the trick documented in pivot_root(2)).
+  if (::chdir(plan.root.c_str()) != 0 || ::syscall(SYS_pivot_root, ".", ".") != 0 ||
+      ::umount2(".", MNT_DETACH) != 0 || ::chdir("/") != 0) {
+    return RootStep::pivot_root;
+  }
+  if (::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID, nullptr) != 0) {
+    return RootStep::remount_root_readonly;
+  }
+  return RootStep::none;
+}
+
+}  // namespace pagi_exec::sys

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: Apache-2.0
+// The native spawner: what is made once (root plan, network namespace, cgroup pool, seccomp
+// filter) and what each execution adds (a cgroup lease, its workspace).
+#include <linux/filter.h>
+#include <unistd.h>
+
+#include <optional>
+
+#include "pagi_exec/spawner.hpp"
+#include "sys/cgroup.hpp"
+#include "sys/mountns.hpp"
+#include "sys/native.hpp"
+#include "sys/netns.hpp"
+#include "sys/seccomp.hpp"
+#include "sys/spawn.hpp"
+
+namespace pagi_exec::sys {
+namespace {
+
+class NativeSpawner final : public Spawner {
+ public:
+  NativeSpawner(const Sandbox& sandbox, RootPlan root, unique_fd netns, std::shared_ptr<CgroupPool> pool,
+                SeccompProgram seccomp, bool user_namespace)
+      : uid_(sandbox.spec().sandbox_uid),
+        gid_(sandbox.spec().sandbox_gid),
+        root_(std::move(root)),
+        netns_(std::move(netns)),
+        pool_(std::move(pool)),
+        seccomp_(std::move(seccomp)),
+        fprog_(seccomp_.fprog()),
+        user_namespace_(user_namespace) {
+    locate_own_args(identity_);
+  }
+
+  Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token stop) const override {
+    if (plan.isolation != Isolation::native) return run_supervised(plan, nullptr, std::move(stop));
+    const auto workspace = plan.workspace.string();
+    NativeArgs args{.root = &root_, .workspace = workspace.c_str(), .netns_fd = netns_.get(),
+                    .uid = uid_, .gid = gid_, .seccomp = &fprog_, .user_namespace = user_namespace_,
+                    .memory_by_rlimit = pool_ == nullptr, .arg_start = identity_.arg_start,
+                    .arg_end = identity_.arg_end, .env_start = identity_.env_start, .env_end = identity_.env_end};
+    std::optional<CgroupLease> lease;
+    if (pool_) {
+      auto acquired = pool_->acquire({.memory_bytes = plan.limits.memory_bytes, .max_pids = plan.limits.max_processes});
+      if (!acquired) return tl::unexpected(acquired.error());
+      lease = std::move(*acquired);
+      for (std::size_t i = 0; i < lease->procs.size() && i < 2; ++i) args.cgroup_procs[i] = lease->procs[i].get();
+    }
+    auto result = run_supervised(plan, &args, std::move(stop));
+    if (lease) {
+      const auto usage = pool_->release(std::move(*lease));
+      if (result) {
+        result->oom_killed = usage.oom_killed;
+        result->pids_limit_hit = usage.pids_limit_hit;
+        result->usage.peak_memory_bytes = usage.peak_memory_bytes;
+      }
+    }
+    return result;
+  }
+
+ private:
+  std::uint32_t uid_, gid_;
+  RootPlan root_;
+  unique_fd netns_;
+  std::shared_ptr<CgroupPool> pool_;  // null: no usable cgroups, memory capped by RLIMIT_AS
+  SeccompProgram seccomp_;
+  sock_fprog fprog_;  // points into seccomp_
+  bool user_namespace_;
+  NativeArgs identity_;  // only the server's argv/environ areas are used
+};
+
+}  // namespace
+}  // namespace pagi_exec::sys
+
+namespace pagi_exec {
+
+Result<std::shared_ptr<const Spawner>> make_native_spawner(const Sandbox& sandbox) {
+  const auto& spec = sandbox.spec();
+  // Root sets up namespaces directly; anyone else needs a user namespace, and then gets a
+  // network namespace of its own per execution (joining ours would need our privileges).
+  const bool user_namespace = ::geteuid() != 0;
+  auto root = sys::plan_root((spec.root_dir / ".native-root").string(), spec.limits.tmpfs_bytes,
+                             spec.limits.tmpfs_bytes, spec.sandbox_uid, spec.sandbox_gid);
+  if (!root) return tl::unexpected(root.error());
+  sys::unique_fd netns;
+  if (!user_namespace) {
+    auto made = sys::make_loopback_netns();
+    if (!made) return tl::unexpected(made.error());
+    netns = std::move(*made);
+  }
+  std::shared_ptr<sys::CgroupPool> pool;
+  if (!user_namespace) {
+    // Without cgroups memory falls back to RLIMIT_AS and processes are not limited as a tree:
+    // acceptable for a developer machine, reported in the spawner's description.
+    if (auto made = sys::CgroupPool::make()) pool = std::move(*made);
+  }
+  auto seccomp = sys::SeccompProgram::make_default();
+  if (!seccomp) return tl::unexpected(seccomp.error());
+  return std::make_shared<const sys::NativeSpawner>(sandbox, std::move(*root), std::move(netns), std::move(pool),
+                                                    std::move(*seccomp), user_namespace);
+}
+
+}  // namespace pagi_exec
