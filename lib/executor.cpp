@@ -47,12 +47,14 @@ std::string describe_truncation(const char* name, const CapturedStream& stream) 
 }
 
 // Which limit the kernel enforced, from how the command ended and what the cgroups counted.
+// A shell reports a child killed by signal N as exit status 128+N: that counts too.
 LimitHit limit_hit(const ProcessResult& result, const Limits& limits) {
+  const auto ended_by = [&](int sig) { return result.signal == sig || result.exit_code == signal_exit_base + sig; };
   if (result.timed_out) return LimitHit::timeout;
   if (result.oom_killed) return LimitHit::memory;
-  if (result.signal == SIGXFSZ) return LimitHit::file_size;
+  if (ended_by(SIGXFSZ)) return LimitHit::file_size;
   const auto cpu = result.usage.cpu_user + result.usage.cpu_system;
-  if (result.signal == SIGXCPU || (result.signal == SIGKILL && limits.cpu_time.count() > 0 && cpu >= limits.cpu_time)) {
+  if (ended_by(SIGXCPU) || (result.signal == SIGKILL && limits.cpu_time.count() > 0 && cpu >= limits.cpu_time)) {
     return LimitHit::cpu;
   }
   if (result.pids_limit_hit) return LimitHit::pids;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // cgroup v1 / v2 groups for native executions (see cgroups(7)).
 //
-// Layout: <controller mount>/<this process's cgroup>/pagi-exec-<pid>/<n>. Nesting under our own
+// Layout: <controller mount>/<this process's cgroup>/pagi-exec-<pid>-<pool>/<n>. Nesting under our own
 // group keeps any limit the operator put on the server above ours.
 #include "sys/cgroup.hpp"
 
@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <fstream>
 #include <sstream>
@@ -92,10 +93,13 @@ std::string own_group(const std::string& controller) {
   return "/";
 }
 
-// A writable parent group for our executions, or an empty path.
+// A writable parent group for one pool's executions, or an empty path. Named after the process
+// and the pool, so several pools (one per Executor) never share groups.
 fs::path make_parent(const fs::path& mount, const std::string& own) {
   if (mount.empty()) return {};
-  const auto parent = mount / fs::path(own).relative_path() / ("pagi-exec-" + std::to_string(::getpid()));
+  static std::atomic<unsigned> pools{0};
+  const auto parent = mount / fs::path(own).relative_path() /
+                      ("pagi-exec-" + std::to_string(::getpid()) + "-" + std::to_string(pools++));
   if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST) return {};
   return parent;
 }
