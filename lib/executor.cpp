@@ -8,6 +8,7 @@
 
 #include "file_write.hpp"
 #include "launch.hpp"
+#include "sys/janitor.hpp"
 #include "sys/random.hpp"
 #include "sys/workspace.hpp"
 
@@ -106,6 +107,8 @@ Result<Executor> Executor::make(ExecutorParts parts) {
   return Executor(std::move(parts));
 }
 
+void Executor::wait_for_cleanup() { sys::Janitor::instance().drain(); }
+
 Result<Outcome> Executor::run(const Request& request, std::stop_token stop) const {
   const auto started = Clock::now();
   const auto t0 = std::chrono::steady_clock::now();
@@ -154,8 +157,9 @@ Result<Outcome> Executor::run_allowed(const Request& request, Outcome outcome, s
   auto dir = native ? sys::prepare_native_workspace(sandbox.root_dir(), request.twin_id, sandbox.spec().sandbox_gid)
                     : sys::make_execution_dir(sandbox.root_dir(), request.twin_id, outcome.execution_id);
   if (!dir) return tl::unexpected(dir.error());
+  // The folder goes after the response: its processes are dead, nothing waits for it.
   const auto cleanup = [&] {
-    if (!native) (void)sys::remove_tree(place.execution_dir);
+    if (!native) sys::Janitor::instance().post([dir = place.execution_dir] { (void)sys::remove_tree(dir); });
   };
 
   // 4. Resolve a bare program name in the sandbox's PATH, so "not found" is 127 in every mode.

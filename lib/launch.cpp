@@ -130,9 +130,10 @@ Result<void> check_isolation(const Sandbox& sandbox) {
     if (!native) return tl::unexpected(native.error());
     spawner = std::move(*native);
   }
-  // Probe in a throw-away folder with exactly the options real executions use.
+  // Probe in a throw-away workspace with exactly the options real executions use. It lives in
+  // the sandbox dir (where native mounts workspaces from) under a name no twin id can take.
   const auto id = sys::new_uuid_v4();
-  const auto probe_root = std::filesystem::temp_directory_path() / ("pagi-exec-probe-" + id);
+  const auto probe_root = sandbox.root_dir() / (".probe-" + id);
   const detail::Placement place{.execution_id = id, .twin_id = "probe",
                                 .workspace = probe_root, .execution_dir = probe_root / id};
   std::error_code ec;

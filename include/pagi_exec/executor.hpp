@@ -43,6 +43,10 @@ class Executor {
   /// Errc::sandbox_setup, Errc::spawn_failed, Errc::io.
   [[nodiscard]] Result<Outcome> run(const Request& request, std::stop_token stop = {}) const;
 
+  /// Blocks until the clean-up run() leaves for after its response (reaping processes,
+  /// recycling cgroups, removing execution folders) has finished, for every execution so far.
+  static void wait_for_cleanup();
+
   [[nodiscard]] const Policy& policy() const noexcept { return parts_.policy; }
   [[nodiscard]] const Sandbox& sandbox() const noexcept { return parts_.sandbox; }
   [[nodiscard]] const ToolCatalog& catalog() const noexcept { return parts_.catalog; }

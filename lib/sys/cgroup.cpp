@@ -225,8 +225,7 @@ Result<CgroupLease> CgroupPool::acquire(const CgroupLimits& limits) {
   return lease;
 }
 
-CgroupUsage CgroupPool::release(CgroupLease lease) {
-  lease.procs.clear();
+CgroupUsage CgroupPool::read_usage(const CgroupLease& lease) const {
   const auto& memory_dir = lease.dirs.front();
   const auto& pids_dir = lease.dirs.back();
   CgroupUsage usage;
@@ -238,12 +237,17 @@ CgroupUsage CgroupPool::release(CgroupLease lease) {
     usage.oom_killed = read_counter(memory_dir / "memory.events", "oom_kill") > lease.oom_kills_before;
   }
   usage.pids_limit_hit = read_counter(pids_dir / "pids.events", "max") > lease.pids_max_before;
+  return usage;
+}
 
+void CgroupPool::recycle(CgroupLease lease) {
+  lease.procs.clear();
+  const auto& memory_dir = lease.dirs.front();
   // v1 lets us reset the peak, so an empty group can serve the next execution; v2's memory.peak
   // is not resettable on every kernel, so v2 groups are removed.
   bool reusable = kind_ == Kind::v1;
   for (const auto& dir : lease.dirs) {
-    for (int attempt = 0; attempt < 100 && !read_file(dir / "cgroup.procs").empty(); ++attempt) {
+    for (int attempt = 0; attempt < 1000 && !read_file(dir / "cgroup.procs").empty(); ++attempt) {
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
     reusable = reusable && read_file(dir / "cgroup.procs").empty();
@@ -254,7 +258,6 @@ CgroupUsage CgroupPool::release(CgroupLease lease) {
   } else {
     remove_group(lease.dirs);
   }
-  return usage;
 }
 
 }  // namespace pagi_exec::sys

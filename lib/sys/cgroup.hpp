@@ -53,9 +53,11 @@ class CgroupPool {
 
   /// A group with these limits, empty and with fresh counters.
   [[nodiscard]] Result<CgroupLease> acquire(const CgroupLimits& limits);
-  /// Reads the usage, then returns the group to the pool (or removes it). Call after every
-  /// process of the execution is gone.
-  [[nodiscard]] CgroupUsage release(CgroupLease lease);
+  /// What the execution used; final once its processes are dead (they may not be reaped yet).
+  [[nodiscard]] CgroupUsage read_usage(const CgroupLease& lease) const;
+  /// Returns the group to the pool once it is empty (or removes it). May wait for the last
+  /// processes to be reaped: call it off the response path.
+  void recycle(CgroupLease lease);
 
   [[nodiscard]] Kind kind() const noexcept { return kind_; }
   /// "cgroup v1 (memory, pids)" or "cgroup v2": for start-up lines and HealthCheck.

@@ -4,11 +4,14 @@
 #include "sys/mountns.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -45,9 +48,10 @@ struct Device {
 };
 constexpr Device devices[] = {{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}};
 
-// Read-only bind: a bind mount, then a remount to make it read-only, nosuid, nodev.
-bool bind_readonly(const char* source, const char* target, unsigned long extra) noexcept {
-  if (::mount(source, target, nullptr, MS_BIND | MS_REC, nullptr) != 0) return false;
+// Read-only bind: a bind mount (with its submounts when `recursive`), then a remount to make it
+// read-only, nosuid, nodev.
+bool bind_readonly(const char* source, const char* target, unsigned long extra, bool recursive = true) noexcept {
+  if (::mount(source, target, nullptr, MS_BIND | (recursive ? static_cast<unsigned long>(MS_REC) : 0UL), nullptr) != 0) return false;
   return ::mount(nullptr, target, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | extra, nullptr) == 0;
 }
 
@@ -63,6 +67,9 @@ const char* to_string(RootStep step) noexcept {
     case RootStep::make_links: return "create symlinks";
     case RootStep::write_files: return "write /etc files";
     case RootStep::make_devices: return "create /dev nodes";
+    case RootStep::bind_host: return "bind the sandbox dir into the template";
+    case RootStep::enter_template: return "enter the template mount namespace";
+    case RootStep::unshare_mounts: return "copy the template mount namespace";
     case RootStep::mount_proc: return "mount /proc";
     case RootStep::mount_tmp: return "mount /tmp";
     case RootStep::mount_work: return "mount /work";
@@ -86,6 +93,8 @@ Result<RootPlan> plan_root(const std::string& root, std::uint64_t tmp_bytes, std
   plan.tmp = at("/tmp");
   plan.work = at("/work");
   plan.workspace = at("/workspace");
+  plan.host = at("/.host");
+  plan.host_sandbox = at("/.host/sandbox");
   plan.dirs = {at("/usr"), at("/etc"), plan.proc, plan.dev, plan.tmp, plan.work, plan.workspace};
   plan.ro_binds.push_back({"/usr", at("/usr"), locked_flags("/usr")});
   // Merged /usr (Debian 12): /bin -> usr/bin is recreated as a link; a real folder is bound.
@@ -130,7 +139,10 @@ Result<RootPlan> plan_root(const std::string& root, std::uint64_t tmp_bytes, std
   return plan;
 }
 
-RootStep build_root_in_child(const RootPlan& plan, const char* workspace) noexcept {
+namespace {
+
+// The part of the root that is the same for every execution.
+RootStep build_base_in_child(const RootPlan& plan) noexcept {
   // No mount event may propagate back to the host.
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return RootStep::make_private;
   if (::mount("tmpfs", plan.root.c_str(), "tmpfs", MS_NOSUID, plan.root_options.c_str()) != 0) {
@@ -176,19 +188,12 @@ RootStep build_root_in_child(const RootPlan& plan, const char* workspace) noexce
     ::close(fd);
     if (::mount(host, path, nullptr, MS_BIND, nullptr) != 0) return RootStep::make_devices;
   }
-  // A proc of the new PID namespace: it shows the sandbox's processes only.
-  if (::mount("proc", plan.proc.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
-    return RootStep::mount_proc;
-  }
-  if (::mount("tmpfs", plan.tmp.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, plan.tmp_options.c_str()) != 0) {
-    return RootStep::mount_tmp;
-  }
-  if (::mount("tmpfs", plan.work.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, plan.work_options.c_str()) != 0) {
-    return RootStep::mount_work;
-  }
-  if (!bind_readonly(workspace, plan.workspace.c_str(), 0)) return RootStep::bind_workspace;
-  // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves no path
-  // to the host's file system (the trick documented in pivot_root(2)).
+  return RootStep::none;
+}
+
+// pivot_root(".", ".") stacks the old root under the new one; detaching it leaves no path to the
+// host's file system (the trick documented in pivot_root(2)). Then the root becomes read-only.
+RootStep pivot_in_child(const RootPlan& plan) noexcept {
   if (::chdir(plan.root.c_str()) != 0 || ::syscall(SYS_pivot_root, ".", ".") != 0 ||
       ::umount2(".", MNT_DETACH) != 0 || ::chdir("/") != 0) {
     return RootStep::pivot_root;
@@ -197,6 +202,74 @@ RootStep build_root_in_child(const RootPlan& plan, const char* workspace) noexce
     return RootStep::remount_root_readonly;
   }
   return RootStep::none;
+}
+
+// The per-execution mounts: a proc of the new PID namespace (it shows the sandbox's processes
+// only), private size-capped /tmp and /work.
+RootStep mount_per_execution(const char* proc, const char* tmp, const char* work, const RootPlan& plan) noexcept {
+  if (::mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) return RootStep::mount_proc;
+  if (::mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, plan.tmp_options.c_str()) != 0) return RootStep::mount_tmp;
+  if (::mount("tmpfs", work, "tmpfs", MS_NOSUID | MS_NODEV, plan.work_options.c_str()) != 0) return RootStep::mount_work;
+  return RootStep::none;
+}
+
+}  // namespace
+
+RootStep build_root_in_child(const RootPlan& plan, const char* workspace) noexcept {
+  if (const auto step = build_base_in_child(plan); step != RootStep::none) return step;
+  if (const auto step = mount_per_execution(plan.proc.c_str(), plan.tmp.c_str(), plan.work.c_str(), plan);
+      step != RootStep::none) {
+    return step;
+  }
+  if (!bind_readonly(workspace, plan.workspace.c_str(), 0)) return RootStep::bind_workspace;
+  return pivot_in_child(plan);
+}
+
+RootStep enter_template_in_child(int template_fd, const RootPlan& plan, const char* workspace) noexcept {
+  if (::setns(template_fd, CLONE_NEWNS) != 0) return RootStep::enter_template;
+  if (::unshare(CLONE_NEWNS) != 0) return RootStep::unshare_mounts;
+  // setns put us at the template's root, which is already pivoted and read-only.
+  if (const auto step = mount_per_execution("/proc", "/tmp", "/work", plan); step != RootStep::none) return step;
+  // A bind of the template's read-only, nosuid, nodev sandbox bind keeps those flags: one call.
+  if (::mount(workspace, "/workspace", nullptr, MS_BIND, nullptr) != 0) return RootStep::bind_workspace;
+  return RootStep::none;
+}
+
+std::string template_path_of(const std::string& name) { return "/.host/sandbox/" + name; }
+
+Result<unique_fd> make_template_namespace(const RootPlan& plan, const std::string& host_dir) {
+  int sync[2];
+  if (::pipe2(sync, O_CLOEXEC) != 0) return fail(Errc::sandbox_setup, "pipe2", errno);
+  unique_fd read_end(sync[0]), write_end(sync[1]);  // the child's report: one RootStep and errno
+  const auto child = static_cast<pid_t>(::syscall(SYS_clone, CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0));
+  if (child < 0) return fail(Errc::sandbox_setup, "clone(CLONE_NEWNS) for the template namespace", errno);
+  if (child == 0) {
+    auto step = build_base_in_child(plan);
+    // The sandbox dir, read-only, under a folder only root may enter: inits bind one twin's
+    // workspace from it; the sandboxed uid cannot reach the others.
+    if (step == RootStep::none &&
+        (::mkdir(plan.host.c_str(), 0700) != 0 || ::mkdir(plan.host_sandbox.c_str(), 0700) != 0 ||
+         !bind_readonly(host_dir.c_str(), plan.host_sandbox.c_str(), 0, false))) {
+      step = RootStep::bind_host;
+    }
+    if (step == RootStep::none) step = pivot_in_child(plan);
+    const int report[2] = {static_cast<int>(step), errno};
+    (void)::write(sync[1], report, sizeof report);
+    for (;;) ::pause();  // until the parent, having opened our namespace, kills us
+  }
+  int report[2] = {-1, 0};
+  const auto got = ::read(read_end.get(), report, sizeof report);
+  unique_fd ns(::open(("/proc/" + std::to_string(child) + "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC));
+  const int open_errno = errno;
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  if (got != static_cast<ssize_t>(sizeof report)) return fail(Errc::sandbox_setup, "template namespace child died");
+  if (report[0] != 0) {
+    return fail(Errc::sandbox_setup, std::string("template namespace: ") + to_string(static_cast<RootStep>(report[0])),
+                report[1]);
+  }
+  if (!ns) return fail(Errc::sandbox_setup, "open the template mount namespace", open_errno);
+  return ns;
 }
 
 }  // namespace pagi_exec::sys

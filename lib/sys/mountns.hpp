@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "pagi_exec/error.hpp"
+#include "sys/unique_fd.hpp"
 
 namespace pagi_exec::sys {
 
@@ -35,6 +36,7 @@ struct RootPlan {
   std::string tmp_options;          ///< tmpfs options of /tmp (size cap)
   std::string work_options;         ///< tmpfs options of /work (size cap, owned by the sandbox uid)
   std::string proc, dev, tmp, work, workspace;  ///< mount points under `root`
+  std::string host, host_sandbox;   ///< the template's root-only folder and the sandbox dir's bind in it
 };
 
 /// Plans the root: read-only /usr (and /bin, /lib*, /sbin as links or binds), a fresh /proc, a
@@ -47,14 +49,30 @@ struct RootPlan {
 /// Steps of building the root, for error messages.
 enum class RootStep : std::int32_t {
   none = 0, make_private, mount_root, make_dirs, bind_system, make_links, write_files, make_devices,
-  mount_proc, mount_tmp, mount_work, bind_workspace, pivot_root, remount_root_readonly,
+  bind_host, mount_proc, mount_tmp, mount_work, bind_workspace, pivot_root, remount_root_readonly,
+  enter_template, unshare_mounts,
 };
 [[nodiscard]] const char* to_string(RootStep step) noexcept;
 
-/// In the child, inside new mount and PID namespaces: builds the planned root over plan.root,
-/// binds `workspace` read-only at /workspace, pivots into it and detaches the old root, so no
-/// host path stays reachable. Returns the failed step (errno set) or RootStep::none.
-/// Async-signal-safe.
+/// Makes the template mount namespace native executions start from: everything of the plan that
+/// is the same for every execution (root tmpfs, read-only system binds, /etc files, /dev), plus
+/// `host_dir` (the sandbox dir) bound read-only under a root-only folder, pivoted into and made
+/// read-only. Returns a descriptor of the namespace (kept alive by it). Needs CAP_SYS_ADMIN.
+/// Copying this small tree per execution is much cheaper than building it. Errc::sandbox_setup.
+[[nodiscard]] Result<unique_fd> make_template_namespace(const RootPlan& plan, const std::string& host_dir);
+
+/// Where `host_dir`'s entry `name` appears inside the template ("/.host/sandbox/<name>").
+[[nodiscard]] std::string template_path_of(const std::string& name);
+
+/// In the child, inside a new PID namespace, still privileged: enters a private copy of the
+/// template namespace, mounts a fresh /proc, size-capped /tmp and /work, and binds
+/// `workspace` (a template_path_of() path) read-only at /workspace. Async-signal-safe.
+[[nodiscard]] RootStep enter_template_in_child(int template_fd, const RootPlan& plan, const char* workspace) noexcept;
+
+/// In the child, inside new mount and PID namespaces (a user namespace, where the template
+/// cannot be joined): builds the whole planned root over plan.root, binds the host folder
+/// `workspace` read-only at /workspace, pivots into it and detaches the old root, so no host
+/// path stays reachable. Async-signal-safe.
 [[nodiscard]] RootStep build_root_in_child(const RootPlan& plan, const char* workspace) noexcept;
 
 }  // namespace pagi_exec::sys

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// The native sandbox's init: one checklist, in the order the kernel's rules require.
+// The native sandbox's init: one checklist, in the order the kernel's rules require, then the
+// supervision of the command.
 //
 // Order matters:
-//  - the root is built while we still hold CAP_SYS_ADMIN, inside the new mount and PID
-//    namespaces (a proc mount shows the PID namespace of its mounter);
+//  - the root is built while we still hold CAP_SYS_ADMIN, inside the new PID namespace (a proc
+//    mount shows the PID namespace of its mounter);
 //  - cgroups are joined and the network namespace entered before privileges are dropped
 //    (both need privileges), and rlimits set before too (raising needs CAP_SYS_RESOURCE);
 //  - the capability bounding set is cleared before setresuid (PR_CAPBSET_DROP needs
@@ -15,12 +16,15 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/close_range.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,9 +34,9 @@
 #include <sstream>
 #include <string>
 
+#include "sys/child.hpp"
 #include "sys/netns.hpp"
 #include "sys/rlimits.hpp"
-#include "sys/supervisor.hpp"
 
 namespace pagi_exec::sys {
 namespace {
@@ -40,24 +44,13 @@ namespace {
 // What /proc/1/cmdline shows inside instead of the server's argv.
 constexpr char init_name[] = "pagi-exec-init";
 
-void write_report(int fd, const InitReport& report) noexcept {
-  const auto* p = reinterpret_cast<const char*>(&report);
-  std::size_t left = sizeof report;
-  while (left > 0) {
-    const auto n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
-}
-
-[[noreturn]] void fail(int report_fd, InitStep step, int err, RootStep root_step = RootStep::none) noexcept {
-  InitReport report{};
-  report.step = static_cast<std::int32_t>(step);
+[[noreturn]] void fail(const ChildArgs& args, ChildReport& report, InitStep step, int err,
+                       RootStep root_step = RootStep::none) noexcept {
+  report.step = static_cast<std::int32_t>(SupervisorStep::native_init);
+  report.init_step = static_cast<std::int32_t>(step);
   report.step_errno = err;
   report.root_step = static_cast<std::int32_t>(root_step);
-  write_report(report_fd, report);
+  write_all(args.report_fd, &report, sizeof report);
   ::_exit(0);
 }
 
@@ -93,6 +86,74 @@ bool drop_privileges(const NativeArgs& native) noexcept {
   return true;
 }
 
+// The sandbox's side of a process tree: root, hostname, network, cgroups, rlimits, stdio.
+void contain(const ChildArgs& args, const NativeArgs& native, ChildReport& report) noexcept {
+  const auto root_step = native.template_fd >= 0
+                             ? enter_template_in_child(native.template_fd, *native.root, native.workspace)
+                             : build_root_in_child(*native.root, native.workspace);
+  if (root_step != RootStep::none) fail(args, report, InitStep::build_root, errno, root_step);
+  static constexpr char hostname[] = "pagi-sandbox";
+  if (::sethostname(hostname, sizeof hostname - 1) != 0) fail(args, report, InitStep::hostname, errno);
+  const int net_err = native.netns_fd >= 0 ? join_netns_in_child(native.netns_fd) : bring_up_loopback_in_child();
+  if (net_err != 0) fail(args, report, InitStep::network, net_err);
+  // Join the execution's cgroups ("0" is the writer itself), then hide the host's cgroup tree
+  // behind a cgroup namespace rooted at them.
+  for (const int procs : native.cgroup_procs) {
+    if (procs >= 0 && ::write(procs, "0", 1) != 1) fail(args, report, InitStep::cgroup, errno);
+  }
+  if (::unshare(CLONE_NEWCGROUP) != 0) fail(args, report, InitStep::cgroup, errno);
+  hide_server_identity(native);
+  if (const int err = apply_rlimits_in_child(*args.rlimits); err != 0) fail(args, report, InitStep::rlimits, err);
+  const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(args.stdout_fd, 1) < 0 || ::dup2(args.stderr_fd, 2) < 0 ||
+      ::chdir(args.cwd) != 0) {
+    fail(args, report, InitStep::stdio, errno);
+  }
+  // From here on nothing of ours survives the command's exec (report and control included).
+  ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+}
+
+// Give up every privilege, for good.
+void lock_down(const ChildArgs& args, const NativeArgs& native, ChildReport& report) noexcept {
+  if (!drop_privileges(native)) fail(args, report, InitStep::drop_privileges, errno);
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(args, report, InitStep::no_new_privs, errno);
+  if (native.seccomp != nullptr && ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, native.seccomp) != 0) {
+    fail(args, report, InitStep::seccomp, errno);
+  }
+}
+
+// The command's side of the vfork-style clone: runs on its own stack in our memory until it
+// execs (as posix_spawn does), so none of the server's page tables are copied for it.
+struct CommandStart {
+  const ChildArgs* args;
+  volatile int exec_errno;
+};
+
+int start_command(void* arg) noexcept {
+  auto* start = static_cast<CommandStart*>(arg);
+  ::setsid();  // no controlling terminal: no TIOCSTI into anyone's
+  reset_signals();
+  ::execve(start->args->argv[0], const_cast<char* const*>(start->args->argv),
+           const_cast<char* const*>(start->args->envp));
+  start->exec_errno = errno;
+  ::_exit(127);
+}
+
+alignas(64) char command_stack[64 * 1024];  // private to each init: it is a copy of the server
+
+// Reaps every child that has exited; returns true once `command` is among them.
+bool reap(pid_t command, ChildReport& report) noexcept {
+  bool done = false;
+  int status = 0;
+  for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
+    if (pid == command) {
+      report.wait_status = status;
+      done = true;
+    }
+  }
+  return done;
+}
+
 }  // namespace
 
 void locate_own_args(NativeArgs& native) {
@@ -115,7 +176,8 @@ void locate_own_args(NativeArgs& native) {
 }
 
 unsigned long native_clone_flags(const NativeArgs& native) noexcept {
-  unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+  unsigned long flags = CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+  if (native.template_fd < 0) flags |= CLONE_NEWNS;
   if (native.netns_fd < 0) flags |= CLONE_NEWNET;
   if (native.user_namespace) flags |= CLONE_NEWUSER;
   return flags;
@@ -124,90 +186,98 @@ unsigned long native_clone_flags(const NativeArgs& native) noexcept {
 const char* to_string(InitStep step) noexcept {
   switch (step) {
     case InitStep::none: return "none";
+    case InitStep::close_fds: return "close inherited descriptors";
     case InitStep::wait_for_maps: return "wait for uid/gid maps";
     case InitStep::build_root: return "build the root file system";
     case InitStep::hostname: return "set the hostname";
     case InitStep::network: return "join the network namespace";
     case InitStep::cgroup: return "join the cgroups";
-    case InitStep::rename: return "rename the init";
     case InitStep::rlimits: return "set rlimits";
     case InitStep::stdio: return "connect stdin/stdout/stderr";
     case InitStep::drop_privileges: return "drop privileges";
     case InitStep::no_new_privs: return "set no_new_privs";
     case InitStep::seccomp: return "load the seccomp filter";
+    case InitStep::signals: return "watch SIGCHLD";
     case InitStep::fork_command: return "start the command";
+    case InitStep::supervise: return "supervise the command";
   }
   return "unknown";
 }
 
-void run_init_in_child(const SupervisorArgs& args, int report_fd, int maps_ready_fd) noexcept {
-  const NativeArgs& native = *args.native;
-  // 0. Die with the supervisor (which is single-threaded: PDEATHSIG is reliable here).
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+void run_init_in_child(const ChildArgs& args, const NativeArgs& native, int maps_ready_fd) noexcept {
+  ChildReport report{};
+  const std::int64_t started = monotonic_us();
+  // 1. Hold nothing of the server's but what the sandbox needs; leave its session.
+  const int keep[] = {args.stdout_fd, args.stderr_fd, args.report_fd, args.control_fd, native.template_fd,
+                      native.netns_fd, native.cgroup_procs[0], native.cgroup_procs[1]};
+  if (!close_fds_except(keep, 8)) fail(args, report, InitStep::close_fds, errno);
+  struct sigaction ign{};
+  ign.sa_handler = SIG_IGN;
+  ::sigaction(SIGPIPE, &ign, nullptr);
+  ::setsid();
   if (native.user_namespace) {
     char ignored;
     while (::read(maps_ready_fd, &ignored, 1) < 0 && errno == EINTR) {}
   }
-  // 1. Still privileged, in the new namespaces: the root, the hostname, the network.
-  if (const auto step = build_root_in_child(*native.root, native.workspace); step != RootStep::none) {
-    fail(report_fd, InitStep::build_root, errno, step);
-  }
-  static constexpr char hostname[] = "pagi-sandbox";
-  if (::sethostname(hostname, sizeof hostname - 1) != 0) fail(report_fd, InitStep::hostname, errno);
-  const int net_err = native.netns_fd >= 0 ? join_netns_in_child(native.netns_fd) : bring_up_loopback_in_child();
-  if (net_err != 0) fail(report_fd, InitStep::network, net_err);
-  // 2. Join the execution's cgroups ("0" is the writer itself), then hide the host's
-  //    cgroup tree behind a cgroup namespace rooted at them.
-  for (const int procs : native.cgroup_procs) {
-    if (procs >= 0 && ::write(procs, "0", 1) != 1) fail(report_fd, InitStep::cgroup, errno);
-  }
-  if (::unshare(CLONE_NEWCGROUP) != 0) fail(report_fd, InitStep::cgroup, errno);
-  hide_server_identity(native);
-  if (const int err = apply_rlimits_in_child(*args.rlimits); err != 0) fail(report_fd, InitStep::rlimits, err);
+  // 2. Still privileged: the sandbox around us, then no privilege left.
+  contain(args, native, report);
+  lock_down(args, native, report);
 
-  // 3. stdio for the command, then nothing else of ours stays open across its exec.
-  const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(args.stdout_fd, 1) < 0 || ::dup2(args.stderr_fd, 2) < 0 ||
-      ::chdir(args.cwd) != 0) {
-    fail(report_fd, InitStep::stdio, errno);
-  }
-  ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+  // 3. The command, as PID 2. SIGCHLD is blocked and read from a signalfd, so the wait below
+  //    can also watch the deadline and the control pipe.
+  sigset_t chld;
+  ::sigemptyset(&chld);
+  ::sigaddset(&chld, SIGCHLD);
+  if (::sigprocmask(SIG_BLOCK, &chld, nullptr) != 0) fail(args, report, InitStep::signals, errno);
+  const int sigfd = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sigfd < 0) fail(args, report, InitStep::signals, errno);
+  CommandStart start{&args, 0};
+  const pid_t command = ::clone(start_command, command_stack + sizeof command_stack,
+                                CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
+  if (command < 0) fail(args, report, InitStep::fork_command, errno);
+  report.exec_errno = start.exec_errno;  // the clone returns once the command exec'd or failed
 
-  // 4. Give up every privilege, for good.
-  if (!drop_privileges(native)) fail(report_fd, InitStep::drop_privileges, errno);
-  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(report_fd, InitStep::no_new_privs, errno);
-  if (native.seccomp != nullptr &&
-      ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, native.seccomp) != 0) {
-    fail(report_fd, InitStep::seccomp, errno);
-  }
-
-  // 5. The command, as PID 2. vfork: no copy of the server's page tables; the child only execs.
-  volatile int exec_errno = 0;
-  const pid_t command = ::vfork();
-  if (command == 0) {
-    ::execve(args.argv[0], const_cast<char* const*>(args.argv), const_cast<char* const*>(args.envp));
-    exec_errno = errno;
-    ::_exit(127);
-  }
-  if (command < 0) fail(report_fd, InitStep::fork_command, errno);
-  // 6. As PID 1 we reap every orphan of the namespace; the command's status is the report.
-  InitReport report{};
-  report.exec_errno = exec_errno;
-  for (;;) {
-    int status = 0;
-    const pid_t reaped = ::waitpid(-1, &status, 0);
-    if (reaped == command) {
-      report.wait_status = status;
+  // 4. As PID 1 we reap every orphan of the namespace until the command itself exits, the
+  //    deadline passes or the control pipe says stop (or hangs up: the server died).
+  const std::int64_t deadline = started + args.timeout_us;
+  bool done = reap(command, report);
+  while (!done) {
+    const std::int64_t left = deadline - monotonic_us();
+    if (left <= 0) {
+      report.timed_out = 1;
       break;
     }
-    if (reaped < 0 && errno != EINTR) break;
+    pollfd fds[2] = {{sigfd, POLLIN, 0}, {args.control_fd, POLLIN, 0}};
+    const timespec wait{left / 1'000'000, (left % 1'000'000) * 1000};
+    const int ready = ::ppoll(fds, 2, &wait, nullptr);
+    if (ready < 0 && errno != EINTR) fail(args, report, InitStep::supervise, errno);
+    if (ready > 0 && fds[1].revents != 0) {
+      report.cancelled = 1;
+      break;
+    }
+    if (ready > 0 && fds[0].revents != 0) {
+      signalfd_siginfo info[8];
+      while (::read(sigfd, info, sizeof info) > 0) {}
+    }
+    done = reap(command, report);
+  }
+  // 5. Nothing of the sandbox outlives the command: kill every process we may signal (all of
+  //    the namespace but us) and reap until none is left (orphans reparent to us), so that when
+  //    the report says "over", it is.
+  ::kill(-1, SIGKILL);
+  for (;;) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, 0);
+    if (pid == command) report.wait_status = status;
+    if (pid < 0 && errno != EINTR) break;  // ECHILD: nobody left
   }
   rusage usage{};
   ::getrusage(RUSAGE_CHILDREN, &usage);
+  report.elapsed_us = monotonic_us() - started;
   report.user_us = usage.ru_utime.tv_sec * 1'000'000 + usage.ru_utime.tv_usec;
   report.system_us = usage.ru_stime.tv_sec * 1'000'000 + usage.ru_stime.tv_usec;
   report.max_rss_kb = usage.ru_maxrss;
-  write_report(report_fd, report);
+  write_all(args.report_fd, &report, sizeof report);
   ::_exit(0);
 }
 

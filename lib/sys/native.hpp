@@ -1,20 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
-// The native sandbox's first process ("init"): containment checklist, then the command.
+// The native sandbox's first process ("init"): containment checklist, then the command, which
+// it supervises as PID 1 of the sandbox's PID namespace.
 #pragma once
 
 #include <cstdint>
 
 #include "sys/mountns.hpp"
+#include "sys/supervisor.hpp"
 
 struct sock_fprog;
 
 namespace pagi_exec::sys {
 
-/// Everything the native init needs, prepared in the parent.
+/// Everything the native init needs besides ChildArgs, prepared in the parent.
 struct NativeArgs {
   const RootPlan* root = nullptr;
-  const char* workspace = nullptr;    ///< host path of the twin's workspace (bound read-only)
-  int netns_fd = -1;                  ///< the shared loopback-only namespace; -1: create one
+  int template_fd = -1;               ///< template mount namespace; -1: build the root (user namespace)
+  const char* workspace = nullptr;    ///< the twin's workspace: in the template, or the host path
+  int netns_fd = -1;                  ///< the shared loopback-only namespace; -1: a new one
   int cgroup_procs[2] = {-1, -1};     ///< cgroup.procs to join (v1: memory, pids), -1 unused
   std::uint32_t uid = 65534;          ///< the command's uid and gid
   std::uint32_t gid = 65534;
@@ -29,37 +32,24 @@ struct NativeArgs {
 /// Reads this process's argv and environment areas from /proc/self/stat into `native`.
 void locate_own_args(NativeArgs& native);
 
-/// Clone flags of the init: every namespace but the network one it joins (or creates).
+/// Clone flags of the init: every namespace but the network one it joins (or creates), and the
+/// mount one, which it copies from the template.
 [[nodiscard]] unsigned long native_clone_flags(const NativeArgs& native) noexcept;
 
 /// Steps of the containment checklist, for error messages.
 enum class InitStep : std::int32_t {
-  none = 0, wait_for_maps, build_root, hostname, network, cgroup, rename, rlimits, stdio, drop_privileges,
-  no_new_privs, seccomp, fork_command,
+  none = 0, close_fds, wait_for_maps, build_root, hostname, network, cgroup, rlimits, stdio, drop_privileges,
+  no_new_privs, seccomp, signals, fork_command, supervise,
 };
 [[nodiscard]] const char* to_string(InitStep step) noexcept;
 
-/// What the init reports to the supervisor: one write, fewer than PIPE_BUF bytes.
-struct InitReport {
-  std::int32_t step = 0;        ///< InitStep that failed, 0 when the command ran
-  std::int32_t step_errno = 0;
-  std::int32_t root_step = 0;   ///< RootStep, when step is build_root
-  std::int32_t exec_errno = 0;  ///< execve's errno, when the command never ran
-  std::int32_t wait_status = 0;
-  std::int32_t reserved = 0;
-  std::int64_t user_us = 0;     ///< CPU time of every process the init reaped
-  std::int64_t system_us = 0;
-  std::int64_t max_rss_kb = 0;
-};
-
-struct SupervisorArgs;
-
-/// Runs as PID 1 of the new namespaces. Builds the root, joins the network namespace and the
-/// cgroups, applies rlimits, drops to uid/gid with no capabilities, sets no_new_privs and the
-/// seccomp filter, then starts the command and reaps until it exits. Writes one InitReport to
-/// `report_fd` and exits; when PID 1 exits the kernel kills every other process of the
-/// namespace (pid_namespaces(7)). `maps_ready_fd` is read to EOF first when a user namespace
-/// is used. Never returns. Async-signal-safe.
-[[noreturn]] void run_init_in_child(const SupervisorArgs& args, int report_fd, int maps_ready_fd) noexcept;
+/// Runs as PID 1 of new PID, IPC and UTS namespaces, cloned straight from the server. Builds
+/// the root, joins the network namespace and the cgroups, applies rlimits, drops to uid/gid
+/// with no capabilities, sets no_new_privs and the seccomp filter, starts the command, then
+/// supervises it: the time limit, the control pipe (EOF: the caller went away or the server
+/// died) and reaping every orphan. Kills what is left, writes one ChildReport and exits; the
+/// kernel then kills anything else of the namespace (pid_namespaces(7)). `maps_ready_fd` is
+/// read to EOF first when a user namespace is used. Never returns. Async-signal-safe.
+[[noreturn]] void run_init_in_child(const ChildArgs& args, const NativeArgs& native, int maps_ready_fd) noexcept;
 
 }  // namespace pagi_exec::sys

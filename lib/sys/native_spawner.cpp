@@ -8,6 +8,7 @@
 
 #include "pagi_exec/spawner.hpp"
 #include "sys/cgroup.hpp"
+#include "sys/janitor.hpp"
 #include "sys/mountns.hpp"
 #include "sys/native.hpp"
 #include "sys/netns.hpp"
@@ -19,11 +20,12 @@ namespace {
 
 class NativeSpawner final : public Spawner {
  public:
-  NativeSpawner(const Sandbox& sandbox, RootPlan root, unique_fd netns, std::shared_ptr<CgroupPool> pool,
-                SeccompProgram seccomp, bool user_namespace)
+  NativeSpawner(const Sandbox& sandbox, RootPlan root, unique_fd template_ns, unique_fd netns,
+                std::shared_ptr<CgroupPool> pool, SeccompProgram seccomp, bool user_namespace)
       : uid_(sandbox.spec().sandbox_uid),
         gid_(sandbox.spec().sandbox_gid),
         root_(std::move(root)),
+        template_ns_(std::move(template_ns)),
         netns_(std::move(netns)),
         pool_(std::move(pool)),
         seccomp_(std::move(seccomp)),
@@ -33,9 +35,11 @@ class NativeSpawner final : public Spawner {
   }
 
   Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token stop) const override {
-    if (plan.isolation != Isolation::native) return run_supervised(plan, nullptr, std::move(stop));
-    const auto workspace = plan.workspace.string();
-    NativeArgs args{.root = &root_, .workspace = workspace.c_str(), .netns_fd = netns_.get(),
+    if (plan.isolation != Isolation::native) return run_process_tree(plan, nullptr, std::move(stop));
+    // With the template the workspace is reached through its bind of the sandbox dir.
+    const auto workspace = template_ns_ ? template_path_of(plan.workspace.filename().string()) : plan.workspace.string();
+    NativeArgs args{.root = &root_, .template_fd = template_ns_.get(), .workspace = workspace.c_str(),
+                    .netns_fd = netns_.get(),
                     .uid = uid_, .gid = gid_, .seccomp = &fprog_, .user_namespace = user_namespace_,
                     .memory_by_rlimit = pool_ == nullptr, .arg_start = identity_.arg_start,
                     .arg_end = identity_.arg_end, .env_start = identity_.env_start, .env_end = identity_.env_end};
@@ -46,14 +50,17 @@ class NativeSpawner final : public Spawner {
       lease = std::move(*acquired);
       for (std::size_t i = 0; i < lease->procs.size() && i < 2; ++i) args.cgroup_procs[i] = lease->procs[i].get();
     }
-    auto result = run_supervised(plan, &args, std::move(stop));
+    auto result = run_process_tree(plan, &args, std::move(stop));
     if (lease) {
-      const auto usage = pool_->release(std::move(*lease));
+      const auto usage = pool_->read_usage(*lease);
       if (result) {
         result->oom_killed = usage.oom_killed;
         result->pids_limit_hit = usage.pids_limit_hit;
         result->usage.peak_memory_bytes = usage.peak_memory_bytes;
       }
+      // After the init's reap, which run_process_tree queued first.
+      auto held = std::make_shared<CgroupLease>(std::move(*lease));
+      Janitor::instance().post([pool = pool_, held] { pool->recycle(std::move(*held)); });
     }
     return result;
   }
@@ -61,6 +68,7 @@ class NativeSpawner final : public Spawner {
  private:
   std::uint32_t uid_, gid_;
   RootPlan root_;
+  unique_fd template_ns_;  // invalid in a user namespace: each init builds the whole root
   unique_fd netns_;
   std::shared_ptr<CgroupPool> pool_;  // null: no usable cgroups, memory capped by RLIMIT_AS
   SeccompProgram seccomp_;
@@ -82,11 +90,14 @@ Result<std::shared_ptr<const Spawner>> make_native_spawner(const Sandbox& sandbo
   auto root = sys::plan_root((spec.root_dir / ".native-root").string(), spec.limits.tmpfs_bytes,
                              spec.limits.tmpfs_bytes, spec.sandbox_uid, spec.sandbox_gid);
   if (!root) return tl::unexpected(root.error());
-  sys::unique_fd netns;
+  sys::unique_fd netns, template_ns;
   if (!user_namespace) {
     auto made = sys::make_loopback_netns();
     if (!made) return tl::unexpected(made.error());
     netns = std::move(*made);
+    auto made_template = sys::make_template_namespace(*root, spec.root_dir.string());
+    if (!made_template) return tl::unexpected(made_template.error());
+    template_ns = std::move(*made_template);
   }
   std::shared_ptr<sys::CgroupPool> pool;
   if (!user_namespace) {
@@ -96,7 +107,8 @@ Result<std::shared_ptr<const Spawner>> make_native_spawner(const Sandbox& sandbo
   }
   auto seccomp = sys::SeccompProgram::make_default();
   if (!seccomp) return tl::unexpected(seccomp.error());
-  return std::make_shared<const sys::NativeSpawner>(sandbox, std::move(*root), std::move(netns), std::move(pool),
+  return std::make_shared<const sys::NativeSpawner>(sandbox, std::move(*root), std::move(template_ns),
+                                                    std::move(netns), std::move(pool),
                                                     std::move(*seccomp), user_namespace);
 }
 

@@ -27,7 +27,9 @@ RlimitSet make_rlimits(std::uint64_t cpu_seconds, std::uint64_t file_size_bytes,
 int apply_rlimits_in_child(const RlimitSet& limits) noexcept {
   for (const auto& entry : limits.entries) {
     if (entry.resource < 0) continue;
-    const rlimit value{entry.value, entry.value};
+    // CPU: SIGXCPU at the limit, SIGKILL a second later for a process that ignores it.
+    const rlim_t hard = entry.resource == RLIMIT_CPU ? entry.value + 1 : entry.value;
+    const rlimit value{entry.value, hard};
     if (::setrlimit(static_cast<__rlimit_resource>(entry.resource), &value) != 0) return errno;
   }
   return 0;

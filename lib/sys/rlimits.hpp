@@ -21,7 +21,7 @@ struct RlimitSet {
                                      std::uint64_t open_files, std::uint64_t address_space_bytes,
                                      std::uint64_t processes);
 
-/// In the child: applies every entry (soft = hard). Returns 0 or errno. Async-signal-safe.
+/// In the child: applies every entry (soft = hard, but for CPU: hard = soft + 1 s). Returns 0 or errno. Async-signal-safe.
 [[nodiscard]] int apply_rlimits_in_child(const RlimitSet& limits) noexcept;
 
 }  // namespace pagi_exec::sys

@@ -1,21 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
-// Parent side of an execution: pipes, the supervisor's fork, the output pump, the report.
+// Parent side of an execution: pipes, the clone of the supervisor (or native init), the output
+// pump, the report.
 #include "sys/spawn.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
-#include <cstring>
-#include <mutex>
+#include <fstream>
 
 #include "sys/capture.hpp"
+#include "sys/child.hpp"
+#include "sys/janitor.hpp"
 #include "sys/native.hpp"
 #include "sys/rlimits.hpp"
 #include "sys/supervisor.hpp"
@@ -35,8 +36,8 @@ Result<Pipe> make_pipe() {
   return Pipe{unique_fd(fds[0]), unique_fd(fds[1])};
 }
 
-// NULL-terminated char* arrays over strings the caller keeps alive; built before fork because
-// the child may not allocate.
+// NULL-terminated char* arrays over strings the caller keeps alive; built before the clone
+// because the child may not allocate.
 std::vector<const char*> c_array(const std::vector<std::string>& items) {
   std::vector<const char*> out;
   out.reserve(items.size() + 1);
@@ -56,7 +57,6 @@ const char* step_name(SupervisorStep step) noexcept {
     case SupervisorStep::pidfd: return "pidfd_open";
     case SupervisorStep::poll: return "ppoll";
     case SupervisorStep::wait: return "wait4";
-    case SupervisorStep::rlimits: return "setrlimit";
     case SupervisorStep::user_maps: return "write uid/gid maps";
     case SupervisorStep::native_init: return "native sandbox init";
   }
@@ -77,7 +77,17 @@ bool drain(int fd, StreamCapture& capture) {
   }
 }
 
-ProcessResult to_result(const SupervisorReport& report) {
+Result<ProcessResult> to_result(const ChildReport& report) {
+  if (report.step == static_cast<std::int32_t>(SupervisorStep::native_init)) {
+    const auto step = static_cast<InitStep>(report.init_step);
+    std::string what = std::string("native sandbox: ") + to_string(step);
+    if (step == InitStep::build_root) what += std::string(": ") + to_string(static_cast<RootStep>(report.root_step));
+    return fail(Errc::sandbox_setup, what, report.step_errno);
+  }
+  if (report.step != 0) {
+    return fail(Errc::spawn_failed, std::string("supervisor: ") + step_name(static_cast<SupervisorStep>(report.step)),
+                report.step_errno);
+  }
   ProcessResult result;
   result.exec_errno = report.exec_errno;
   result.timed_out = report.timed_out != 0;
@@ -96,22 +106,37 @@ ProcessResult to_result(const SupervisorReport& report) {
   return result;
 }
 
+// A user-namespaced init waits until its uid/gid maps are written (user_namespaces(7)):
+// setgroups must be denied before an unprivileged gid_map.
+bool write_user_maps(pid_t pid, const NativeArgs& native) {
+  const auto dir = "/proc/" + std::to_string(pid) + "/";
+  const auto put = [&](const char* file, const std::string& text) {
+    std::ofstream out(dir + file);
+    out << text;
+    out.flush();
+    return out.good();
+  };
+  return put("setgroups", "deny") && put("uid_map", std::to_string(native.uid) + " " + std::to_string(::getuid()) + " 1\n") &&
+         put("gid_map", std::to_string(native.gid) + " " + std::to_string(::getgid()) + " 1\n");
+}
+
 }  // namespace
 
 Result<ProcessResult> ProcessSpawner::spawn(const LaunchPlan& plan, std::stop_token stop) const {
   if (plan.isolation == Isolation::native) {
     return fail(Errc::internal, "a native plan needs the native spawner (make_native_spawner)");
   }
-  return run_supervised(plan, nullptr, std::move(stop));
+  return run_process_tree(plan, nullptr, std::move(stop));
 }
 
-Result<ProcessResult> run_supervised(const LaunchPlan& plan, const NativeArgs* native, std::stop_token stop) {
+Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs* native, std::stop_token stop) {
   if (plan.argv.empty()) return fail(Errc::internal, "launch plan without argv");
   auto out = make_pipe();
   auto err = make_pipe();
   auto report = make_pipe();
   auto control = make_pipe();
-  for (auto* p : {&out, &err, &report, &control}) {
+  auto maps = make_pipe();
+  for (auto* p : {&out, &err, &report, &control, &maps}) {
     if (!*p) return tl::unexpected(p->error());
   }
   unique_fd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -121,12 +146,12 @@ Result<ProcessResult> run_supervised(const LaunchPlan& plan, const NativeArgs* n
   const auto envp = c_array(plan.env);
   const auto cwd = plan.cwd.string();
   const auto& limits = plan.limits;
-  // RLIMIT_NPROC counts every process of the uid, in every sandbox: only where no pids cgroup
-  // (native) does better, and never for root, which the kernel exempts anyway.
+  // RLIMIT_NPROC counts every process of the uid, in every sandbox, so it is never set: the
+  // native sandbox's pids cgroup limits the tree instead.
   const bool memory_by_rlimit = native != nullptr && native->memory_by_rlimit;
   const auto rlimits = make_rlimits(static_cast<std::uint64_t>(limits.cpu_time.count()), limits.file_size_bytes,
                                     limits.open_files, memory_by_rlimit ? limits.memory_bytes : 0, 0);
-  const SupervisorArgs args{
+  const ChildArgs args{
       .argv = argv.data(),
       .envp = envp.data(),
       .cwd = cwd.c_str(),
@@ -136,25 +161,38 @@ Result<ProcessResult> run_supervised(const LaunchPlan& plan, const NativeArgs* n
       .control_fd = control->read.get(),
       .timeout_us = std::chrono::duration_cast<std::chrono::microseconds>(limits.timeout).count(),
       .rlimits = &rlimits,
-      .native = native,
   };
-  // Raw clone: no atfork handlers run in the child (see supervisor.cpp).
-  const auto supervisor = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0));
-  if (supervisor < 0) return fail(Errc::spawn_failed, "fork supervisor", errno);
-  if (supervisor == 0) supervise_in_child(args);
-
+  // Raw clone: no atfork handlers run in the child (see child.hpp).
+  const pid_t child = raw_clone((native != nullptr ? native_clone_flags(*native) : 0) | SIGCHLD);
+  if (child < 0) return fail(Errc::spawn_failed, native ? "clone the native sandbox init" : "fork supervisor", errno);
+  if (child == 0) {
+    if (native != nullptr) run_init_in_child(args, *native, maps->read.get());
+    supervise_in_child(args);
+  }
   out->write.reset();
   err->write.reset();
   report->write.reset();
   control->read.reset();
+  maps->read.reset();
+  if (native != nullptr && native->user_namespace && !write_user_maps(child, *native)) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    return fail(Errc::sandbox_setup, "write the uid/gid maps of the native sandbox", errno);
+  }
+  maps->write.reset();  // EOF releases a user-namespaced init
   for (const auto& fd : {out->read.get(), err->read.get(), report->read.get()}) {
     ::fcntl(fd, F_SETFL, O_NONBLOCK);
   }
-  // A stop request wakes the pump, which closes the control pipe: the supervisor kills the tree.
+  // A stop request wakes the pump, which closes the control pipe: the tree is killed.
   std::stop_callback on_stop(stop, [fd = wake.get()] { ::eventfd_write(fd, 1); });
 
+  // The child enforces the time limit; this backstop only guards against a child that cannot
+  // (a native init starved of CPU): well past the limit, the init is killed from outside,
+  // which ends its whole PID namespace.
+  const std::int64_t backstop = monotonic_us() + args.timeout_us + 5'000'000;
+  bool backstop_hit = false;
   StreamCapture out_capture(limits.output), err_capture(limits.output);
-  SupervisorReport sup{};
+  ChildReport sup{};
   std::size_t report_bytes = 0;
   bool out_open = true, err_open = true, report_open = true;
   while (out_open || err_open || report_open) {
@@ -162,10 +200,13 @@ Result<ProcessResult> run_supervised(const LaunchPlan& plan, const NativeArgs* n
                      {err_open ? err->read.get() : -1, POLLIN, 0},
                      {report_open ? report->read.get() : -1, POLLIN, 0},
                      {wake.get(), POLLIN, 0}};
-    if (::poll(fds, 4, -1) < 0 && errno != EINTR) {
-      ::kill(supervisor, SIGKILL);  // cannot watch it any more; the tree dies with it (PDEATHSIG)
-      break;
+    const auto left_ms = (backstop - monotonic_us()) / 1000;
+    const int ready = ::poll(fds, 4, static_cast<int>(std::max<std::int64_t>(left_ms, 0)));
+    if ((ready < 0 && errno != EINTR) || (ready == 0 && native != nullptr)) {
+      ::kill(child, SIGKILL);
+      backstop_hit = true;
     }
+    if (ready <= 0) continue;
     if (fds[0].revents != 0) out_open = drain(out->read.get(), out_capture);
     if (fds[1].revents != 0) err_open = drain(err->read.get(), err_capture);
     if (fds[2].revents != 0) {
@@ -180,27 +221,28 @@ Result<ProcessResult> run_supervised(const LaunchPlan& plan, const NativeArgs* n
       control->write.reset();
     }
   }
+  if (report_bytes == sizeof sup) {
+    // The outcome is known: reaping (the init's exit tears its namespaces down) can wait.
+    Janitor::instance().post([child] {
+      while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {}
+    });
+  }
   int status = 0;
-  while (::waitpid(supervisor, &status, 0) < 0 && errno == EINTR) {}
-
   if (report_bytes != sizeof sup) {
-    return fail(Errc::internal, "the execution supervisor ended without a report (wait status " +
-                                    std::to_string(status) + ")");
-  }
-  if (sup.step == static_cast<std::int32_t>(SupervisorStep::native_init)) {
-    const auto step = static_cast<InitStep>(sup.init_step);
-    std::string what = std::string("native sandbox: ") + to_string(step);
-    if (step == InitStep::build_root) what += std::string(": ") + to_string(static_cast<RootStep>(sup.root_step));
-    return fail(Errc::sandbox_setup, what, sup.step_errno);
-  }
-  if (sup.step != 0) {
-    return fail(Errc::spawn_failed,
-                std::string("supervisor: ") + step_name(static_cast<SupervisorStep>(sup.step)),
-                sup.step_errno);
+    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    if (backstop_hit) {
+      sup = ChildReport{};
+      sup.timed_out = 1;
+      sup.wait_status = status;
+    } else {
+      return fail(Errc::internal, std::string(native ? "the native sandbox init" : "the execution supervisor") +
+                                      " ended without a report (wait status " + std::to_string(status) + ")");
+    }
   }
   auto result = to_result(sup);
-  result.out = out_capture.finish();
-  result.err = err_capture.finish();
+  if (!result) return result;
+  result->out = out_capture.finish();
+  result->err = err_capture.finish();
   return result;
 }
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The real Spawner: a supervisor process per execution, output pumped with caps.
+// Parent side of an execution: start a supervised process tree and pump its output.
 #pragma once
 
 #include "pagi_exec/spawner.hpp"
@@ -8,12 +8,13 @@ namespace pagi_exec::sys {
 
 struct NativeArgs;
 
-/// Runs `plan` under a supervisor process and pumps its output with the plan's caps. `native`
-/// is null for cwd and bwrap plans, else the prepared native sandbox. Thread-safe.
-[[nodiscard]] Result<ProcessResult> run_supervised(const LaunchPlan& plan, const NativeArgs* native,
-                                                   std::stop_token stop);
+/// Runs a cwd or bwrap `plan` under a supervisor process (supervisor.hpp), or a native plan
+/// under its sandbox init (native.hpp) when `native` is given, and pumps the output with the
+/// plan's caps. Thread-safe.
+[[nodiscard]] Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs* native,
+                                                     std::stop_token stop);
 
-/// Spawner that forks a supervisor (see supervisor.hpp) and pumps its command's output.
+/// Spawner for cwd and bwrap plans.
 class ProcessSpawner final : public Spawner {
  public:
   [[nodiscard]] Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token stop) const override;

@@ -249,7 +249,8 @@ void run_probes(Isolation isolation) {
   for (const auto& probe : probes) {
     const std::string name = probe.name;
     CAPTURE(name);
-    CAPTURE(to_string(isolation));
+    const std::string mode = to_string(isolation);
+    CAPTURE(mode);
     const bool contained = probe.contained(executor, scratch.path());
     results[probe.name][isolation] = contained;
     CHECK(contained == claimed_contained(probe.name, isolation));
