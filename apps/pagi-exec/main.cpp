@@ -37,7 +37,7 @@ int check(const Options& o) {
 int run(const Options& o) {
   const auto isolation = pagi_exec::isolation_from_string(o.isolation);
   if (!isolation) {
-    std::cerr << "pagi-exec: --isolation must be cwd or bwrap, not '" << o.isolation << "'\n";
+    std::cerr << "pagi-exec: --isolation must be cwd, bwrap or native, not '" << o.isolation << "'\n";
     return 2;
   }
   auto sandbox = pagi_exec::Sandbox::make({.root_dir = o.sandbox_dir, .isolation = *isolation,
@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
   auto* run_cmd = app.add_subcommand("run", "decide and run; exits with the command's exit code");
   add_common(run_cmd);
   run_cmd->add_option("--sandbox-dir", o.sandbox_dir, "workspace root")->capture_default_str();
-  run_cmd->add_option("--isolation", o.isolation, "cwd or bwrap")->capture_default_str();
+  run_cmd->add_option("--isolation", o.isolation, "cwd, bwrap or native")->capture_default_str();
   run_cmd->add_option("--timeout-ms", o.timeout_ms, "time limit")->capture_default_str()->check(CLI::Range(1LL, 86'400'000LL));
   try {
     app.parse(argc, argv);

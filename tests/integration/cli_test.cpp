@@ -19,8 +19,9 @@ struct Ran {
   std::string out;
 };
 
-// Runs the built pagi-exec with `args`, capturing stdout (stderr to /dev/null).
-Ran run_cli(const std::vector<std::string>& args) {
+// Runs the built pagi-exec with `args` (or, with `via_exec`, args[1..] as a whole command line),
+// capturing stdout (stderr stays the test's).
+Ran run_cli(const std::vector<std::string>& args, bool via_exec = false) {
   const char* bin = std::getenv("PAGI_EXEC_CLI");
   REQUIRE(bin != nullptr);
   int fds[2];
@@ -30,10 +31,11 @@ Ran run_cli(const std::vector<std::string>& args) {
   if (pid == 0) {
     ::dup2(fds[1], 1);
     ::close(fds[0]);
-    std::vector<char*> argv{const_cast<char*>(bin)};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    std::vector<char*> argv;
+    if (!via_exec) argv.push_back(const_cast<char*>(bin));
+    for (std::size_t i = via_exec ? 1 : 0; i < args.size(); ++i) argv.push_back(const_cast<char*>(args[i].c_str()));
     argv.push_back(nullptr);
-    ::execv(bin, argv.data());
+    ::execv(argv[0], argv.data());
     ::_exit(99);
   }
   ::close(fds[1]);
@@ -103,5 +105,28 @@ TEST_SUITE("cli") {
       CHECK(test_support::wait_gone(pid));
     }
     CHECK(count == 2);
+  }
+}
+
+TEST_SUITE("cli") {
+  TEST_CASE("native isolation works for an unprivileged user, through a user namespace") {
+    if (::geteuid() != 0 || ::access("/usr/bin/setpriv", X_OK) != 0) {
+      MESSAGE("SKIPPED: needs root (to become uid 65534 with setpriv) and /usr/bin/setpriv");
+      return;
+    }
+    TempDir dir;
+    std::filesystem::permissions(dir.path(), std::filesystem::perms::all);
+    const char* bin = std::getenv("PAGI_EXEC_CLI");
+    REQUIRE(bin != nullptr);
+    // setpriv drops to nobody; pagi-exec then has no privilege but user namespaces.
+    const auto ran = run_cli({"--", "/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", bin,
+                              "run", "--twin", "twin-aegis", "--isolation", "native", "--sandbox-dir",
+                              (dir.path() / "sb").string(), "--", "sh", "-c",
+                              "id -u; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status | tr -s '\\t' ' '; "
+                              "cat /etc/shadow 2>/dev/null || echo no-shadow; ls /proc | grep -c '^[0-9]'"},
+                             /*via_exec=*/true);
+    CHECK(ran.status == 0);
+    // init, sh, ls and grep: the only processes it can see
+    CHECK(ran.out == "65534\nCapEff: 0000000000000000\nNoNewPrivs: 1\nSeccomp: 2\nno-shadow\n4\n");
   }
 }
