@@ -14,7 +14,6 @@
 #include "sys/native.hpp"
 
 #include <fcntl.h>
-#include <grp.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
 #include <linux/filter.h>
@@ -73,9 +72,12 @@ bool drop_privileges(const NativeArgs& native) noexcept {
   for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) return false;
   }
-  if (!native.user_namespace && ::setgroups(0, nullptr) != 0) return false;
-  if (::setresgid(native.gid, native.gid, native.gid) != 0) return false;
-  if (::setresuid(native.uid, native.uid, native.uid) != 0) return false;
+  // Raw system calls: glibc's setgroups/setresgid/setresuid broadcast the change to every
+  // thread it believes we have (__nptl_setxid), and after a clone of the multithreaded server
+  // it waits for threads that exist only in the parent: a hang.
+  if (!native.user_namespace && ::syscall(SYS_setgroups, 0, nullptr) != 0) return false;
+  if (::syscall(SYS_setresgid, native.gid, native.gid, native.gid) != 0) return false;
+  if (::syscall(SYS_setresuid, native.uid, native.uid, native.uid) != 0) return false;
   // In a user namespace the uid was never 0, so setresuid kept the namespace's capabilities:
   // clear them explicitly (capset(2), version 3 for 64 capability bits).
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
