@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: Apache-2.0
+// Codec: proto <-> library values. Every decision about what a client sees is in to_proto().
+#include "codec.hpp"
+
+#include <cstdint>
+#include <limits>
+
+namespace tools_server::codec {
+namespace {
+
+constexpr const char* policy_violation_prefix = "Policy violation: ";
+
+void add_lines(const std::vector<std::string>& lines, google::protobuf::RepeatedPtrField<std::string>& out) {
+  out.Reserve(static_cast<int>(lines.size()));
+  for (const auto& line : lines) out.Add()->assign(line);
+}
+
+// A refusal, in the exact shape existing clients of the seed service parse.
+void encode_refusal(const pagi_exec::Outcome& outcome, tools::ExecutionResponse& response) {
+  response.set_success(false);
+  response.set_exit_code(1);
+  response.set_message(outcome.decision.reason);
+  response.add_stderr_logs(policy_violation_prefix + outcome.decision.reason);
+  response.set_execution_id(outcome.execution_id);
+  response.set_policy_rule(outcome.decision.rule);
+  response.set_duration_ms(std::chrono::duration_cast<std::chrono::milliseconds>(outcome.elapsed).count());
+}
+
+// An allowed request that reached its end (ran or not): everything is in-band.
+void encode_finished(const pagi_exec::Outcome& outcome, tools::ExecutionResponse& response) {
+  response.set_success(outcome.success());
+  response.set_exit_code(outcome.timed_out ? pagi_exec::exit_timeout : outcome.exit_code);
+  add_lines(outcome.out.lines, *response.mutable_stdout_logs());
+  add_lines(outcome.err.lines, *response.mutable_stderr_logs());
+  response.set_message(outcome.timed_out ? pagi_exec::timeout_message : outcome.message);
+  response.set_execution_id(outcome.execution_id);
+  response.set_stdout_truncated(outcome.out.truncated);
+  response.set_stderr_truncated(outcome.err.truncated);
+  response.set_signal(outcome.signal);
+  response.set_timed_out(outcome.timed_out);
+  response.set_duration_ms(std::chrono::duration_cast<std::chrono::milliseconds>(outcome.elapsed).count());
+  if (outcome.ran) response.set_isolation(pagi_exec::to_string(outcome.isolation));
+  response.set_policy_rule(outcome.decision.rule);
+}
+
+[[nodiscard]] grpc::Status to_status(const pagi_exec::Error& error) {
+  using pagi_exec::Errc;
+  switch (error.code) {
+    case Errc::invalid_request: return {grpc::StatusCode::INVALID_ARGUMENT, error.message()};
+    case Errc::invalid_config:
+    case Errc::sandbox_setup:
+    case Errc::spawn_failed:
+    case Errc::io:
+    case Errc::internal:
+      return {grpc::StatusCode::INTERNAL, std::string(pagi_exec::to_string(error.code)) + ": " + error.message()};
+  }
+  return {grpc::StatusCode::INTERNAL, error.message()};
+}
+
+}  // namespace
+
+pagi_exec::Request from_proto(const tools::ExecutionRequest& message) {
+  pagi_exec::Request request{
+      .tool = message.command(),
+      .args = {message.args().begin(), message.args().end()},
+      .twin_id = message.twin_id(),
+      .job_id = message.job_id(),
+      .ns = message.namespace_(),
+      .metadata = {},
+      .timeout_cap = std::nullopt,
+  };
+  for (const auto& [key, value] : message.metadata()) request.metadata.emplace(key, value);
+  return request;
+}
+
+std::optional<std::chrono::milliseconds> timeout_cap(std::chrono::system_clock::time_point deadline,
+                                                     std::chrono::system_clock::time_point now) {
+  // grpc reports "no deadline" as time_point::max(); subtracting `now` from it would overflow.
+  if (deadline >= now + pagi_exec::max_timeout) return std::nullopt;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+  return std::max(left, std::chrono::milliseconds(1));
+}
+
+grpc::Status to_proto(const pagi_exec::Result<pagi_exec::Outcome>& result, StopCause stop,
+                      tools::ExecutionResponse& response) {
+  if (!result) return to_status(result.error());
+  const auto& outcome = *result;
+  if (!outcome.decision.allowed) {
+    encode_refusal(outcome, response);
+    return grpc::Status::OK;
+  }
+  if (outcome.cancelled) {
+    if (stop == StopCause::shutdown) {
+      return {grpc::StatusCode::UNAVAILABLE, "server shutting down: execution " + outcome.execution_id + " killed"};
+    }
+    return {grpc::StatusCode::CANCELLED, "execution " + outcome.execution_id + " cancelled: the call ended"};
+  }
+  encode_finished(outcome, response);
+  return grpc::Status::OK;
+}
+
+std::string describe(const HealthReport& report) {
+  std::string text = "isolation=" + std::string(pagi_exec::to_string(report.effective)) +
+                     " safe_mode=" + (report.safe_mode ? "true" : "false") + " sandbox_dir=" + report.sandbox_dir +
+                     " timeout_ms=" + std::to_string(report.timeout.count());
+  if (report.degraded()) {
+    text += " WARNING: isolation '" + std::string(pagi_exec::to_string(report.requested)) +
+            "' was requested but is unavailable (" + report.fallback_reason +
+            "); commands run with isolation '" + pagi_exec::to_string(report.effective) +
+            "' and can see the host as the server does";
+  }
+  return text;
+}
+
+tools::HealthCheckResponse to_proto(const HealthReport& report) {
+  tools::HealthCheckResponse response;
+  response.set_status(report.degraded() ? "DEGRADED" : "SERVING");
+  response.set_version(pagi_exec::version);
+  response.set_message(describe(report));
+  return response;
+}
+
+}  // namespace tools_server::codec

@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: Apache-2.0
+// Codec: tools.proto messages <-> library values, and the one place errors become wire statuses.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include <grpcpp/support/status.h>
+
+#include <pagi_exec/pagi_exec.hpp>
+
+#include "tools.pb.h"
+
+namespace tools_server::codec {
+
+/// The wire request as a library Request. Total: any message converts, validation is the
+/// library's (Policy::decide, Executor::run).
+[[nodiscard]] pagi_exec::Request from_proto(const tools::ExecutionRequest& message);
+
+/// The time left until an RPC deadline, as a Request::timeout_cap: nullopt when the deadline is
+/// further than pagi_exec::max_timeout away (including "no deadline"), at least 1 ms otherwise.
+[[nodiscard]] std::optional<std::chrono::milliseconds> timeout_cap(std::chrono::system_clock::time_point deadline,
+                                                                   std::chrono::system_clock::time_point now);
+
+/// Why an execution was stopped early, as the service knows it.
+enum class StopCause : std::uint8_t {
+  none,      ///< not stopped (or stopped by its own time limit)
+  client,    ///< the client cancelled or its deadline passed
+  shutdown,  ///< the server is shutting down
+};
+
+/// THE mapping of a run's result to the wire; fills `response` when the status is OK.
+///  - a policy refusal: OK, success=false, exit_code=1, message=reason,
+///    stderr_logs[0] = "Policy violation: <reason>", policy_rule;
+///  - a command that ran (any exit code, signal, timeout, truncation): OK with in-band fields;
+///    a timeout is exit_code 124 with message "execution_timeout";
+///  - an execution cancelled early: CANCELLED (client) or UNAVAILABLE (shutdown);
+///  - Errc::invalid_request: INVALID_ARGUMENT; every other Errc: INTERNAL; with the error message.
+[[nodiscard]] grpc::Status to_proto(const pagi_exec::Result<pagi_exec::Outcome>& result, StopCause stop,
+                                    tools::ExecutionResponse& response);
+
+/// What HealthCheck reports: the isolation asked for and the one in effect, and why they differ.
+struct HealthReport {
+  pagi_exec::Isolation requested = pagi_exec::Isolation::cwd;
+  pagi_exec::Isolation effective = pagi_exec::Isolation::cwd;
+  std::string fallback_reason;  ///< why `effective` differs from `requested`; empty when equal
+  bool safe_mode = false;
+  std::string sandbox_dir;
+  std::chrono::milliseconds timeout{0};
+
+  /// True when the requested isolation is not in effect.
+  [[nodiscard]] bool degraded() const noexcept { return requested != effective; }
+};
+
+/// status "SERVING" (or "DEGRADED" when the isolation fell back), version, and a message stating
+/// the isolation in effect, safe mode and the sandbox folder, with a loud note on a fallback.
+[[nodiscard]] tools::HealthCheckResponse to_proto(const HealthReport& report);
+
+/// The one-sentence summary of `report` used by HealthCheck and the start-up log line.
+[[nodiscard]] std::string describe(const HealthReport& report);
+
+}  // namespace tools_server::codec

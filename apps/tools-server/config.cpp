@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: Apache-2.0
+// Server configuration: one table of settings, parsed as text and interpreted with typed parsers.
+//
+// CLI11 collects every value as a string (from the flag, else from the environment variable), and
+// the parsers below interpret it. CLI11's own conversion errors name only the flag, never the
+// variable a value came from; an operator who set TOOLS_GRPC_PORT=abc should read that name.
+#include "config.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <limits>
+#include <string_view>
+
+#include <CLI/CLI.hpp>
+
+namespace tools_server {
+namespace {
+
+// Error text for a bad value ("is not a port number (1-65535)"); empty when the value is fine.
+using Problem = std::string;
+
+[[nodiscard]] std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// An unsigned decimal in [min, max], the whole text and nothing else ("+5", " 5", "5ms" fail).
+[[nodiscard]] std::optional<std::uint64_t> parse_uint(std::string_view text, std::uint64_t min, std::uint64_t max) {
+  std::uint64_t value = 0;
+  const auto* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || ec != std::errc{} || ptr != end || value < min || value > max) return std::nullopt;
+  return value;
+}
+
+// true/false/1/0/yes/no, any case; a bare flag (empty text) means true.
+[[nodiscard]] std::optional<bool> parse_bool(std::string_view text) {
+  const auto word = lower(text);
+  if (word.empty() || word == "true" || word == "1" || word == "yes") return true;
+  if (word == "false" || word == "0" || word == "no") return false;
+  return std::nullopt;
+}
+
+constexpr const char* bool_problem = "is not a boolean (true/false, 1/0, yes/no)";
+
+[[nodiscard]] Problem apply_bool(std::string_view text, bool& out) {
+  const auto value = parse_bool(text);
+  if (!value) return bool_problem;
+  out = *value;
+  return {};
+}
+
+template <class T>
+[[nodiscard]] Problem apply_uint(std::string_view text, std::uint64_t min, std::uint64_t max, const char* what,
+                                 T& out) {
+  const auto value = parse_uint(text, min, max);
+  if (!value) return std::string("is not ") + what + " (" + std::to_string(min) + "-" + std::to_string(max) + ")";
+  out = static_cast<T>(*value);
+  return {};
+}
+
+// "host:port" with a numeric port 0-65535 ("[::1]:0" too), or "unix:/absolute/path".
+[[nodiscard]] Problem check_listen(std::string_view text) {
+  constexpr const char* accepted = "is not a listen address (host:port with port 0-65535, or unix:/absolute/path)";
+  if (text.starts_with("unix:")) return text.size() > 6 && text[5] == '/' ? Problem{} : accepted;
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return accepted;
+  if (!parse_uint(text.substr(colon + 1), 0, 65535)) return accepted;
+  return {};
+}
+
+[[nodiscard]] Problem apply_path(std::string_view text, std::filesystem::path& out) {
+  const std::filesystem::path path(text);
+  if (!path.is_absolute()) return "is not an absolute path";
+  out = path;
+  return {};
+}
+
+// One configurable setting: its flag, its variable, its help, and how its text becomes a value.
+struct Setting {
+  const char* flag;
+  const char* env;
+  const char* type_name;
+  const char* help;
+  bool is_bool;  // the flag may be given bare (--safe-mode), meaning true
+  Problem (*apply)(std::string_view text, ServerConfig& config);
+};
+
+// The order matters once: --listen comes after --port, so that an explicit address wins.
+const std::array<Setting, 14> settings{{
+    {"--port", "TOOLS_GRPC_PORT", "PORT", "TCP port to listen on, on all interfaces (default 50054)", false,
+     [](std::string_view t, ServerConfig& c) {
+       std::uint16_t port = 0;
+       auto problem = apply_uint(t, 1, 65535, "a port number", port);
+       if (problem.empty()) c.listen = "0.0.0.0:" + std::to_string(port);
+       return problem;
+     }},
+    {"--listen", "TOOLS_GRPC_ADDR", "ADDR",
+     "address to listen on: host:port (port 0 picks a free one) or unix:/path; overrides --port "
+     "(default 0.0.0.0:<port>)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       auto problem = check_listen(t);
+       if (problem.empty()) c.listen = std::string(t);
+       return problem;
+     }},
+    {"--sandbox-dir", "SANDBOX_DIR", "DIR", "absolute folder holding the twins' workspaces (default /tmp/pagi-sandbox)",
+     false, [](std::string_view t, ServerConfig& c) { return apply_path(t, c.sandbox_dir); }},
+    {"--safe-mode", "SAFE_MODE", "BOOL", "refuse the shell bridge and '*' grants (default false)", true,
+     [](std::string_view t, ServerConfig& c) { return apply_bool(t, c.safe_mode); }},
+    {"--timeout-ms", "TOOLS_EXEC_TIMEOUT_MS", "MS", "wall-clock limit of one execution in ms (default 10000)", false,
+     [](std::string_view t, ServerConfig& c) {
+       std::int64_t ms = 0;
+       auto problem = apply_uint(t, 1, static_cast<std::uint64_t>(pagi_exec::max_timeout.count()),
+                                 "a time limit in milliseconds", ms);
+       c.timeout = std::chrono::milliseconds(ms);
+       return problem;
+     }},
+    {"--isolation", "TOOLS_ISOLATION", "KIND", "how commands are contained: cwd, bwrap or native (default cwd)", false,
+     [](std::string_view t, ServerConfig& c) {
+       const auto kind = pagi_exec::isolation_from_string(t);
+       if (!kind) return Problem("is not an isolation kind (cwd, bwrap, native)");
+       c.isolation = *kind;
+       return Problem{};
+     }},
+    {"--use-bwrap", "TOOLS_USE_BWRAP", "BOOL", "same as --isolation bwrap (default false)", true,
+     [](std::string_view t, ServerConfig& c) {
+       bool on = false;
+       auto problem = apply_bool(t, on);
+       if (on) c.isolation = pagi_exec::Isolation::bwrap;
+       return problem;
+     }},
+    {"--require-isolation", "TOOLS_REQUIRE_ISOLATION", "BOOL",
+     "refuse to start when the requested isolation does not work, instead of falling back to cwd (default false)",
+     true, [](std::string_view t, ServerConfig& c) { return apply_bool(t, c.require_isolation); }},
+    {"--bwrap-path", "TOOLS_BWRAP_PATH", "PATH", "absolute path of the bubblewrap binary (default /usr/bin/bwrap)",
+     false, [](std::string_view t, ServerConfig& c) { return apply_path(t, c.bwrap_path); }},
+    {"--max-output-bytes", "TOOLS_MAX_OUTPUT_BYTES", "BYTES",
+     "bytes kept per output stream; the rest is dropped and reported (default 32768)", false,
+     [](std::string_view t, ServerConfig& c) {
+       return apply_uint(t, 1, pagi_exec::max_output_bytes, "a byte count", c.max_output_bytes);
+     }},
+    {"--max-output-lines", "TOOLS_MAX_OUTPUT_LINES", "LINES", "lines kept per output stream (default 200)", false,
+     [](std::string_view t, ServerConfig& c) {
+       return apply_uint(t, 1, 1'000'000, "a line count", c.max_output_lines);
+     }},
+    {"--max-concurrency", "TOOLS_MAX_CONCURRENCY", "N",
+     "most RPCs served at once (gRPC threads); further calls get RESOURCE_EXHAUSTED (default 64)", false,
+     [](std::string_view t, ServerConfig& c) { return apply_uint(t, 1, 4096, "a thread count", c.max_concurrency); }},
+    {"--history-size", "TOOLS_HISTORY_SIZE", "N", "executions remembered for audit (default 1000)", false,
+     [](std::string_view t, ServerConfig& c) {
+       return apply_uint(t, 1, 1'000'000, "a history size", c.history_size);
+     }},
+    {"--log-level", "LOG_LEVEL", "LEVEL", "error, warn, info or debug (default info)", false,
+     [](std::string_view t, ServerConfig& c) {
+       const auto level = log_level_from_string(lower(t));
+       if (!level) return Problem("is not a log level (error, warn, info, debug)");
+       c.log_level = *level;
+       return Problem{};
+     }},
+}};
+
+[[nodiscard]] std::string describe(const Setting& s, std::string_view value, const Problem& problem) {
+  return std::string(s.env) + " / " + s.flag + ": '" + std::string(value) + "' " + problem;
+}
+
+[[nodiscard]] std::size_t index_of(std::string_view flag) {
+  for (std::size_t i = 0; i < settings.size(); ++i) {
+    if (flag == settings[i].flag) return i;
+  }
+  return settings.size();
+}
+
+}  // namespace
+
+void add_settings(CLI::App& app, RawSettings& raw) {
+  raw.entries.assign(settings.size(), {});
+  for (std::size_t i = 0; i < settings.size(); ++i) {
+    const auto& s = settings[i];
+    auto* option = app.add_option(s.flag, raw.entries[i].value, s.help)->envname(s.env)->type_name(s.type_name);
+    if (s.is_bool) option->expected(0, 1);
+    raw.entries[i].option = option;
+  }
+}
+
+tl::expected<ServerConfig, std::string> resolve_settings(const RawSettings& raw) {
+  ServerConfig config;
+  for (std::size_t i = 0; i < settings.size(); ++i) {
+    const auto& entry = raw.entries[i];
+    if (entry.option == nullptr || entry.option->count() == 0) continue;
+    if (!settings[i].is_bool && entry.value.empty()) {
+      return tl::unexpected(describe(settings[i], entry.value, "is empty"));
+    }
+    if (auto problem = settings[i].apply(entry.value, config); !problem.empty()) {
+      return tl::unexpected(describe(settings[i], entry.value, problem));
+    }
+  }
+  // --use-bwrap is a synonym; contradicting an explicit --isolation is an error, not a guess.
+  const auto& isolation = raw.entries[index_of("--isolation")];
+  const auto& use_bwrap = raw.entries[index_of("--use-bwrap")];
+  if (isolation.option->count() > 0 && use_bwrap.option->count() > 0 && parse_bool(use_bwrap.value).value_or(false) &&
+      pagi_exec::isolation_from_string(isolation.value) != pagi_exec::Isolation::bwrap) {
+    return tl::unexpected(std::string("TOOLS_USE_BWRAP / --use-bwrap: 'true' contradicts TOOLS_ISOLATION / "
+                                      "--isolation: '") + isolation.value + "'");
+  }
+  return config;
+}
+
+}  // namespace tools_server

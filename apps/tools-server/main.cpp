@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: Apache-2.0
+// tools-server: reads the configuration, builds the Executor once, serves gRPC until SIGTERM/SIGINT.
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <pthread.h>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/resource_quota.h>
+
+#include <pagi_exec/pagi_exec.hpp>
+
+#include "cancellation.hpp"
+#include "codec.hpp"
+#include "config.hpp"
+#include "log.hpp"
+#include "service.hpp"
+
+namespace {
+
+using tools_server::LogLevel;
+using tools_server::ServerConfig;
+
+// How long in-flight calls get to finish after SIGTERM (their executions are already stopped).
+constexpr auto shutdown_grace = std::chrono::seconds(2);
+
+// A start-up failure: its message goes to stderr as one line, the process exits with `code`.
+struct StartupError {
+  int code = tools_server::exit_bad_config;
+  std::string message;
+};
+
+// SIGTERM and SIGINT are blocked in every thread (grpc's threads inherit this mask) and taken
+// with sigwait() by the main thread: no grpc call ever runs in a signal handler.
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  return set;
+}
+
+struct Library {
+  pagi_exec::Executor executor;
+  tools_server::codec::HealthReport health;
+};
+
+// Makes the sandbox, probing the requested isolation once; falls back to cwd unless required.
+tl::expected<pagi_exec::Sandbox, StartupError> make_sandbox(const ServerConfig& config, std::string& fallback) {
+  auto sandbox = pagi_exec::Sandbox::make(pagi_exec::SandboxSpec{
+      .root_dir = config.sandbox_dir,
+      .isolation = config.isolation,
+      .limits = {.timeout = config.timeout,
+                 .output = {.max_bytes = config.max_output_bytes, .max_lines = config.max_output_lines}},
+      .bwrap_path = config.bwrap_path,
+  });
+  if (!sandbox) return tl::unexpected(StartupError{.message = "sandbox: " + sandbox.error().message()});
+  if (config.isolation == pagi_exec::Isolation::cwd) return *sandbox;
+  const auto probe = pagi_exec::check_isolation(*sandbox);
+  if (probe) return *sandbox;
+  if (config.require_isolation) {
+    return tl::unexpected(StartupError{
+        .message = "TOOLS_ISOLATION / --isolation: '" + std::string(pagi_exec::to_string(config.isolation)) +
+                   "' does not work here (" + probe.error().message() +
+                   ") and TOOLS_REQUIRE_ISOLATION / --require-isolation is set"});
+  }
+  fallback = probe.error().message();
+  tools_server::log(LogLevel::warn, "!!! isolation '" + std::string(pagi_exec::to_string(config.isolation)) +
+                                        "' does not work here (" + fallback +
+                                        "): FALLING BACK TO 'cwd', commands are NOT isolated from the host; set "
+                                        "TOOLS_REQUIRE_ISOLATION=true to refuse to start instead");
+  return sandbox->with_isolation(pagi_exec::Isolation::cwd);
+}
+
+tl::expected<Library, StartupError> make_library(const ServerConfig& config) {
+  auto spec = pagi_exec::PolicySpec::seed_default();
+  spec.safe_mode = config.safe_mode;
+  auto policy = pagi_exec::Policy::make(std::move(spec));
+  if (!policy) return tl::unexpected(StartupError{.message = "policy: " + policy.error().message()});
+  std::string fallback;
+  auto sandbox = make_sandbox(config, fallback);
+  if (!sandbox) return tl::unexpected(sandbox.error());
+  auto executor = pagi_exec::Executor::make(pagi_exec::ExecutorParts{
+      .policy = *policy,
+      .sandbox = *sandbox,
+      .catalog = pagi_exec::ToolCatalog::seed_default(),
+      .spawner = nullptr,
+      .history = std::make_shared<pagi_exec::History>(config.history_size),
+  });
+  if (!executor) {
+    return tl::unexpected(StartupError{.message = "SANDBOX_DIR / --sandbox-dir: " + executor.error().message()});
+  }
+  tools_server::codec::HealthReport health{
+      .requested = config.isolation,
+      .effective = sandbox->isolation(),
+      .fallback_reason = fallback,
+      .safe_mode = config.safe_mode,
+      .sandbox_dir = config.sandbox_dir.string(),
+      .timeout = config.timeout,
+  };
+  return Library{std::move(*executor), std::move(health)};
+}
+
+// The builder sequence; `bound` receives the address clients can dial ("127.0.0.1:40123").
+tl::expected<std::unique_ptr<grpc::Server>, StartupError> start_server(const ServerConfig& config,
+                                                                       grpc::Service& service, std::string& bound) {
+  // The sync server counts its polling thread against the quota too: N handlers need N + 1.
+  grpc::ResourceQuota quota("tools-server");
+  quota.SetMaxThreads(config.max_concurrency + 1);
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.SetResourceQuota(quota);
+  // grpc sets SO_REUSEPORT by default: a second server on a busy port would start and silently
+  // share it. A port in use must be a start-up error instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  auto server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    return tl::unexpected(StartupError{.code = 1, .message = "cannot listen on " + config.listen +
+                                                             " (address in use, or not permitted?)"});
+  }
+  const bool is_unix = config.listen.starts_with("unix:");
+  bound = is_unix ? config.listen : config.listen.substr(0, config.listen.rfind(':')) + ":" + std::to_string(port);
+  return server;
+}
+
+int fail_startup(const StartupError& error) {
+  std::cerr << "tools-server: " << error.message << std::endl;
+  return error.code;
+}
+
+// Parses flags and environment; nullopt with `exit_code` set when the process should end now.
+std::optional<ServerConfig> parse_config(int argc, char** argv, int& exit_code) {
+  CLI::App app{"pagi-exec tools-server: policy-checked, sandboxed tool execution over gRPC "
+               "(tools.ToolExecutorService). Every flag can also be set by the environment variable shown."};
+  app.set_version_flag("--version", pagi_exec::version);
+  tools_server::RawSettings raw;
+  tools_server::add_settings(app, raw);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    exit_code = app.exit(e) == 0 ? 0 : tools_server::exit_bad_config;
+    return std::nullopt;
+  }
+  auto config = tools_server::resolve_settings(raw);
+  if (!config) {
+    exit_code = fail_startup({.message = config.error()});
+    return std::nullopt;
+  }
+  return *config;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const sigset_t signals = stop_signals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // before any thread exists
+
+  int exit_code = 0;
+  const auto config = parse_config(argc, argv, exit_code);
+  if (!config) return exit_code;
+  tools_server::set_log_level(config->log_level);
+
+  auto library = make_library(*config);
+  if (!library) return fail_startup(library.error());
+
+  tools_server::CancellationWatcher watcher;
+  tools_server::ToolExecutorService service(library->executor, library->health, watcher);
+  std::string bound;
+  auto server = start_server(*config, service, bound);
+  if (!server) return fail_startup(server.error());
+
+  std::cout << "listening on " << bound << std::endl;  // first stdout line: tests read the port here
+  tools_server::log(LogLevel::info, "tools-server " + std::string(pagi_exec::version) + " listening on " + bound +
+                                        " " + tools_server::codec::describe(library->health));
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  tools_server::log(LogLevel::info, std::string("received ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM") +
+                                        ": stopping running executions and shutting down");
+  watcher.stop_all();  // kills the running process trees; their handlers return promptly
+  (*server)->Shutdown(std::chrono::system_clock::now() + shutdown_grace);
+  (*server)->Wait();
+  tools_server::log(LogLevel::info, "stopped");
+  return 0;
+}

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: Apache-2.0
+// ToolExecutorService: the gRPC service of tools.proto, adapting each RPC to one Executor call.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <pagi_exec/pagi_exec.hpp>
+
+#include "cancellation.hpp"
+#include "codec.hpp"
+#include "tools.grpc.pb.h"
+
+namespace tools_server {
+
+/// Each RPC decodes, runs the Executor with a stop token tied to the call, encodes and returns.
+/// No policy, limits or defaults live here. Thread-safe: one instance serves every gRPC thread.
+class ToolExecutorService final : public tools::ToolExecutorService::Service {
+ public:
+  /// `watcher` must outlive the service.
+  ToolExecutorService(pagi_exec::Executor executor, codec::HealthReport health, CancellationWatcher& watcher)
+      : executor_(std::move(executor)), health_(std::move(health)), watcher_(watcher) {}
+
+  /// Decides and runs one request; see codec::to_proto for what the client gets back.
+  grpc::Status RequestExecution(grpc::ServerContext* context, const tools::ExecutionRequest* request,
+                                tools::ExecutionResponse* response) override;
+
+  /// SERVING or DEGRADED, the version, and the isolation, safe mode and sandbox in effect.
+  grpc::Status HealthCheck(grpc::ServerContext* context, const google::protobuf::Empty* request,
+                           tools::HealthCheckResponse* response) override;
+
+ private:
+  pagi_exec::Executor executor_;
+  codec::HealthReport health_;
+  CancellationWatcher& watcher_;
+};
+
+}  // namespace tools_server

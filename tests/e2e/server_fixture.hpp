@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: Apache-2.0
+// E2E fixture: starts the built tools-server in a clean environment and talks to it via the stub.
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "tools.grpc.pb.h"
+
+namespace e2e {
+
+using namespace std::chrono_literals;
+using Env = std::map<std::string, std::string>;
+
+/// The tools-server under test: $TOOLS_SERVER_BIN, set by tests/e2e/meson.build.
+inline std::string server_binary() {
+  const char* path = std::getenv("TOOLS_SERVER_BIN");
+  if (path == nullptr || *path == '\0') throw std::runtime_error("TOOLS_SERVER_BIN is not set (run via meson test)");
+  return path;
+}
+
+/// A fresh folder under /tmp, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "pagi-e2e-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+/// Whole contents of a file, or "" when it cannot be read.
+inline std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+/// A child process with a clean environment (only `env`), stdout on a pipe, stderr in a file.
+class Process {
+ public:
+  Process(const std::vector<std::string>& argv, const Env& env, std::filesystem::path stderr_path)
+      : stderr_path_(std::move(stderr_path)) {
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0600);
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    std::vector<std::string> env_strings;
+    for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+    std::vector<char*> envp;
+    for (auto& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    const int rc = ::posix_spawn(&pid_, argv[0].c_str(), &actions, nullptr, args.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(out[1]);
+    stdout_fd_ = out[0];
+    if (rc != 0) throw std::runtime_error("posix_spawn " + argv[0] + " failed: " + std::to_string(rc));
+  }
+  ~Process() {
+    if (!exit_code_) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+    ::close(stdout_fd_);
+  }
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  /// The first line the process printed on stdout, waiting at most `limit`; nullopt on EOF/time-out.
+  std::optional<std::string> first_line(std::chrono::milliseconds limit = 10s) {
+    std::string line;
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < until) {
+      pollfd p{stdout_fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      char c = 0;
+      if (::read(stdout_fd_, &c, 1) != 1) return std::nullopt;
+      if (c == '\n') return line;
+      line += c;
+    }
+    return std::nullopt;
+  }
+
+  /// The exit code (128+N when killed by signal N), waiting at most `limit`; nullopt if still running.
+  std::optional<int> wait_exit(std::chrono::milliseconds limit = 10s) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!exit_code_) {
+      int status = 0;
+      const pid_t done = ::waitpid(pid_, &status, WNOHANG);
+      if (done == pid_) {
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      } else if (std::chrono::steady_clock::now() >= until) {
+        break;
+      } else {
+        std::this_thread::sleep_for(10ms);
+      }
+    }
+    return exit_code_;
+  }
+
+  [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+  [[nodiscard]] std::string stderr_text() const { return read_text(stderr_path_); }
+
+ private:
+  pid_t pid_ = -1;
+  int stdout_fd_ = -1;
+  std::filesystem::path stderr_path_;
+  std::optional<int> exit_code_;
+};
+
+/// How to start a server: extra environment variables and flags on top of the defaults
+/// (PATH, SANDBOX_DIR in a fresh temp folder, --listen 127.0.0.1:0).
+struct ServerOptions {
+  Env env;
+  std::vector<std::string> args;
+  std::string listen = "127.0.0.1:0";
+};
+
+/// A running tools-server with a connected stub; killed (SIGKILL) on destruction if still up.
+class Server {
+ public:
+  explicit Server(ServerOptions options = {}) {
+    Env env{{"PATH", "/usr/bin:/bin"}, {"SANDBOX_DIR", sandbox_dir().string()}};
+    for (const auto& [k, v] : options.env) env[k] = v;
+    std::vector<std::string> argv{server_binary(), "--listen", options.listen};
+    argv.insert(argv.end(), options.args.begin(), options.args.end());
+    process_ = std::make_unique<Process>(argv, env, dir_.path() / "server.stderr");
+    const auto line = process_->first_line();
+    const std::string prefix = "listening on ";
+    if (!line || line->rfind(prefix, 0) != 0) {
+      process_->wait_exit(2s);
+      throw std::runtime_error("server did not start; stdout: '" + line.value_or("") +
+                               "'; stderr: " + process_->stderr_text());
+    }
+    address_ = line->substr(prefix.size());
+    channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+    stub_ = tools::ToolExecutorService::NewStub(channel_);
+  }
+
+  /// The address printed on the first stdout line ("127.0.0.1:40123", "unix:/...").
+  [[nodiscard]] const std::string& address() const noexcept { return address_; }
+  [[nodiscard]] tools::ToolExecutorService::Stub& stub() { return *stub_; }
+  [[nodiscard]] Process& process() { return *process_; }
+  /// A scratch folder of this test, outside the sandbox (pid files and the like).
+  [[nodiscard]] std::filesystem::path scratch() const { return dir_.path(); }
+  [[nodiscard]] std::filesystem::path sandbox_dir() const { return dir_.path() / "sandbox"; }
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<Process> process_;
+  std::string address_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<tools::ToolExecutorService::Stub> stub_;
+};
+
+/// What one RequestExecution call returned.
+struct Call {
+  grpc::Status status;
+  tools::ExecutionResponse response;
+};
+
+/// Calls RequestExecution; `context` lets a caller cancel from another thread.
+inline Call execute(tools::ToolExecutorService::Stub& stub, const std::string& twin, const std::string& command,
+                    const std::vector<std::string>& args = {}, std::chrono::milliseconds deadline = 20s,
+                    grpc::ClientContext* context = nullptr) {
+  tools::ExecutionRequest request;
+  request.set_twin_id(twin);
+  request.set_command(command);
+  for (const auto& a : args) request.add_args(a);
+  grpc::ClientContext local;
+  grpc::ClientContext& ctx = context != nullptr ? *context : local;
+  ctx.set_deadline(std::chrono::system_clock::now() + deadline);
+  Call call;
+  call.status = stub.RequestExecution(&ctx, request, &call.response);
+  return call;
+}
+
+/// Starts the server binary expecting it to refuse to start: its exit code and stderr.
+inline std::pair<std::optional<int>, std::string> run_expecting_exit(const Env& extra,
+                                                                     const std::vector<std::string>& args = {},
+                                                                     const std::string& listen = "127.0.0.1:0") {
+  TempDir dir;
+  Env env{{"PATH", "/usr/bin:/bin"}, {"SANDBOX_DIR", (dir.path() / "sandbox").string()}};
+  for (const auto& [k, v] : extra) env[k] = v;
+  std::vector<std::string> argv{server_binary(), "--listen", listen};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Process process(argv, env, dir.path() / "stderr");
+  const auto code = process.wait_exit(10s);
+  return {code, process.stderr_text()};
+}
+
+/// True when `pid` no longer runs (gone, or a zombie waiting to be reaped).
+inline bool process_gone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return true;
+  const auto stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+  const auto close_paren = stat.rfind(')');
+  return close_paren != std::string::npos && close_paren + 2 < stat.size() && stat[close_paren + 2] == 'Z';
+}
+
+/// Polls `predicate` every 20 ms for at most `limit`; true as soon as it holds.
+template <class Predicate>
+bool eventually(Predicate predicate, std::chrono::milliseconds limit = 10s) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (!predicate()) {
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+/// The pid written into `file` by a command, once the file holds a whole line.
+inline std::optional<pid_t> read_pid(const std::filesystem::path& file) {
+  std::optional<pid_t> pid;
+  eventually([&] {
+    const auto text = read_text(file);
+    if (text.empty() || text.back() != '\n') return false;
+    pid = static_cast<pid_t>(std::stol(text));
+    return true;
+  });
+  return pid;
+}
+
+}  // namespace e2e
