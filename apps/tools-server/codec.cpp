@@ -41,6 +41,12 @@ void encode_finished(const pagi_exec::Outcome& outcome, tools::ExecutionResponse
   response.set_duration_ms(std::chrono::duration_cast<std::chrono::milliseconds>(outcome.elapsed).count());
   if (outcome.ran) response.set_isolation(pagi_exec::to_string(outcome.isolation));
   response.set_policy_rule(outcome.decision.rule);
+  response.set_limit_hit(pagi_exec::to_string(outcome.limit_hit));
+  response.set_cpu_time_ms(std::chrono::duration_cast<std::chrono::milliseconds>(outcome.usage.cpu_user +
+                                                                                 outcome.usage.cpu_system)
+                               .count());
+  response.set_peak_memory_bytes(outcome.usage.peak_memory_bytes != 0 ? outcome.usage.peak_memory_bytes
+                                                                       : outcome.usage.max_rss_bytes);
 }
 
 [[nodiscard]] grpc::Status to_status(const pagi_exec::Error& error) {
@@ -102,7 +108,14 @@ grpc::Status to_proto(const pagi_exec::Result<pagi_exec::Outcome>& result, StopC
 std::string describe(const HealthReport& report) {
   std::string text = "isolation=" + std::string(pagi_exec::to_string(report.effective)) +
                      " safe_mode=" + (report.safe_mode ? "true" : "false") + " sandbox_dir=" + report.sandbox_dir +
-                     " timeout_ms=" + std::to_string(report.timeout.count());
+                     " timeout_ms=" + std::to_string(report.timeout.count()) +
+                     " cpu_limit_s=" + std::to_string(report.limits.cpu_time.count()) +
+                     " file_size_limit_mb=" + std::to_string(report.limits.file_size_bytes >> 20);
+  if (report.effective == pagi_exec::Isolation::native) {
+    text += " memory_limit_mb=" + std::to_string(report.limits.memory_bytes >> 20) +
+            " max_processes=" + std::to_string(report.limits.max_processes) +
+            " tmpfs_size_mb=" + std::to_string(report.limits.tmpfs_bytes >> 20);
+  }
   if (report.degraded()) {
     text += " WARNING: isolation '" + std::string(pagi_exec::to_string(report.requested)) +
             "' was requested but is unavailable (" + report.fallback_reason +

@@ -48,6 +48,7 @@ struct HealthReport {
   bool safe_mode = false;
   std::string sandbox_dir;
   std::chrono::milliseconds timeout{0};
+  pagi_exec::Limits limits;
 
   /// True when the requested isolation is not in effect.
   [[nodiscard]] bool degraded() const noexcept { return requested != effective; }

@@ -91,7 +91,7 @@ struct Setting {
 };
 
 // The order matters once: --listen comes after --port, so that an explicit address wins.
-const std::array<Setting, 14> settings{{
+const std::array<Setting, 20> settings{{
     {"--port", "TOOLS_GRPC_PORT", "PORT", "TCP port to listen on, on all interfaces (default 50054)", false,
      [](std::string_view t, ServerConfig& c) {
        std::uint16_t port = 0;
@@ -154,6 +154,49 @@ const std::array<Setting, 14> settings{{
     {"--history-size", "TOOLS_HISTORY_SIZE", "N", "executions remembered for audit (default 1000)", false,
      [](std::string_view t, ServerConfig& c) {
        return apply_uint(t, 1, 1'000'000, "a history size", c.history_size);
+     }},
+    {"--memory-limit-mb", "TOOLS_MEMORY_LIMIT_MB", "MIB",
+     "native: memory (and swap) of one execution's whole process tree, cgroup-enforced; 0 = none (default 512)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       std::uint64_t mib = 0;
+       auto problem = apply_uint(t, 0, 1 << 20, "a size in MiB", mib);
+       c.limits.memory_bytes = mib << 20;
+       return problem;
+     }},
+    {"--max-processes", "TOOLS_MAX_PROCESSES", "N",
+     "native: processes and threads of one execution at once, cgroup-enforced; 0 = none (default 128)", false,
+     [](std::string_view t, ServerConfig& c) {
+       return apply_uint(t, 0, 1'000'000, "a process count", c.limits.max_processes);
+     }},
+    {"--cpu-limit-s", "TOOLS_CPU_LIMIT_S", "SECONDS",
+     "CPU seconds of each process (RLIMIT_CPU), every mode; 0 = none (default 30)", false,
+     [](std::string_view t, ServerConfig& c) {
+       std::uint64_t seconds = 0;
+       auto problem = apply_uint(t, 0, 86'400, "a number of seconds", seconds);
+       c.limits.cpu_time = std::chrono::seconds(seconds);
+       return problem;
+     }},
+    {"--file-size-limit-mb", "TOOLS_FILE_SIZE_LIMIT_MB", "MIB",
+     "largest file a command may write (RLIMIT_FSIZE), every mode; 0 = none (default 256)", false,
+     [](std::string_view t, ServerConfig& c) {
+       std::uint64_t mib = 0;
+       auto problem = apply_uint(t, 0, 1 << 20, "a size in MiB", mib);
+       c.limits.file_size_bytes = mib << 20;
+       return problem;
+     }},
+    {"--open-files", "TOOLS_OPEN_FILES", "N", "open descriptors per process (RLIMIT_NOFILE), every mode (default 1024)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       return apply_uint(t, 16, 1'048'576, "a descriptor count", c.limits.open_files);
+     }},
+    {"--tmpfs-size-mb", "TOOLS_TMPFS_SIZE_MB", "MIB",
+     "native: size of the private /tmp and of the working folder /work, each (default 64)", false,
+     [](std::string_view t, ServerConfig& c) {
+       std::uint64_t mib = 0;
+       auto problem = apply_uint(t, 1, 1 << 20, "a size in MiB", mib);
+       c.limits.tmpfs_bytes = mib << 20;
+       return problem;
      }},
     {"--log-level", "LOG_LEVEL", "LEVEL", "error, warn, info or debug (default info)", false,
      [](std::string_view t, ServerConfig& c) {

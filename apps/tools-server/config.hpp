@@ -38,6 +38,7 @@ struct ServerConfig {
   std::uint64_t max_output_lines = 200;
   int max_concurrency = 64;
   std::size_t history_size = 1000;
+  pagi_exec::Limits limits;  ///< the resource limits; timeout and output caps are the fields above
   LogLevel log_level = LogLevel::info;
 };
 

@@ -52,11 +52,13 @@ struct Library {
 
 // Makes the sandbox, probing the requested isolation once; falls back to cwd unless required.
 tl::expected<pagi_exec::Sandbox, StartupError> make_sandbox(const ServerConfig& config, std::string& fallback) {
+  auto limits = config.limits;
+  limits.timeout = config.timeout;
+  limits.output = {.max_bytes = config.max_output_bytes, .max_lines = config.max_output_lines};
   auto sandbox = pagi_exec::Sandbox::make(pagi_exec::SandboxSpec{
       .root_dir = config.sandbox_dir,
       .isolation = config.isolation,
-      .limits = {.timeout = config.timeout,
-                 .output = {.max_bytes = config.max_output_bytes, .max_lines = config.max_output_lines}},
+      .limits = limits,
       .bwrap_path = config.bwrap_path,
   });
   if (!sandbox) return tl::unexpected(StartupError{.message = "sandbox: " + sandbox.error().message()});
@@ -102,6 +104,7 @@ tl::expected<Library, StartupError> make_library(const ServerConfig& config) {
       .safe_mode = config.safe_mode,
       .sandbox_dir = config.sandbox_dir.string(),
       .timeout = config.timeout,
+      .limits = sandbox->limits(),
   };
   return Library{std::move(*executor), std::move(health)};
 }

@@ -378,6 +378,23 @@ TEST_SUITE("server") {
     check_isolated_server("native", {{"TOOLS_ISOLATION", "native"}});
   }
 
+  TEST_CASE("native limits are configurable and a run they end names the limit") {
+    Server server({.env = {{"TOOLS_ISOLATION", "native"}, {"TOOLS_REQUIRE_ISOLATION", "true"},
+                           {"TOOLS_MEMORY_LIMIT_MB", "64"}, {"TOOLS_MAX_PROCESSES", "16"}}});
+    grpc::ClientContext context;
+    tools::HealthCheckResponse health;
+    REQUIRE(server.stub().HealthCheck(&context, google::protobuf::Empty(), &health).ok());
+    CHECK(health.message().find("memory_limit_mb=64 max_processes=16") != std::string::npos);
+    const auto bomb = execute(server.stub(), "twin-aegis", "command_exec",
+                              {"/usr/bin/python3 -c 'b = bytearray(256 << 20); print(len(b))'"});
+    CHECK_FALSE(bomb.response.success());
+    CHECK(bomb.response.limit_hit() == "memory_limit_exceeded");
+    CHECK(bomb.response.peak_memory_bytes() > 0);
+    const auto fine = execute(server.stub(), "twin-aegis", "command_exec", {"echo ok"});
+    CHECK(fine.response.success());
+    CHECK(fine.response.limit_hit().empty());
+  }
+
   TEST_CASE("bwrap requested but unusable: fall back to cwd and say DEGRADED, or refuse to start") {
     const e2e::Env bogus{{"TOOLS_USE_BWRAP", "true"}, {"TOOLS_BWRAP_PATH", "/nonexistent/pagi-e2e/bwrap"}};
     SUBCASE("fallback") {
