@@ -2,7 +2,7 @@
 // Executor::run, the checklist: decide -> place -> resolve -> plan -> spawn -> clean up -> record.
 #include "pagi_exec/executor.hpp"
 
-#include <signal.h>
+#include <csignal>
 
 #include <cstring>
 

@@ -2,13 +2,10 @@
 // Launch plans for each isolation kind, and the start-up isolation probe.
 #include "launch.hpp"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <array>
-
 #include "pagi_exec/policy.hpp"
+#include "sys/mountns.hpp"
 #include "sys/random.hpp"
+#include "sys/workspace.hpp"
 
 namespace pagi_exec::detail {
 namespace {
@@ -33,15 +30,11 @@ std::vector<std::string> command_env(const std::string& home, const std::string&
 // are symlinks into /usr and are recreated as symlinks inside.
 void add_system_mounts(std::vector<std::string>& args) {
   args.insert(args.end(), {"--ro-bind", "/usr", "/usr"});
-  for (const char* dir : {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}) {
-    struct stat st{};
-    if (::lstat(dir, &st) != 0) continue;
-    if (S_ISLNK(st.st_mode)) {
-      std::array<char, 256> target{};
-      const auto n = ::readlink(dir, target.data(), target.size() - 1);
-      if (n > 0) args.insert(args.end(), {"--symlink", std::string(target.data(), static_cast<std::size_t>(n)), dir});
-    } else if (S_ISDIR(st.st_mode)) {
-      args.insert(args.end(), {"--ro-bind", dir, dir});
+  for (const auto& dir : sys::system_dirs()) {
+    if (dir.link_target.empty()) {
+      args.insert(args.end(), {"--ro-bind", dir.path, dir.path});
+    } else {
+      args.insert(args.end(), {"--symlink", dir.link_target, dir.path});
     }
   }
   // Only what dynamic linking, user names and time zones need: no keys, no shadow, no hosts' secrets.
@@ -121,8 +114,10 @@ namespace pagi_exec {
 
 Result<void> check_isolation(const Sandbox& sandbox) {
   if (sandbox.isolation() == Isolation::cwd) return {};
-  if (sandbox.isolation() == Isolation::bwrap && ::access(sandbox.spec().bwrap_path.c_str(), X_OK) != 0) {
-    return fail(Errc::sandbox_setup, "bwrap not usable at " + sandbox.spec().bwrap_path.string(), errno);
+  if (sandbox.isolation() == Isolation::bwrap) {
+    if (const int err = sys::executable_error(sandbox.spec().bwrap_path); err != 0) {
+      return fail(Errc::sandbox_setup, "bwrap not usable at " + sandbox.spec().bwrap_path.string(), err);
+    }
   }
   std::shared_ptr<const Spawner> spawner = make_process_spawner();
   if (sandbox.isolation() == Isolation::native) {

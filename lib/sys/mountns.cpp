@@ -80,6 +80,22 @@ const char* to_string(RootStep step) noexcept {
   return "unknown";
 }
 
+std::vector<SystemDir> system_dirs() {
+  std::vector<SystemDir> dirs;
+  for (const char* dir : {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}) {
+    struct stat st{};
+    if (::lstat(dir, &st) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      char target[256] = {};
+      const auto n = ::readlink(dir, target, sizeof target - 1);
+      if (n > 0) dirs.push_back({dir, std::string(target, static_cast<std::size_t>(n))});
+    } else if (S_ISDIR(st.st_mode)) {
+      dirs.push_back({dir, {}});
+    }
+  }
+  return dirs;
+}
+
 Result<RootPlan> plan_root(const std::string& root, std::uint64_t tmp_bytes, std::uint64_t work_bytes,
                            std::uint32_t uid, std::uint32_t gid) {
   std::error_code ec;
@@ -98,16 +114,12 @@ Result<RootPlan> plan_root(const std::string& root, std::uint64_t tmp_bytes, std
   plan.dirs = {at("/usr"), at("/etc"), plan.proc, plan.dev, plan.tmp, plan.work, plan.workspace};
   plan.ro_binds.push_back({"/usr", at("/usr"), locked_flags("/usr")});
   // Merged /usr (Debian 12): /bin -> usr/bin is recreated as a link; a real folder is bound.
-  for (const char* dir : {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}) {
-    struct stat st{};
-    if (::lstat(dir, &st) != 0) continue;
-    if (S_ISLNK(st.st_mode)) {
-      char target[256] = {};
-      const auto n = ::readlink(dir, target, sizeof target - 1);
-      if (n > 0) plan.links.push_back({std::string(target, static_cast<std::size_t>(n)), at(dir)});
-    } else if (S_ISDIR(st.st_mode)) {
-      plan.dirs.push_back(at(dir));
-      plan.ro_binds.push_back({dir, at(dir), locked_flags(dir)});
+  for (const auto& dir : system_dirs()) {
+    if (!dir.link_target.empty()) {
+      plan.links.push_back({dir.link_target, at(dir.path)});
+    } else {
+      plan.dirs.push_back(at(dir.path));
+      plan.ro_binds.push_back({dir.path, at(dir.path), locked_flags(dir.path)});
     }
   }
   if (std::filesystem::is_directory("/etc/alternatives")) {

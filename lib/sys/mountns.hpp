@@ -11,6 +11,15 @@
 
 namespace pagi_exec::sys {
 
+/// A top-level system folder programs need, as this host has it: merged-/usr systems (Debian
+/// 12) have /bin, /lib, ... as links into /usr; others have real folders.
+struct SystemDir {
+  std::string path;         ///< "/bin"
+  std::string link_target;  ///< "usr/bin" when `path` is a symlink, else empty (a folder)
+};
+/// /bin, /sbin, /lib, /lib32, /lib64, /libx32 as they exist here (missing ones left out).
+[[nodiscard]] std::vector<SystemDir> system_dirs();
+
 /// Everything the child needs to build the root, as ready-made strings (the child may not
 /// allocate). Made once per Executor by plan_root(); only the workspace differs per execution.
 struct RootPlan {

@@ -52,12 +52,10 @@ const char* step_name(SupervisorStep step) noexcept {
     case SupervisorStep::close_fds: return "close inherited descriptors";
     case SupervisorStep::setsid: return "setsid";
     case SupervisorStep::subreaper: return "prctl(PR_SET_CHILD_SUBREAPER)";
-    case SupervisorStep::pipe: return "pipe2";
     case SupervisorStep::fork: return "fork the command";
     case SupervisorStep::pidfd: return "pidfd_open";
     case SupervisorStep::poll: return "ppoll";
     case SupervisorStep::wait: return "wait4";
-    case SupervisorStep::user_maps: return "write uid/gid maps";
     case SupervisorStep::native_init: return "native sandbox init";
   }
   return "unknown step";

@@ -27,7 +27,7 @@ struct ChildArgs {
 
 /// The step that failed, for the parent's error message.
 enum class SupervisorStep : std::int32_t {
-  none = 0, close_fds, setsid, subreaper, pipe, fork, pidfd, poll, wait, user_maps, native_init,
+  none = 0, close_fds, setsid, subreaper, fork, pidfd, poll, wait, native_init,
 };
 
 /// What the supervisor or init reports once the whole tree is gone. Plain old data, written

@@ -138,6 +138,10 @@ Result<std::uint64_t> write_file_beneath(const std::filesystem::path& root, cons
   return written;
 }
 
+int executable_error(const std::filesystem::path& path) {
+  return ::access(path.c_str(), X_OK) == 0 ? 0 : errno;
+}
+
 ProgramLookup find_program(std::string_view name, std::string_view path_dirs) {
   ProgramLookup lookup;
   while (true) {

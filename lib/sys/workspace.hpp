@@ -43,6 +43,9 @@ namespace pagi_exec::sys {
                                                        std::string_view relative,
                                                        std::string_view content);
 
+/// 0 when `path` is executable by us, else the errno of access(2).
+[[nodiscard]] int executable_error(const std::filesystem::path& path);
+
 /// How a program name resolved.
 struct ProgramLookup {
   enum class Found : std::uint8_t { executable, not_executable, missing };
