@@ -2,6 +2,7 @@
 // Async-signal-safe helpers shared by the supervisor and the native init.
 #include "sys/child.hpp"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -54,6 +55,20 @@ void reset_signals() noexcept {
   sigset_t none;
   ::sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+Wake wait_readable(int fd, int control_fd, std::int64_t deadline_us) noexcept {
+  for (;;) {
+    const std::int64_t left = deadline_us - monotonic_us();
+    if (left <= 0) return Wake::deadline;
+    pollfd fds[2] = {{fd, POLLIN, 0}, {control_fd, POLLIN, 0}};
+    const timespec wait{left / 1'000'000, (left % 1'000'000) * 1000};
+    const int ready = ::ppoll(fds, 2, &wait, nullptr);
+    if (ready < 0 && errno != EINTR) return Wake::error;
+    if (ready <= 0) continue;
+    if (fds[1].revents != 0) return Wake::control;
+    if (fds[0].revents != 0) return Wake::readable;
+  }
 }
 
 void write_all(int fd, const void* data, std::size_t size) noexcept {

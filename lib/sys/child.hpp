@@ -24,6 +24,13 @@ namespace pagi_exec::sys {
 /// and the server's (ignored SIGPIPE, signals blocked for its signal thread) must not leak.
 void reset_signals() noexcept;
 
+/// Why wait_readable() returned.
+enum class Wake : std::uint8_t { readable, deadline, control, error };
+
+/// Waits until `fd` is readable, `control_fd` is readable or hung up (the parent's word to stop,
+/// or its death), or CLOCK_MONOTONIC reaches `deadline_us`. Retries on EINTR.
+[[nodiscard]] Wake wait_readable(int fd, int control_fd, std::int64_t deadline_us) noexcept;
+
 /// Writes all of `data` (retrying on EINTR); gives up silently on error.
 void write_all(int fd, const void* data, std::size_t size) noexcept;
 

@@ -18,7 +18,6 @@
 #include <linux/close_range.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -241,26 +240,15 @@ void run_init_in_child(const ChildArgs& args, const NativeArgs& native, int maps
 
   // 4. As PID 1 we reap every orphan of the namespace until the command itself exits, the
   //    deadline passes or the control pipe says stop (or hangs up: the server died).
-  const std::int64_t deadline = started + args.timeout_us;
   bool done = reap(command, report);
   while (!done) {
-    const std::int64_t left = deadline - monotonic_us();
-    if (left <= 0) {
-      report.timed_out = 1;
-      break;
-    }
-    pollfd fds[2] = {{sigfd, POLLIN, 0}, {args.control_fd, POLLIN, 0}};
-    const timespec wait{left / 1'000'000, (left % 1'000'000) * 1000};
-    const int ready = ::ppoll(fds, 2, &wait, nullptr);
-    if (ready < 0 && errno != EINTR) fail(args, report, InitStep::supervise, errno);
-    if (ready > 0 && fds[1].revents != 0) {
-      report.cancelled = 1;
-      break;
-    }
-    if (ready > 0 && fds[0].revents != 0) {
-      signalfd_siginfo info[8];
-      while (::read(sigfd, info, sizeof info) > 0) {}
-    }
+    const auto wake = wait_readable(sigfd, args.control_fd, started + args.timeout_us);
+    if (wake == Wake::error) fail(args, report, InitStep::supervise, errno);
+    if (wake == Wake::deadline) report.timed_out = 1;
+    if (wake == Wake::control) report.cancelled = 1;
+    if (wake != Wake::readable) break;
+    signalfd_siginfo info[8];
+    while (::read(sigfd, info, sizeof info) > 0) {}
     done = reap(command, report);
   }
   // 5. Nothing of the sandbox outlives the command: kill every process we may signal (all of

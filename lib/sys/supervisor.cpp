@@ -12,7 +12,6 @@
 
 #include <fcntl.h>
 #include <linux/close_range.h>
-#include <poll.h>
 #include <signal.h>
 #include <sched.h>
 #include <sys/prctl.h>
@@ -135,23 +134,13 @@ void supervise_in_child(const ChildArgs& args) noexcept {
     ::kill(command, SIGKILL);
     fail_step(args, report, SupervisorStep::pidfd);
   }
-  const std::int64_t deadline = started + args.timeout_us;
-  while (exec_errno == 0) {
-    const std::int64_t left = deadline - monotonic_us();
-    if (left <= 0) {
-      report.timed_out = 1;
-      break;
+  if (exec_errno == 0) {
+    switch (wait_readable(pidfd, args.control_fd, started + args.timeout_us)) {
+      case Wake::readable: break;  // the command exited
+      case Wake::deadline: report.timed_out = 1; break;
+      case Wake::control: report.cancelled = 1; break;
+      case Wake::error: fail_step(args, report, SupervisorStep::poll);
     }
-    pollfd fds[2] = {{pidfd, POLLIN, 0}, {args.control_fd, POLLIN, 0}};
-    const timespec wait{left / 1'000'000, (left % 1'000'000) * 1000};
-    const int ready = ::ppoll(fds, 2, &wait, nullptr);
-    if (ready < 0 && errno != EINTR) fail_step(args, report, SupervisorStep::poll);
-    if (ready <= 0) continue;
-    if (fds[1].revents != 0) {
-      report.cancelled = 1;
-      break;
-    }
-    if (fds[0].revents != 0) break;  // the command exited
   }
 
   // 4. End the command (if still running), collect its status, then clear the whole subtree.

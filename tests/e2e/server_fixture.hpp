@@ -25,6 +25,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "test_support.hpp"
 #include "tools.grpc.pb.h"
 
 namespace e2e {
@@ -39,25 +40,7 @@ inline std::string server_binary() {
   return path;
 }
 
-/// A fresh folder under /tmp, removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "pagi-e2e-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using test_support::TempDir;
 
 /// Whole contents of a file, or "" when it cannot be read.
 inline std::string read_text(const std::filesystem::path& path) {
