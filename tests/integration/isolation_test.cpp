@@ -62,6 +62,11 @@ bool host_process_with_cmdline(const std::string& cmdline) {
   return false;
 }
 
+// A sleep duration no other test (or other run of this one) uses, to find the daemon by argv.
+std::string daemon_marker(int probe) {
+  return "1000." + std::to_string(::getpid()) + std::to_string(probe);
+}
+
 struct Probe {
   const char* name;   // what the attempt tries, as the README table shows it
   bool (*contained)(const Executor&, const std::filesystem::path& scratch);
@@ -136,13 +141,15 @@ const Probe probes[] = {
      }},
     {"leave a daemon running after the command exits",
      [](const Executor& e, const std::filesystem::path&) {
-       (void)sh(e, "(setsid sleep 1001.25 > /dev/null 2>&1 &) ; sleep 0.2");
-       return !host_process_with_cmdline(std::string("sleep\0" "1001.25\0", 14));
+       const auto marker = daemon_marker(1);
+       (void)sh(e, "(setsid sleep " + marker + " > /dev/null 2>&1 &) ; sleep 0.2");
+       return !host_process_with_cmdline(std::string("sleep") + '\0' + marker + '\0');
      }},
     {"outlive the time limit with a double-forked daemon",
      [](const Executor& e, const std::filesystem::path&) {
-       (void)sh_until_timeout(e, "(setsid sh -c 'trap \"\" TERM; exec sleep 1001.5' &) ; sleep 1000");
-       return !host_process_with_cmdline(std::string("sleep\0" "1001.5\0", 13));
+       const auto marker = daemon_marker(2);
+       (void)sh_until_timeout(e, "(setsid sh -c 'trap \"\" TERM; exec sleep " + marker + "' &) ; sleep 1000");
+       return !host_process_with_cmdline(std::string("sleep") + '\0' + marker + '\0');
      }},
     {"gain root through a setuid binary",
      [](const Executor& e, const std::filesystem::path& scratch) {
