@@ -135,8 +135,14 @@ const std::array<Setting, 20> settings{{
        return problem;
      }},
     {"--require-isolation", "TOOLS_REQUIRE_ISOLATION", "BOOL",
-     "refuse to start when the requested isolation does not work, instead of falling back to cwd (default false)",
-     true, [](std::string_view t, ServerConfig& c) { return apply_bool(t, c.require_isolation); }},
+     "refuse to start when the requested isolation does not work, instead of falling back to cwd "
+     "(default: true for native, false for bwrap)",
+     true, [](std::string_view t, ServerConfig& c) {
+       bool required = false;
+       auto problem = apply_bool(t, required);
+       c.require_isolation = required;
+       return problem;
+     }},
     {"--bwrap-path", "TOOLS_BWRAP_PATH", "PATH", "absolute path of the bubblewrap binary (default /usr/bin/bwrap)",
      false, [](std::string_view t, ServerConfig& c) { return apply_path(t, c.bwrap_path); }},
     {"--max-output-bytes", "TOOLS_MAX_OUTPUT_BYTES", "BYTES",

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,7 +33,13 @@ struct ServerConfig {
   bool safe_mode = false;
   std::chrono::milliseconds timeout{10'000};
   pagi_exec::Isolation isolation = pagi_exec::Isolation::cwd;
-  bool require_isolation = false;
+  /// Refuse to start when the isolation does not work. Unset: required for native (asking for
+  /// the sandbox and silently not getting it is never right), not for bwrap (the seed's fallback).
+  std::optional<bool> require_isolation;
+
+  [[nodiscard]] bool isolation_required() const noexcept {
+    return require_isolation.value_or(isolation == pagi_exec::Isolation::native);
+  }
   std::filesystem::path bwrap_path = "/usr/bin/bwrap";
   std::uint64_t max_output_bytes = 32 * 1024;
   std::uint64_t max_output_lines = 200;

@@ -65,7 +65,7 @@ tl::expected<pagi_exec::Sandbox, StartupError> make_sandbox(const ServerConfig& 
   if (config.isolation == pagi_exec::Isolation::cwd) return *sandbox;
   const auto probe = pagi_exec::check_isolation(*sandbox);
   if (probe) return *sandbox;
-  if (config.require_isolation) {
+  if (config.isolation_required()) {
     return tl::unexpected(StartupError{
         .message = "TOOLS_ISOLATION / --isolation: '" + std::string(pagi_exec::to_string(config.isolation)) +
                    "' does not work here (" + probe.error().message() +
