@@ -8,7 +8,8 @@ packages=(
   meson ninja-build pkg-config g++
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libexpected-dev libcli11-dev doctest-dev
-  bubblewrap libseccomp-dev python3-grpcio python3-protobuf
+  bubblewrap libseccomp-dev libtomlplusplus-dev nlohmann-json3-dev openssl
+  python3-grpcio python3-protobuf
 )
 
 missing=()
