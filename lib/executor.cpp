@@ -109,7 +109,7 @@ Result<Executor> Executor::make(ExecutorParts parts) {
 
 void Executor::wait_for_cleanup() { sys::Janitor::instance().drain(); }
 
-Result<Outcome> Executor::run(const Request& request, std::stop_token stop) const {
+Result<Outcome> Executor::run(const Request& request, std::stop_token stop, const RunHooks& hooks) const {
   const auto started = Clock::now();
   const auto t0 = std::chrono::steady_clock::now();
   Outcome outcome;
@@ -117,7 +117,7 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop) cons
   outcome.isolation = parts_.sandbox.isolation();
   outcome.decision = parts_.policy.decide(request);
 
-  auto result = outcome.decision.allowed ? run_allowed(request, outcome, std::move(stop)) : refused(outcome);
+  auto result = outcome.decision.allowed ? run_allowed(request, outcome, std::move(stop), hooks) : refused(outcome);
   if (result) {
     result->elapsed = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
     parts_.history->record(make_record(request, *result, started, Clock::now()));
@@ -129,7 +129,8 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop) cons
   return result;
 }
 
-Result<Outcome> Executor::run_allowed(const Request& request, Outcome outcome, std::stop_token stop) const {
+Result<Outcome> Executor::run_allowed(const Request& request, Outcome outcome, std::stop_token stop,
+                                      const RunHooks& hooks) const {
   const Sandbox& sandbox = parts_.sandbox;
   // 1. The twin id becomes a folder name: it must be one safe path component.
   if (auto valid = validate_twin_id(request.twin_id); !valid) return tl::unexpected(valid.error());
@@ -140,7 +141,10 @@ Result<Outcome> Executor::run_allowed(const Request& request, Outcome outcome, s
     return not_started(std::move(outcome), exit_not_found, entry->note);
   }
   if (entry != nullptr && entry->kind == ToolKind::file_write) {
-    return detail::run_file_write(sandbox, request, std::move(outcome));
+    if (hooks.started) hooks.started(outcome);
+    auto written = detail::run_file_write(sandbox, request, std::move(outcome));
+    if (written && hooks.output) (void)hooks.output(OutputStream::out, written->message + "\n");
+    return written;
   }
   auto argv = detail::command_argv(entry, request);
   if (!argv) return tl::unexpected(argv.error());
@@ -184,7 +188,8 @@ Result<Outcome> Executor::run_allowed(const Request& request, Outcome outcome, s
   if (request.timeout_cap && *request.timeout_cap < timeout) timeout = std::max(*request.timeout_cap, std::chrono::milliseconds(1));
   const auto shown_program = program;
   const auto plan = detail::make_launch_plan(sandbox, std::move(*argv), place, timeout);
-  auto result = parts_.spawner->spawn(plan, std::move(stop));
+  if (hooks.started) hooks.started(outcome);
+  auto result = parts_.spawner->spawn(plan, std::move(stop), hooks.output);
   cleanup();
   if (!result) return tl::unexpected(result.error());
   return finish(std::move(outcome), std::move(*result), shown_program, plan.limits);

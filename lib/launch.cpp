@@ -137,7 +137,7 @@ Result<void> check_isolation(const Sandbox& sandbox) {
   std::filesystem::permissions(probe_root, std::filesystem::perms::owner_all | std::filesystem::perms::group_exec |
                                                std::filesystem::perms::others_exec, ec);
   const auto plan = detail::make_launch_plan(sandbox, {"/bin/true"}, place, std::chrono::seconds(10));
-  const auto result = spawner->spawn(plan, {});
+  const auto result = spawner->spawn(plan, {}, {});
   std::filesystem::remove_all(probe_root, ec);
   if (!result) return tl::unexpected(result.error());
   if (result->exec_errno != 0) {

@@ -2,6 +2,7 @@
 // Executor: decides a request with a Policy and runs it in a Sandbox, remembering it in History.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <stop_token>
 
@@ -25,6 +26,14 @@ struct ExecutorParts {
   std::shared_ptr<History> history;        ///< null: a new History of default capacity
 };
 
+/// Optional callbacks of one run, for callers that stream (all may be empty).
+struct RunHooks {
+  /// An allowed request is about to run: the outcome so far (execution id, decision, isolation).
+  std::function<void(const Outcome&)> started;
+  /// Output as it is produced (see OutputSink): flow control, and false stops the run.
+  OutputSink output;
+};
+
 /// Composes Policy + Sandbox + ToolCatalog. Copies share the History and the Spawner.
 /// run() and check() are const and thread-safe: one Executor serves every gRPC thread.
 class Executor {
@@ -41,7 +50,8 @@ class Executor {
   /// `stop` ends the execution early (its process tree is killed; Outcome::cancelled).
   /// Errors: Errc::invalid_request (e.g. command_exec without args, a bad file_write path),
   /// Errc::sandbox_setup, Errc::spawn_failed, Errc::io.
-  [[nodiscard]] Result<Outcome> run(const Request& request, std::stop_token stop = {}) const;
+  [[nodiscard]] Result<Outcome> run(const Request& request, std::stop_token stop = {},
+                                    const RunHooks& hooks = {}) const;
 
   /// Blocks until the clean-up run() leaves for after its response (reaping processes,
   /// recycling cgroups, removing execution folders) has finished, for every execution so far.
@@ -61,7 +71,8 @@ class Executor {
 
  private:
   explicit Executor(ExecutorParts parts) : parts_(std::move(parts)) {}
-  [[nodiscard]] Result<Outcome> run_allowed(const Request& request, Outcome outcome, std::stop_token stop) const;
+  [[nodiscard]] Result<Outcome> run_allowed(const Request& request, Outcome outcome, std::stop_token stop,
+                                            const RunHooks& hooks) const;
   ExecutorParts parts_;
 };
 

@@ -4,9 +4,11 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pagi_exec/outcome.hpp"
@@ -16,6 +18,7 @@ namespace pagi_exec {
 
 /// One remembered request: who asked what, what was decided, how it ended.
 struct ExecutionRecord {
+  std::uint64_t sequence = 0;  ///< order of insertion, from 1; set by History::record
   std::string execution_id;
   std::string twin_id;
   std::string job_id;
@@ -29,85 +32,79 @@ struct ExecutionRecord {
   int exit_code = 0;
   int signal = 0;
   bool timed_out = false;
+  LimitHit limit_hit = LimitHit::none;
+  Isolation isolation = Isolation::cwd;
   std::string message;
+  CapturedStream out;  ///< kept while the history's output budget allows (see History)
+  CapturedStream err;
+  bool output_dropped = false;  ///< the output was dropped to stay within the budget
   std::chrono::system_clock::time_point started;
   std::chrono::system_clock::time_point finished;
   bool operator==(const ExecutionRecord&) const = default;
 };
 
 /// Builds the record of a finished request.
-[[nodiscard]] inline ExecutionRecord make_record(const Request& request, const Outcome& outcome,
-                                                 std::chrono::system_clock::time_point started,
-                                                 std::chrono::system_clock::time_point finished) {
-  return ExecutionRecord{
-      .execution_id = outcome.execution_id,
-      .twin_id = request.twin_id,
-      .job_id = request.job_id,
-      .ns = request.ns,
-      .tool = request.tool,
-      .args = request.args,
-      .allowed = outcome.decision.allowed,
-      .reason = outcome.decision.reason,
-      .rule = outcome.decision.rule,
-      .ran = outcome.ran,
-      .exit_code = outcome.exit_code,
-      .signal = outcome.signal,
-      .timed_out = outcome.timed_out,
-      .message = outcome.message,
-      .started = started,
-      .finished = finished,
-  };
-}
+[[nodiscard]] ExecutionRecord make_record(const Request& request, const Outcome& outcome,
+                                          std::chrono::system_clock::time_point started,
+                                          std::chrono::system_clock::time_point finished);
 
-/// A ring of the last `capacity` records. Insertion is O(1) (overwrites the oldest);
-/// all members are thread-safe.
+/// How a remembered request ended, for filtering.
+enum class RecordOutcome : std::uint8_t { allowed, refused, succeeded, failed, timed_out };
+
+/// "allowed", "refused", "succeeded", "failed", "timed_out"; nullopt for anything else.
+[[nodiscard]] std::optional<RecordOutcome> record_outcome_from_string(std::string_view name) noexcept;
+/// True when `record` ended as `outcome` says.
+[[nodiscard]] bool matches(const ExecutionRecord& record, RecordOutcome outcome) noexcept;
+
+/// A page of history, newest first, filtered.
+struct HistoryQuery {
+  std::string twin_id;                  ///< empty: any
+  std::string job_id;                   ///< empty: any
+  std::optional<RecordOutcome> outcome;
+  std::size_t page_size = 50;
+  std::uint64_t before_sequence = 0;    ///< 0: from the newest; else only older records
+};
+
+struct HistoryPage {
+  std::vector<ExecutionRecord> records;
+  std::uint64_t next_before = 0;  ///< pass as before_sequence for the next page; 0: no more
+};
+
+/// A ring of the last `capacity` records. Insertion is O(1) amortized: it overwrites the oldest
+/// record, and when the captured output of all records exceeds `output_budget_bytes` it drops
+/// the output (not the record) of the oldest ones. All members are thread-safe.
 class History {
  public:
   static constexpr std::size_t default_capacity = 1000;
+  static constexpr std::uint64_t default_output_budget = 16ULL << 20;
 
-  explicit History(std::size_t capacity = default_capacity) : slots_(capacity == 0 ? 1 : capacity) {}
+  explicit History(std::size_t capacity = default_capacity, std::uint64_t output_budget_bytes = default_output_budget);
 
-  /// Adds a record, dropping the oldest when full.
-  void record(ExecutionRecord entry) {
-    std::lock_guard lock(mutex_);
-    slots_[next_] = std::move(entry);
-    next_ = (next_ + 1) % slots_.size();
-    if (size_ < slots_.size()) ++size_;
-  }
+  /// Adds a record (its sequence is assigned here), dropping the oldest when full.
+  void record(ExecutionRecord entry);
 
   /// Up to `limit` records, newest first.
-  [[nodiscard]] std::vector<ExecutionRecord> newest_first(std::size_t limit = SIZE_MAX) const {
-    std::lock_guard lock(mutex_);
-    std::vector<ExecutionRecord> out;
-    const std::size_t n = std::min(limit, size_);
-    out.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      out.push_back(slots_[(next_ + slots_.size() - 1 - i) % slots_.size()]);
-    }
-    return out;
-  }
-
+  [[nodiscard]] std::vector<ExecutionRecord> newest_first(std::size_t limit = SIZE_MAX) const;
+  /// The records matching `query`, newest first, one page.
+  [[nodiscard]] HistoryPage query(const HistoryQuery& query) const;
   /// The record with this execution id, if it is still held.
-  [[nodiscard]] std::optional<ExecutionRecord> find(const std::string& execution_id) const {
-    std::lock_guard lock(mutex_);
-    for (std::size_t i = 0; i < size_; ++i) {
-      const auto& slot = slots_[(next_ + slots_.size() - 1 - i) % slots_.size()];
-      if (slot.execution_id == execution_id) return slot;
-    }
-    return std::nullopt;
-  }
+  [[nodiscard]] std::optional<ExecutionRecord> find(const std::string& execution_id) const;
 
-  [[nodiscard]] std::size_t size() const {
-    std::lock_guard lock(mutex_);
-    return size_;
-  }
+  [[nodiscard]] std::size_t size() const;
   [[nodiscard]] std::size_t capacity() const noexcept { return slots_.size(); }
 
  private:
+  [[nodiscard]] const ExecutionRecord& nth_newest(std::size_t i) const noexcept;
+  void enforce_output_budget();
+
   mutable std::mutex mutex_;
   std::vector<ExecutionRecord> slots_;  // fixed size; never reallocated
   std::size_t next_ = 0;                // slot the next record goes to
   std::size_t size_ = 0;
+  std::uint64_t sequence_ = 0;
+  std::uint64_t output_budget_;
+  std::uint64_t output_bytes_ = 0;      // captured output held by all records
+  std::uint64_t trim_from_ = 1;         // records older than this sequence hold no output
 };
 
 }  // namespace pagi_exec

@@ -4,9 +4,11 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pagi_exec/error.hpp"
@@ -41,6 +43,15 @@ struct ProcessResult {
   std::chrono::microseconds elapsed{0};
 };
 
+/// Which output stream a chunk came from.
+enum class OutputStream : std::uint8_t { out, err };
+
+/// Receives output as the command produces it, in order per stream. Called on the thread that
+/// runs the execution; while it blocks, the command's output is not read, so a slow receiver
+/// slows the command down (the pipe fills) instead of growing memory. Returning false stops the
+/// execution: its whole tree is killed, as with a stop request. May be empty.
+using OutputSink = std::function<bool(OutputStream, std::string_view chunk)>;
+
 /// Starts a LaunchPlan and waits for it. Implementations must be thread-safe, must end every
 /// process of the tree when the command exits, the time limit passes or `stop` is requested,
 /// and must bound the memory used for output by the caps.
@@ -48,7 +59,10 @@ class Spawner {
  public:
   virtual ~Spawner() = default;
   /// Errc::spawn_failed or Errc::io when the tree could not be started or watched.
-  [[nodiscard]] virtual Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token stop) const = 0;
+  /// `sink`, when set, also receives the output as it comes (the result still holds the capped
+  /// capture).
+  [[nodiscard]] virtual Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token stop,
+                                                    const OutputSink& sink) const = 0;
 };
 
 /// The real spawner for cwd and bwrap: a supervisor process per execution (subreaper, own

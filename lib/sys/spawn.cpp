@@ -61,19 +61,30 @@ const char* step_name(SupervisorStep step) noexcept {
   return "unknown step";
 }
 
-// Reads whatever `fd` has now into `capture`; returns false at EOF.
-bool drain(int fd, StreamCapture& capture) {
-  std::array<char, 64 * 1024> buf;
-  for (;;) {
-    const auto n = ::read(fd, buf.data(), buf.size());
-    if (n > 0) {
-      capture.feed(std::string_view(buf.data(), static_cast<std::size_t>(n)));
-      continue;
+// One output pipe of the command: read as it comes into the capped capture and the sink.
+struct OutputPipe {
+  int fd;
+  OutputStream stream;
+  StreamCapture capture;
+  bool open = true;
+  bool sink_refused = false;  // the sink asked to stop the execution
+
+  // Reads whatever the pipe has now; closes at EOF or on a read error.
+  void drain(const OutputSink& sink) {
+    std::array<char, 64 * 1024> buf;
+    for (;;) {
+      const auto n = ::read(fd, buf.data(), buf.size());
+      if (n > 0) {
+        const std::string_view chunk(buf.data(), static_cast<std::size_t>(n));
+        capture.feed(chunk);
+        if (sink && !sink_refused && !sink(stream, chunk)) sink_refused = true;
+        continue;
+      }
+      if (n == 0 || (errno != EAGAIN && errno != EINTR)) open = false;
+      return;
     }
-    if (n == 0) return false;
-    return errno == EAGAIN || errno == EINTR;  // any other error ends the stream too
   }
-}
+};
 
 Result<ProcessResult> to_result(const ChildReport& report) {
   if (report.step == static_cast<std::int32_t>(SupervisorStep::native_init)) {
@@ -120,14 +131,15 @@ bool write_user_maps(pid_t pid, const NativeArgs& native) {
 
 }  // namespace
 
-Result<ProcessResult> ProcessSpawner::spawn(const LaunchPlan& plan, std::stop_token stop) const {
+Result<ProcessResult> ProcessSpawner::spawn(const LaunchPlan& plan, std::stop_token stop, const OutputSink& sink) const {
   if (plan.isolation == Isolation::native) {
     return fail(Errc::internal, "a native plan needs the native spawner (make_native_spawner)");
   }
-  return run_process_tree(plan, nullptr, std::move(stop));
+  return run_process_tree(plan, nullptr, std::move(stop), sink);
 }
 
-Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs* native, std::stop_token stop) {
+Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs* native, std::stop_token stop,
+                                       const OutputSink& sink) {
   if (plan.argv.empty()) return fail(Errc::internal, "launch plan without argv");
   auto out = make_pipe();
   auto err = make_pipe();
@@ -189,13 +201,14 @@ Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs*
   // which ends its whole PID namespace.
   const std::int64_t backstop = monotonic_us() + args.timeout_us + 5'000'000;
   bool backstop_hit = false;
-  StreamCapture out_capture(limits.output), err_capture(limits.output);
+  OutputPipe out_pipe{out->read.get(), OutputStream::out, StreamCapture(limits.output)};
+  OutputPipe err_pipe{err->read.get(), OutputStream::err, StreamCapture(limits.output)};
   ChildReport sup{};
   std::size_t report_bytes = 0;
-  bool out_open = true, err_open = true, report_open = true;
-  while (out_open || err_open || report_open) {
-    pollfd fds[4] = {{out_open ? out->read.get() : -1, POLLIN, 0},
-                     {err_open ? err->read.get() : -1, POLLIN, 0},
+  bool report_open = true;
+  while (out_pipe.open || err_pipe.open || report_open) {
+    pollfd fds[4] = {{out_pipe.open ? out_pipe.fd : -1, POLLIN, 0},
+                     {err_pipe.open ? err_pipe.fd : -1, POLLIN, 0},
                      {report_open ? report->read.get() : -1, POLLIN, 0},
                      {wake.get(), POLLIN, 0}};
     const auto left_ms = (backstop - monotonic_us()) / 1000;
@@ -205,18 +218,18 @@ Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs*
       backstop_hit = true;
     }
     if (ready <= 0) continue;
-    if (fds[0].revents != 0) out_open = drain(out->read.get(), out_capture);
-    if (fds[1].revents != 0) err_open = drain(err->read.get(), err_capture);
+    if (fds[0].revents != 0) out_pipe.drain(sink);
+    if (fds[1].revents != 0) err_pipe.drain(sink);
     if (fds[2].revents != 0) {
       auto* dst = reinterpret_cast<char*>(&sup) + report_bytes;
       const auto n = ::read(report->read.get(), dst, sizeof sup - report_bytes);
       if (n > 0) report_bytes += static_cast<std::size_t>(n);
       if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) report_open = false;
     }
-    if (fds[3].revents != 0) {
+    if (fds[3].revents != 0 || out_pipe.sink_refused || err_pipe.sink_refused) {
       eventfd_t ignored;
       ::eventfd_read(wake.get(), &ignored);
-      control->write.reset();
+      control->write.reset();  // the child kills the tree
     }
   }
   if (report_bytes == sizeof sup) {
@@ -239,8 +252,8 @@ Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs*
   }
   auto result = to_result(sup);
   if (!result) return result;
-  result->out = out_capture.finish();
-  result->err = err_capture.finish();
+  result->out = out_pipe.capture.finish();
+  result->err = err_pipe.capture.finish();
   return result;
 }
 

@@ -12,12 +12,13 @@ struct NativeArgs;
 /// under its sandbox init (native.hpp) when `native` is given, and pumps the output with the
 /// plan's caps. Thread-safe.
 [[nodiscard]] Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs* native,
-                                                     std::stop_token stop);
+                                                     std::stop_token stop, const OutputSink& sink);
 
 /// Spawner for cwd and bwrap plans.
 class ProcessSpawner final : public Spawner {
  public:
-  [[nodiscard]] Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token stop) const override;
+  [[nodiscard]] Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token stop,
+                                            const OutputSink& sink) const override;
 };
 
 }  // namespace pagi_exec::sys

@@ -232,3 +232,62 @@ TEST_SUITE("spawn") {
     CHECK(outcome->elapsed > 0us);
   }
 }
+
+TEST_SUITE("streaming") {
+  TEST_CASE("output reaches the sink as it is produced, in order per stream, and is still captured") {
+    TempDir dir;
+    const auto executor = test_support::make_executor(dir.path());
+    std::string out, err, order;
+    Outcome started_seen;
+    const RunHooks hooks{
+        .started = [&](const Outcome& o) { started_seen = o; },
+        .output =
+            [&](OutputStream stream, std::string_view chunk) {
+              (stream == OutputStream::out ? out : err).append(chunk);
+              order.push_back(stream == OutputStream::out ? 'o' : 'e');
+              return true;
+            },
+    };
+    // Each line is flushed on its own, with a pause, so the chunks arrive separately.
+    const auto outcome = executor.run(
+        shell("for i in 1 2 3; do echo out$i; sleep 0.05; echo err$i >&2; sleep 0.05; done"), {}, hooks);
+    REQUIRE(outcome);
+    CHECK(started_seen.execution_id == outcome->execution_id);
+    CHECK(out == "out1\nout2\nout3\n");
+    CHECK(err == "err1\nerr2\nerr3\n");
+    CHECK(order == "oeoeoe");
+    CHECK(outcome->out.lines == std::vector<std::string>{"out1", "out2", "out3"});
+  }
+
+  TEST_CASE("a slow sink slows the command instead of growing memory") {
+    TempDir dir;
+    const auto executor = test_support::make_executor(dir.path(), Isolation::cwd, 60s);
+    rusage before{};
+    ::getrusage(RUSAGE_SELF, &before);
+    std::uint64_t received = 0;
+    int calls = 0;
+    const auto outcome = executor.run(shell("head -c 268435456 /dev/zero"), {},
+                                      {.output = [&](OutputStream, std::string_view chunk) {
+                                        received += chunk.size();
+                                        if (++calls % 64 == 0) std::this_thread::sleep_for(1ms);  // a slow reader
+                                        return true;
+                                      }});
+    rusage after{};
+    ::getrusage(RUSAGE_SELF, &after);
+    REQUIRE(outcome);
+    CHECK(received == 268435456ULL);
+    CHECK(after.ru_maxrss - before.ru_maxrss < 16 * 1024);  // KiB: 256 MiB went through, not into memory
+  }
+
+  TEST_CASE("a sink that returns false stops the execution and kills its tree") {
+    TempDir dir;
+    const auto pidfile = dir.path() / "pid";
+    const auto executor = test_support::make_executor(dir.path(), Isolation::cwd, 60s);
+    const auto outcome = executor.run(
+        shell("echo $$ > " + pidfile.string() + "; while :; do echo tick; sleep 0.01; done"), {},
+        {.output = [&](OutputStream, std::string_view) { return false; }});
+    REQUIRE(outcome);
+    CHECK(outcome->cancelled);
+    CHECK_FALSE(test_support::process_alive(std::stoi(test_support::read_file(pidfile))));
+  }
+}

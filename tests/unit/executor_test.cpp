@@ -17,7 +17,7 @@ namespace {
 class FakeSpawner final : public Spawner {
  public:
   explicit FakeSpawner(ProcessResult answer = {}) : answer_(std::move(answer)) {}
-  Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token) const override {
+  Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token, const OutputSink&) const override {
     std::lock_guard lock(mutex_);
     plans_.push_back(plan);
     cwd_existed_.push_back(std::filesystem::is_directory(plan.cwd));

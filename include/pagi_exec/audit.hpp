@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+// Audit log: a durable, append-only JSON Lines record of every decision and execution, and its reader.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pagi_exec/error.hpp"
+#include "pagi_exec/outcome.hpp"
+#include "pagi_exec/request.hpp"
+
+namespace pagi_exec {
+
+/// Request::metadata key a host sets to the twin it has authenticated (mTLS, token...). Recorded as
+/// `authenticated_twin`; when absent the record holds null. The key itself is never recorded twice.
+inline constexpr std::string_view authenticated_twin_key = "pagi-exec.authenticated-twin";
+
+/// Where the Executor reports requests. Implementations must be thread-safe: every gRPC thread calls.
+class AuditSink {
+ public:
+  virtual ~AuditSink() = default;
+
+  /// Called once a request is decided (allowed or refused), before anything runs. `outcome` holds
+  /// execution_id, decision and isolation. Errc::io when the record could not be stored.
+  [[nodiscard]] virtual Result<void> decided(const Request& request, const Outcome& outcome) = 0;
+
+  /// Called when an allowed request ends (ran, timed out, failed to start...) with the complete
+  /// Outcome. The call time is the finish time; the start is that minus Outcome::elapsed.
+  /// Errc::io when the record could not be stored.
+  [[nodiscard]] virtual Result<void> finished(const Request& request, const Outcome& outcome) = 0;
+};
+
+/// How an AuditLog writes. Fill with designated initializers, then AuditLog::open.
+struct AuditOptions {
+  std::filesystem::path path;  ///< the JSON Lines file; created (mode 0640) when missing
+  /// every: fdatasync after each record (survives power loss); interval: a background thread syncs
+  /// at most `sync_interval` after a write. Both survive a crash of the writing process.
+  enum class Sync : std::uint8_t { every, interval } sync = Sync::every;
+  std::chrono::milliseconds sync_interval{1000};
+  std::uint64_t rotate_bytes = 0;     ///< rename to path + ".1" before a record would pass it; 0: never
+  std::size_t max_arg_bytes = 4096;   ///< each request string (arg, tool, twin...) is cut to this
+  bool required = false;              ///< recorded for the host: refuse executions that cannot be audited
+  std::size_t max_args_total_bytes = 65536;  ///< all args together are cut to this
+  bool operator==(const AuditOptions&) const = default;
+};
+
+/// The file-backed AuditSink. Each record is one line written with one write(2) on an
+/// O_APPEND descriptor, so after a kill -9 the file parses line by line and at most its last line
+/// is torn. All members are thread-safe. See docs/audit.md for the record format.
+class AuditLog final : public AuditSink {
+ public:
+  /// What status() reports.
+  struct Status {
+    bool healthy = true;         ///< the last write (or sync) succeeded
+    std::string last_error;      ///< the most recent failure, kept after recovery; "" if none yet
+    std::uint64_t records_written = 0;
+    std::uint64_t records_failed = 0;
+  };
+
+  /// Validates `options` (Errc::invalid_config: empty path, zero max_arg_bytes, sync_interval not
+  /// positive) and opens the file for appending (Errc::io: missing folder, no permission...).
+  [[nodiscard]] static Result<std::shared_ptr<AuditLog>> open(AuditOptions options);
+
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
+  /// Stops the sync thread and syncs what is not yet synced.
+  ~AuditLog() override;
+
+  /// Appends a "decision" record. Errc::io (with the path, the cause and a fix) when it is not
+  /// written; Errc::internal if the record cannot be encoded.
+  [[nodiscard]] Result<void> decided(const Request& request, const Outcome& outcome) override;
+  /// Appends an "execution" record; errors as decided().
+  [[nodiscard]] Result<void> finished(const Request& request, const Outcome& outcome) override;
+
+  /// Closes the file and opens the path again (logrotate's postrotate SIGHUP). Errc::io when the
+  /// path cannot be opened; the next record tries again.
+  [[nodiscard]] Result<void> reopen();
+  /// Forces the written records to disk now (fdatasync). Errc::io when the sync fails.
+  [[nodiscard]] Result<void> sync();
+
+  [[nodiscard]] Status status() const;
+  /// Whether the host should refuse executions it cannot audit (AuditOptions::required).
+  [[nodiscard]] bool required() const noexcept;
+  [[nodiscard]] const AuditOptions& options() const noexcept;
+
+ private:
+  struct State;
+  explicit AuditLog(std::unique_ptr<State> state);
+  [[nodiscard]] Result<void> append(std::string line);
+  std::unique_ptr<State> state_;
+};
+
+/// `time` formatted as RFC 3339 in UTC with milliseconds: "2026-11-29T16:48:36.685Z".
+[[nodiscard]] std::string to_rfc3339(std::chrono::system_clock::time_point time);
+/// Parses RFC 3339 ("2026-11-29T16:48:36.685Z", "...+02:00", any fraction) or a date alone
+/// ("2026-11-29", midnight UTC); nullopt when `text` is neither.
+[[nodiscard]] std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
+
+/// Which records read_audit_log keeps. Every set field must match.
+struct AuditFilter {
+  std::optional<std::string> twin;     ///< twin_id as claimed, or authenticated_twin
+  std::optional<std::string> job;      ///< job_id
+  /// AuditEntry::outcome(): "allowed", "refused", "succeeded", "failed" or "timed_out".
+  std::optional<std::string> outcome;
+  std::optional<std::chrono::system_clock::time_point> since;  ///< time >= since
+  std::optional<std::chrono::system_clock::time_point> until;  ///< time < until
+};
+
+/// One record of the log, as read back.
+struct AuditEntry {
+  std::string type;          ///< "decision" or "execution"
+  std::string execution_id;
+  std::string time;          ///< as written (RFC 3339 UTC)
+  std::string twin_id;
+  std::optional<std::string> authenticated_twin;
+  std::string job_id;
+  std::string ns;
+  std::string tool;
+  std::vector<std::string> args;
+  bool args_truncated = false;
+  bool allowed = false;
+  std::string reason;
+  std::string rule;
+  std::string isolation;
+  bool ran = false;                          ///< executions only
+  std::optional<int> exit_code;              ///< executions only
+  int signal = 0;
+  bool timed_out = false;
+  bool cancelled = false;
+  std::string limit_hit;
+  std::optional<std::int64_t> duration_ms;   ///< executions only
+  std::string message;
+  std::string raw_json;                      ///< the line as stored
+
+  /// Decisions: "allowed" or "refused"; executions: "timed_out", "succeeded" (ran, exit 0) or
+  /// "failed" (everything else, cancelled included).
+  [[nodiscard]] std::string_view outcome() const noexcept {
+    if (type != "execution") return allowed ? "allowed" : "refused";
+    if (timed_out) return "timed_out";
+    return ran && exit_code == 0 ? "succeeded" : "failed";
+  }
+};
+
+/// The matching records of one file, and counts. The summary counts cover the matching records;
+/// lines, torn_lines and bad_lines cover the whole file.
+struct AuditReport {
+  std::vector<AuditEntry> entries;
+  std::size_t lines = 0;       ///< every line read, torn and bad included
+  std::size_t torn_lines = 0;  ///< 1 when the final line has no '\n' and does not parse (a crash mid-write)
+  std::size_t bad_lines = 0;   ///< other lines that are not records
+  std::size_t decisions = 0;
+  std::size_t refused = 0;
+  std::size_t executions = 0;
+  std::size_t succeeded = 0;
+  std::size_t failed = 0;
+  std::size_t timed_out = 0;
+};
+
+/// Reads an audit log. Errc::invalid_request for an unknown filter outcome; Errc::io when the
+/// file cannot be opened or read. Unparsable lines are counted, never fatal. Thread-safe.
+[[nodiscard]] Result<AuditReport> read_audit_log(const std::filesystem::path& path, const AuditFilter& filter);
+
+}  // namespace pagi_exec

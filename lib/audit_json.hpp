@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: Apache-2.0
+// Audit records <-> JSON Lines, shared by the writer (audit_log.cpp) and the reader (audit_reader.cpp).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "pagi_exec/audit.hpp"
+#include "pagi_exec/error.hpp"
+#include "pagi_exec/outcome.hpp"
+#include "pagi_exec/request.hpp"
+
+namespace pagi_exec::detail {
+
+/// Which of the two record types to write.
+enum class AuditRecordType : std::uint8_t { decision, execution };
+
+/// One record as a JSON line ending in '\n', strings capped as `options` says and invalid UTF-8
+/// replaced by U+FFFD. `now` is the record's time (the finish time of an execution).
+/// Errc::internal if the encoder fails (it should not).
+[[nodiscard]] Result<std::string> audit_line(AuditRecordType type, const Request& request, const Outcome& outcome,
+                                             std::chrono::system_clock::time_point now, const AuditOptions& options);
+
+/// Parses one line (without '\n'); nullopt when it is not an audit record (not JSON, not an object,
+/// no known type, no execution_id or time). Never throws (except std::bad_alloc).
+[[nodiscard]] std::optional<AuditEntry> audit_entry_from_line(std::string line);
+
+}  // namespace pagi_exec::detail

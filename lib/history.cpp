@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: Apache-2.0
+// History: the ring, its output budget, and filtered paging.
+#include "pagi_exec/history.hpp"
+
+#include <algorithm>
+
+namespace pagi_exec {
+namespace {
+
+std::uint64_t output_size(const ExecutionRecord& record) {
+  std::uint64_t bytes = 0;
+  for (const auto* stream : {&record.out, &record.err}) {
+    for (const auto& line : stream->lines) bytes += line.size() + 1;
+  }
+  return bytes;
+}
+
+}  // namespace
+
+ExecutionRecord make_record(const Request& request, const Outcome& outcome, std::chrono::system_clock::time_point started,
+                            std::chrono::system_clock::time_point finished) {
+  return ExecutionRecord{
+      .execution_id = outcome.execution_id,
+      .twin_id = request.twin_id,
+      .job_id = request.job_id,
+      .ns = request.ns,
+      .tool = request.tool,
+      .args = request.args,
+      .allowed = outcome.decision.allowed,
+      .reason = outcome.decision.reason,
+      .rule = outcome.decision.rule,
+      .ran = outcome.ran,
+      .exit_code = outcome.exit_code,
+      .signal = outcome.signal,
+      .timed_out = outcome.timed_out,
+      .limit_hit = outcome.limit_hit,
+      .isolation = outcome.isolation,
+      .message = outcome.message,
+      .out = outcome.out,
+      .err = outcome.err,
+      .started = started,
+      .finished = finished,
+  };
+}
+
+std::optional<RecordOutcome> record_outcome_from_string(std::string_view name) noexcept {
+  if (name == "allowed") return RecordOutcome::allowed;
+  if (name == "refused") return RecordOutcome::refused;
+  if (name == "succeeded") return RecordOutcome::succeeded;
+  if (name == "failed") return RecordOutcome::failed;
+  if (name == "timed_out") return RecordOutcome::timed_out;
+  return std::nullopt;
+}
+
+bool matches(const ExecutionRecord& record, RecordOutcome outcome) noexcept {
+  switch (outcome) {
+    case RecordOutcome::allowed: return record.allowed;
+    case RecordOutcome::refused: return !record.allowed;
+    case RecordOutcome::succeeded: return record.ran && record.exit_code == 0;
+    case RecordOutcome::failed: return record.allowed && !(record.ran && record.exit_code == 0) && !record.timed_out;
+    case RecordOutcome::timed_out: return record.timed_out;
+  }
+  return false;
+}
+
+History::History(std::size_t capacity, std::uint64_t output_budget_bytes)
+    : slots_(capacity == 0 ? 1 : capacity), output_budget_(output_budget_bytes) {}
+
+const ExecutionRecord& History::nth_newest(std::size_t i) const noexcept {
+  return slots_[(next_ + slots_.size() - 1 - i) % slots_.size()];
+}
+
+void History::record(ExecutionRecord entry) {
+  std::lock_guard lock(mutex_);
+  auto& slot = slots_[next_];
+  output_bytes_ -= std::min(output_bytes_, output_size(slot));  // the overwritten record's output goes too
+  entry.sequence = ++sequence_;
+  output_bytes_ += output_size(entry);
+  slot = std::move(entry);
+  next_ = (next_ + 1) % slots_.size();
+  if (size_ < slots_.size()) ++size_;
+  enforce_output_budget();
+}
+
+// Drops the output of the oldest records until the budget holds. `trim_from_` only moves
+// forward, so over time each record is trimmed at most once: O(1) amortized per insertion.
+void History::enforce_output_budget() {
+  const std::uint64_t oldest = sequence_ - size_ + 1;
+  trim_from_ = std::max(trim_from_, oldest);
+  while (output_bytes_ > output_budget_ && trim_from_ <= sequence_) {
+    auto& record = slots_[(next_ + slots_.size() - 1 - (sequence_ - trim_from_)) % slots_.size()];
+    const auto bytes = output_size(record);
+    if (bytes > 0) {
+      record.out.lines.clear();
+      record.err.lines.clear();
+      record.output_dropped = true;
+      output_bytes_ -= std::min(output_bytes_, bytes);
+    }
+    ++trim_from_;
+  }
+}
+
+std::vector<ExecutionRecord> History::newest_first(std::size_t limit) const {
+  std::lock_guard lock(mutex_);
+  std::vector<ExecutionRecord> out;
+  const std::size_t n = std::min(limit, size_);
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) out.push_back(nth_newest(i));
+  return out;
+}
+
+HistoryPage History::query(const HistoryQuery& query) const {
+  std::lock_guard lock(mutex_);
+  HistoryPage page;
+  const std::size_t page_size = std::clamp<std::size_t>(query.page_size, 1, 1000);
+  for (std::size_t i = 0; i < size_; ++i) {
+    const auto& record = nth_newest(i);
+    if (query.before_sequence != 0 && record.sequence >= query.before_sequence) continue;
+    if (!query.twin_id.empty() && record.twin_id != query.twin_id) continue;
+    if (!query.job_id.empty() && record.job_id != query.job_id) continue;
+    if (query.outcome && !matches(record, *query.outcome)) continue;
+    if (page.records.size() == page_size) {  // one more exists: there is a next page
+      page.next_before = page.records.back().sequence;
+      break;
+    }
+    page.records.push_back(record);
+  }
+  return page;
+}
+
+std::optional<ExecutionRecord> History::find(const std::string& execution_id) const {
+  std::lock_guard lock(mutex_);
+  for (std::size_t i = 0; i < size_; ++i) {
+    if (nth_newest(i).execution_id == execution_id) return nth_newest(i);
+  }
+  return std::nullopt;
+}
+
+std::size_t History::size() const {
+  std::lock_guard lock(mutex_);
+  return size_;
+}
+
+}  // namespace pagi_exec
