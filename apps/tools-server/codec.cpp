@@ -49,7 +49,9 @@ void encode_finished(const pagi_exec::Outcome& outcome, tools::ExecutionResponse
                                                                        : outcome.usage.max_rss_bytes);
 }
 
-[[nodiscard]] grpc::Status to_status(const pagi_exec::Error& error) {
+}  // namespace
+
+grpc::Status to_status(const pagi_exec::Error& error) {
   using pagi_exec::Errc;
   switch (error.code) {
     case Errc::invalid_request: return {grpc::StatusCode::INVALID_ARGUMENT, error.message()};
@@ -63,7 +65,12 @@ void encode_finished(const pagi_exec::Outcome& outcome, tools::ExecutionResponse
   return {grpc::StatusCode::INTERNAL, error.message()};
 }
 
-}  // namespace
+grpc::Status cancelled_status(const pagi_exec::Outcome& outcome, StopCause stop) {
+  if (stop == StopCause::shutdown) {
+    return {grpc::StatusCode::UNAVAILABLE, "server shutting down: execution " + outcome.execution_id + " killed"};
+  }
+  return {grpc::StatusCode::CANCELLED, "execution " + outcome.execution_id + " cancelled: the call ended"};
+}
 
 pagi_exec::Request from_proto(const tools::ExecutionRequest& message) {
   pagi_exec::Request request{
@@ -95,12 +102,7 @@ grpc::Status to_proto(const pagi_exec::Result<pagi_exec::Outcome>& result, StopC
     encode_refusal(outcome, response);
     return grpc::Status::OK;
   }
-  if (outcome.cancelled) {
-    if (stop == StopCause::shutdown) {
-      return {grpc::StatusCode::UNAVAILABLE, "server shutting down: execution " + outcome.execution_id + " killed"};
-    }
-    return {grpc::StatusCode::CANCELLED, "execution " + outcome.execution_id + " cancelled: the call ended"};
-  }
+  if (outcome.cancelled) return cancelled_status(outcome, stop);
   encode_finished(outcome, response);
   return grpc::Status::OK;
 }

@@ -40,6 +40,13 @@ enum class StopCause : std::uint8_t {
 [[nodiscard]] grpc::Status to_proto(const pagi_exec::Result<pagi_exec::Outcome>& result, StopCause stop,
                                     tools::ExecutionResponse& response);
 
+/// An error of the library as a status: Errc::invalid_request is INVALID_ARGUMENT, the rest
+/// INTERNAL, with the error's message.
+[[nodiscard]] grpc::Status to_status(const pagi_exec::Error& error);
+
+/// The status of an execution stopped early: CANCELLED (client) or UNAVAILABLE (shutdown).
+[[nodiscard]] grpc::Status cancelled_status(const pagi_exec::Outcome& outcome, StopCause stop);
+
 /// What HealthCheck reports: the isolation asked for and the one in effect, and why they differ.
 struct HealthReport {
   pagi_exec::Isolation requested = pagi_exec::Isolation::cwd;

@@ -2,6 +2,7 @@
 // ToolExecutorService: decode -> executor.run(request, stop) -> encode, and nothing else.
 #include "service.hpp"
 
+#include "history_codec.hpp"
 #include "log.hpp"
 
 namespace tools_server {
@@ -22,6 +23,55 @@ grpc::Status ToolExecutorService::HealthCheck(grpc::ServerContext* /*context*/,
                                               const google::protobuf::Empty* /*request*/,
                                               tools::HealthCheckResponse* response) {
   *response = codec::to_proto(health_);
+  return grpc::Status::OK;
+}
+
+grpc::Status ToolExecutorService::ListExecutions(grpc::ServerContext* /*context*/,
+                                                 const tools::ListExecutionsRequest* request,
+                                                 tools::ListExecutionsResponse* response) {
+  const auto query = codec::from_proto(*request);
+  if (!query) return query.error();
+  codec::to_proto(executor_.history().query(*query), *response);
+  return grpc::Status::OK;
+}
+
+grpc::Status ToolExecutorService::GetExecution(grpc::ServerContext* /*context*/,
+                                               const tools::GetExecutionRequest* request,
+                                               tools::ExecutionRecord* response) {
+  const auto record = executor_.history().find(request->execution_id());
+  if (!record) {
+    return {grpc::StatusCode::NOT_FOUND, "no execution '" + request->execution_id() + "' in the history"};
+  }
+  *response = codec::to_proto(*record);
+  return grpc::Status::OK;
+}
+
+grpc::Status ToolExecutorService::StreamExecution(grpc::ServerContext* context, const tools::ExecutionRequest* request,
+                                                  grpc::ServerWriter<tools::ExecutionEvent>* writer) {
+  auto decoded = codec::from_proto(*request);
+  decoded.timeout_cap = codec::timeout_cap(context->deadline(), std::chrono::system_clock::now());
+  const auto watch = watcher_.watch(*context);
+  const pagi_exec::RunHooks hooks{
+      .started = [&](const pagi_exec::Outcome& outcome) {
+        (void)writer->Write(codec::started_event(outcome, executor_.sandbox().limits(), decoded.timeout_cap));
+      },
+      .output = [&](pagi_exec::OutputStream stream, std::string_view chunk) {
+        tools::ExecutionEvent event;
+        auto* data = stream == pagi_exec::OutputStream::out ? event.mutable_stdout() : event.mutable_stderr();
+        data->set_data(chunk.data(), chunk.size());
+        return writer->Write(event);  // false: the client is gone, which stops the run
+      },
+  };
+  const auto result = executor_.run(decoded, watch.token(), hooks);
+  log_request(decoded, result);
+  if (!result) return codec::to_status(result.error());
+  if (result->cancelled) return codec::cancelled_status(*result, watch.cause());
+  if (result->decision.allowed && !result->ran && !result->err.lines.empty()) {
+    tools::ExecutionEvent why;  // a command that could not start (127, 126) says why on stderr
+    for (const auto& line : result->err.lines) why.mutable_stderr()->mutable_data()->append(line + "\n");
+    (void)writer->Write(why);
+  }
+  (void)writer->Write(codec::finished_event(*result));
   return grpc::Status::OK;
 }
 

@@ -28,6 +28,20 @@ class ToolExecutorService final : public tools::ToolExecutorService::Service {
   grpc::Status HealthCheck(grpc::ServerContext* context, const google::protobuf::Empty* request,
                            tools::HealthCheckResponse* response) override;
 
+  /// A page of the history (allowed and refused requests), newest first, filtered.
+  grpc::Status ListExecutions(grpc::ServerContext* context, const tools::ListExecutionsRequest* request,
+                              tools::ListExecutionsResponse* response) override;
+
+  /// One remembered request by execution id; NOT_FOUND when it is no longer (or never was) held.
+  grpc::Status GetExecution(grpc::ServerContext* context, const tools::GetExecutionRequest* request,
+                            tools::ExecutionRecord* response) override;
+
+  /// Runs one request and streams it: `started`, then stdout/stderr chunks as they are produced,
+  /// then `finished` (a refusal is a single `finished`). Writes block while the client is slow,
+  /// which slows the command; a client that goes away ends the whole process tree.
+  grpc::Status StreamExecution(grpc::ServerContext* context, const tools::ExecutionRequest* request,
+                               grpc::ServerWriter<tools::ExecutionEvent>* writer) override;
+
  private:
   pagi_exec::Executor executor_;
   codec::HealthReport health_;
