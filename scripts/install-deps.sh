@@ -8,7 +8,7 @@ packages=(
   meson ninja-build pkg-config g++
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libexpected-dev libcli11-dev doctest-dev
-  bubblewrap libseccomp-dev libtomlplusplus-dev nlohmann-json3-dev openssl
+  bubblewrap libseccomp-dev libtomlplusplus-dev nlohmann-json3-dev openssl libssl-dev
   python3-grpcio python3-protobuf
 )
 

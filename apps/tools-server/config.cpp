@@ -91,7 +91,7 @@ struct Setting {
 };
 
 // The order matters once: --listen comes after --port, so that an explicit address wins.
-const std::array<Setting, 20> settings{{
+const std::array<Setting, 25> settings{{
     {"--port", "TOOLS_GRPC_PORT", "PORT", "TCP port to listen on, on all interfaces (default 50054)", false,
      [](std::string_view t, ServerConfig& c) {
        std::uint16_t port = 0;
@@ -204,6 +204,25 @@ const std::array<Setting, 20> settings{{
        c.limits.tmpfs_bytes = mib << 20;
        return problem;
      }},
+    {"--auth", "TOOLS_AUTH", "MODE",
+     "how callers prove their twin: none (the request's twin_id is trusted), token (Bearer token) or mtls "
+     "(client certificate) (default none)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       if (t != "none" && t != "token" && t != "mtls") return Problem("is not an authentication mode (none, token, mtls)");
+       c.auth = std::string(t);
+       return Problem{};
+     }},
+    {"--auth-tokens-file", "TOOLS_AUTH_TOKENS_FILE", "PATH",
+     "token: a file of '<sha256 hex of a token> <twin>' lines ('#' comments); plaintext tokens never appear", false,
+     [](std::string_view t, ServerConfig& c) { return apply_path(t, c.auth_tokens_file); }},
+    {"--tls-cert", "TOOLS_TLS_CERT", "PATH", "serve TLS with this certificate chain (PEM); needs --tls-key", false,
+     [](std::string_view t, ServerConfig& c) { return apply_path(t, c.tls_cert); }},
+    {"--tls-key", "TOOLS_TLS_KEY", "PATH", "the TLS private key (PEM)", false,
+     [](std::string_view t, ServerConfig& c) { return apply_path(t, c.tls_key); }},
+    {"--tls-client-ca", "TOOLS_TLS_CLIENT_CA", "PATH",
+     "mtls: client certificates must chain to this CA (PEM); the twin is read from the certificate", false,
+     [](std::string_view t, ServerConfig& c) { return apply_path(t, c.tls_client_ca); }},
     {"--log-level", "LOG_LEVEL", "LEVEL", "error, warn, info or debug (default info)", false,
      [](std::string_view t, ServerConfig& c) {
        const auto level = log_level_from_string(lower(t));
@@ -215,6 +234,24 @@ const std::array<Setting, 20> settings{{
 
 [[nodiscard]] std::string describe(const Setting& s, std::string_view value, const Problem& problem) {
   return std::string(s.env) + " / " + s.flag + ": '" + std::string(value) + "' " + problem;
+}
+
+// Settings that only make sense together.
+[[nodiscard]] std::string check_security(const ServerConfig& c) {
+  if (c.tls_cert.empty() != c.tls_key.empty()) {
+    return "TOOLS_TLS_CERT / --tls-cert and TOOLS_TLS_KEY / --tls-key: give both (a certificate and its key) or neither";
+  }
+  if (c.auth == "token" && c.auth_tokens_file.empty()) {
+    return "TOOLS_AUTH / --auth: 'token' needs TOOLS_AUTH_TOKENS_FILE / --auth-tokens-file";
+  }
+  if (c.auth == "mtls" && (c.tls_cert.empty() || c.tls_client_ca.empty())) {
+    return "TOOLS_AUTH / --auth: 'mtls' needs TOOLS_TLS_CERT, TOOLS_TLS_KEY and TOOLS_TLS_CLIENT_CA "
+           "(--tls-cert, --tls-key, --tls-client-ca)";
+  }
+  if (c.auth != "mtls" && !c.tls_client_ca.empty()) {
+    return "TOOLS_TLS_CLIENT_CA / --tls-client-ca: only used with TOOLS_AUTH=mtls";
+  }
+  return {};
 }
 
 [[nodiscard]] std::size_t index_of(std::string_view flag) {
@@ -256,6 +293,7 @@ tl::expected<ServerConfig, std::string> resolve_settings(const RawSettings& raw)
     return tl::unexpected(std::string("TOOLS_USE_BWRAP / --use-bwrap: 'true' contradicts TOOLS_ISOLATION / "
                                       "--isolation: '") + isolation.value + "'");
   }
+  if (auto problem = check_security(config); !problem.empty()) return tl::unexpected(problem);
   return config;
 }
 

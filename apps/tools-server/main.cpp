@@ -110,8 +110,9 @@ tl::expected<Library, StartupError> make_library(const ServerConfig& config) {
 }
 
 // The builder sequence; `bound` receives the address clients can dial ("127.0.0.1:40123").
-tl::expected<std::unique_ptr<grpc::Server>, StartupError> start_server(const ServerConfig& config,
-                                                                       grpc::Service& service, std::string& bound) {
+tl::expected<std::unique_ptr<grpc::Server>, StartupError> start_server(
+    const ServerConfig& config, const std::shared_ptr<grpc::ServerCredentials>& credentials, grpc::Service& service,
+    std::string& bound) {
   // The sync server counts its polling thread against the quota too: N handlers need N + 1.
   grpc::ResourceQuota quota("tools-server");
   quota.SetMaxThreads(config.max_concurrency + 1);
@@ -121,7 +122,7 @@ tl::expected<std::unique_ptr<grpc::Server>, StartupError> start_server(const Ser
   // grpc sets SO_REUSEPORT by default: a second server on a busy port would start and silently
   // share it. A port in use must be a start-up error instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(config.listen, credentials, &port);
   builder.RegisterService(&service);
   auto server = builder.BuildAndStart();
   if (!server || port == 0) {
@@ -131,6 +132,21 @@ tl::expected<std::unique_ptr<grpc::Server>, StartupError> start_server(const Ser
   const bool is_unix = config.listen.starts_with("unix:");
   bound = is_unix ? config.listen : config.listen.substr(0, config.listen.rfind(':')) + ":" + std::to_string(port);
   return server;
+}
+
+// Anyone who can reach the port can claim any twin when there is no authentication.
+void warn_if_exposed(const ServerConfig& config, const std::string& bound, bool tls) {
+  const bool loopback = bound.starts_with("unix:") || bound.starts_with("127.") || bound.starts_with("[::1]") ||
+                        bound.starts_with("localhost:");
+  if (config.auth == "none" && !loopback) {
+    tools_server::log(LogLevel::warn, "!!! listening on " + bound +
+                                          " beyond loopback WITHOUT AUTHENTICATION: any caller can act as any twin; "
+                                          "set TOOLS_AUTH=token or mtls, or listen on 127.0.0.1 / a unix socket");
+  }
+  if (config.auth == "token" && !tls && !loopback) {
+    tools_server::log(LogLevel::warn, "!!! bearer tokens travel in clear text on " + bound +
+                                          ": set TOOLS_TLS_CERT and TOOLS_TLS_KEY");
+  }
 }
 
 int fail_startup(const StartupError& error) {
@@ -173,11 +189,16 @@ int main(int argc, char** argv) {
   auto library = make_library(*config);
   if (!library) return fail_startup(library.error());
 
+  auto security = tools_server::make_security(config->auth, config->auth_tokens_file, config->tls_cert,
+                                             config->tls_key, config->tls_client_ca);
+  if (!security) return fail_startup({.message = security.error()});
+
   tools_server::CancellationWatcher watcher;
-  tools_server::ToolExecutorService service(library->executor, library->health, watcher);
+  tools_server::ToolExecutorService service(library->executor, library->health, watcher, security->authenticator);
   std::string bound;
-  auto server = start_server(*config, service, bound);
+  auto server = start_server(*config, security->credentials, service, bound);
   if (!server) return fail_startup(server.error());
+  warn_if_exposed(*config, bound, security->tls);
 
   std::cout << "listening on " << bound << std::endl;  // first stdout line: tests read the port here
   tools_server::log(LogLevel::info, "tools-server " + std::string(pagi_exec::version) + " listening on " + bound +

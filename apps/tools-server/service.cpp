@@ -11,6 +11,7 @@ grpc::Status ToolExecutorService::RequestExecution(grpc::ServerContext* context,
                                                    const tools::ExecutionRequest* request,
                                                    tools::ExecutionResponse* response) {
   auto decoded = codec::from_proto(*request);
+  if (auto bound = auth_.bind(*context, decoded.twin_id); !bound.ok()) return bound;
   // The RPC deadline caps the execution: a result nobody waits for is not worth computing.
   decoded.timeout_cap = codec::timeout_cap(context->deadline(), std::chrono::system_clock::now());
   const auto watch = watcher_.watch(*context);
@@ -26,20 +27,24 @@ grpc::Status ToolExecutorService::HealthCheck(grpc::ServerContext* /*context*/,
   return grpc::Status::OK;
 }
 
-grpc::Status ToolExecutorService::ListExecutions(grpc::ServerContext* /*context*/,
+grpc::Status ToolExecutorService::ListExecutions(grpc::ServerContext* context,
                                                  const tools::ListExecutionsRequest* request,
                                                  tools::ListExecutionsResponse* response) {
-  const auto query = codec::from_proto(*request);
+  auto query = codec::from_proto(*request);
   if (!query) return query.error();
+  // An authenticated twin sees its own history only.
+  if (auto bound = auth_.bind(*context, query->twin_id); !bound.ok()) return bound;
   codec::to_proto(executor_.history().query(*query), *response);
   return grpc::Status::OK;
 }
 
-grpc::Status ToolExecutorService::GetExecution(grpc::ServerContext* /*context*/,
+grpc::Status ToolExecutorService::GetExecution(grpc::ServerContext* context,
                                                const tools::GetExecutionRequest* request,
                                                tools::ExecutionRecord* response) {
+  const auto proven = auth_.authenticate(*context);
+  if (!proven) return proven.error();
   const auto record = executor_.history().find(request->execution_id());
-  if (!record) {
+  if (!record || (*proven && record->twin_id != **proven)) {  // another twin's record does not exist for it
     return {grpc::StatusCode::NOT_FOUND, "no execution '" + request->execution_id() + "' in the history"};
   }
   *response = codec::to_proto(*record);
@@ -49,6 +54,7 @@ grpc::Status ToolExecutorService::GetExecution(grpc::ServerContext* /*context*/,
 grpc::Status ToolExecutorService::StreamExecution(grpc::ServerContext* context, const tools::ExecutionRequest* request,
                                                   grpc::ServerWriter<tools::ExecutionEvent>* writer) {
   auto decoded = codec::from_proto(*request);
+  if (auto bound = auth_.bind(*context, decoded.twin_id); !bound.ok()) return bound;
   decoded.timeout_cap = codec::timeout_cap(context->deadline(), std::chrono::system_clock::now());
   const auto watch = watcher_.watch(*context);
   const pagi_exec::RunHooks hooks{

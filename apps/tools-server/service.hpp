@@ -6,19 +6,22 @@
 
 #include <pagi_exec/pagi_exec.hpp>
 
+#include "auth.hpp"
 #include "cancellation.hpp"
 #include "codec.hpp"
 #include "tools.grpc.pb.h"
 
 namespace tools_server {
 
-/// Each RPC decodes, runs the Executor with a stop token tied to the call, encodes and returns.
+/// Each RPC authenticates, decodes, runs the Executor with a stop token tied to the call,
+/// encodes and returns.
 /// No policy, limits or defaults live here. Thread-safe: one instance serves every gRPC thread.
 class ToolExecutorService final : public tools::ToolExecutorService::Service {
  public:
   /// `watcher` must outlive the service.
-  ToolExecutorService(pagi_exec::Executor executor, codec::HealthReport health, CancellationWatcher& watcher)
-      : executor_(std::move(executor)), health_(std::move(health)), watcher_(watcher) {}
+  ToolExecutorService(pagi_exec::Executor executor, codec::HealthReport health, CancellationWatcher& watcher,
+                      Authenticator auth)
+      : executor_(std::move(executor)), health_(std::move(health)), watcher_(watcher), auth_(std::move(auth)) {}
 
   /// Decides and runs one request; see codec::to_proto for what the client gets back.
   grpc::Status RequestExecution(grpc::ServerContext* context, const tools::ExecutionRequest* request,
@@ -46,6 +49,7 @@ class ToolExecutorService final : public tools::ToolExecutorService::Service {
   pagi_exec::Executor executor_;
   codec::HealthReport health_;
   CancellationWatcher& watcher_;
+  Authenticator auth_;  // every RPC but HealthCheck proves its twin first
 };
 
 }  // namespace tools_server

@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: Apache-2.0
+// E2E: twins that prove who they are. Bearer tokens and mutual TLS, with certificates made by
+// openssl at test time, and the impersonation attempts that must fail.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "server_fixture.hpp"
+
+using e2e::Server;
+
+namespace {
+
+std::string slurp(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string sha256_hex(const std::string& text, const std::filesystem::path& scratch) {
+  const auto in = scratch / "token.txt", out = scratch / "digest.txt";
+  std::ofstream(in) << text;
+  const auto command = "openssl dgst -sha256 -r " + in.string() + " | cut -d' ' -f1 > " + out.string();
+  REQUIRE(std::system(command.c_str()) == 0);
+  auto digest = slurp(out);
+  while (!digest.empty() && (digest.back() == '\n' || digest.back() == '*')) digest.pop_back();
+  return digest;
+}
+
+// The test PKI of make_certs.sh, in `dir`.
+std::filesystem::path make_certs(const std::filesystem::path& dir) {
+  const auto script = std::filesystem::path(std::getenv("TOOLS_E2E_DIR")) / "make_certs.sh";
+  REQUIRE(std::system(("bash " + script.string() + " " + dir.string()).c_str()) == 0);
+  return dir;
+}
+
+struct Answer {
+  grpc::Status status;
+  tools::ExecutionResponse response;
+};
+
+Answer call(const std::shared_ptr<grpc::Channel>& channel, const std::string& twin, const std::string& command,
+            const std::string& token = {}) {
+  auto stub = tools::ToolExecutorService::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+  tools::ExecutionRequest request;
+  request.set_command(command);
+  request.set_twin_id(twin);
+  Answer answer;
+  answer.status = stub->RequestExecution(&context, request, &answer.response);
+  return answer;
+}
+
+std::shared_ptr<grpc::Channel> tls_channel(const std::string& address, const std::filesystem::path& certs,
+                                           const std::string& client = {}, const std::string& ca = "ca") {
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = slurp(certs / (ca + ".crt"));
+  if (!client.empty()) {
+    options.pem_private_key = slurp(certs / (client + ".key"));
+    options.pem_cert_chain = slurp(certs / (client + ".crt"));
+  }
+  return grpc::CreateChannel(address, grpc::SslCredentials(options));
+}
+
+}  // namespace
+
+TEST_SUITE("auth") {
+  TEST_CASE("token: a twin proves itself with a bearer token; impersonation and bad tokens run nothing") {
+    e2e::TempDir dir;
+    const auto tokens = dir.path() / "tokens";
+    std::ofstream(tokens) << "# sha256(token) twin\n"
+                          << sha256_hex("trace-secret", dir.path()) << " twin-trace\n"
+                          << sha256_hex("aegis-secret", dir.path()) << " twin-aegis  # the orchestrator\n";
+    Server server({.env = {{"TOOLS_AUTH", "token"}, {"TOOLS_AUTH_TOKENS_FILE", tokens.string()}}});
+    const auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+
+    SUBCASE("the proven twin runs what it may, and an empty twin_id takes it") {
+      CHECK(call(channel, "twin-aegis", "true", "aegis-secret").response.success());
+      const auto as_trace = call(channel, "", "echo", "trace-secret");
+      REQUIRE(as_trace.status.ok());
+      CHECK_FALSE(as_trace.response.success());  // twin-trace may not run echo: an in-band refusal
+      CHECK(as_trace.response.message().find("twin-trace") != std::string::npos);
+    }
+    SUBCASE("a twin-trace token claiming twin-aegis is refused") {
+      const auto forged = call(channel, "twin-aegis", "true", "trace-secret");
+      CHECK(forged.status.error_code() == grpc::StatusCode::PERMISSION_DENIED);
+    }
+    SUBCASE("no token, a revoked or unknown token, a malformed header: UNAUTHENTICATED") {
+      CHECK(call(channel, "twin-aegis", "true").status.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+      CHECK(call(channel, "twin-aegis", "true", "revoked-secret").status.error_code() ==
+            grpc::StatusCode::UNAUTHENTICATED);
+      auto stub = tools::ToolExecutorService::NewStub(channel);
+      grpc::ClientContext context;
+      context.AddMetadata("authorization", "Basic aegis-secret");
+      tools::ExecutionRequest request;
+      request.set_command("true");
+      tools::ExecutionResponse response;
+      CHECK(stub->RequestExecution(&context, request, &response).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+    }
+    SUBCASE("history shows a twin its own executions only") {
+      REQUIRE(call(channel, "twin-aegis", "true", "aegis-secret").status.ok());
+      auto stub = tools::ToolExecutorService::NewStub(channel);
+      grpc::ClientContext context;
+      context.AddMetadata("authorization", "Bearer trace-secret");
+      tools::ListExecutionsRequest list;
+      tools::ListExecutionsResponse page;
+      REQUIRE(stub->ListExecutions(&context, list, &page).ok());
+      for (const auto& record : page.executions()) CHECK(record.twin_id() == "twin-trace");
+    }
+  }
+
+  TEST_CASE("token: a tokens file with a plaintext token stops start-up, naming the line") {
+    e2e::TempDir dir;
+    const auto tokens = dir.path() / "tokens";
+    std::ofstream(tokens) << "# oops\nhunter2 twin-aegis\n";
+    const auto [code, err] = e2e::run_expecting_exit({{"TOOLS_AUTH", "token"}, {"TOOLS_AUTH_TOKENS_FILE", tokens.string()}});
+    REQUIRE(code);
+    CHECK(*code == 2);
+    CHECK(err.find(tokens.string() + ":2:") != std::string::npos);
+    CHECK(err.find("not a SHA-256 digest") != std::string::npos);
+  }
+
+  TEST_CASE("mtls: the client certificate names the twin; other CAs, no certificate and plaintext fail") {
+    e2e::TempDir dir;
+    const auto certs = make_certs(dir.path() / "pki");
+    Server server({.env = {{"TOOLS_AUTH", "mtls"},
+                           {"TOOLS_TLS_CERT", (certs / "server.crt").string()},
+                           {"TOOLS_TLS_KEY", (certs / "server.key").string()},
+                           {"TOOLS_TLS_CLIENT_CA", (certs / "ca.crt").string()}}});
+    // The fixture's own stub is plaintext: against a TLS server it gets nowhere.
+    grpc::ClientContext plain_context;
+    plain_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    tools::HealthCheckResponse health;
+    CHECK_FALSE(server.stub().HealthCheck(&plain_context, google::protobuf::Empty(), &health).ok());
+
+    const auto trace = tls_channel(server.address(), certs, "trace");
+    const auto as_trace = call(trace, "", "vector_query");
+    REQUIRE(as_trace.status.ok());
+    CHECK(as_trace.response.exit_code() == 127);  // allowed for twin-trace, no program here
+    CHECK(call(trace, "twin-aegis", "true").status.error_code() == grpc::StatusCode::PERMISSION_DENIED);
+
+    const auto aegis = tls_channel(server.address(), certs, "aegis-cn");  // no URI SAN: the CN names it
+    CHECK(call(aegis, "twin-aegis", "true").response.success());
+
+    const auto intruder = tls_channel(server.address(), certs, "intruder");  // signed by another CA
+    CHECK(call(intruder, "twin-aegis", "true").status.error_code() == grpc::StatusCode::UNAVAILABLE);
+    const auto anonymous = tls_channel(server.address(), certs);  // TLS, but no client certificate
+    CHECK(call(anonymous, "twin-aegis", "true").status.error_code() == grpc::StatusCode::UNAVAILABLE);
+  }
+
+  TEST_CASE("TLS without client certificates serves token clients over TLS") {
+    e2e::TempDir dir;
+    const auto certs = make_certs(dir.path() / "pki");
+    const auto tokens = dir.path() / "tokens";
+    std::ofstream(tokens) << sha256_hex("aegis-secret", dir.path()) << " twin-aegis\n";
+    Server server({.env = {{"TOOLS_AUTH", "token"},
+                           {"TOOLS_AUTH_TOKENS_FILE", tokens.string()},
+                           {"TOOLS_TLS_CERT", (certs / "server.crt").string()},
+                           {"TOOLS_TLS_KEY", (certs / "server.key").string()}}});
+    CHECK(call(tls_channel(server.address(), certs), "twin-aegis", "true", "aegis-secret").response.success());
+    CHECK(call(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()), "twin-aegis", "true",
+               "aegis-secret")
+              .status.error_code() == grpc::StatusCode::UNAVAILABLE);
+  }
+
+  TEST_CASE("mismatched security settings stop start-up, naming the variables") {
+    const auto [code, err] = e2e::run_expecting_exit({{"TOOLS_AUTH", "mtls"}});
+    REQUIRE(code);
+    CHECK(*code == 2);
+    CHECK(err.find("TOOLS_TLS_CLIENT_CA") != std::string::npos);
+  }
+}
