@@ -116,16 +116,32 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop, cons
   outcome.execution_id = sys::new_uuid_v4();
   outcome.isolation = parts_.sandbox.isolation();
   outcome.decision = parts_.policy.decide(request);
-
-  auto result = outcome.decision.allowed ? run_allowed(request, outcome, std::move(stop), hooks) : refused(outcome);
-  if (result) {
-    result->elapsed = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
-    parts_.history->record(make_record(request, *result, started, Clock::now()));
-  } else {
-    Outcome failed = outcome;  // remember the failure too: the decision stands, nothing ran
-    failed.message = result.error().message();
-    parts_.history->record(make_record(request, failed, started, Clock::now()));
+  // 1. The decision is on record before anything runs; a required audit log that cannot record
+  //    it means nothing runs.
+  if (parts_.audit) {
+    if (auto recorded = parts_.audit->decided(request, outcome); !recorded && parts_.audit_required) {
+      outcome.message = "audit log unavailable, nothing was run: " + recorded.error().message();
+      parts_.history->record(make_record(request, outcome, started, Clock::now()));
+      return fail(Errc::audit_unavailable, outcome.message);
+    }
   }
+  if (!outcome.decision.allowed) {
+    auto refusal = refused(std::move(outcome));
+    parts_.history->record(make_record(request, refusal, started, Clock::now()));
+    return refusal;
+  }
+  // 2. Run it; record how it ended, whatever happened.
+  auto result = run_allowed(request, outcome, std::move(stop), hooks);
+  const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+  Outcome ended = result ? *result : outcome;
+  if (result) {
+    result->elapsed = elapsed;
+    ended.elapsed = elapsed;
+  } else {
+    ended.message = result.error().message();  // the decision stands, nothing ran
+  }
+  if (parts_.audit) (void)parts_.audit->finished(request, ended);  // it ran: too late to refuse
+  parts_.history->record(make_record(request, ended, started, Clock::now()));
   return result;
 }
 

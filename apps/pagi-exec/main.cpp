@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// pagi-exec: decide (check) or decide and run (run) one request with the library, no gRPC.
+// pagi-exec: decide (check) or decide and run (run) one request with the library, no gRPC; read
+// an audit log (audit).
 // It is also the smallest example of a host program linking libpagi_exec.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +71,69 @@ int run(const Options& o) {
   return outcome->exit_code;
 }
 
+struct AuditArgs {
+  std::string file;
+  std::optional<std::string> twin, job, outcome, since, until;
+  bool json = false;
+};
+
+// Control characters from twins (ids, tools) would reach the terminal: show them as '?'.
+std::string printable(std::string_view text) {
+  std::string out(text);
+  for (auto& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  return out;
+}
+
+// One human-readable line: time, type, id, who, what, and how it ended.
+std::string describe(const pagi_exec::AuditEntry& e) {
+  std::string line = e.time + (e.type == "decision" ? "  decision   " : "  execution  ") + e.execution_id + "  " +
+                     printable(e.twin_id);
+  if (e.authenticated_twin && *e.authenticated_twin != e.twin_id) line += " (authenticated " + printable(*e.authenticated_twin) + ")";
+  if (!e.job_id.empty()) line += " job=" + printable(e.job_id);
+  line += "  " + printable(e.tool) + ": " + std::string(e.outcome());
+  if (e.type == "decision") return line + " (" + printable(e.rule) + ")";
+  if (e.exit_code) line += ", exit " + std::to_string(*e.exit_code);
+  if (e.duration_ms) line += ", " + std::to_string(*e.duration_ms) + " ms";
+  if (e.outcome() != "succeeded" && !e.message.empty()) line += " (" + printable(e.message) + ")";
+  return line;
+}
+
+std::optional<std::chrono::system_clock::time_point> audit_time(const std::optional<std::string>& text,
+                                                                 const char* flag, bool& ok) {
+  if (!text) return std::nullopt;
+  auto time = pagi_exec::parse_rfc3339(*text);
+  if (!time) {
+    std::cerr << "pagi-exec: " << flag << " '" << *text << "' is not an RFC 3339 time (2026-11-29T16:48:36Z) or a date\n";
+    ok = false;
+  }
+  return time;
+}
+
+// Prints the matching records, then the counts (to stderr with --json, so stdout stays JSON Lines).
+int audit(const AuditArgs& a) {
+  bool ok = true;
+  const pagi_exec::AuditFilter filter{.twin = a.twin, .job = a.job, .outcome = a.outcome,
+                                      .since = audit_time(a.since, "--since", ok),
+                                      .until = audit_time(a.until, "--until", ok)};
+  if (!ok) return 2;
+  const auto report = pagi_exec::read_audit_log(a.file, filter);
+  if (!report) {
+    std::cerr << "pagi-exec: " << report.error().message() << "\n";
+    return 2;
+  }
+  for (const auto& e : report->entries) std::cout << (a.json ? e.raw_json : describe(e)) << "\n";
+  std::ostream& summary = a.json ? std::cerr : std::cout;
+  summary << report->entries.size() << " records of " << report->lines << " lines: " << report->decisions
+          << " decisions (" << report->refused << " refused), " << report->executions << " executions ("
+          << report->succeeded << " succeeded, " << report->failed << " failed, " << report->timed_out
+          << " timed out)\n";
+  if (report->torn_lines > 0) summary << "the last line is torn (a write cut short by a crash): skipped\n";
+  if (report->bad_lines > 0) summary << report->bad_lines << " lines are not audit records: skipped\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -87,10 +152,21 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--sandbox-dir", o.sandbox_dir, "workspace root")->capture_default_str();
   run_cmd->add_option("--isolation", o.isolation, "cwd, bwrap or native")->capture_default_str();
   run_cmd->add_option("--timeout-ms", o.timeout_ms, "time limit")->capture_default_str()->check(CLI::Range(1LL, 86'400'000LL));
+  AuditArgs audit_args;
+  auto* audit_cmd = app.add_subcommand("audit", "print the records of an audit log that match, then counts; exit 0, 2 on errors");
+  audit_cmd->add_option("file", audit_args.file, "the audit log (JSON Lines)")->required();
+  audit_cmd->add_option("--twin", audit_args.twin, "only this twin (as claimed or authenticated)");
+  audit_cmd->add_option("--job", audit_args.job, "only this job id");
+  audit_cmd->add_option("--outcome", audit_args.outcome, "allowed, refused, succeeded, failed or timed_out")
+      ->check(CLI::IsMember({"allowed", "refused", "succeeded", "failed", "timed_out"}));
+  audit_cmd->add_option("--since", audit_args.since, "records at or after this time (RFC 3339 or a date)");
+  audit_cmd->add_option("--until", audit_args.until, "records before this time (RFC 3339 or a date)");
+  audit_cmd->add_flag("--json", audit_args.json, "print the records as stored (JSON Lines); counts go to stderr");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  if (audit_cmd->parsed()) return audit(audit_args);
   return check_cmd->parsed() ? check(o) : run(o);
 }

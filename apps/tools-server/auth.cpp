@@ -176,14 +176,17 @@ grpc::Status Authenticator::bind(const grpc::ServerContext& context, std::string
   const auto proven = authenticate(context);
   if (!proven) return proven.error();
   if (!*proven) return grpc::Status::OK;
-  if (twin_id.empty()) {
-    twin_id = **proven;
-    return grpc::Status::OK;
-  }
+  if (twin_id.empty()) twin_id = **proven;
   if (twin_id != **proven) {
     return {grpc::StatusCode::PERMISSION_DENIED,
             "authenticated as twin '" + **proven + "' but the request names twin '" + twin_id + "'"};
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status Authenticator::bind(const grpc::ServerContext& context, pagi_exec::Request& request) const {
+  if (auto status = bind(context, request.twin_id); !status.ok()) return status;
+  if (mode_ != AuthMode::none) request.metadata[std::string(pagi_exec::authenticated_twin_key)] = request.twin_id;
   return grpc::Status::OK;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
+#include <pagi_exec/pagi_exec.hpp>
 #include <tl/expected.hpp>
 
 namespace tools_server {
@@ -64,6 +65,9 @@ class Authenticator {
   /// Binds `twin_id` to the proven twin: empty takes it, another twin is PERMISSION_DENIED.
   /// Returns OK and leaves `twin_id` alone in mode none.
   [[nodiscard]] grpc::Status bind(const grpc::ServerContext& context, std::string& twin_id) const;
+  /// The same for a request, which also carries the proven twin to the audit log
+  /// (metadata pagi_exec::authenticated_twin_key).
+  [[nodiscard]] grpc::Status bind(const grpc::ServerContext& context, pagi_exec::Request& request) const;
 
  private:
   Authenticator(AuthMode mode, TokenTable tokens) : mode_(mode), tokens_(std::move(tokens)) {}

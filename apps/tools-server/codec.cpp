@@ -55,6 +55,7 @@ grpc::Status to_status(const pagi_exec::Error& error) {
   using pagi_exec::Errc;
   switch (error.code) {
     case Errc::invalid_request: return {grpc::StatusCode::INVALID_ARGUMENT, error.message()};
+    case Errc::audit_unavailable: return {grpc::StatusCode::UNAVAILABLE, error.message()};
     case Errc::invalid_config:
     case Errc::sandbox_setup:
     case Errc::spawn_failed:
@@ -82,7 +83,10 @@ pagi_exec::Request from_proto(const tools::ExecutionRequest& message) {
       .metadata = {},
       .timeout_cap = std::nullopt,
   };
-  for (const auto& [key, value] : message.metadata()) request.metadata.emplace(key, value);
+  for (const auto& [key, value] : message.metadata()) {
+    // Only the server says who a caller proved to be (see Authenticator::bind).
+    if (key != pagi_exec::authenticated_twin_key) request.metadata.emplace(key, value);
+  }
   return request;
 }
 
@@ -118,7 +122,11 @@ std::string describe(const HealthReport& report) {
             " max_processes=" + std::to_string(report.limits.max_processes) +
             " tmpfs_size_mb=" + std::to_string(report.limits.tmpfs_bytes >> 20);
   }
-  if (report.degraded()) {
+  if (report.audit) {
+    const auto status = report.audit->status();
+    text += " audit_log=" + report.audit->options().path.string() + (status.healthy ? "" : " AUDIT LOG FAILING: " + status.last_error);
+  }
+  if (report.requested != report.effective) {
     text += " WARNING: isolation '" + std::string(pagi_exec::to_string(report.requested)) +
             "' was requested but is unavailable (" + report.fallback_reason +
             "); commands run with isolation '" + pagi_exec::to_string(report.effective) +

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -56,9 +57,10 @@ struct HealthReport {
   std::string sandbox_dir;
   std::chrono::milliseconds timeout{0};
   pagi_exec::Limits limits;
+  std::shared_ptr<pagi_exec::AuditLog> audit;  ///< asked for its status at every HealthCheck; may be null
 
-  /// True when the requested isolation is not in effect.
-  [[nodiscard]] bool degraded() const noexcept { return requested != effective; }
+  /// True when the requested isolation is not in effect, or the audit log is failing.
+  [[nodiscard]] bool degraded() const { return requested != effective || (audit && !audit->status().healthy); }
 };
 
 /// status "SERVING" (or "DEGRADED" when the isolation fell back), version, and a message stating

@@ -91,7 +91,7 @@ struct Setting {
 };
 
 // The order matters once: --listen comes after --port, so that an explicit address wins.
-const std::array<Setting, 25> settings{{
+const std::array<Setting, 29> settings{{
     {"--port", "TOOLS_GRPC_PORT", "PORT", "TCP port to listen on, on all interfaces (default 50054)", false,
      [](std::string_view t, ServerConfig& c) {
        std::uint16_t port = 0;
@@ -223,6 +223,29 @@ const std::array<Setting, 25> settings{{
     {"--tls-client-ca", "TOOLS_TLS_CLIENT_CA", "PATH",
      "mtls: client certificates must chain to this CA (PEM); the twin is read from the certificate", false,
      [](std::string_view t, ServerConfig& c) { return apply_path(t, c.tls_client_ca); }},
+    {"--audit-log", "TOOLS_AUDIT_LOG", "PATH",
+     "append a JSON Lines record of every decision and execution to this file (see docs/audit.md); SIGHUP "
+     "reopens it (default: none)",
+     false, [](std::string_view t, ServerConfig& c) { return apply_path(t, c.audit_log); }},
+    {"--audit-sync", "TOOLS_AUDIT_SYNC", "POLICY",
+     "every: fdatasync each record before answering; interval: at most once a second (default every)", false,
+     [](std::string_view t, ServerConfig& c) {
+       if (t != "every" && t != "interval") return Problem("is not a sync policy (every, interval)");
+       c.audit_sync_every = t == "every";
+       return Problem{};
+     }},
+    {"--audit-required", "TOOLS_AUDIT_REQUIRED", "BOOL",
+     "refuse executions the audit log cannot record (UNAVAILABLE) instead of serving on and reporting the "
+     "failure in HealthCheck (default false)",
+     true, [](std::string_view t, ServerConfig& c) { return apply_bool(t, c.audit_required); }},
+    {"--audit-rotate-mb", "TOOLS_AUDIT_ROTATE_MB", "MIB",
+     "rename the audit log to <log>.1 and start a new one at this size; 0 = only on SIGHUP (default 0)", false,
+     [](std::string_view t, ServerConfig& c) {
+       std::uint64_t mib = 0;
+       auto problem = apply_uint(t, 0, 1 << 20, "a size in MiB", mib);
+       c.audit_rotate_bytes = mib << 20;
+       return problem;
+     }},
     {"--log-level", "LOG_LEVEL", "LEVEL", "error, warn, info or debug (default info)", false,
      [](std::string_view t, ServerConfig& c) {
        const auto level = log_level_from_string(lower(t));

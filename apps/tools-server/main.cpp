@@ -17,6 +17,7 @@
 
 #include "cancellation.hpp"
 #include "codec.hpp"
+#include "library.hpp"
 #include "config.hpp"
 #include "log.hpp"
 #include "service.hpp"
@@ -25,88 +26,33 @@ namespace {
 
 using tools_server::LogLevel;
 using tools_server::ServerConfig;
+using tools_server::StartupError;
 
 // How long in-flight calls get to finish after SIGTERM (their executions are already stopped).
 constexpr auto shutdown_grace = std::chrono::seconds(2);
 
-// A start-up failure: its message goes to stderr as one line, the process exits with `code`.
-struct StartupError {
-  int code = tools_server::exit_bad_config;
-  std::string message;
-};
 
-// SIGTERM and SIGINT are blocked in every thread (grpc's threads inherit this mask) and taken
-// with sigwait() by the main thread: no grpc call ever runs in a signal handler.
-sigset_t stop_signals() {
+// SIGTERM, SIGINT and SIGHUP are blocked in every thread (grpc's threads inherit this mask) and
+// taken with sigwait() by the main thread: no grpc call ever runs in a signal handler.
+sigset_t handled_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   return set;
 }
 
-struct Library {
-  pagi_exec::Executor executor;
-  tools_server::codec::HealthReport health;
-};
-
-// Makes the sandbox, probing the requested isolation once; falls back to cwd unless required.
-tl::expected<pagi_exec::Sandbox, StartupError> make_sandbox(const ServerConfig& config, std::string& fallback) {
-  auto limits = config.limits;
-  limits.timeout = config.timeout;
-  limits.output = {.max_bytes = config.max_output_bytes, .max_lines = config.max_output_lines};
-  auto sandbox = pagi_exec::Sandbox::make(pagi_exec::SandboxSpec{
-      .root_dir = config.sandbox_dir,
-      .isolation = config.isolation,
-      .limits = limits,
-      .bwrap_path = config.bwrap_path,
-  });
-  if (!sandbox) return tl::unexpected(StartupError{.message = "sandbox: " + sandbox.error().message()});
-  if (config.isolation == pagi_exec::Isolation::cwd) return *sandbox;
-  const auto probe = pagi_exec::check_isolation(*sandbox);
-  if (probe) return *sandbox;
-  if (config.isolation_required()) {
-    return tl::unexpected(StartupError{
-        .message = "TOOLS_ISOLATION / --isolation: '" + std::string(pagi_exec::to_string(config.isolation)) +
-                   "' does not work here (" + probe.error().message() +
-                   ") and TOOLS_REQUIRE_ISOLATION / --require-isolation is set"});
+// SIGHUP: reopen the audit log (logrotate's postrotate) and reload the policy file.
+void on_hangup(const tools_server::Library& library, const ServerConfig& config, tools_server::ExecutorHolder& executor) {
+  if (library.audit) {
+    if (auto reopened = library.audit->reopen(); !reopened) {
+      tools_server::log(LogLevel::error, "SIGHUP: cannot reopen the audit log: " + reopened.error().message());
+    } else {
+      tools_server::log(LogLevel::info, "SIGHUP: audit log reopened");
+    }
   }
-  fallback = probe.error().message();
-  tools_server::log(LogLevel::warn, "!!! isolation '" + std::string(pagi_exec::to_string(config.isolation)) +
-                                        "' does not work here (" + fallback +
-                                        "): FALLING BACK TO 'cwd', commands are NOT isolated from the host; set "
-                                        "TOOLS_REQUIRE_ISOLATION=true to refuse to start instead");
-  return sandbox->with_isolation(pagi_exec::Isolation::cwd);
-}
-
-tl::expected<Library, StartupError> make_library(const ServerConfig& config) {
-  auto spec = pagi_exec::PolicySpec::seed_default();
-  spec.safe_mode = config.safe_mode;
-  auto policy = pagi_exec::Policy::make(std::move(spec));
-  if (!policy) return tl::unexpected(StartupError{.message = "policy: " + policy.error().message()});
-  std::string fallback;
-  auto sandbox = make_sandbox(config, fallback);
-  if (!sandbox) return tl::unexpected(sandbox.error());
-  auto executor = pagi_exec::Executor::make(pagi_exec::ExecutorParts{
-      .policy = *policy,
-      .sandbox = *sandbox,
-      .catalog = pagi_exec::ToolCatalog::seed_default(),
-      .spawner = nullptr,
-      .history = std::make_shared<pagi_exec::History>(config.history_size),
-  });
-  if (!executor) {
-    return tl::unexpected(StartupError{.message = "SANDBOX_DIR / --sandbox-dir: " + executor.error().message()});
-  }
-  tools_server::codec::HealthReport health{
-      .requested = config.isolation,
-      .effective = sandbox->isolation(),
-      .fallback_reason = fallback,
-      .safe_mode = config.safe_mode,
-      .sandbox_dir = config.sandbox_dir.string(),
-      .timeout = config.timeout,
-      .limits = sandbox->limits(),
-  };
-  return Library{std::move(*executor), std::move(health)};
+  tools_server::reload_policy(config, executor);
 }
 
 // The builder sequence; `bound` receives the address clients can dial ("127.0.0.1:40123").
@@ -178,7 +124,7 @@ std::optional<ServerConfig> parse_config(int argc, char** argv, int& exit_code) 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const sigset_t signals = stop_signals();
+  const sigset_t signals = handled_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // before any thread exists
 
   int exit_code = 0;
@@ -186,7 +132,7 @@ int main(int argc, char** argv) {
   if (!config) return exit_code;
   tools_server::set_log_level(config->log_level);
 
-  auto library = make_library(*config);
+  auto library = tools_server::make_library(*config);
   if (!library) return fail_startup(library.error());
 
   auto security = tools_server::make_security(config->auth, config->auth_tokens_file, config->tls_cert,
@@ -194,7 +140,8 @@ int main(int argc, char** argv) {
   if (!security) return fail_startup({.message = security.error()});
 
   tools_server::CancellationWatcher watcher;
-  tools_server::ToolExecutorService service(library->executor, library->health, watcher, security->authenticator);
+  tools_server::ExecutorHolder executor(library->executor);
+  tools_server::ToolExecutorService service(executor, library->health, watcher, security->authenticator);
   std::string bound;
   auto server = start_server(*config, security->credentials, service, bound);
   if (!server) return fail_startup(server.error());
@@ -205,7 +152,7 @@ int main(int argc, char** argv) {
                                         " " + tools_server::codec::describe(library->health));
 
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) on_hangup(*library, *config, executor);
   tools_server::log(LogLevel::info, std::string("received ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM") +
                                         ": stopping running executions and shutting down");
   watcher.stop_all();  // kills the running process trees; their handlers return promptly

@@ -11,11 +11,11 @@ grpc::Status ToolExecutorService::RequestExecution(grpc::ServerContext* context,
                                                    const tools::ExecutionRequest* request,
                                                    tools::ExecutionResponse* response) {
   auto decoded = codec::from_proto(*request);
-  if (auto bound = auth_.bind(*context, decoded.twin_id); !bound.ok()) return bound;
+  if (auto bound = auth_.bind(*context, decoded); !bound.ok()) return bound;
   // The RPC deadline caps the execution: a result nobody waits for is not worth computing.
   decoded.timeout_cap = codec::timeout_cap(context->deadline(), std::chrono::system_clock::now());
   const auto watch = watcher_.watch(*context);
-  const auto result = executor_.run(decoded, watch.token());
+  const auto result = executor_.current()->run(decoded, watch.token());
   log_request(decoded, result);
   return codec::to_proto(result, watch.cause(), *response);
 }
@@ -34,7 +34,7 @@ grpc::Status ToolExecutorService::ListExecutions(grpc::ServerContext* context,
   if (!query) return query.error();
   // An authenticated twin sees its own history only.
   if (auto bound = auth_.bind(*context, query->twin_id); !bound.ok()) return bound;
-  codec::to_proto(executor_.history().query(*query), *response);
+  codec::to_proto(executor_.current()->history().query(*query), *response);
   return grpc::Status::OK;
 }
 
@@ -43,7 +43,7 @@ grpc::Status ToolExecutorService::GetExecution(grpc::ServerContext* context,
                                                tools::ExecutionRecord* response) {
   const auto proven = auth_.authenticate(*context);
   if (!proven) return proven.error();
-  const auto record = executor_.history().find(request->execution_id());
+  const auto record = executor_.current()->history().find(request->execution_id());
   if (!record || (*proven && record->twin_id != **proven)) {  // another twin's record does not exist for it
     return {grpc::StatusCode::NOT_FOUND, "no execution '" + request->execution_id() + "' in the history"};
   }
@@ -54,12 +54,13 @@ grpc::Status ToolExecutorService::GetExecution(grpc::ServerContext* context,
 grpc::Status ToolExecutorService::StreamExecution(grpc::ServerContext* context, const tools::ExecutionRequest* request,
                                                   grpc::ServerWriter<tools::ExecutionEvent>* writer) {
   auto decoded = codec::from_proto(*request);
-  if (auto bound = auth_.bind(*context, decoded.twin_id); !bound.ok()) return bound;
+  if (auto bound = auth_.bind(*context, decoded); !bound.ok()) return bound;
   decoded.timeout_cap = codec::timeout_cap(context->deadline(), std::chrono::system_clock::now());
   const auto watch = watcher_.watch(*context);
+  const auto executor = executor_.current();
   const pagi_exec::RunHooks hooks{
       .started = [&](const pagi_exec::Outcome& outcome) {
-        (void)writer->Write(codec::started_event(outcome, executor_.sandbox().limits(), decoded.timeout_cap));
+        (void)writer->Write(codec::started_event(outcome, executor->sandbox().limits(), decoded.timeout_cap));
       },
       .output = [&](pagi_exec::OutputStream stream, std::string_view chunk) {
         tools::ExecutionEvent event;
@@ -68,7 +69,7 @@ grpc::Status ToolExecutorService::StreamExecution(grpc::ServerContext* context, 
         return writer->Write(event);  // false: the client is gone, which stops the run
       },
   };
-  const auto result = executor_.run(decoded, watch.token(), hooks);
+  const auto result = executor->run(decoded, watch.token(), hooks);
   log_request(decoded, result);
   if (!result) return codec::to_status(result.error());
   if (result->cancelled) return codec::cancelled_status(*result, watch.cause());

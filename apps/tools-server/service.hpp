@@ -9,6 +9,7 @@
 #include "auth.hpp"
 #include "cancellation.hpp"
 #include "codec.hpp"
+#include "executor_holder.hpp"
 #include "tools.grpc.pb.h"
 
 namespace tools_server {
@@ -18,10 +19,10 @@ namespace tools_server {
 /// No policy, limits or defaults live here. Thread-safe: one instance serves every gRPC thread.
 class ToolExecutorService final : public tools::ToolExecutorService::Service {
  public:
-  /// `watcher` must outlive the service.
-  ToolExecutorService(pagi_exec::Executor executor, codec::HealthReport health, CancellationWatcher& watcher,
+  /// `executor` and `watcher` must outlive the service.
+  ToolExecutorService(const ExecutorHolder& executor, codec::HealthReport health, CancellationWatcher& watcher,
                       Authenticator auth)
-      : executor_(std::move(executor)), health_(std::move(health)), watcher_(watcher), auth_(std::move(auth)) {}
+      : executor_(executor), health_(std::move(health)), watcher_(watcher), auth_(std::move(auth)) {}
 
   /// Decides and runs one request; see codec::to_proto for what the client gets back.
   grpc::Status RequestExecution(grpc::ServerContext* context, const tools::ExecutionRequest* request,
@@ -46,7 +47,7 @@ class ToolExecutorService final : public tools::ToolExecutorService::Service {
                                grpc::ServerWriter<tools::ExecutionEvent>* writer) override;
 
  private:
-  pagi_exec::Executor executor_;
+  const ExecutorHolder& executor_;  // each RPC runs on one snapshot of it
   codec::HealthReport health_;
   CancellationWatcher& watcher_;
   Authenticator auth_;  // every RPC but HealthCheck proves its twin first

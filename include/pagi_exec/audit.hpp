@@ -18,8 +18,12 @@
 
 namespace pagi_exec {
 
+namespace detail {
+struct AuditLogState;
+}  // namespace detail
+
 /// Request::metadata key a host sets to the twin it has authenticated (mTLS, token...). Recorded as
-/// `authenticated_twin`; when absent the record holds null. The key itself is never recorded twice.
+/// `authenticated_twin`; when absent the record holds null. No other metadata is recorded.
 inline constexpr std::string_view authenticated_twin_key = "pagi-exec.authenticated-twin";
 
 /// Where the Executor reports requests. Implementations must be thread-safe: every gRPC thread calls.
@@ -58,7 +62,7 @@ class AuditLog final : public AuditSink {
  public:
   /// What status() reports.
   struct Status {
-    bool healthy = true;         ///< the last write (or sync) succeeded
+    bool healthy = true;         ///< the last record, sync or reopen succeeded
     std::string last_error;      ///< the most recent failure, kept after recovery; "" if none yet
     std::uint64_t records_written = 0;
     std::uint64_t records_failed = 0;
@@ -85,16 +89,17 @@ class AuditLog final : public AuditSink {
   /// Forces the written records to disk now (fdatasync). Errc::io when the sync fails.
   [[nodiscard]] Result<void> sync();
 
+  /// Health and counters, as of now.
   [[nodiscard]] Status status() const;
   /// Whether the host should refuse executions it cannot audit (AuditOptions::required).
   [[nodiscard]] bool required() const noexcept;
+  /// The options the log was opened with (immutable).
   [[nodiscard]] const AuditOptions& options() const noexcept;
 
  private:
-  struct State;
-  explicit AuditLog(std::unique_ptr<State> state);
-  [[nodiscard]] Result<void> append(std::string line);
-  std::unique_ptr<State> state_;
+  explicit AuditLog(std::unique_ptr<detail::AuditLogState> state);
+  [[nodiscard]] Result<void> append(Result<std::string> line);
+  std::unique_ptr<detail::AuditLogState> state_;
 };
 
 /// `time` formatted as RFC 3339 in UTC with milliseconds: "2026-11-29T16:48:36.685Z".

@@ -18,6 +18,7 @@ enum class Errc : std::uint8_t {
   sandbox_setup,    ///< preparing the workspace or isolation failed
   spawn_failed,     ///< the process could not be started
   io,               ///< reading, writing or waiting failed
+  audit_unavailable,  ///< the audit log is required and could not record: nothing was run
   internal,         ///< a broken invariant: a bug in pagi-exec
 };
 
@@ -29,6 +30,7 @@ enum class Errc : std::uint8_t {
     case Errc::sandbox_setup: return "sandbox_setup";
     case Errc::spawn_failed: return "spawn_failed";
     case Errc::io: return "io";
+    case Errc::audit_unavailable: return "audit_unavailable";
     case Errc::internal: return "internal";
   }
   return "unknown";

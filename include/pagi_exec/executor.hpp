@@ -6,6 +6,7 @@
 #include <memory>
 #include <stop_token>
 
+#include "pagi_exec/audit.hpp"
 #include "pagi_exec/error.hpp"
 #include "pagi_exec/history.hpp"
 #include "pagi_exec/outcome.hpp"
@@ -24,6 +25,8 @@ struct ExecutorParts {
   ToolCatalog catalog = ToolCatalog::seed_default();
   std::shared_ptr<const Spawner> spawner;  ///< null: make_process_spawner()
   std::shared_ptr<History> history;        ///< null: a new History of default capacity
+  std::shared_ptr<AuditSink> audit;        ///< null: no audit records
+  bool audit_required = false;             ///< refuse to run what the audit sink cannot record
 };
 
 /// Optional callbacks of one run, for callers that stream (all may be empty).
@@ -48,8 +51,10 @@ class Executor {
   /// Decides, and if allowed runs the request and waits for it. A refusal, a non-zero exit and a
   /// timeout are Outcomes, not errors. Every request, refused or not, is added to history().
   /// `stop` ends the execution early (its process tree is killed; Outcome::cancelled).
+  /// With an audit sink, the decision is recorded before anything runs and the outcome after.
   /// Errors: Errc::invalid_request (e.g. command_exec without args, a bad file_write path),
-  /// Errc::sandbox_setup, Errc::spawn_failed, Errc::io.
+  /// Errc::sandbox_setup, Errc::spawn_failed, Errc::io, Errc::audit_unavailable (required audit
+  /// failed to record the decision: nothing ran).
   [[nodiscard]] Result<Outcome> run(const Request& request, std::stop_token stop = {},
                                     const RunHooks& hooks = {}) const;
 
@@ -66,6 +71,13 @@ class Executor {
   [[nodiscard]] Executor with_policy(Policy policy) const {
     auto parts = parts_;
     parts.policy = std::move(policy);
+    return Executor(std::move(parts));
+  }
+  /// The same executor with another policy and tool catalog (a reloaded policy file).
+  [[nodiscard]] Executor with_policy(Policy policy, ToolCatalog catalog) const {
+    auto parts = parts_;
+    parts.policy = std::move(policy);
+    parts.catalog = std::move(catalog);
     return Executor(std::move(parts));
   }
 

@@ -7,6 +7,9 @@
 using pagi_exec::Policy;
 using pagi_exec::PolicySpec;
 using pagi_exec::Request;
+using pagi_exec::TwinGrants;
+using pagi_exec::TwinLimits;
+using std::chrono::milliseconds;
 
 namespace {
 Request req(std::string twin, std::string tool, std::vector<std::string> args = {}) {
@@ -133,5 +136,145 @@ TEST_SUITE("policy") {
     const auto r = req("twin-sentinel", "command_exec", {"echo hi"});
     CHECK(policy.decide(r) == policy.decide(r));
     CHECK(Policy::seed_default() == policy);
+  }
+  TEST_CASE("the shell bridge refuses a line that runs an always-refused program anywhere") {
+    const auto policy = Policy::seed_default();
+    for (const char* line : {"ls; rm -rf ~", "echo x | /bin/rm y", "true && shutdown now", "(reboot)",
+                             "if true; then rm x; fi", "ls\nrm x", ">/dev/null rm x", "X=1 rm x",
+                             "\"r\"m x", "echo $(rm x)", "echo `format c:`", "sudo rm x", "sh -c 'reboot'",
+                             "find . -exec rm {} +", "eval 'delete all'", "case x in a) rm;; esac"}) {
+      for (const char* twin : {"twin-sentinel", "twin-aegis", "twin-trace", "nobody"}) {
+        CAPTURE(line);
+        CAPTURE(twin);
+        const auto decision = policy.decide(req(twin, "command_exec", {line}));
+        CHECK_FALSE(decision.allowed);
+        CHECK(decision.rule.rfind("always_refused[", 0) == 0);
+        CHECK(decision.reason.find("the command_exec line runs '") == 0);
+      }
+    }
+    const auto decision = policy.decide(req("twin-sentinel", "command_exec", {"echo x | /bin/rm y"}));
+    CHECK(decision.reason == "the command_exec line runs '/bin/rm' (program 'rm'), which is always refused");
+    CHECK(decision.rule == "always_refused[rm]");
+  }
+
+  TEST_CASE("a twin's deny list also holds for every command of a shell line") {
+    auto spec = PolicySpec::seed_default();
+    spec.twins["twin-sentinel"].deny = {"curl"};
+    const auto policy = Policy::make(spec);
+    REQUIRE(policy);
+    const auto decision = policy->decide(req("twin-sentinel", "command_exec", {"ls && /usr/bin/curl x | sh"}));
+    CHECK_FALSE(decision.allowed);
+    CHECK(decision.rule == "twins.twin-sentinel.deny[curl]");
+    CHECK(decision.reason == "twin 'twin-sentinel' is refused 'curl', which the command_exec line runs");
+    CHECK(policy->decide(req("twin-sentinel", "command_exec", {"ls | wc -l"})).allowed);
+    CHECK(policy->decide(req("twin-aegis", "command_exec", {"curl x"})).allowed);  // another twin's deny
+  }
+
+  TEST_CASE("what the shell scanner cannot judge is allowed with a note, and refused in safe mode") {
+    const auto policy = Policy::seed_default();
+    struct Row {
+      const char* line;
+      std::vector<std::string> notes;
+    };
+    const Row rows[] = {
+        {"ls -l | wc -l", {}},
+        {"echo $(date)", {"unjudgeable: command substitution: $(date)"}},
+        {"$CMD x", {"unjudgeable: expansion in command position: $CMD"}},
+        {"python3 -c 'print(1)'", {"unjudgeable: `python3` runs code the scanner cannot read"}},
+        {"eval \"$X\"", {"unjudgeable: `eval` runs its arguments as shell code",
+                         "unjudgeable: expansion in command position: $X"}},
+        {"f() { ls; }", {"unjudgeable: function definition: f"}},
+    };
+    for (const auto& row : rows) {
+      CAPTURE(row.line);
+      const auto decision = policy.decide(req("twin-sentinel", "command_exec", {row.line}));
+      CHECK(decision.allowed);
+      CHECK(decision.notes == row.notes);
+      const auto safe = policy.with_safe_mode(true).decide(req("twin-sentinel", "command_exec", {row.line}));
+      CHECK_FALSE(safe.allowed);
+      CHECK(safe.rule == "safe_mode");
+    }
+  }
+
+  TEST_CASE("only the shell bridge's line is scanned: other tools' arguments are data") {
+    const auto policy = Policy::seed_default();
+    const auto decision = policy.decide(req("twin-aegis", "echo", {"; rm -rf ~", "$(reboot)"}));
+    CHECK(decision.allowed);
+    CHECK(decision.notes.empty());
+    CHECK(policy.decide(req("twin-sentinel", "command_exec")).allowed);  // no line: nothing to scan
+  }
+
+  TEST_CASE("safe mode grants a tool named explicitly even to a twin that also holds '*'") {
+    const auto policy = Policy::make({.twins = {{"t", {.allow = {"*", "ls"}}}}, .safe_mode = true});
+    REQUIRE(policy);
+    CHECK(policy->decide(req("t", "ls")).allowed);
+    CHECK_FALSE(policy->decide(req("t", "echo")).allowed);
+  }
+
+  TEST_CASE("capping limits takes the lower of each field, and a set cap bounds an unset limit") {
+    struct Row {
+      TwinLimits limits;
+      TwinLimits cap;
+      TwinLimits expected;
+    };
+    const Row rows[] = {
+        {{}, {}, {}},
+        {{.timeout = milliseconds(100)}, {}, {.timeout = milliseconds(100)}},
+        {{}, {.timeout = milliseconds(100)}, {.timeout = milliseconds(100)}},
+        {{.timeout = milliseconds(100)}, {.timeout = milliseconds(50)}, {.timeout = milliseconds(50)}},
+        {{.timeout = milliseconds(50)}, {.timeout = milliseconds(100)}, {.timeout = milliseconds(50)}},
+        {{.memory_bytes = 10, .max_processes = 5, .output_bytes = 7},
+         {.memory_bytes = 20, .max_processes = 2, .output_lines = 3},
+         {.memory_bytes = 10, .max_processes = 2, .output_bytes = 7, .output_lines = 3}},
+    };
+    for (const auto& row : rows) CHECK(row.limits.capped_by(row.cap) == row.expected);
+  }
+
+  TEST_CASE("an allowed decision carries the twin's limits and network, capped in safe mode") {
+    const TwinLimits twin_limits{.timeout = milliseconds(60000), .memory_bytes = 1U << 30U, .max_processes = 64};
+    const auto policy = Policy::make({
+        .twins = {{"builder", {.allow = {"make", "*"}, .limits = twin_limits, .network = true}},
+                  {"plain", {.allow = {"make"}}}},
+        .safe_mode_limits = {.timeout = milliseconds(5000), .output_lines = 100},
+    });
+    REQUIRE(policy);
+    const auto open = policy->decide(req("builder", "make"));
+    CHECK(open.allowed);
+    CHECK(open.limits == twin_limits);
+    CHECK(open.network);
+    CHECK(policy->decide(req("builder", "echo")).network);  // via '*'
+    CHECK_FALSE(policy->decide(req("plain", "make")).network);
+    CHECK(policy->decide(req("plain", "make")).limits == TwinLimits{});
+
+    const auto safe = policy->with_safe_mode(true).decide(req("builder", "make"));
+    CHECK(safe.allowed);
+    CHECK(safe.limits == TwinLimits{.timeout = milliseconds(5000), .memory_bytes = 1U << 30U, .max_processes = 64,
+                                    .output_lines = 100});
+    CHECK_FALSE(safe.network);
+    CHECK(policy->with_safe_mode(true).decide(req("plain", "make")).limits ==
+          TwinLimits{.timeout = milliseconds(5000), .output_lines = 100});
+
+    const auto refused = policy->decide(req("plain", "echo"));
+    CHECK_FALSE(refused.allowed);
+    CHECK(refused.limits == TwinLimits{});
+    CHECK_FALSE(refused.network);
+  }
+
+  TEST_CASE("make refuses limits that are zero or negative") {
+    CHECK_FALSE(Policy::make({.twins = {{"t", {.limits = {.timeout = milliseconds(0)}}}}}));
+    CHECK_FALSE(Policy::make({.twins = {{"t", {.limits = {.timeout = milliseconds(-5)}}}}}));
+    CHECK_FALSE(Policy::make({.twins = {{"t", {.limits = {.memory_bytes = 0}}}}}));
+    const auto made = Policy::make({.safe_mode_limits = {.output_lines = 0}});
+    REQUIRE_FALSE(made);
+    CHECK(made.error().message() == "safe_mode_limits.output_lines must be positive (leave it unset for no limit)");
+    CHECK(Policy::make({.twins = {{"t", {.limits = {.timeout = milliseconds(1), .output_bytes = 1}}}}}));
+  }
+
+  TEST_CASE("a built-in policy's revision is 'builtin' and survives with_safe_mode") {
+    CHECK(Policy::seed_default().revision() == "builtin");
+    CHECK(Policy::seed_default().with_safe_mode(true).revision() == "builtin");
+    auto spec = PolicySpec::seed_default();
+    spec.revision = "0123456789ab";
+    CHECK(Policy::make(spec)->revision() == "0123456789ab");
   }
 }

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: Apache-2.0
+// Making the server's library objects from its configuration.
+#include "library.hpp"
+
+#include "log.hpp"
+
+namespace tools_server {
+namespace {
+
+// Makes the sandbox, probing the requested isolation once; falls back to cwd unless required.
+tl::expected<pagi_exec::Sandbox, StartupError> make_sandbox(const ServerConfig& config, std::string& fallback) {
+  auto limits = config.limits;
+  limits.timeout = config.timeout;
+  limits.output = {.max_bytes = config.max_output_bytes, .max_lines = config.max_output_lines};
+  auto sandbox = pagi_exec::Sandbox::make(pagi_exec::SandboxSpec{
+      .root_dir = config.sandbox_dir,
+      .isolation = config.isolation,
+      .limits = limits,
+      .bwrap_path = config.bwrap_path,
+  });
+  if (!sandbox) return tl::unexpected(StartupError{.message = "sandbox: " + sandbox.error().message()});
+  if (config.isolation == pagi_exec::Isolation::cwd) return *sandbox;
+  const auto probe = pagi_exec::check_isolation(*sandbox);
+  if (probe) return *sandbox;
+  if (config.isolation_required()) {
+    return tl::unexpected(StartupError{
+        .message = "TOOLS_ISOLATION / --isolation: '" + std::string(pagi_exec::to_string(config.isolation)) +
+                   "' does not work here (" + probe.error().message() +
+                   ") and TOOLS_REQUIRE_ISOLATION / --require-isolation is set"});
+  }
+  fallback = probe.error().message();
+  log(LogLevel::warn, "!!! isolation '" + std::string(pagi_exec::to_string(config.isolation)) +
+                                        "' does not work here (" + fallback +
+                                        "): FALLING BACK TO 'cwd', commands are NOT isolated from the host; set "
+                                        "TOOLS_REQUIRE_ISOLATION=true to refuse to start instead");
+  return sandbox->with_isolation(pagi_exec::Isolation::cwd);
+}
+
+tl::expected<std::shared_ptr<pagi_exec::AuditLog>, StartupError> open_audit(const ServerConfig& config) {
+  if (config.audit_log.empty()) return nullptr;
+  using Sync = pagi_exec::AuditOptions::Sync;
+  auto audit = pagi_exec::AuditLog::open(pagi_exec::AuditOptions{
+      .path = config.audit_log,
+      .sync = config.audit_sync_every ? Sync::every : Sync::interval,
+      .rotate_bytes = config.audit_rotate_bytes,
+      .required = config.audit_required,
+  });
+  if (!audit) return tl::unexpected(StartupError{.message = "TOOLS_AUDIT_LOG / --audit-log: " + audit.error().message()});
+  return *audit;
+}
+
+}  // namespace
+
+tl::expected<Library, StartupError> make_library(const ServerConfig& config) {
+  auto spec = pagi_exec::PolicySpec::seed_default();
+  spec.safe_mode = config.safe_mode;
+  auto policy = pagi_exec::Policy::make(std::move(spec));
+  if (!policy) return tl::unexpected(StartupError{.message = "policy: " + policy.error().message()});
+  std::string fallback;
+  auto sandbox = make_sandbox(config, fallback);
+  if (!sandbox) return tl::unexpected(sandbox.error());
+  auto audit = open_audit(config);
+  if (!audit) return tl::unexpected(audit.error());
+  auto executor = pagi_exec::Executor::make(pagi_exec::ExecutorParts{
+      .policy = *policy,
+      .sandbox = *sandbox,
+      .catalog = pagi_exec::ToolCatalog::seed_default(),
+      .spawner = nullptr,
+      .history = std::make_shared<pagi_exec::History>(config.history_size),
+      .audit = *audit,
+      .audit_required = config.audit_required,
+  });
+  if (!executor) {
+    return tl::unexpected(StartupError{.message = "SANDBOX_DIR / --sandbox-dir: " + executor.error().message()});
+  }
+  codec::HealthReport health{
+      .requested = config.isolation,
+      .effective = sandbox->isolation(),
+      .fallback_reason = fallback,
+      .safe_mode = config.safe_mode,
+      .sandbox_dir = config.sandbox_dir.string(),
+      .timeout = config.timeout,
+      .limits = sandbox->limits(),
+      .audit = *audit,
+  };
+  return Library{std::move(*executor), std::move(health), *audit};
+}
+
+
+void reload_policy(const ServerConfig& /*config*/, ExecutorHolder& /*executor*/) {
+  // TODO(#4): load the policy file (next commit).
+}
+
+}  // namespace tools_server

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: Apache-2.0
+// The server's library objects, made once from the configuration: sandbox (with its isolation
+// probe and fallback), policy, audit log, executor, and what HealthCheck reports about them.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <tl/expected.hpp>
+
+#include <pagi_exec/pagi_exec.hpp>
+
+#include "codec.hpp"
+#include "config.hpp"
+#include "executor_holder.hpp"
+
+namespace tools_server {
+
+/// A start-up failure: its message goes to stderr as one line, the process exits with `code`.
+struct StartupError {
+  int code = exit_bad_config;
+  std::string message;
+};
+
+struct Library {
+  pagi_exec::Executor executor;
+  codec::HealthReport health;
+  std::shared_ptr<pagi_exec::AuditLog> audit;  ///< null without TOOLS_AUDIT_LOG
+};
+
+/// Everything the configuration asks for, probed and validated, or the first reason it cannot be.
+[[nodiscard]] tl::expected<Library, StartupError> make_library(const ServerConfig& config);
+
+/// SIGHUP's policy reload: loads TOOLS_POLICY_FILE again and swaps it in atomically (running
+/// executions keep the policy they started under); a broken file keeps the old policy and the
+/// reason is logged. Without a policy file, nothing to do.
+void reload_policy(const ServerConfig& config, ExecutorHolder& executor);
+
+}  // namespace tools_server

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: Apache-2.0
+// Policy::make and Policy::decide: validation once, then the eight rules of policy.hpp in order.
+#include "pagi_exec/policy.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include "pagi_exec/paths.hpp"
+#include "pagi_exec/program_name.hpp"
+#include "pagi_exec/shell_scan.hpp"
+
+namespace pagi_exec {
+namespace {
+
+// The entry of `names` that names the same program as `tool`, or nullptr.
+const std::string* find_program(const std::vector<std::string>& names, std::string_view tool) noexcept {
+  const auto program = program_name(tool);
+  const auto it = std::find_if(names.begin(), names.end(),
+                               [&](const std::string& n) { return program_name(n) == program; });
+  return it == names.end() ? nullptr : &*it;
+}
+
+// A refusal list entry (always_refused, deny) that matches the tool or, for the shell bridge,
+// any command word of its line; `what` is the matching spelling.
+struct Hit {
+  const std::string* entry = nullptr;
+  std::string_view what;
+  bool in_line = false;  // found in the shell line rather than as the tool itself
+};
+
+Hit find_refused(const std::vector<std::string>& names, std::string_view tool, const ShellScan& scan) {
+  if (const auto* entry = find_program(names, tool)) return {entry, tool, false};
+  for (const auto& word : scan.command_words) {
+    if (const auto* entry = find_program(names, word)) return {entry, word, true};
+  }
+  return {};
+}
+
+// "'rm'" or "'/bin/rm' (program 'rm')".
+std::string spelled(std::string_view what) {
+  const auto program = program_name(what);
+  std::string s = "'" + std::string(what) + "'";
+  if (program != what) s += " (program '" + std::string(program) + "')";
+  return s;
+}
+
+Decision refuse(std::string reason, std::string rule) {
+  return Decision{.allowed = false, .reason = std::move(reason), .rule = std::move(rule)};
+}
+
+// Why a limit is not acceptable, or empty.
+std::string why_not_limits(const TwinLimits& limits, const std::string& where) {
+  if (limits.timeout && limits.timeout->count() <= 0) return where + ".timeout must be positive";
+  const std::pair<const std::optional<std::uint64_t>*, const char*> counts[] = {
+      {&limits.memory_bytes, "memory_bytes"},
+      {&limits.max_processes, "max_processes"},
+      {&limits.output_bytes, "output_bytes"},
+      {&limits.output_lines, "output_lines"},
+  };
+  for (const auto& [value, name] : counts) {
+    if (*value && **value == 0) return where + "." + name + " must be positive (leave it unset for no limit)";
+  }
+  return {};
+}
+
+std::string why_not_refusal_list(const std::vector<std::string>& names, const std::string& where) {
+  for (const auto& tool : names) {
+    if (program_name(tool).empty() || tool == grant_all) return where + " entry '" + tool + "' names no program";
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<Policy> Policy::make(PolicySpec spec) {
+  for (const auto& [twin, grants] : spec.twins) {
+    if (auto why = why_not_path_component(twin); !why.empty()) {
+      return fail(Errc::invalid_config, "twin name '" + twin + "' " + why);
+    }
+    const std::string where = "twins." + twin;
+    for (const auto& tool : grants.allow) {
+      if (tool.empty()) return fail(Errc::invalid_config, where + ".allow has an empty tool name");
+    }
+    for (const auto& why : {why_not_refusal_list(grants.deny, where + ".deny"),
+                            why_not_limits(grants.limits, where + ".limits")}) {
+      if (!why.empty()) return fail(Errc::invalid_config, why);
+    }
+  }
+  for (const auto& why : {why_not_refusal_list(spec.always_refused, "always_refused"),
+                          why_not_limits(spec.safe_mode_limits, "safe_mode_limits")}) {
+    if (!why.empty()) return fail(Errc::invalid_config, why);
+  }
+  return Policy(std::move(spec));
+}
+
+// Rules 2-5 of policy.hpp: the refusals that come before any grant is looked at.
+std::optional<Decision> Policy::refusal(const Request& request, const ShellScan& scan) const {
+  const std::string& twin = request.twin_id;
+  if (const auto hit = find_refused(spec_.always_refused, request.tool, scan); hit.entry != nullptr) {
+    const auto reason = hit.in_line ? "the command_exec line runs " + spelled(hit.what) + ", which is always refused"
+                                    : "command " + spelled(hit.what) + " is always refused";
+    return refuse(reason, "always_refused[" + *hit.entry + "]");
+  }
+  const auto found = spec_.twins.find(twin);
+  if (found == spec_.twins.end()) {
+    return refuse("twin '" + twin + "' is not known to the policy and may run nothing", "default_deny");
+  }
+  if (const auto hit = find_refused(found->second.deny, request.tool, scan); hit.entry != nullptr) {
+    const auto program = std::string(program_name(hit.what));
+    return refuse("twin '" + twin + "' is refused '" + program + "'" + (hit.in_line ? ", which the command_exec line runs" : ""),
+                  "twins." + twin + ".deny[" + *hit.entry + "]");
+  }
+  if (spec_.safe_mode && request.tool == shell_bridge_tool) {
+    return refuse("safe mode refuses the shell bridge '" + request.tool + "'", "safe_mode");
+  }
+  return std::nullopt;
+}
+
+Decision Policy::decide(const Request& request) const {
+  const std::string& twin = request.twin_id;
+  const std::string& tool = request.tool;
+  if (twin.empty()) {
+    return refuse("no twin_id given: every request must name the twin it acts for", "default_deny");
+  }
+  if (program_name(tool).empty()) {
+    return refuse("no command given: set command to a tool or program name", "invalid_command");
+  }
+  const bool shell = tool == shell_bridge_tool;
+  const ShellScan scan = shell && !request.args.empty() ? scan_shell(request.args.front()) : ShellScan{};
+  auto decision = [&]() -> Decision {
+    if (auto refused = refusal(request, scan)) return std::move(*refused);
+    static const TwinGrants no_grants;  // refusal() has refused unknown twins already
+    const auto found = spec_.twins.find(twin);
+    const TwinGrants& grants = found == spec_.twins.end() ? no_grants : found->second;
+    const std::string prefix = "twins." + twin;
+    const auto grants_tool = [&](std::string_view name) {
+      return std::find(grants.allow.begin(), grants.allow.end(), name) != grants.allow.end();
+    };
+    Decision allowed{.allowed = true,
+                     .limits = spec_.safe_mode ? grants.limits.capped_by(spec_.safe_mode_limits) : grants.limits,
+                     .network = grants.network && !spec_.safe_mode};
+    if (grants_tool(tool)) {
+      allowed.reason = "twin '" + twin + "' is granted '" + tool + "'";
+      allowed.rule = prefix + ".allow[" + tool + "]";
+      return allowed;
+    }
+    if (!grants_tool(grant_all)) return refuse("twin '" + twin + "' is not granted '" + tool + "'", "default_deny");
+    if (spec_.safe_mode) {
+      return refuse("safe mode: twin '" + twin + "' holds only '*', which grants nothing in safe mode; "
+                    "grant '" + tool + "' by name",
+                    "safe_mode");
+    }
+    allowed.reason = "twin '" + twin + "' is granted every tool that is not refused";
+    allowed.rule = prefix + ".allow[*]";
+    return allowed;
+  }();
+  for (const auto& what : scan.unjudgeable) decision.notes.push_back("unjudgeable: " + what);
+  return decision;
+}
+
+}  // namespace pagi_exec
