@@ -17,6 +17,18 @@ namespace {
 
 using Clock = std::chrono::system_clock;
 
+// The server's limits with the policy's per-twin values in place, and the time limit capped by
+// the caller's deadline (never raised by it).
+Limits limits_for(Limits limits, const TwinLimits& twin, std::optional<std::chrono::milliseconds> timeout_cap) {
+  if (twin.timeout) limits.timeout = *twin.timeout;
+  if (twin.memory_bytes) limits.memory_bytes = *twin.memory_bytes;
+  if (twin.max_processes) limits.max_processes = *twin.max_processes;
+  if (twin.output_bytes) limits.output.max_bytes = *twin.output_bytes;
+  if (twin.output_lines) limits.output.max_lines = *twin.output_lines;
+  if (timeout_cap && *timeout_cap < limits.timeout) limits.timeout = std::max(*timeout_cap, std::chrono::milliseconds(1));
+  return limits;
+}
+
 Outcome refused(Outcome outcome) {
   outcome.exit_code = 1;
   outcome.message = outcome.decision.reason;
@@ -198,12 +210,11 @@ Result<Outcome> Executor::run_allowed(const Request& request, Outcome outcome, s
     program = lookup.path;
   }
 
-  // 5. Run it under the time limit (capped by the caller's deadline), then drop its folder:
-  //    what a twin keeps belongs in its workspace, not in the execution's folder.
-  auto timeout = sandbox.limits().timeout;
-  if (request.timeout_cap && *request.timeout_cap < timeout) timeout = std::max(*request.timeout_cap, std::chrono::milliseconds(1));
+  // 5. Run it under the twin's limits (the time limit also capped by the caller's deadline),
+  //    then drop its folder: what a twin keeps belongs in its workspace.
+  const auto limits = limits_for(sandbox.limits(), outcome.decision.limits, request.timeout_cap);
   const auto shown_program = program;
-  const auto plan = detail::make_launch_plan(sandbox, std::move(*argv), place, timeout);
+  const auto plan = detail::make_launch_plan(sandbox, std::move(*argv), place, limits, outcome.decision.network);
   if (hooks.started) hooks.started(outcome);
   auto result = parts_.spawner->spawn(plan, std::move(stop), hooks.output);
   cleanup();

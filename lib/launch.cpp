@@ -46,9 +46,10 @@ void add_system_mounts(std::vector<std::string>& args) {
 
 // bwrap(1): every namespace (user, ipc, pid, net, uts, cgroup), a fresh /proc and minimal /dev,
 // a private /tmp, no capabilities, its own session (TIOCSTI, CVE-2017-5226), dies with its parent.
-std::vector<std::string> bwrap_argv(const Sandbox& sandbox, const Placement& place, const std::string& inside_cwd) {
-  std::vector<std::string> args{sandbox.spec().bwrap_path.string(),
-                                "--unshare-all", "--unshare-net", "--die-with-parent", "--new-session",
+std::vector<std::string> bwrap_argv(const Sandbox& sandbox, const Placement& place, const std::string& inside_cwd,
+                                    bool network) {
+  std::vector<std::string> args{sandbox.spec().bwrap_path.string(), "--unshare-all",
+                                network ? "--share-net" : "--unshare-net", "--die-with-parent", "--new-session",
                                 "--cap-drop", "ALL"};
   add_system_mounts(args);
   args.insert(args.end(), {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
@@ -81,10 +82,9 @@ Result<std::vector<std::string>> command_argv(const ToolEntry* entry, const Requ
 }
 
 LaunchPlan make_launch_plan(const Sandbox& sandbox, std::vector<std::string> argv, const Placement& place,
-                            std::chrono::milliseconds timeout) {
+                            const Limits& limits, bool network) {
   LaunchPlan plan{.cwd = place.execution_dir, .workspace = place.workspace, .isolation = sandbox.isolation(),
-                  .limits = sandbox.limits()};
-  plan.limits.timeout = timeout;
+                  .limits = limits, .network = network};
   switch (sandbox.isolation()) {
     case Isolation::cwd: {
       const auto home = place.execution_dir.string();
@@ -99,7 +99,7 @@ LaunchPlan make_launch_plan(const Sandbox& sandbox, std::vector<std::string> arg
       break;
     case Isolation::bwrap: {
       const std::string inside_cwd = std::string(bwrap_workspace) + "/" + place.execution_id;
-      plan.argv = bwrap_argv(sandbox, place, inside_cwd);
+      plan.argv = bwrap_argv(sandbox, place, inside_cwd, network);
       plan.argv.insert(plan.argv.end(), std::make_move_iterator(argv.begin()), std::make_move_iterator(argv.end()));
       plan.env = command_env(inside_cwd, inside_cwd, bwrap_workspace, place);
       break;
@@ -136,7 +136,9 @@ Result<void> check_isolation(const Sandbox& sandbox) {
   if (ec) return fail(Errc::sandbox_setup, "create " + place.execution_dir.string(), ec.value());
   std::filesystem::permissions(probe_root, std::filesystem::perms::owner_all | std::filesystem::perms::group_exec |
                                                std::filesystem::perms::others_exec, ec);
-  const auto plan = detail::make_launch_plan(sandbox, {"/bin/true"}, place, std::chrono::seconds(10));
+  auto limits = sandbox.limits();
+  limits.timeout = std::chrono::seconds(10);
+  const auto plan = detail::make_launch_plan(sandbox, {"/bin/true"}, place, limits);
   const auto result = spawner->spawn(plan, {}, {});
   std::filesystem::remove_all(probe_root, ec);
   if (!result) return tl::unexpected(result.error());

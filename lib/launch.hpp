@@ -37,8 +37,9 @@ struct Placement {
 /// Errc::invalid_request for command_exec without a command line.
 [[nodiscard]] Result<std::vector<std::string>> command_argv(const ToolEntry* entry, const Request& request);
 
-/// The launch plan for `argv` (argv[0] already resolved) under the sandbox's isolation.
+/// The launch plan for `argv` (argv[0] already resolved) under the sandbox's isolation, with
+/// these limits (the sandbox's, adjusted for this twin and caller), with or without network.
 [[nodiscard]] LaunchPlan make_launch_plan(const Sandbox& sandbox, std::vector<std::string> argv,
-                                          const Placement& place, std::chrono::milliseconds timeout);
+                                          const Placement& place, const Limits& limits, bool network = false);
 
 }  // namespace pagi_exec::detail

@@ -25,6 +25,7 @@ struct LaunchPlan {
   std::filesystem::path workspace;  ///< host path of the twin's workspace
   Isolation isolation = Isolation::cwd;
   Limits limits;                  ///< limits.timeout already capped by the caller's deadline
+  bool network = false;           ///< the policy lets this twin reach the network
   bool operator==(const LaunchPlan&) const = default;
 };
 

@@ -137,7 +137,12 @@ Result<RootPlan> plan_root(const std::string& root, std::uint64_t tmp_bytes, std
       {at("/etc/hosts"), "127.0.0.1 localhost pagi-sandbox\n::1 localhost\n"},
       {at("/etc/nsswitch.conf"), "passwd: files\ngroup: files\nhosts: files\n"},
   };
-  for (const char* file : {"/etc/ld.so.cache", "/etc/localtime"}) {
+  // resolv.conf and the CA certificates serve twins the policy grants network.
+  if (std::filesystem::is_directory("/etc/ssl")) {
+    plan.dirs.push_back(at("/etc/ssl"));
+    plan.ro_binds.push_back({"/etc/ssl", at("/etc/ssl"), locked_flags("/etc/ssl")});
+  }
+  for (const char* file : {"/etc/ld.so.cache", "/etc/localtime", "/etc/resolv.conf"}) {
     if (std::filesystem::exists(file)) plan.files.push_back({at(file), slurp(file)});
   }
   plan.links.push_back({"/proc/self/fd", at("/dev/fd")});

@@ -95,8 +95,10 @@ void contain(const ChildArgs& args, const NativeArgs& native, ChildReport& repor
   if (root_step != RootStep::none) fail(args, report, InitStep::build_root, errno, root_step);
   static constexpr char hostname[] = "pagi-sandbox";
   if (::sethostname(hostname, sizeof hostname - 1) != 0) fail(args, report, InitStep::hostname, errno);
-  const int net_err = native.netns_fd >= 0 ? join_netns_in_child(native.netns_fd) : bring_up_loopback_in_child();
-  if (net_err != 0) fail(args, report, InitStep::network, net_err);
+  if (!native.host_network) {
+    const int net_err = native.netns_fd >= 0 ? join_netns_in_child(native.netns_fd) : bring_up_loopback_in_child();
+    if (net_err != 0) fail(args, report, InitStep::network, net_err);
+  }
   // Join the execution's cgroups ("0" is the writer itself), then hide the host's cgroup tree
   // behind a cgroup namespace rooted at them.
   for (const int procs : native.cgroup_procs) {
@@ -179,7 +181,7 @@ void locate_own_args(NativeArgs& native) {
 unsigned long native_clone_flags(const NativeArgs& native) noexcept {
   unsigned long flags = CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
   if (native.template_fd < 0) flags |= CLONE_NEWNS;
-  if (native.netns_fd < 0) flags |= CLONE_NEWNET;
+  if (native.netns_fd < 0 && !native.host_network) flags |= CLONE_NEWNET;
   if (native.user_namespace) flags |= CLONE_NEWUSER;
   return flags;
 }

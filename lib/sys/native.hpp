@@ -18,6 +18,7 @@ struct NativeArgs {
   int template_fd = -1;               ///< template mount namespace; -1: build the root (user namespace)
   const char* workspace = nullptr;    ///< the twin's workspace: in the template, or the host path
   int netns_fd = -1;                  ///< the shared loopback-only namespace; -1: a new one
+  bool host_network = false;          ///< the policy grants network: stay in the host's namespace
   int cgroup_procs[2] = {-1, -1};     ///< cgroup.procs to join (v1: memory, pids), -1 unused
   std::uint32_t uid = 65534;          ///< the command's uid and gid
   std::uint32_t gid = 65534;

@@ -39,7 +39,7 @@ class NativeSpawner final : public Spawner {
     // With the template the workspace is reached through its bind of the sandbox dir.
     const auto workspace = template_ns_ ? template_path_of(plan.workspace.filename().string()) : plan.workspace.string();
     NativeArgs args{.root = &root_, .template_fd = template_ns_.get(), .workspace = workspace.c_str(),
-                    .netns_fd = netns_.get(),
+                    .netns_fd = netns_.get(), .host_network = plan.network,
                     .uid = uid_, .gid = gid_, .seccomp = &fprog_, .user_namespace = user_namespace_,
                     .memory_by_rlimit = pool_ == nullptr, .arg_start = identity_.arg_start,
                     .arg_end = identity_.arg_end, .env_start = identity_.env_start, .env_end = identity_.env_end};
