@@ -17,9 +17,11 @@ namespace {
 
 using Clock = std::chrono::system_clock;
 
-// The server's limits with the policy's per-twin values in place, and the time limit capped by
-// the caller's deadline (never raised by it).
-Limits limits_for(Limits limits, const TwinLimits& twin, std::optional<std::chrono::milliseconds> timeout_cap) {
+}  // namespace
+
+Limits Executor::limits_for(const Decision& decision, std::optional<std::chrono::milliseconds> timeout_cap) const {
+  Limits limits = parts_.sandbox.limits();
+  const TwinLimits& twin = decision.limits;
   if (twin.timeout) limits.timeout = *twin.timeout;
   if (twin.memory_bytes) limits.memory_bytes = *twin.memory_bytes;
   if (twin.max_processes) limits.max_processes = *twin.max_processes;
@@ -28,6 +30,8 @@ Limits limits_for(Limits limits, const TwinLimits& twin, std::optional<std::chro
   if (timeout_cap && *timeout_cap < limits.timeout) limits.timeout = std::max(*timeout_cap, std::chrono::milliseconds(1));
   return limits;
 }
+
+namespace {
 
 Outcome refused(Outcome outcome) {
   outcome.exit_code = 1;
@@ -212,7 +216,7 @@ Result<Outcome> Executor::run_allowed(const Request& request, Outcome outcome, s
 
   // 5. Run it under the twin's limits (the time limit also capped by the caller's deadline),
   //    then drop its folder: what a twin keeps belongs in its workspace.
-  const auto limits = limits_for(sandbox.limits(), outcome.decision.limits, request.timeout_cap);
+  const auto limits = limits_for(outcome.decision, request.timeout_cap);
   const auto shown_program = program;
   const auto plan = detail::make_launch_plan(sandbox, std::move(*argv), place, limits, outcome.decision.network);
   if (hooks.started) hooks.started(outcome);

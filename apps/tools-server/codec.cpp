@@ -113,7 +113,8 @@ grpc::Status to_proto(const pagi_exec::Result<pagi_exec::Outcome>& result, StopC
 
 std::string describe(const HealthReport& report) {
   std::string text = "isolation=" + std::string(pagi_exec::to_string(report.effective)) +
-                     " safe_mode=" + (report.safe_mode ? "true" : "false") + " sandbox_dir=" + report.sandbox_dir +
+                     " safe_mode=" + (report.safe_mode ? "true" : "false") + " policy=" + report.policy_revision +
+                     " sandbox_dir=" + report.sandbox_dir +
                      " timeout_ms=" + std::to_string(report.timeout.count()) +
                      " cpu_limit_s=" + std::to_string(report.limits.cpu_time.count()) +
                      " file_size_limit_mb=" + std::to_string(report.limits.file_size_bytes >> 20);

@@ -58,6 +58,7 @@ struct HealthReport {
   std::chrono::milliseconds timeout{0};
   pagi_exec::Limits limits;
   std::shared_ptr<pagi_exec::AuditLog> audit;  ///< asked for its status at every HealthCheck; may be null
+  std::string policy_revision{pagi_exec::builtin_revision};
 
   /// True when the requested isolation is not in effect, or the audit log is failing.
   [[nodiscard]] bool degraded() const { return requested != effective || (audit && !audit->status().healthy); }

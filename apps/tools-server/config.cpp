@@ -91,7 +91,7 @@ struct Setting {
 };
 
 // The order matters once: --listen comes after --port, so that an explicit address wins.
-const std::array<Setting, 29> settings{{
+const std::array<Setting, 30> settings{{
     {"--port", "TOOLS_GRPC_PORT", "PORT", "TCP port to listen on, on all interfaces (default 50054)", false,
      [](std::string_view t, ServerConfig& c) {
        std::uint16_t port = 0;
@@ -110,7 +110,8 @@ const std::array<Setting, 29> settings{{
      }},
     {"--sandbox-dir", "SANDBOX_DIR", "DIR", "absolute folder holding the twins' workspaces (default /tmp/pagi-sandbox)",
      false, [](std::string_view t, ServerConfig& c) { return apply_path(t, c.sandbox_dir); }},
-    {"--safe-mode", "SAFE_MODE", "BOOL", "refuse the shell bridge and '*' grants (default false)", true,
+    {"--safe-mode", "SAFE_MODE", "BOOL", "safe mode, whatever the policy file says: refuse the shell bridge, '*' grants nothing, no network, "
+     "limits capped (default false)", true,
      [](std::string_view t, ServerConfig& c) { return apply_bool(t, c.safe_mode); }},
     {"--timeout-ms", "TOOLS_EXEC_TIMEOUT_MS", "MS", "wall-clock limit of one execution in ms (default 10000)", false,
      [](std::string_view t, ServerConfig& c) {
@@ -223,6 +224,10 @@ const std::array<Setting, 29> settings{{
     {"--tls-client-ca", "TOOLS_TLS_CLIENT_CA", "PATH",
      "mtls: client certificates must chain to this CA (PEM); the twin is read from the certificate", false,
      [](std::string_view t, ServerConfig& c) { return apply_path(t, c.tls_client_ca); }},
+    {"--policy", "TOOLS_POLICY_FILE", "PATH",
+     "the policy file (TOML, see docs/policy.md); SIGHUP reloads it (default: the embedded seed matrix, the same "
+     "as examples/policy.toml)",
+     false, [](std::string_view t, ServerConfig& c) { return apply_path(t, c.policy_file); }},
     {"--audit-log", "TOOLS_AUDIT_LOG", "PATH",
      "append a JSON Lines record of every decision and execution to this file (see docs/audit.md); SIGHUP "
      "reopens it (default: none)",

@@ -50,6 +50,7 @@ struct ServerConfig {
   std::filesystem::path auth_tokens_file;  ///< token: "<sha256 hex> <twin>" per line
   std::filesystem::path tls_cert, tls_key; ///< TLS server certificate chain and key (PEM)
   std::filesystem::path tls_client_ca;   ///< mtls: the CA client certificates must chain to
+  std::filesystem::path policy_file;     ///< TOML policy; empty: the embedded seed matrix
   std::filesystem::path audit_log;       ///< JSON Lines audit log; empty: none
   bool audit_sync_every = true;          ///< fdatasync after every record (else at most every second)
   bool audit_required = false;           ///< refuse executions the audit log cannot record

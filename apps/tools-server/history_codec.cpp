@@ -83,16 +83,10 @@ tools::ExecutionRecord to_proto(const pagi_exec::ExecutionRecord& record) {
   return out;
 }
 
-tools::ExecutionEvent started_event(const pagi_exec::Outcome& outcome, const pagi_exec::Limits& limits,
-                                    std::optional<std::chrono::milliseconds> timeout_cap) {
-  tools::ExecutionEvent event;
-  auto& started = *event.mutable_started();
-  started.set_execution_id(outcome.execution_id);
-  started.set_isolation(pagi_exec::to_string(outcome.isolation));
-  started.set_policy_rule(outcome.decision.rule);
-  auto& out = *started.mutable_limits();
-  out.set_timeout_ms(std::min(limits.timeout, timeout_cap.value_or(limits.timeout)).count());
-  if (outcome.isolation == pagi_exec::Isolation::native) {
+namespace {
+void set_limits(const pagi_exec::Limits& limits, pagi_exec::Isolation isolation, tools::ExecutionLimits& out) {
+  out.set_timeout_ms(limits.timeout.count());
+  if (isolation == pagi_exec::Isolation::native) {  // cgroup limits exist only there
     out.set_memory_bytes(limits.memory_bytes);
     out.set_max_processes(limits.max_processes);
   }
@@ -100,7 +94,30 @@ tools::ExecutionEvent started_event(const pagi_exec::Outcome& outcome, const pag
   out.set_file_size_bytes(limits.file_size_bytes);
   out.set_output_bytes(limits.output.max_bytes);
   out.set_output_lines(limits.output.max_lines);
+}
+}  // namespace
+
+tools::ExecutionEvent started_event(const pagi_exec::Outcome& outcome, const pagi_exec::Limits& limits) {
+  tools::ExecutionEvent event;
+  auto& started = *event.mutable_started();
+  started.set_execution_id(outcome.execution_id);
+  started.set_isolation(pagi_exec::to_string(outcome.isolation));
+  started.set_policy_rule(outcome.decision.rule);
+  set_limits(limits, outcome.isolation, *started.mutable_limits());
   return event;
+}
+
+tools::PolicyDecision to_proto(const pagi_exec::Decision& decision, const pagi_exec::Limits& limits,
+                               const std::string& revision, pagi_exec::Isolation isolation) {
+  tools::PolicyDecision out;
+  out.set_allowed(decision.allowed);
+  out.set_reason(decision.reason);
+  out.set_rule(decision.rule);
+  if (decision.allowed) set_limits(limits, isolation, *out.mutable_limits());
+  out.set_network(decision.network);
+  for (const auto& note : decision.notes) out.add_notes(note);
+  out.set_policy_revision(revision);
+  return out;
 }
 
 tools::ExecutionEvent finished_event(const pagi_exec::Outcome& outcome) {

@@ -21,8 +21,11 @@ void to_proto(const pagi_exec::HistoryPage& page, tools::ListExecutionsResponse&
 [[nodiscard]] tools::ExecutionRecord to_proto(const pagi_exec::ExecutionRecord& record);
 
 /// The `started` event of a stream: the execution id, isolation and the limits in effect.
-[[nodiscard]] tools::ExecutionEvent started_event(const pagi_exec::Outcome& outcome, const pagi_exec::Limits& limits,
-                                                  std::optional<std::chrono::milliseconds> timeout_cap);
+[[nodiscard]] tools::ExecutionEvent started_event(const pagi_exec::Outcome& outcome, const pagi_exec::Limits& limits);
+
+/// A dry run's answer: the decision, the limits a run would get, the policy revision.
+[[nodiscard]] tools::PolicyDecision to_proto(const pagi_exec::Decision& decision, const pagi_exec::Limits& limits,
+                                             const std::string& revision, pagi_exec::Isolation isolation);
 
 /// The `finished` event of a stream: a refusal (allowed=false, exit_code 1, reason) or the end
 /// of a run (exit code, signal, reason, limit, usage, truncation).

@@ -36,6 +36,12 @@ tl::expected<pagi_exec::Sandbox, StartupError> make_sandbox(const ServerConfig& 
   return sandbox->with_isolation(pagi_exec::Isolation::cwd);
 }
 
+// SAFE_MODE=true forces safe mode on, whatever the file says; the file can switch it on too.
+pagi_exec::PolicyFile apply_safe_mode(pagi_exec::PolicyFile file, bool forced) {
+  if (forced && !file.policy.safe_mode()) file.policy = file.policy.with_safe_mode(true);
+  return file;
+}
+
 tl::expected<std::shared_ptr<pagi_exec::AuditLog>, StartupError> open_audit(const ServerConfig& config) {
   if (config.audit_log.empty()) return nullptr;
   using Sync = pagi_exec::AuditOptions::Sync;
@@ -52,19 +58,17 @@ tl::expected<std::shared_ptr<pagi_exec::AuditLog>, StartupError> open_audit(cons
 }  // namespace
 
 tl::expected<Library, StartupError> make_library(const ServerConfig& config) {
-  auto spec = pagi_exec::PolicySpec::seed_default();
-  spec.safe_mode = config.safe_mode;
-  auto policy = pagi_exec::Policy::make(std::move(spec));
-  if (!policy) return tl::unexpected(StartupError{.message = "policy: " + policy.error().message()});
+  auto policy = load_policy(config);
+  if (!policy) return tl::unexpected(StartupError{.message = policy.error()});
   std::string fallback;
   auto sandbox = make_sandbox(config, fallback);
   if (!sandbox) return tl::unexpected(sandbox.error());
   auto audit = open_audit(config);
   if (!audit) return tl::unexpected(audit.error());
   auto executor = pagi_exec::Executor::make(pagi_exec::ExecutorParts{
-      .policy = *policy,
+      .policy = policy->policy,
       .sandbox = *sandbox,
-      .catalog = pagi_exec::ToolCatalog::seed_default(),
+      .catalog = policy->catalog,
       .spawner = nullptr,
       .history = std::make_shared<pagi_exec::History>(config.history_size),
       .audit = *audit,
@@ -77,18 +81,38 @@ tl::expected<Library, StartupError> make_library(const ServerConfig& config) {
       .requested = config.isolation,
       .effective = sandbox->isolation(),
       .fallback_reason = fallback,
-      .safe_mode = config.safe_mode,
+      .safe_mode = policy->policy.safe_mode(),
       .sandbox_dir = config.sandbox_dir.string(),
       .timeout = config.timeout,
       .limits = sandbox->limits(),
       .audit = *audit,
+      .policy_revision = policy->policy.revision(),
   };
   return Library{std::move(*executor), std::move(health), *audit};
 }
 
 
-void reload_policy(const ServerConfig& /*config*/, ExecutorHolder& /*executor*/) {
-  // TODO(#4): load the policy file (next commit).
+tl::expected<pagi_exec::PolicyFile, std::string> load_policy(const ServerConfig& config) {
+  if (config.policy_file.empty()) {
+    return apply_safe_mode({pagi_exec::Policy::seed_default(), pagi_exec::ToolCatalog::seed_default()}, config.safe_mode);
+  }
+  auto file = pagi_exec::load_policy_file(config.policy_file);
+  if (!file) return tl::unexpected("TOOLS_POLICY_FILE / --policy: " + file.error().message());
+  return apply_safe_mode(std::move(*file), config.safe_mode);
+}
+
+void reload_policy(const ServerConfig& config, ExecutorHolder& executor) {
+  if (config.policy_file.empty()) return;
+  auto file = load_policy(config);
+  if (!file) {
+    log(LogLevel::error, "SIGHUP: policy NOT reloaded, the old one stays in effect: " + file.error());
+    return;
+  }
+  const auto revision = file->policy.revision();
+  const bool safe = file->policy.safe_mode();
+  executor.replace(executor.current()->with_policy(std::move(file->policy), std::move(file->catalog)));
+  log(LogLevel::info, "SIGHUP: policy reloaded from " + config.policy_file.string() + " (revision " + revision +
+                          ", safe_mode=" + (safe ? "true" : "false") + ")");
 }
 
 }  // namespace tools_server

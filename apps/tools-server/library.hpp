@@ -31,6 +31,10 @@ struct Library {
 /// Everything the configuration asks for, probed and validated, or the first reason it cannot be.
 [[nodiscard]] tl::expected<Library, StartupError> make_library(const ServerConfig& config);
 
+/// The policy and tool catalog in effect: TOOLS_POLICY_FILE, or the embedded seed matrix; with
+/// SAFE_MODE=true forcing safe mode on. The error names the variable, file, line and column.
+[[nodiscard]] tl::expected<pagi_exec::PolicyFile, std::string> load_policy(const ServerConfig& config);
+
 /// SIGHUP's policy reload: loads TOOLS_POLICY_FILE again and swaps it in atomically (running
 /// executions keep the policy they started under); a broken file keeps the old policy and the
 /// reason is logged. Without a policy file, nothing to do.

@@ -23,7 +23,22 @@ grpc::Status ToolExecutorService::RequestExecution(grpc::ServerContext* context,
 grpc::Status ToolExecutorService::HealthCheck(grpc::ServerContext* /*context*/,
                                               const google::protobuf::Empty* /*request*/,
                                               tools::HealthCheckResponse* response) {
-  *response = codec::to_proto(health_);
+  auto health = health_;  // safe mode and the policy revision change with a reload
+  const auto executor = executor_.current();
+  health.safe_mode = executor->policy().safe_mode();
+  health.policy_revision = executor->policy().revision();
+  *response = codec::to_proto(health);
+  return grpc::Status::OK;
+}
+
+grpc::Status ToolExecutorService::CheckPolicy(grpc::ServerContext* context, const tools::ExecutionRequest* request,
+                                              tools::PolicyDecision* response) {
+  auto decoded = codec::from_proto(*request);
+  if (auto bound = auth_.bind(*context, decoded); !bound.ok()) return bound;
+  const auto executor = executor_.current();
+  const auto decision = executor->check(decoded);
+  *response = codec::to_proto(decision, executor->limits_for(decision), executor->policy().revision(),
+                              executor->sandbox().isolation());
   return grpc::Status::OK;
 }
 
@@ -60,7 +75,7 @@ grpc::Status ToolExecutorService::StreamExecution(grpc::ServerContext* context, 
   const auto executor = executor_.current();
   const pagi_exec::RunHooks hooks{
       .started = [&](const pagi_exec::Outcome& outcome) {
-        (void)writer->Write(codec::started_event(outcome, executor->sandbox().limits(), decoded.timeout_cap));
+        (void)writer->Write(codec::started_event(outcome, executor->limits_for(outcome.decision, decoded.timeout_cap)));
       },
       .output = [&](pagi_exec::OutputStream stream, std::string_view chunk) {
         tools::ExecutionEvent event;

@@ -46,6 +46,10 @@ class ToolExecutorService final : public tools::ToolExecutorService::Service {
   grpc::Status StreamExecution(grpc::ServerContext* context, const tools::ExecutionRequest* request,
                                grpc::ServerWriter<tools::ExecutionEvent>* writer) override;
 
+  /// A dry run: the decision, the rule, the limits a run would get; nothing runs, nothing is created.
+  grpc::Status CheckPolicy(grpc::ServerContext* context, const tools::ExecutionRequest* request,
+                           tools::PolicyDecision* response) override;
+
  private:
   const ExecutorHolder& executor_;  // each RPC runs on one snapshot of it
   codec::HealthReport health_;

@@ -48,6 +48,11 @@ class Executor {
   /// Decides without running anything or touching the disk (a dry run).
   [[nodiscard]] Decision check(const Request& request) const { return parts_.policy.decide(request); }
 
+  /// The limits a run decided by `decision` gets: the sandbox's, with the policy's per-twin values
+  /// in place, and the time limit capped by `timeout_cap` (a caller's deadline; never raised).
+  [[nodiscard]] Limits limits_for(const Decision& decision,
+                                  std::optional<std::chrono::milliseconds> timeout_cap = std::nullopt) const;
+
   /// Decides, and if allowed runs the request and waits for it. A refusal, a non-zero exit and a
   /// timeout are Outcomes, not errors. Every request, refused or not, is added to history().
   /// `stop` ends the execution early (its process tree is killed; Outcome::cancelled).
