@@ -21,7 +21,24 @@ struct Options {
   std::string sandbox_dir = "/tmp/pagi-sandbox";
   std::string isolation = "cwd";
   long long timeout_ms = 10'000;
+  std::string policy_file;  // empty: the embedded seed matrix
 };
+
+// The policy file (or the seed matrix), with --safe-mode forcing safe mode on; exit status 2
+// and the file's line and column on a bad file.
+std::optional<pagi_exec::PolicyFile> load_policy(const Options& o) {
+  pagi_exec::PolicyFile file{pagi_exec::Policy::seed_default(), pagi_exec::ToolCatalog::seed_default()};
+  if (!o.policy_file.empty()) {
+    auto loaded = pagi_exec::load_policy_file(o.policy_file);
+    if (!loaded) {
+      std::cerr << "pagi-exec: " << loaded.error().message() << "\n";
+      return std::nullopt;
+    }
+    file = std::move(*loaded);
+  }
+  if (o.safe_mode) file.policy = file.policy.with_safe_mode(true);
+  return file;
+}
 
 pagi_exec::Request to_request(const Options& o) {
   pagi_exec::Request request{.tool = o.command.empty() ? std::string() : o.command.front(), .twin_id = o.twin};
@@ -30,9 +47,12 @@ pagi_exec::Request to_request(const Options& o) {
 }
 
 int check(const Options& o) {
-  const auto policy = pagi_exec::Policy::seed_default().with_safe_mode(o.safe_mode);
-  const auto decision = policy.decide(to_request(o));
-  std::cout << (decision.allowed ? "allowed: " : "refused: ") << decision.reason << " (rule " << decision.rule << ")\n";
+  const auto policy = load_policy(o);
+  if (!policy) return 2;
+  const auto decision = policy->policy.decide(to_request(o));
+  std::cout << (decision.allowed ? "allowed: " : "refused: ") << decision.reason << " (rule " << decision.rule
+            << ", policy " << policy->policy.revision() << ")\n";
+  for (const auto& note : decision.notes) std::cout << "note: " << note << "\n";
   return decision.allowed ? 0 : 1;
 }
 
@@ -52,8 +72,10 @@ int run(const Options& o) {
     std::cerr << "pagi-exec: isolation " << o.isolation << " unavailable: " << works.error().message() << "\n";
     return 2;
   }
+  auto policy = load_policy(o);
+  if (!policy) return 2;
   auto executor = pagi_exec::Executor::make(
-      {.policy = pagi_exec::Policy::seed_default().with_safe_mode(o.safe_mode), .sandbox = *sandbox});
+      {.policy = std::move(policy->policy), .sandbox = *sandbox, .catalog = std::move(policy->catalog)});
   if (!executor) {
     std::cerr << "pagi-exec: " << executor.error().message() << "\n";
     return 2;
@@ -137,12 +159,13 @@ int audit(const AuditArgs& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"pagi-exec: check or run one request with the pagi-exec library (default policy)"};
+  CLI::App app{"pagi-exec: check or run one request with the pagi-exec library, or read an audit log"};
   app.require_subcommand(1);
   Options o;
   auto add_common = [&](CLI::App* sub) {
     sub->add_option("--twin", o.twin, "the twin the request acts for")->required();
     sub->add_flag("--safe-mode", o.safe_mode, "decide as the server does in safe mode");
+    sub->add_option("--policy", o.policy_file, "a policy file (TOML, docs/policy.md); default: the seed matrix");
     sub->add_option("command", o.command, "tool or program, then its arguments (use -- before them)")->required();
   };
   auto* check_cmd = app.add_subcommand("check", "decide only: prints allowed/refused and why; exit 0 when allowed, 1 when refused");

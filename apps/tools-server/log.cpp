@@ -137,6 +137,8 @@ void log_request(const pagi_exec::Request& request, const pagi_exec::Result<pagi
   if (outcome.signal != 0) line += " signal=" + std::to_string(outcome.signal);
   if (outcome.timed_out) line += " timed_out=true";
   if (outcome.cancelled) line += " cancelled=true";
+  if (outcome.limit_hit != pagi_exec::LimitHit::none) line += std::string(" limit=") + pagi_exec::to_string(outcome.limit_hit);
+  for (const auto& note : outcome.decision.notes) line += " note=" + log_quote(note, 256);  // e.g. unjudgeable shell
   line += " duration_ms=" + std::to_string(ms);
   log(LogLevel::info, line + debug_details(request));
 }

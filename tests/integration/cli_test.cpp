@@ -70,6 +70,17 @@ TEST_SUITE("cli") {
     CHECK(ran.out == "hi\n");
   }
 
+  TEST_CASE("check decides with a policy file and shows what it could not judge") {
+    const char* examples = std::getenv("PAGI_EXEC_EXAMPLES");
+    REQUIRE(examples != nullptr);
+    const std::string file = std::string(examples) + "/policy.toml";
+    const auto ran = run_cli({"check", "--twin", "twin-aegis", "--policy", file, "--", "command_exec", "echo $(id); ls"});
+    CHECK(ran.status == 0);
+    CHECK(ran.out.find("note: unjudgeable: command substitution") != std::string::npos);
+    CHECK(run_cli({"check", "--twin", "twin-aegis", "--policy", file, "--", "command_exec", "ls; /bin/rm -rf ~"}).status == 1);
+    CHECK(run_cli({"check", "--twin", "twin-aegis", "--policy", "/etc/hostname", "--", "ls"}).status == 2);
+  }
+
   TEST_CASE("bad usage is exit status 2") {
     CHECK(run_cli({"run", "--twin", "twin-aegis", "--isolation", "vm", "--", "true"}).status == 2);
     CHECK(run_cli({"check"}).status == 2);
