@@ -131,38 +131,15 @@ bool crash_round(AuditOptions::Sync sync, unsigned seed, std::uint64_t stop_afte
   return report->torn_lines == 1;
 }
 
-struct Cli {
-  int status = -1;
-  std::string out;
-};
+using Cli = test_support::Ran;
 
 // Runs the built pagi-exec with `args`, capturing stdout and stderr together.
 Cli run_cli(const std::vector<std::string>& args) {
   const char* bin = std::getenv("PAGI_EXEC_CLI");
   REQUIRE(bin != nullptr);
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::dup2(fds[1], 1);
-    ::dup2(fds[1], 2);
-    ::close(fds[0]);
-    std::vector<char*> argv{const_cast<char*>(bin)};
-    for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(99);
-  }
-  ::close(fds[1]);
-  Cli cli;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) cli.out.append(buf, static_cast<std::size_t>(n));
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  cli.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return cli;
+  std::vector<std::string> argv{bin};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return test_support::run_program(argv, /*with_stderr=*/true);
 }
 
 }  // namespace

@@ -14,39 +14,17 @@ using test_support::TempDir;
 
 namespace {
 
-struct Ran {
-  int status = -1;
-  std::string out;
-};
+using test_support::Ran;
 
 // Runs the built pagi-exec with `args` (or, with `via_exec`, args[1..] as a whole command line),
 // capturing stdout (stderr stays the test's).
 Ran run_cli(const std::vector<std::string>& args, bool via_exec = false) {
   const char* bin = std::getenv("PAGI_EXEC_CLI");
   REQUIRE(bin != nullptr);
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::dup2(fds[1], 1);
-    ::close(fds[0]);
-    std::vector<char*> argv;
-    if (!via_exec) argv.push_back(const_cast<char*>(bin));
-    for (std::size_t i = via_exec ? 1 : 0; i < args.size(); ++i) argv.push_back(const_cast<char*>(args[i].c_str()));
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(99);
-  }
-  ::close(fds[1]);
-  Ran ran;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) ran.out.append(buf, static_cast<std::size_t>(n));
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  ran.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return ran;
+  std::vector<std::string> argv;
+  if (!via_exec) argv.push_back(bin);
+  argv.insert(argv.end(), args.begin() + (via_exec ? 1 : 0), args.end());
+  return test_support::run_program(argv);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -12,6 +13,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <pagi_exec/pagi_exec.hpp>
 
@@ -73,6 +75,40 @@ inline bool wait_gone(pid_t pid) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return !process_alive(pid);
+}
+
+/// What a program printed (stdout, and stderr when asked) and its exit status (-1: killed).
+struct Ran {
+  int status = -1;
+  std::string out;
+};
+
+/// Runs argv[0] with argv, waits, and returns its exit status and stdout (plus stderr when
+/// `with_stderr`).
+inline Ran run_program(const std::vector<std::string>& argv, bool with_stderr = false) {
+  int fds[2];
+  if (::pipe(fds) != 0) std::abort();
+  const pid_t pid = ::fork();
+  if (pid < 0) std::abort();
+  if (pid == 0) {
+    ::dup2(fds[1], 1);
+    if (with_stderr) ::dup2(fds[1], 2);
+    ::close(fds[0]);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(99);
+  }
+  ::close(fds[1]);
+  Ran ran;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) ran.out.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ran.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return ran;
 }
 
 /// Reads a whole file, or "" when it cannot be read.
