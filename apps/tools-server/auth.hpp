@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -87,6 +88,26 @@ struct Security {
                                                                 const std::filesystem::path& cert,
                                                                 const std::filesystem::path& key,
                                                                 const std::filesystem::path& client_ca);
+
+/// The Authenticator in effect; SIGHUP reloads the tokens file into a new one (revoking a token
+/// needs no restart). Each call takes a snapshot. Thread-safe.
+class AuthHolder {
+ public:
+  explicit AuthHolder(Authenticator auth) : current_(std::make_shared<const Authenticator>(std::move(auth))) {}
+  [[nodiscard]] std::shared_ptr<const Authenticator> current() const {
+    std::lock_guard lock(mutex_);
+    return current_;
+  }
+  void replace(Authenticator auth) {
+    auto next = std::make_shared<const Authenticator>(std::move(auth));
+    std::lock_guard lock(mutex_);
+    current_ = std::move(next);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const Authenticator> current_;
+};
 
 /// The twin named by a client certificate's identity: from a URI SAN "spiffe://<domain>/twin/<id>"
 /// (the last two path components must be "twin" and the id), else the subject CN.

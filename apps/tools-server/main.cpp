@@ -43,8 +43,9 @@ sigset_t handled_signals() {
   return set;
 }
 
-// SIGHUP: reopen the audit log (logrotate's postrotate) and reload the policy file.
-void on_hangup(const tools_server::Library& library, const ServerConfig& config, tools_server::ExecutorHolder& executor) {
+// SIGHUP: reopen the audit log (logrotate's postrotate), reload the policy file and the tokens.
+void on_hangup(const tools_server::Library& library, const ServerConfig& config, tools_server::ExecutorHolder& executor,
+               tools_server::AuthHolder& auth) {
   if (library.audit) {
     if (auto reopened = library.audit->reopen(); !reopened) {
       tools_server::log(LogLevel::error, "SIGHUP: cannot reopen the audit log: " + reopened.error().message());
@@ -53,6 +54,15 @@ void on_hangup(const tools_server::Library& library, const ServerConfig& config,
     }
   }
   tools_server::reload_policy(config, executor);
+  if (config.auth == "token") {
+    auto tokens = tools_server::TokenTable::load(config.auth_tokens_file);
+    if (!tokens) {
+      tools_server::log(LogLevel::error, "SIGHUP: tokens NOT reloaded, the old ones stay valid: " + tokens.error());
+    } else {
+      tools_server::log(LogLevel::info, "SIGHUP: " + std::to_string(tokens->size()) + " tokens reloaded");
+      auth.replace(tools_server::Authenticator::with_tokens(std::move(*tokens)));
+    }
+  }
 }
 
 // The builder sequence; `bound` receives the address clients can dial ("127.0.0.1:40123").
@@ -141,7 +151,8 @@ int main(int argc, char** argv) {
 
   tools_server::CancellationWatcher watcher;
   tools_server::ExecutorHolder executor(library->executor);
-  tools_server::ToolExecutorService service(executor, library->health, watcher, security->authenticator);
+  tools_server::AuthHolder auth(security->authenticator);
+  tools_server::ToolExecutorService service(executor, library->health, watcher, auth);
   std::string bound;
   auto server = start_server(*config, security->credentials, service, bound);
   if (!server) return fail_startup(server.error());
@@ -152,7 +163,7 @@ int main(int argc, char** argv) {
                                         " " + tools_server::codec::describe(library->health));
 
   int signal_number = 0;
-  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) on_hangup(*library, *config, executor);
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) on_hangup(*library, *config, executor, auth);
   tools_server::log(LogLevel::info, std::string("received ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM") +
                                         ": stopping running executions and shutting down");
   watcher.stop_all();  // kills the running process trees; their handlers return promptly

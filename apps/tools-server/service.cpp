@@ -11,7 +11,7 @@ grpc::Status ToolExecutorService::RequestExecution(grpc::ServerContext* context,
                                                    const tools::ExecutionRequest* request,
                                                    tools::ExecutionResponse* response) {
   auto decoded = codec::from_proto(*request);
-  if (auto bound = auth_.bind(*context, decoded); !bound.ok()) return bound;
+  if (auto bound = auth_.current()->bind(*context, decoded); !bound.ok()) return bound;
   // The RPC deadline caps the execution: a result nobody waits for is not worth computing.
   decoded.timeout_cap = codec::timeout_cap(context->deadline(), std::chrono::system_clock::now());
   const auto watch = watcher_.watch(*context);
@@ -34,7 +34,7 @@ grpc::Status ToolExecutorService::HealthCheck(grpc::ServerContext* /*context*/,
 grpc::Status ToolExecutorService::CheckPolicy(grpc::ServerContext* context, const tools::ExecutionRequest* request,
                                               tools::PolicyDecision* response) {
   auto decoded = codec::from_proto(*request);
-  if (auto bound = auth_.bind(*context, decoded); !bound.ok()) return bound;
+  if (auto bound = auth_.current()->bind(*context, decoded); !bound.ok()) return bound;
   const auto executor = executor_.current();
   const auto decision = executor->check(decoded);
   *response = codec::to_proto(decision, executor->limits_for(decision), executor->policy().revision(),
@@ -48,7 +48,7 @@ grpc::Status ToolExecutorService::ListExecutions(grpc::ServerContext* context,
   auto query = codec::from_proto(*request);
   if (!query) return query.error();
   // An authenticated twin sees its own history only.
-  if (auto bound = auth_.bind(*context, query->twin_id); !bound.ok()) return bound;
+  if (auto bound = auth_.current()->bind(*context, query->twin_id); !bound.ok()) return bound;
   codec::to_proto(executor_.current()->history().query(*query), *response);
   return grpc::Status::OK;
 }
@@ -56,7 +56,7 @@ grpc::Status ToolExecutorService::ListExecutions(grpc::ServerContext* context,
 grpc::Status ToolExecutorService::GetExecution(grpc::ServerContext* context,
                                                const tools::GetExecutionRequest* request,
                                                tools::ExecutionRecord* response) {
-  const auto proven = auth_.authenticate(*context);
+  const auto proven = auth_.current()->authenticate(*context);
   if (!proven) return proven.error();
   const auto record = executor_.current()->history().find(request->execution_id());
   if (!record || (*proven && record->twin_id != **proven)) {  // another twin's record does not exist for it
@@ -69,7 +69,7 @@ grpc::Status ToolExecutorService::GetExecution(grpc::ServerContext* context,
 grpc::Status ToolExecutorService::StreamExecution(grpc::ServerContext* context, const tools::ExecutionRequest* request,
                                                   grpc::ServerWriter<tools::ExecutionEvent>* writer) {
   auto decoded = codec::from_proto(*request);
-  if (auto bound = auth_.bind(*context, decoded); !bound.ok()) return bound;
+  if (auto bound = auth_.current()->bind(*context, decoded); !bound.ok()) return bound;
   decoded.timeout_cap = codec::timeout_cap(context->deadline(), std::chrono::system_clock::now());
   const auto watch = watcher_.watch(*context);
   const auto executor = executor_.current();

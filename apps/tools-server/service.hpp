@@ -19,10 +19,10 @@ namespace tools_server {
 /// No policy, limits or defaults live here. Thread-safe: one instance serves every gRPC thread.
 class ToolExecutorService final : public tools::ToolExecutorService::Service {
  public:
-  /// `executor` and `watcher` must outlive the service.
+  /// `executor`, `watcher` and `auth` must outlive the service.
   ToolExecutorService(const ExecutorHolder& executor, codec::HealthReport health, CancellationWatcher& watcher,
-                      Authenticator auth)
-      : executor_(executor), health_(std::move(health)), watcher_(watcher), auth_(std::move(auth)) {}
+                      const AuthHolder& auth)
+      : executor_(executor), health_(std::move(health)), watcher_(watcher), auth_(auth) {}
 
   /// Decides and runs one request; see codec::to_proto for what the client gets back.
   grpc::Status RequestExecution(grpc::ServerContext* context, const tools::ExecutionRequest* request,
@@ -54,7 +54,7 @@ class ToolExecutorService final : public tools::ToolExecutorService::Service {
   const ExecutorHolder& executor_;  // each RPC runs on one snapshot of it
   codec::HealthReport health_;
   CancellationWatcher& watcher_;
-  Authenticator auth_;  // every RPC but HealthCheck proves its twin first
+  const AuthHolder& auth_;  // every RPC but HealthCheck proves its twin first
 };
 
 }  // namespace tools_server

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "server_fixture.hpp"
 
@@ -112,6 +113,27 @@ TEST_SUITE("auth") {
       REQUIRE(stub->ListExecutions(&context, list, &page).ok());
       for (const auto& record : page.executions()) CHECK(record.twin_id() == "twin-trace");
     }
+  }
+
+  TEST_CASE("token: revoking a token in the file and sending SIGHUP locks it out, no restart") {
+    e2e::TempDir dir;
+    const auto tokens = dir.path() / "tokens";
+    const auto trace_line = sha256_hex("trace-secret", dir.path()) + " twin-trace\n";
+    const auto aegis_line = sha256_hex("aegis-secret", dir.path()) + " twin-aegis\n";
+    std::ofstream(tokens) << trace_line << aegis_line;
+    Server server({.env = {{"TOOLS_AUTH", "token"}, {"TOOLS_AUTH_TOKENS_FILE", tokens.string()}}});
+    const auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+    REQUIRE(call(channel, "twin-aegis", "true", "aegis-secret").response.success());
+    std::ofstream(tokens, std::ios::trunc) << trace_line;  // aegis-secret revoked
+    ::kill(server.process().pid(), SIGHUP);
+    bool revoked = false;
+    for (int i = 0; i < 100 && !revoked; ++i) {
+      revoked = call(channel, "twin-aegis", "true", "aegis-secret").status.error_code() ==
+                grpc::StatusCode::UNAUTHENTICATED;
+      if (!revoked) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    CHECK(revoked);
+    CHECK(call(channel, "", "vector_query", "trace-secret").status.ok());  // the others stay valid
   }
 
   TEST_CASE("token: a tokens file with a plaintext token stops start-up, naming the line") {
