@@ -309,6 +309,7 @@ void Scanner::read_heredoc_bodies() {
   for (const auto& doc : pending) {
     const auto body_start = pos_;
     auto body_end = text_.size();
+    bool terminated = false;
     while (pos_ < text_.size()) {
       const auto line_start = pos_;
       const auto nl = std::min(text_.find('\n', pos_), text_.size());
@@ -317,9 +318,13 @@ void Scanner::read_heredoc_bodies() {
       while (doc.strip_tabs && !line.empty() && line.front() == '\t') line.remove_prefix(1);
       if (line == doc.delimiter) {
         body_end = line_start;
+        terminated = true;
         break;
       }
     }
+    // Everything after an unterminated here-document is its body to sh, commands included:
+    // say so rather than let them pass as data silently.
+    if (!terminated) note("unterminated here-document <<" + snippet(doc.delimiter));
     if (doc.expands) sub_scan(text_.substr(body_start, body_end - body_start), true);
   }
 }

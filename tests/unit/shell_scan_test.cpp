@@ -121,7 +121,7 @@ TEST_SUITE("shell_scan") {
         {"cat <<'END'\n$(rm x)\nEND", {"cat"}},
         {"cat <<\"END\"\n`rm x`\nEND", {"cat"}},
         {"cat <<A <<B\nrm\nA\nreboot\nB\nls", {"cat", "ls"}},
-        {"cat <<END\nno terminator; rm", {"cat"}},
+        {"cat <<END\nno terminator; rm", {"cat"}, {"unterminated here-document <<END"}},
         {"cat <<END\n$(rm x)\nEND", {"rm", "cat"}, {"command substitution: $(rm x)"}},
     });
   }
