@@ -73,6 +73,14 @@ template <class T>
   return {};
 }
 
+// A size given in MiB (at least `min`, at most 1 TiB), stored in bytes.
+[[nodiscard]] Problem apply_mib(std::string_view text, std::uint64_t min, std::uint64_t& bytes) {
+  std::uint64_t mib = 0;
+  auto problem = apply_uint(text, min, 1 << 20, "a size in MiB", mib);
+  if (problem.empty()) bytes = mib << 20;
+  return problem;
+}
+
 [[nodiscard]] Problem apply_path(std::string_view text, std::filesystem::path& out) {
   const std::filesystem::path path(text);
   if (!path.is_absolute()) return "is not an absolute path";
@@ -165,12 +173,7 @@ const std::array<Setting, 30> settings{{
     {"--memory-limit-mb", "TOOLS_MEMORY_LIMIT_MB", "MIB",
      "native: memory (and swap) of one execution's whole process tree, cgroup-enforced; 0 = none (default 512)",
      false,
-     [](std::string_view t, ServerConfig& c) {
-       std::uint64_t mib = 0;
-       auto problem = apply_uint(t, 0, 1 << 20, "a size in MiB", mib);
-       c.limits.memory_bytes = mib << 20;
-       return problem;
-     }},
+     [](std::string_view t, ServerConfig& c) { return apply_mib(t, 0, c.limits.memory_bytes); }},
     {"--max-processes", "TOOLS_MAX_PROCESSES", "N",
      "native: processes and threads of one execution at once, cgroup-enforced; 0 = none (default 128)", false,
      [](std::string_view t, ServerConfig& c) {
@@ -186,12 +189,7 @@ const std::array<Setting, 30> settings{{
      }},
     {"--file-size-limit-mb", "TOOLS_FILE_SIZE_LIMIT_MB", "MIB",
      "largest file a command may write (RLIMIT_FSIZE), every mode; 0 = none (default 256)", false,
-     [](std::string_view t, ServerConfig& c) {
-       std::uint64_t mib = 0;
-       auto problem = apply_uint(t, 0, 1 << 20, "a size in MiB", mib);
-       c.limits.file_size_bytes = mib << 20;
-       return problem;
-     }},
+     [](std::string_view t, ServerConfig& c) { return apply_mib(t, 0, c.limits.file_size_bytes); }},
     {"--open-files", "TOOLS_OPEN_FILES", "N", "open descriptors per process (RLIMIT_NOFILE), every mode (default 1024)",
      false,
      [](std::string_view t, ServerConfig& c) {
@@ -199,12 +197,7 @@ const std::array<Setting, 30> settings{{
      }},
     {"--tmpfs-size-mb", "TOOLS_TMPFS_SIZE_MB", "MIB",
      "native: size of the private /tmp and of the working folder /work, each (default 64)", false,
-     [](std::string_view t, ServerConfig& c) {
-       std::uint64_t mib = 0;
-       auto problem = apply_uint(t, 1, 1 << 20, "a size in MiB", mib);
-       c.limits.tmpfs_bytes = mib << 20;
-       return problem;
-     }},
+     [](std::string_view t, ServerConfig& c) { return apply_mib(t, 1, c.limits.tmpfs_bytes); }},
     {"--auth", "TOOLS_AUTH", "MODE",
      "how callers prove their twin: none (the request's twin_id is trusted), token (Bearer token) or mtls "
      "(client certificate) (default none)",
@@ -245,12 +238,7 @@ const std::array<Setting, 30> settings{{
      true, [](std::string_view t, ServerConfig& c) { return apply_bool(t, c.audit_required); }},
     {"--audit-rotate-mb", "TOOLS_AUDIT_ROTATE_MB", "MIB",
      "rename the audit log to <log>.1 and start a new one at this size; 0 = only on SIGHUP (default 0)", false,
-     [](std::string_view t, ServerConfig& c) {
-       std::uint64_t mib = 0;
-       auto problem = apply_uint(t, 0, 1 << 20, "a size in MiB", mib);
-       c.audit_rotate_bytes = mib << 20;
-       return problem;
-     }},
+     [](std::string_view t, ServerConfig& c) { return apply_mib(t, 0, c.audit_rotate_bytes); }},
     {"--log-level", "LOG_LEVEL", "LEVEL", "error, warn, info or debug (default info)", false,
      [](std::string_view t, ServerConfig& c) {
        const auto level = log_level_from_string(lower(t));
