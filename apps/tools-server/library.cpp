@@ -115,4 +115,24 @@ void reload_policy(const ServerConfig& config, ExecutorHolder& executor) {
                           ", safe_mode=" + (safe ? "true" : "false") + ")");
 }
 
+void reload(const Library& library, const ServerConfig& config, ExecutorHolder& executor, AuthHolder& auth) {
+  if (library.audit) {
+    if (auto reopened = library.audit->reopen(); !reopened) {
+      log(LogLevel::error, "SIGHUP: cannot reopen the audit log: " + reopened.error().message());
+    } else {
+      log(LogLevel::info, "SIGHUP: audit log reopened");
+    }
+  }
+  reload_policy(config, executor);
+  if (config.auth == "token") {
+    auto tokens = TokenTable::load(config.auth_tokens_file);
+    if (!tokens) {
+      log(LogLevel::error, "SIGHUP: tokens NOT reloaded, the old ones stay valid: " + tokens.error());
+    } else {
+      log(LogLevel::info, "SIGHUP: " + std::to_string(tokens->size()) + " tokens reloaded");
+      auth.replace(Authenticator::with_tokens(std::move(*tokens)));
+    }
+  }
+}
+
 }  // namespace tools_server

@@ -10,6 +10,7 @@
 
 #include <pagi_exec/pagi_exec.hpp>
 
+#include "auth.hpp"
 #include "codec.hpp"
 #include "config.hpp"
 #include "executor_holder.hpp"
@@ -34,6 +35,11 @@ struct Library {
 /// The policy and tool catalog in effect: TOOLS_POLICY_FILE, or the embedded seed matrix; with
 /// SAFE_MODE=true forcing safe mode on. The error names the variable, file, line and column.
 [[nodiscard]] tl::expected<pagi_exec::PolicyFile, std::string> load_policy(const ServerConfig& config);
+
+/// SIGHUP: reopens the audit log (logrotate's postrotate), reloads the policy file
+/// (reload_policy) and, with token authentication, the tokens file. Whatever fails keeps its
+/// old state and is logged.
+void reload(const Library& library, const ServerConfig& config, ExecutorHolder& executor, AuthHolder& auth);
 
 /// SIGHUP's policy reload: loads TOOLS_POLICY_FILE again and swaps it in atomically (running
 /// executions keep the policy they started under); a broken file keeps the old policy and the

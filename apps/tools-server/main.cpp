@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// tools-server: reads the configuration, builds the Executor once, serves gRPC until SIGTERM/SIGINT.
+// tools-server: reads the configuration, builds the library once, serves gRPC; SIGHUP reloads,
+// SIGTERM/SIGINT stop.
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -31,7 +32,6 @@ using tools_server::StartupError;
 // How long in-flight calls get to finish after SIGTERM (their executions are already stopped).
 constexpr auto shutdown_grace = std::chrono::seconds(2);
 
-
 // SIGTERM, SIGINT and SIGHUP are blocked in every thread (grpc's threads inherit this mask) and
 // taken with sigwait() by the main thread: no grpc call ever runs in a signal handler.
 sigset_t handled_signals() {
@@ -41,28 +41,6 @@ sigset_t handled_signals() {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
   return set;
-}
-
-// SIGHUP: reopen the audit log (logrotate's postrotate), reload the policy file and the tokens.
-void on_hangup(const tools_server::Library& library, const ServerConfig& config, tools_server::ExecutorHolder& executor,
-               tools_server::AuthHolder& auth) {
-  if (library.audit) {
-    if (auto reopened = library.audit->reopen(); !reopened) {
-      tools_server::log(LogLevel::error, "SIGHUP: cannot reopen the audit log: " + reopened.error().message());
-    } else {
-      tools_server::log(LogLevel::info, "SIGHUP: audit log reopened");
-    }
-  }
-  tools_server::reload_policy(config, executor);
-  if (config.auth == "token") {
-    auto tokens = tools_server::TokenTable::load(config.auth_tokens_file);
-    if (!tokens) {
-      tools_server::log(LogLevel::error, "SIGHUP: tokens NOT reloaded, the old ones stay valid: " + tokens.error());
-    } else {
-      tools_server::log(LogLevel::info, "SIGHUP: " + std::to_string(tokens->size()) + " tokens reloaded");
-      auth.replace(tools_server::Authenticator::with_tokens(std::move(*tokens)));
-    }
-  }
 }
 
 // The builder sequence; `bound` receives the address clients can dial ("127.0.0.1:40123").
@@ -163,7 +141,7 @@ int main(int argc, char** argv) {
                                         " " + tools_server::codec::describe(library->health));
 
   int signal_number = 0;
-  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) on_hangup(*library, *config, executor, auth);
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) tools_server::reload(*library, *config, executor, auth);
   tools_server::log(LogLevel::info, std::string("received ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM") +
                                         ": stopping running executions and shutting down");
   watcher.stop_all();  // kills the running process trees; their handlers return promptly
