@@ -239,3 +239,37 @@ TEST_SUITE("executor") {
     CHECK_FALSE(Sandbox::make({.limits = {.output = {.max_bytes = 0}}}));
   }
 }
+
+TEST_SUITE("executor") {
+  TEST_CASE("the policy's per-twin limits and network reach the launch plan; the deadline still caps time") {
+    TempDir dir;
+    auto spawner = std::make_shared<FakeSpawner>();
+    auto spec = PolicySpec::seed_default();
+    spec.twins["twin-aegis"].limits = {.timeout = std::chrono::milliseconds(1500), .memory_bytes = 64ULL << 20,
+                                       .max_processes = 8, .output_bytes = 100, .output_lines = 3};
+    spec.twins["twin-aegis"].network = true;
+    auto policy = Policy::make(spec);
+    REQUIRE(policy);
+    auto sandbox = Sandbox::make({.root_dir = dir.path() / "sb"});
+    REQUIRE(sandbox);
+    auto executor = Executor::make({.policy = *policy, .sandbox = *sandbox, .spawner = spawner});
+    REQUIRE(executor);
+    REQUIRE(executor->run({.tool = "true", .twin_id = "twin-aegis"}));
+    REQUIRE(executor->run({.tool = "true", .twin_id = "twin-aegis", .timeout_cap = std::chrono::milliseconds(200)}));
+    REQUIRE(executor->run({.tool = "file_write", .args = {"f", "x"}, .twin_id = "twin-sentinel"}));
+    const auto plans = spawner->plans();
+    REQUIRE(plans.size() == 2);
+    CHECK(plans[0].limits.timeout == std::chrono::milliseconds(1500));
+    CHECK(plans[0].limits.memory_bytes == (64ULL << 20));
+    CHECK(plans[0].limits.max_processes == 8);
+    CHECK(plans[0].limits.output == OutputCaps{.max_bytes = 100, .max_lines = 3});
+    CHECK(plans[0].network);
+    CHECK(plans[1].limits.timeout == std::chrono::milliseconds(200));
+
+    const auto safe = Executor::make({.policy = policy->with_safe_mode(true), .sandbox = *sandbox, .spawner = spawner});
+    REQUIRE(safe);
+    const auto decision = safe->check({.tool = "file_write", .twin_id = "twin-sentinel"});
+    CHECK(decision.allowed);
+    CHECK_FALSE(decision.network);
+  }
+}
