@@ -7,8 +7,10 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <fstream>
@@ -95,8 +97,27 @@ std::string own_group(const std::string& controller) {
 
 // A writable parent group for one pool's executions, or an empty path. Named after the process
 // and the pool, so several pools (one per Executor) never share groups.
+// Removes the groups of pagi-exec processes that died without cleaning up (kill -9): their
+// "pagi-exec-<pid>-<pool>" folder names a pid that no longer exists. Their processes are gone,
+// so the groups are empty and rmdir works. Best effort.
+void remove_stale_groups(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const auto name = entry.path().filename().string();
+    if (name.rfind("pagi-exec-", 0) != 0) continue;
+    const auto pid_text = name.substr(10, name.find('-', 10) - 10);
+    if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (::kill(static_cast<pid_t>(std::stol(pid_text)), 0) == 0 || errno != ESRCH) continue;  // still alive
+    for (const auto& group : fs::directory_iterator(entry.path(), ec)) {
+      if (group.is_directory()) ::rmdir(group.path().c_str());
+    }
+    ::rmdir(entry.path().c_str());
+  }
+}
+
 fs::path make_parent(const fs::path& mount, const std::string& own) {
   if (mount.empty()) return {};
+  remove_stale_groups(mount / fs::path(own).relative_path());
   static std::atomic<unsigned> pools{0};
   const auto parent = mount / fs::path(own).relative_path() /
                       ("pagi-exec-" + std::to_string(::getpid()) + "-" + std::to_string(pools++));
@@ -178,9 +199,14 @@ Result<CgroupLease> CgroupPool::acquire(const CgroupLimits& limits) {
   CgroupLease lease;
   {
     std::lock_guard lock(mutex_);
-    if (!idle_.empty()) {
-      lease.dirs = std::move(idle_.back());
+    // An idle group someone removed meanwhile (a stale-group sweep of another server sharing
+    // the tree) is dropped: a fresh one is made instead.
+    while (!idle_.empty() && lease.dirs.empty()) {
+      auto dirs = std::move(idle_.back());
       idle_.pop_back();
+      if (std::all_of(dirs.begin(), dirs.end(), [](const fs::path& d) { return ::access(d.c_str(), F_OK) == 0; })) {
+        lease.dirs = std::move(dirs);
+      }
     }
   }
   if (lease.dirs.empty()) {

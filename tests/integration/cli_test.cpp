@@ -98,6 +98,55 @@ TEST_SUITE("cli") {
 }
 
 TEST_SUITE("cli") {
+  TEST_CASE("native: SIGKILL of the host ends the sandbox, and the next start removes its cgroups") {
+    TempDir dir;
+    const auto marker = "1000." + std::to_string(::getpid()) + "7";
+    const char* bin = std::getenv("PAGI_EXEC_CLI");
+    REQUIRE(bin != nullptr);
+    const std::string sandbox = (dir.path() / "sb").string();
+    const pid_t host = ::fork();
+    REQUIRE(host >= 0);
+    if (host == 0) {
+      ::execl(bin, bin, "run", "--twin", "twin-aegis", "--isolation", "native", "--sandbox-dir", sandbox.c_str(),
+              "--timeout-ms", "600000", "--", "sleep", marker.c_str(), static_cast<char*>(nullptr));
+      ::_exit(99);
+    }
+    const auto running = [&] {
+      for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+        if (test_support::read_file(entry.path() / "cmdline") == "/usr/bin/sleep" + std::string(1, '\0') + marker + '\0') {
+          return true;
+        }
+      }
+      return false;
+    };
+    for (int i = 0; i < 500 && !running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    const bool started = running();
+    ::kill(host, SIGKILL);
+    ::waitpid(host, nullptr, 0);
+    REQUIRE(started);
+    bool gone = false;
+    for (int i = 0; i < 500 && !gone; ++i) {
+      gone = !running();
+      if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(gone);  // the init saw its lifeline close and ended the namespace
+    const auto stale = "pagi-exec-" + std::to_string(host) + "-";
+    const auto leftovers = [&] {
+      int found = 0;
+      for (const char* mount : {"/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified"}) {
+        std::error_code ec;
+        for (const auto& entry : std::filesystem::recursive_directory_iterator(mount, ec)) {
+          if (entry.path().filename().string().rfind(stale, 0) == 0) ++found;
+        }
+      }
+      return found;
+    };
+    const int before = leftovers();
+    CHECK(run_cli({"run", "--twin", "twin-aegis", "--isolation", "native", "--sandbox-dir", sandbox, "--", "true"}).status == 0);
+    CHECK(leftovers() == 0);
+    MESSAGE("cgroup folders left by the killed host: " << before << ", after the next start: " << leftovers());
+  }
+
   TEST_CASE("native isolation works for an unprivileged user, through a user namespace") {
     if (::geteuid() != 0 || ::access("/usr/bin/setpriv", X_OK) != 0) {
       MESSAGE("SKIPPED: needs root (to become uid 65534 with setpriv) and /usr/bin/setpriv");
