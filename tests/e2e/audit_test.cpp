@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <set>
+#include <thread>
 
 #include "server_fixture.hpp"
 
@@ -77,7 +78,12 @@ TEST_SUITE("audit") {
     const auto old = pagi_exec::read_audit_log(dir.path() / "audit.jsonl.1", {});
     REQUIRE(old);
     CHECK(old->executions == 1);
-    CHECK(server.process().stderr_text().find("audit log reopened") != std::string::npos);
+    bool reopened = false;  // the signal is handled on the server's main thread, in its own time
+    for (int i = 0; i < 200 && !reopened; ++i) {
+      reopened = server.process().stderr_text().find("audit log reopened") != std::string::npos;
+      if (!reopened) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(reopened);
   }
 
   TEST_CASE("an unwritable audit log: required refuses to run, otherwise serving goes on and HealthCheck says so") {

@@ -131,8 +131,8 @@ TEST_SUITE("streaming") {
   TEST_CASE("events come as started, output chunks in order, finished") {
     Server server;
     const auto got = stream(server.stub(), shell_request("twin-aegis",
-                                                         "for i in 1 2 3; do echo out$i; sleep 0.05; "
-                                                         "echo err$i >&2; sleep 0.05; done; exit 3"));
+                                                         "for i in 1 2 3; do echo out$i; sleep 0.2; "
+                                                         "echo err$i >&2; sleep 0.2; done; exit 3"));
     REQUIRE(got.status.ok());
     CHECK(got.order == "soeoeoef");
     CHECK(got.out == "out1\nout2\nout3\n");

@@ -250,7 +250,7 @@ TEST_SUITE("streaming") {
     };
     // Each line is flushed on its own, with a pause, so the chunks arrive separately.
     const auto outcome = executor.run(
-        shell("for i in 1 2 3; do echo out$i; sleep 0.05; echo err$i >&2; sleep 0.05; done"), {}, hooks);
+        shell("for i in 1 2 3; do echo out$i; sleep 0.2; echo err$i >&2; sleep 0.2; done"), {}, hooks);
     REQUIRE(outcome);
     CHECK(started_seen.execution_id == outcome->execution_id);
     CHECK(out == "out1\nout2\nout3\n");
