@@ -135,6 +135,10 @@ int main(int argc, char** argv) {
   auto server = start_server(*config, security->credentials, service, bound);
   if (!server) return fail_startup(server.error());
   warn_if_exposed(*config, bound, security->tls);
+  if (library->health.effective == pagi_exec::Isolation::cwd && library->health.requested == pagi_exec::Isolation::cwd) {
+    tools_server::log(LogLevel::warn, "isolation 'cwd' (the seed's default): commands see and can change the host as "
+                                      "the server's user does; set TOOLS_ISOLATION=native to sandbox them");
+  }
 
   std::cout << "listening on " << bound << std::endl;  // first stdout line: tests read the port here
   tools_server::log(LogLevel::info, "tools-server " + std::string(pagi_exec::version) + " listening on " + bound +
