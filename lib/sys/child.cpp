@@ -82,18 +82,6 @@ void write_all(int fd, const void* data, std::size_t size) noexcept {
   }
 }
 
-std::size_t read_all(int fd, void* data, std::size_t size) noexcept {
-  auto* p = static_cast<char*>(data);
-  std::size_t got = 0;
-  while (got < size) {
-    const auto n = ::read(fd, p + got, size - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<std::size_t>(n);
-  }
-  return got;
-}
-
 std::size_t append_number(char* buf, std::size_t at, std::uint64_t value) noexcept {
   char digits[24];
   int n = 0;

@@ -34,9 +34,6 @@ enum class Wake : std::uint8_t { readable, deadline, control, error };
 /// Writes all of `data` (retrying on EINTR); gives up silently on error.
 void write_all(int fd, const void* data, std::size_t size) noexcept;
 
-/// Reads up to `size` bytes until EOF; returns how many were read.
-[[nodiscard]] std::size_t read_all(int fd, void* data, std::size_t size) noexcept;
-
 /// Appends the decimal digits of `value` at buf[at]; returns the new end (no snprintf here).
 [[nodiscard]] std::size_t append_number(char* buf, std::size_t at, std::uint64_t value) noexcept;
 

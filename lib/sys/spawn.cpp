@@ -145,9 +145,16 @@ Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs*
   auto err = make_pipe();
   auto report = make_pipe();
   auto control = make_pipe();
-  auto maps = make_pipe();
-  for (auto* p : {&out, &err, &report, &control, &maps}) {
+  for (auto* p : {&out, &err, &report, &control}) {
     if (!*p) return tl::unexpected(p->error());
+  }
+  // Only a user-namespaced init waits for its uid/gid maps; its EOF releases it.
+  const bool user_namespace = native != nullptr && native->user_namespace;
+  Pipe maps;
+  if (user_namespace) {
+    auto made = make_pipe();
+    if (!made) return tl::unexpected(made.error());
+    maps = std::move(*made);
   }
   unique_fd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake) return fail(Errc::spawn_failed, "eventfd", errno);
@@ -176,20 +183,20 @@ Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs*
   const pid_t child = raw_clone((native != nullptr ? native_clone_flags(*native) : 0) | SIGCHLD);
   if (child < 0) return fail(Errc::spawn_failed, native ? "clone the native sandbox init" : "fork supervisor", errno);
   if (child == 0) {
-    if (native != nullptr) run_init_in_child(args, *native, maps->read.get());
+    if (native != nullptr) run_init_in_child(args, *native, maps.read.get());
     supervise_in_child(args);
   }
   out->write.reset();
   err->write.reset();
   report->write.reset();
   control->read.reset();
-  maps->read.reset();
-  if (native != nullptr && native->user_namespace && !write_user_maps(child, *native)) {
+  maps.read.reset();
+  if (user_namespace && !write_user_maps(child, *native)) {
     ::kill(child, SIGKILL);
     ::waitpid(child, nullptr, 0);
     return fail(Errc::sandbox_setup, "write the uid/gid maps of the native sandbox", errno);
   }
-  maps->write.reset();  // EOF releases a user-namespaced init
+  maps.write.reset();  // EOF releases a user-namespaced init
   for (const auto& fd : {out->read.get(), err->read.get(), report->read.get()}) {
     ::fcntl(fd, F_SETFL, O_NONBLOCK);
   }
