@@ -10,6 +10,7 @@
 #include "launch.hpp"
 #include "sys/janitor.hpp"
 #include "sys/random.hpp"
+#include "sys/run_as.hpp"
 #include "sys/workspace.hpp"
 
 namespace pagi_exec {
@@ -181,21 +182,29 @@ Result<Outcome> Executor::run_allowed(const Request& request, Outcome outcome, s
   auto argv = detail::command_argv(entry, request);
   if (!argv) return tl::unexpected(argv.error());
 
-  // 3. A fresh folder for this execution, inside the twin's workspace (native: a tmpfs inside
-  //    the sandbox instead, and the workspace read-only).
-  const bool native = sandbox.isolation() == Isolation::native;
+  // 3. cwd: a fresh folder for this execution inside the twin's workspace, both owned by the
+  //    uid the command runs as. native and bwrap: the working folder is a tmpfs inside the
+  //    sandbox instead, and the workspace is mounted read-only (readable by the sandbox's group).
+  const bool host_folder = sandbox.isolation() == Isolation::cwd;
+  const auto run_as = sys::command_credentials(sandbox.spec());
   detail::Placement place{
       .execution_id = outcome.execution_id,
       .twin_id = request.twin_id,
       .workspace = sandbox.root_dir() / request.twin_id,
-      .execution_dir = native ? std::filesystem::path() : sandbox.root_dir() / request.twin_id / outcome.execution_id,
+      .execution_dir = host_folder ? sandbox.root_dir() / request.twin_id / outcome.execution_id : std::filesystem::path(),
   };
-  auto dir = native ? sys::prepare_native_workspace(sandbox.root_dir(), request.twin_id, sandbox.spec().sandbox_gid)
-                    : sys::make_execution_dir(sandbox.root_dir(), request.twin_id, outcome.execution_id);
+  auto dir = [&]() -> Result<std::filesystem::path> {
+    if (host_folder) return sys::make_execution_dir(sandbox.root_dir(), request.twin_id, outcome.execution_id, run_as);
+    if (sandbox.isolation() == Isolation::native) {
+      return sys::prepare_native_workspace(sandbox.root_dir(), request.twin_id, sandbox.spec().sandbox_gid);
+    }
+    return run_as ? sys::prepare_native_workspace(sandbox.root_dir(), request.twin_id, run_as->gid)
+                  : sys::make_twin_dir(sandbox.root_dir(), request.twin_id);
+  }();
   if (!dir) return tl::unexpected(dir.error());
   // The folder goes after the response: its processes are dead, nothing waits for it.
   const auto cleanup = [&] {
-    if (!native) sys::Janitor::instance().post([dir = place.execution_dir] { (void)sys::remove_tree(dir); });
+    if (host_folder) sys::Janitor::instance().post([dir = place.execution_dir] { (void)sys::remove_tree(dir); });
   };
 
   // 4. Resolve a bare program name in the sandbox's PATH, so "not found" is 127 in every mode.

@@ -3,6 +3,7 @@
 #include "file_write.hpp"
 
 #include "pagi_exec/paths.hpp"
+#include "sys/run_as.hpp"
 #include "sys/workspace.hpp"
 
 namespace pagi_exec::detail {
@@ -20,7 +21,10 @@ Result<Outcome> run_file_write(const Sandbox& sandbox, const Request& request, O
     return fail(Errc::invalid_request, "file_write content is " + std::to_string(content.size()) +
                                            " bytes; the limit is " + std::to_string(max_file_write_bytes));
   }
-  const auto written = sys::write_file_beneath(sandbox.root_dir(), request.twin_id, path, content);
+  // cwd: the file belongs to the uid the twin's commands run as, so they can change it later.
+  // Other modes mount the workspace read-only: its files stay the server's.
+  const auto owner = sandbox.isolation() == Isolation::cwd ? sys::command_credentials(sandbox.spec()) : std::nullopt;
+  const auto written = sys::write_file_beneath(sandbox.root_dir(), request.twin_id, path, content, owner);
   if (!written) return tl::unexpected(written.error());
   outcome.ran = true;
   outcome.exit_code = 0;

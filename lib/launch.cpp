@@ -5,6 +5,7 @@
 #include "pagi_exec/policy.hpp"
 #include "sys/mountns.hpp"
 #include "sys/random.hpp"
+#include "sys/run_as.hpp"
 #include "sys/workspace.hpp"
 
 namespace pagi_exec::detail {
@@ -44,17 +45,30 @@ void add_system_mounts(std::vector<std::string>& args) {
   }
 }
 
-// bwrap(1): every namespace (user, ipc, pid, net, uts, cgroup), a fresh /proc and minimal /dev,
-// a private /tmp, no capabilities, its own session (TIOCSTI, CVE-2017-5226), dies with its parent.
-std::vector<std::string> bwrap_argv(const Sandbox& sandbox, const Placement& place, const std::string& inside_cwd,
+// bwrap(1), started as the sandbox's unprivileged uid (sys/run_as.hpp), so its user namespace
+// maps that uid to itself and nothing inside is host root. Every namespace (user, ipc, pid,
+// net, uts, cgroup), a fresh /proc and minimal /dev, no capabilities, its own session (TIOCSTI,
+// CVE-2017-5226), dies with its parent. As in native mode: the native seccomp filter (from fd 3,
+// loaded just before the command's exec, after bwrap's own setup needed mount and unshare);
+// /tmp and the working folder /work are size-capped tmpfs; the twin's workspace is read-only at
+// /workspace (a host folder cannot be size-capped; files a twin keeps go through file_write).
+// /proc/sys is bound read-only over the new /proc (its files answer for the reader's namespaces,
+// so this is the sandbox's own view; `--remount-ro /proc/sys` fails, it is no mount point). The
+// sysctls were not writable by the unprivileged uid anyway; the read-only mount also holds for
+// TOOLS_RUN_AS_ROOT. /proc/sysrq-trigger does not exist in a /proc mounted in a user namespace.
+std::vector<std::string> bwrap_argv(const Sandbox& sandbox, const Placement& place, const Limits& limits,
                                     bool network) {
+  const auto tmpfs_size = std::to_string(limits.tmpfs_bytes);
   std::vector<std::string> args{sandbox.spec().bwrap_path.string(), "--unshare-all",
                                 network ? "--share-net" : "--unshare-net", "--die-with-parent", "--new-session",
                                 "--cap-drop", "ALL"};
   add_system_mounts(args);
-  args.insert(args.end(), {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-                           "--bind", place.workspace.string(), bwrap_workspace,
-                           "--chdir", inside_cwd, "--"});
+  args.insert(args.end(), {"--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev",
+                           "--size", tmpfs_size, "--perms", "01777", "--tmpfs", "/tmp",
+                           "--size", tmpfs_size, "--perms", "0700", "--tmpfs", bwrap_work_dir,
+                           "--ro-bind", place.workspace.string(), bwrap_workspace,
+                           "--seccomp", std::to_string(seccomp_fd_in_command),
+                           "--chdir", bwrap_work_dir, "--"});
   return args;
 }
 
@@ -85,6 +99,9 @@ LaunchPlan make_launch_plan(const Sandbox& sandbox, std::vector<std::string> arg
                             const Limits& limits, bool network) {
   LaunchPlan plan{.cwd = place.execution_dir, .workspace = place.workspace, .isolation = sandbox.isolation(),
                   .limits = limits, .network = network};
+  // cwd and bwrap: commands never act as host root unless the operator asked for it.
+  plan.run_as = sys::command_credentials(sandbox.spec());
+  plan.no_new_privs = !sandbox.spec().run_as_root;
   switch (sandbox.isolation()) {
     case Isolation::cwd: {
       const auto home = place.execution_dir.string();
@@ -97,13 +114,13 @@ LaunchPlan make_launch_plan(const Sandbox& sandbox, std::vector<std::string> arg
       plan.argv = std::move(argv);
       plan.env = command_env(native_work_dir, "/tmp", native_workspace, place);
       break;
-    case Isolation::bwrap: {
-      const std::string inside_cwd = std::string(bwrap_workspace) + "/" + place.execution_id;
-      plan.argv = bwrap_argv(sandbox, place, inside_cwd, network);
+    case Isolation::bwrap:
+      plan.cwd = "/";  // bwrap's own; the command starts in /work (--chdir)
+      plan.argv = bwrap_argv(sandbox, place, limits, network);
       plan.argv.insert(plan.argv.end(), std::make_move_iterator(argv.begin()), std::make_move_iterator(argv.end()));
-      plan.env = command_env(inside_cwd, inside_cwd, bwrap_workspace, place);
+      plan.env = command_env(bwrap_work_dir, "/tmp", bwrap_workspace, place);
+      plan.seccomp_fd = true;
       break;
-    }
   }
   return plan;
 }

@@ -18,7 +18,9 @@ namespace pagi_exec::detail {
 
 /// The PATH every command gets, and that program names are resolved in.
 inline constexpr const char* sandbox_path = "/usr/local/bin:/usr/bin:/bin";
-/// Where the twin's workspace appears inside a bwrap sandbox.
+/// Inside a bwrap sandbox: the working directory (a size-capped tmpfs) and the workspace
+/// (read-only), as in native.
+inline constexpr const char* bwrap_work_dir = "/work";
 inline constexpr const char* bwrap_workspace = "/workspace";
 /// Inside a native sandbox: the working directory (a size-capped tmpfs) and the workspace.
 inline constexpr const char* native_work_dir = "/work";
@@ -29,7 +31,7 @@ struct Placement {
   std::string execution_id;
   std::string twin_id;
   std::filesystem::path workspace;      ///< SANDBOX_DIR/<twin>
-  std::filesystem::path execution_dir;  ///< SANDBOX_DIR/<twin>/<execution_id>; unused by native
+  std::filesystem::path execution_dir;  ///< cwd: SANDBOX_DIR/<twin>/<execution_id>; unused by native and bwrap
 };
 
 /// The command's argv before resolution: the shell bridge becomes /bin/sh -c args[0] (further

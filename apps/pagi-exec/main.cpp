@@ -4,6 +4,7 @@
 // It is also the smallest example of a host program linking libpagi_exec.
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -22,6 +23,9 @@ struct Options {
   std::string isolation = "cwd";
   long long timeout_ms = 10'000;
   std::string policy_file;  // empty: the embedded seed matrix
+  std::uint32_t run_as_uid = 65534;
+  std::uint32_t run_as_gid = 65534;
+  bool run_as_root = false;
 };
 
 // The policy file (or the seed matrix), with --safe-mode forcing safe mode on; exit status 2
@@ -63,10 +67,16 @@ int run(const Options& o) {
     return 2;
   }
   auto sandbox = pagi_exec::Sandbox::make({.root_dir = o.sandbox_dir, .isolation = *isolation,
-                                           .limits = {.timeout = std::chrono::milliseconds(o.timeout_ms)}});
+                                           .limits = {.timeout = std::chrono::milliseconds(o.timeout_ms)},
+                                           .sandbox_uid = o.run_as_uid, .sandbox_gid = o.run_as_gid,
+                                           .run_as_root = o.run_as_root});
   if (!sandbox) {
     std::cerr << "pagi-exec: " << sandbox.error().message() << "\n";
     return 2;
+  }
+  if (o.run_as_root && *isolation != pagi_exec::Isolation::native) {
+    std::cerr << "pagi-exec: WARNING: --run-as-root: the command runs as this process's own uid (root when run "
+                 "as root), as the original did\n";
   }
   if (auto works = pagi_exec::check_isolation(*sandbox); !works) {
     std::cerr << "pagi-exec: isolation " << o.isolation << " unavailable: " << works.error().message() << "\n";
@@ -175,6 +185,14 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--sandbox-dir", o.sandbox_dir, "workspace root")->capture_default_str();
   run_cmd->add_option("--isolation", o.isolation, "cwd, bwrap or native")->capture_default_str();
   run_cmd->add_option("--timeout-ms", o.timeout_ms, "time limit")->capture_default_str()->check(CLI::Range(1LL, 86'400'000LL));
+  run_cmd->add_option("--run-as-uid", o.run_as_uid, "uid the command runs as when run as root; 0 needs --run-as-root")
+      ->envname("TOOLS_RUN_AS_UID")->capture_default_str();
+  run_cmd->add_option("--run-as-gid", o.run_as_gid, "gid the command runs as when run as root; 0 needs --run-as-root")
+      ->envname("TOOLS_RUN_AS_GID")->capture_default_str();
+  run_cmd->add_flag("--run-as-root", o.run_as_root,
+                    "cwd and bwrap: run the command as this process's own uid (root when run as root), as the "
+                    "original did; unsafe")
+      ->envname("TOOLS_RUN_AS_ROOT");
   AuditArgs audit_args;
   auto* audit_cmd = app.add_subcommand("audit", "print the records of an audit log that match, then counts; exit 0, 2 on errors");
   audit_cmd->add_option("file", audit_args.file, "the audit log (JSON Lines)")->required();

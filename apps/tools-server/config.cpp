@@ -99,7 +99,7 @@ struct Setting {
 };
 
 // The order matters once: --listen comes after --port, so that an explicit address wins.
-const std::array<Setting, 30> settings{{
+const std::array<Setting, 33> settings{{
     {"--port", "TOOLS_GRPC_PORT", "PORT", "TCP port to listen on, on all interfaces (default 50054)", false,
      [](std::string_view t, ServerConfig& c) {
        std::uint16_t port = 0;
@@ -171,11 +171,13 @@ const std::array<Setting, 30> settings{{
        return apply_uint(t, 1, 1'000'000, "a history size", c.history_size);
      }},
     {"--memory-limit-mb", "TOOLS_MEMORY_LIMIT_MB", "MIB",
-     "native: memory (and swap) of one execution's whole process tree, cgroup-enforced; 0 = none (default 512)",
+     "memory (and swap) of one execution's whole process tree, cgroup-enforced (native; cwd and bwrap when the "
+     "server can make cgroups); 0 = none (default 512)",
      false,
      [](std::string_view t, ServerConfig& c) { return apply_mib(t, 0, c.limits.memory_bytes); }},
     {"--max-processes", "TOOLS_MAX_PROCESSES", "N",
-     "native: processes and threads of one execution at once, cgroup-enforced; 0 = none (default 128)", false,
+     "processes and threads of one execution at once, cgroup-enforced (native; cwd and bwrap when the server can "
+     "make cgroups); 0 = none (default 128)", false,
      [](std::string_view t, ServerConfig& c) {
        return apply_uint(t, 0, 1'000'000, "a process count", c.limits.max_processes);
      }},
@@ -196,8 +198,21 @@ const std::array<Setting, 30> settings{{
        return apply_uint(t, 16, 1'048'576, "a descriptor count", c.limits.open_files);
      }},
     {"--tmpfs-size-mb", "TOOLS_TMPFS_SIZE_MB", "MIB",
-     "native: size of the private /tmp and of the working folder /work, each (default 64)", false,
+     "native and bwrap: size of the private /tmp and of the working folder /work, each (default 64)", false,
      [](std::string_view t, ServerConfig& c) { return apply_mib(t, 1, c.limits.tmpfs_bytes); }},
+    {"--run-as-uid", "TOOLS_RUN_AS_UID", "UID",
+     "uid commands run as when the server is root, in every mode; 0 only with TOOLS_RUN_AS_ROOT (default 65534)",
+     false,
+     [](std::string_view t, ServerConfig& c) { return apply_uint(t, 0, 4'294'967'294, "a uid", c.run_as_uid); }},
+    {"--run-as-gid", "TOOLS_RUN_AS_GID", "GID",
+     "gid (no supplementary groups) commands run as when the server is root; 0 only with TOOLS_RUN_AS_ROOT "
+     "(default 65534)",
+     false,
+     [](std::string_view t, ServerConfig& c) { return apply_uint(t, 0, 4'294'967'294, "a gid", c.run_as_gid); }},
+    {"--run-as-root", "TOOLS_RUN_AS_ROOT", "BOOL",
+     "cwd and bwrap: run commands as the server's own uid (root when it is root) without no_new_privs, as the "
+     "original did; UNSAFE, warned at start-up (default false)",
+     true, [](std::string_view t, ServerConfig& c) { return apply_bool(t, c.run_as_root); }},
     {"--auth", "TOOLS_AUTH", "MODE",
      "how callers prove their twin: none (the request's twin_id is trusted), token (Bearer token) or mtls "
      "(client certificate) (default none)",
@@ -310,6 +325,10 @@ tl::expected<ServerConfig, std::string> resolve_settings(const RawSettings& raw)
                                       "--isolation: '") + isolation.value + "'");
   }
   if (auto problem = check_security(config); !problem.empty()) return tl::unexpected(problem);
+  if (!config.run_as_root && (config.run_as_uid == 0 || config.run_as_gid == 0)) {
+    return tl::unexpected(std::string("TOOLS_RUN_AS_UID / --run-as-uid and TOOLS_RUN_AS_GID / --run-as-gid: 0 (root) "
+                                      "only with TOOLS_RUN_AS_ROOT=true / --run-as-root"));
+  }
   return config;
 }
 

@@ -46,6 +46,9 @@ struct ServerConfig {
   int max_concurrency = 64;
   std::size_t history_size = 1000;
   pagi_exec::Limits limits;  ///< the resource limits; timeout and output caps are the fields above
+  std::uint32_t run_as_uid = 65534;  ///< commands' uid and gid when the server is root (every mode)
+  std::uint32_t run_as_gid = 65534;
+  bool run_as_root = false;          ///< cwd/bwrap: keep the server's uid, as the original did (unsafe)
   std::string auth = "none";             ///< none, token or mtls
   std::filesystem::path auth_tokens_file;  ///< token: "<sha256 hex> <twin>" per line
   std::filesystem::path tls_cert, tls_key; ///< TLS server certificate chain and key (PEM)

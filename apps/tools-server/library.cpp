@@ -2,6 +2,8 @@
 // Making the server's library objects from its configuration.
 #include "library.hpp"
 
+#include <unistd.h>
+
 #include "log.hpp"
 
 namespace tools_server {
@@ -17,6 +19,9 @@ tl::expected<pagi_exec::Sandbox, StartupError> make_sandbox(const ServerConfig& 
       .isolation = config.isolation,
       .limits = limits,
       .bwrap_path = config.bwrap_path,
+      .sandbox_uid = config.run_as_uid,
+      .sandbox_gid = config.run_as_gid,
+      .run_as_root = config.run_as_root,
   });
   if (!sandbox) return tl::unexpected(StartupError{.message = "sandbox: " + sandbox.error().message()});
   if (config.isolation == pagi_exec::Isolation::cwd) return *sandbox;
@@ -34,6 +39,27 @@ tl::expected<pagi_exec::Sandbox, StartupError> make_sandbox(const ServerConfig& 
                                         "): FALLING BACK TO 'cwd', commands are NOT isolated from the host; set "
                                         "TOOLS_REQUIRE_ISOLATION=true to refuse to start instead");
   return sandbox->with_isolation(pagi_exec::Isolation::cwd);
+}
+
+// Who commands run as, said once at start-up; loudly when it is the server's own root.
+void log_command_identity(const ServerConfig& config, pagi_exec::Isolation effective) {
+  const auto ids = std::to_string(config.run_as_uid) + ":" + std::to_string(config.run_as_gid);
+  const bool root = ::geteuid() == 0;
+  if (effective == pagi_exec::Isolation::native) {
+    log(LogLevel::info, "commands run as " + (root ? ids : std::string("uid ") + ids + " of a user namespace"));
+  } else if (config.run_as_root) {
+    log(LogLevel::warn, std::string("!!! TOOLS_RUN_AS_ROOT=true: ") + pagi_exec::to_string(effective) +
+                            " commands run as the server's own uid " + std::to_string(::geteuid()) +
+                            (root ? " (ROOT): a command can change the host as root, plant setuid-root files and kill its "
+                                    "supervisor; unset TOOLS_RUN_AS_ROOT to run them as " + ids
+                                  : ""));
+  } else if (root) {
+    log(LogLevel::info, std::string(pagi_exec::to_string(effective)) + " commands run as " + ids +
+                            " with no supplementary groups and no_new_privs");
+  } else {
+    log(LogLevel::info, std::string("the server is not root: ") + pagi_exec::to_string(effective) +
+                            " commands run as its own uid " + std::to_string(::geteuid()) + " (with no_new_privs)");
+  }
 }
 
 // SAFE_MODE=true forces safe mode on, whatever the file says; the file can switch it on too.
@@ -63,6 +89,7 @@ tl::expected<Library, StartupError> make_library(const ServerConfig& config) {
   std::string fallback;
   auto sandbox = make_sandbox(config, fallback);
   if (!sandbox) return tl::unexpected(sandbox.error());
+  log_command_identity(config, sandbox->isolation());
   auto audit = open_audit(config);
   if (!audit) return tl::unexpected(audit.error());
   auto executor = pagi_exec::Executor::make(pagi_exec::ExecutorParts{

@@ -53,7 +53,7 @@ struct Limits {
   std::chrono::seconds cpu_time{30};             ///< every mode: RLIMIT_CPU of each process
   std::uint64_t file_size_bytes = 256ULL << 20;  ///< every mode: RLIMIT_FSIZE (largest file written)
   std::uint64_t open_files = 1024;               ///< every mode: RLIMIT_NOFILE
-  std::uint64_t tmpfs_bytes = 64ULL << 20;       ///< native: size of /tmp and of /work, each
+  std::uint64_t tmpfs_bytes = 64ULL << 20;       ///< native, bwrap: size of /tmp and of /work, each
   bool operator==(const Limits&) const = default;
 };
 
@@ -68,8 +68,13 @@ struct SandboxSpec {
   Isolation isolation = Isolation::cwd;
   Limits limits;
   std::filesystem::path bwrap_path = "/usr/bin/bwrap";
-  std::uint32_t sandbox_uid = 65534;  ///< native: the command's uid and gid (nobody/nogroup)
+  /// The command's uid and gid (nobody/nogroup) in every mode when the server runs as root.
+  /// A server that is not root cannot change uid: cwd and bwrap commands then run as its own.
+  std::uint32_t sandbox_uid = 65534;
   std::uint32_t sandbox_gid = 65534;
+  /// cwd and bwrap: keep the server's uid for commands (root when the server is root), as the
+  /// original did. Unsafe; for compatibility only. Native always drops to sandbox_uid/gid.
+  bool run_as_root = false;
   bool operator==(const SandboxSpec&) const = default;
 };
 
@@ -77,8 +82,8 @@ struct SandboxSpec {
 /// the root folder and check_isolation() probes that the isolation works.
 class Sandbox {
  public:
-  /// Errc::invalid_config when root_dir is not absolute, the timeout is not in (0, 1 day], or an
-  /// output cap is 0 or above 64 MiB.
+  /// Errc::invalid_config when root_dir is not absolute, the timeout is not in (0, 1 day], an
+  /// output cap is 0 or above 64 MiB, or the command's uid or gid is 0 without run_as_root.
   [[nodiscard]] static Result<Sandbox> make(SandboxSpec spec) {
     if (!spec.root_dir.is_absolute()) {
       return fail(Errc::invalid_config, "sandbox dir '" + spec.root_dir.string() + "' must be an absolute path");
@@ -95,7 +100,10 @@ class Sandbox {
     if (spec.isolation == Isolation::native && (spec.sandbox_uid == 0 || spec.sandbox_gid == 0)) {
       return fail(Errc::invalid_config, "the native sandbox never runs commands as uid or gid 0");
     }
-    if (spec.isolation == Isolation::native && spec.limits.tmpfs_bytes < 4096) {
+    if (!spec.run_as_root && (spec.sandbox_uid == 0 || spec.sandbox_gid == 0)) {
+      return fail(Errc::invalid_config, "commands run as uid or gid 0 only with run_as_root (TOOLS_RUN_AS_ROOT)");
+    }
+    if (spec.isolation != Isolation::cwd && spec.limits.tmpfs_bytes < 4096) {
       return fail(Errc::invalid_config, "tmpfs size must be at least 4096 bytes");
     }
     if (spec.isolation == Isolation::bwrap && !spec.bwrap_path.is_absolute()) {

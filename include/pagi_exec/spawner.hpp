@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -17,15 +18,32 @@
 
 namespace pagi_exec {
 
+/// A uid and gid a command runs as.
+struct Credentials {
+  std::uint32_t uid = 65534;
+  std::uint32_t gid = 65534;
+  bool operator==(const Credentials&) const = default;
+};
+
+/// The descriptor number at which a bwrap command receives the seccomp filter (`--seccomp 3`).
+inline constexpr int seccomp_fd_in_command = 3;
+
 /// A fully resolved process launch: nothing is decided after this point.
 struct LaunchPlan {
   std::vector<std::string> argv;  ///< argv[0] is an absolute path or a path relative to cwd
   std::vector<std::string> env;   ///< "NAME=value", the whole environment
-  std::filesystem::path cwd;      ///< as the command sees it
+  std::filesystem::path cwd;      ///< where argv[0] starts (bwrap: where bwrap starts; --chdir moves the command)
   std::filesystem::path workspace;  ///< host path of the twin's workspace
   Isolation isolation = Isolation::cwd;
   Limits limits;                  ///< limits.timeout already capped by the caller's deadline
   bool network = false;           ///< the policy lets this twin reach the network
+  /// cwd, bwrap: the uid/gid argv[0] is exec'd as (with no supplementary groups and
+  /// no_new_privs); nullopt keeps the server's own (not root, or run_as_root).
+  std::optional<Credentials> run_as;
+  /// cwd, bwrap: argv[0] starts with no_new_privs (setuid binaries do not raise privileges).
+  bool no_new_privs = false;
+  /// bwrap: the native seccomp filter is handed to argv[0] at seccomp_fd_in_command.
+  bool seccomp_fd = false;
   bool operator==(const LaunchPlan&) const = default;
 };
 

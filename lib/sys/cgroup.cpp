@@ -266,6 +266,23 @@ CgroupUsage CgroupPool::read_usage(const CgroupLease& lease) const {
   return usage;
 }
 
+bool CgroupPool::kill_members(const CgroupLease& lease) {
+  for (const auto& dir : lease.dirs) (void)write_file(dir / "cgroup.kill", "1");  // v2, Linux >= 5.14
+  for (int round = 0; round < 1000; ++round) {
+    bool empty = true;
+    for (const auto& dir : lease.dirs) {
+      std::istringstream pids(read_file(dir / "cgroup.procs"));
+      for (long pid = 0; pids >> pid;) {
+        empty = false;
+        if (pid > 0) ::kill(static_cast<pid_t>(pid), SIGKILL);
+      }
+    }
+    if (empty) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
+
 void CgroupPool::recycle(CgroupLease lease) {
   lease.procs.clear();
   const auto& memory_dir = lease.dirs.front();

@@ -55,6 +55,10 @@ class CgroupPool {
   [[nodiscard]] Result<CgroupLease> acquire(const CgroupLimits& limits);
   /// What the execution used; final once its processes are dead (they may not be reaped yet).
   [[nodiscard]] CgroupUsage read_usage(const CgroupLease& lease) const;
+  /// SIGKILLs every process in the lease's groups, round after round (a fork between a read
+  /// and the kills is caught next round), until they are empty or about a second has passed.
+  /// For a tree whose supervisor is gone. Returns true once empty.
+  static bool kill_members(const CgroupLease& lease);
   /// Returns the group to the pool once it is empty (or removes it). May wait for the last
   /// processes to be reaped: call it off the response path.
   void recycle(CgroupLease lease);

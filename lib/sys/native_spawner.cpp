@@ -35,7 +35,7 @@ class NativeSpawner final : public Spawner {
   }
 
   Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token stop, const OutputSink& sink) const override {
-    if (plan.isolation != Isolation::native) return run_process_tree(plan, nullptr, std::move(stop), sink);
+    if (plan.isolation != Isolation::native) return make_process_spawner()->spawn(plan, std::move(stop), sink);
     // With the template the workspace is reached through its bind of the sandbox dir.
     const auto workspace = template_ns_ ? template_path_of(plan.workspace.filename().string()) : plan.workspace.string();
     NativeArgs args{.root = &root_, .template_fd = template_ns_.get(), .workspace = workspace.c_str(),
@@ -50,7 +50,7 @@ class NativeSpawner final : public Spawner {
       lease = std::move(*acquired);
       for (std::size_t i = 0; i < lease->procs.size() && i < 2; ++i) args.cgroup_procs[i] = lease->procs[i].get();
     }
-    auto result = run_process_tree(plan, &args, std::move(stop), sink);
+    auto result = run_process_tree(plan, {.native = &args, .cgroup = lease ? &*lease : nullptr}, std::move(stop), sink);
     if (lease) {
       const auto usage = pool_->read_usage(*lease);
       if (result) {

@@ -10,11 +10,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <fstream>
 
 #include "sys/capture.hpp"
+#include "sys/cgroup.hpp"
 #include "sys/child.hpp"
 #include "sys/janitor.hpp"
 #include "sys/native.hpp"
@@ -57,6 +59,8 @@ const char* step_name(SupervisorStep step) noexcept {
     case SupervisorStep::poll: return "ppoll";
     case SupervisorStep::wait: return "wait4";
     case SupervisorStep::native_init: return "native sandbox init";
+    case SupervisorStep::cgroup: return "join the run's cgroup";
+    case SupervisorStep::drop_privileges: return "drop to the sandbox's uid/gid";
   }
   return "unknown step";
 }
@@ -131,16 +135,10 @@ bool write_user_maps(pid_t pid, const NativeArgs& native) {
 
 }  // namespace
 
-Result<ProcessResult> ProcessSpawner::spawn(const LaunchPlan& plan, std::stop_token stop, const OutputSink& sink) const {
-  if (plan.isolation == Isolation::native) {
-    return fail(Errc::internal, "a native plan needs the native spawner (make_native_spawner)");
-  }
-  return run_process_tree(plan, nullptr, std::move(stop), sink);
-}
-
-Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs* native, std::stop_token stop,
+Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const TreeSetup& setup, std::stop_token stop,
                                        const OutputSink& sink) {
   if (plan.argv.empty()) return fail(Errc::internal, "launch plan without argv");
+  const NativeArgs* native = setup.native;
   auto out = make_pipe();
   auto err = make_pipe();
   auto report = make_pipe();
@@ -156,6 +154,13 @@ Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs*
     if (!made) return tl::unexpected(made.error());
     maps = std::move(*made);
   }
+  // The command may reopen its output through /dev/stdout (/proc/self/fd/1), which checks the
+  // pipe's owner and mode (0600): give the write ends to the uid it runs as.
+  if (native == nullptr && plan.run_as) {
+    for (const int fd : {out->write.get(), err->write.get()}) {
+      if (::fchown(fd, plan.run_as->uid, plan.run_as->gid) != 0) return fail(Errc::spawn_failed, "fchown output pipe", errno);
+    }
+  }
   unique_fd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake) return fail(Errc::spawn_failed, "eventfd", errno);
 
@@ -168,7 +173,7 @@ Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs*
   const bool memory_by_rlimit = native != nullptr && native->memory_by_rlimit;
   const auto rlimits = make_rlimits(static_cast<std::uint64_t>(limits.cpu_time.count()), limits.file_size_bytes,
                                     limits.open_files, memory_by_rlimit ? limits.memory_bytes : 0, 0);
-  const ChildArgs args{
+  ChildArgs args{
       .argv = argv.data(),
       .envp = envp.data(),
       .cwd = cwd.c_str(),
@@ -178,7 +183,15 @@ Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs*
       .control_fd = control->read.get(),
       .timeout_us = std::chrono::duration_cast<std::chrono::microseconds>(limits.timeout).count(),
       .rlimits = &rlimits,
+      .drop = native == nullptr && plan.run_as.has_value(),
+      .no_new_privs = native == nullptr && plan.no_new_privs,
+      .uid = plan.run_as ? plan.run_as->uid : 0,
+      .gid = plan.run_as ? plan.run_as->gid : 0,
+      .fd3 = native == nullptr ? setup.fd3 : -1,
   };
+  if (native == nullptr && setup.cgroup != nullptr) {
+    for (std::size_t i = 0; i < setup.cgroup->procs.size() && i < 2; ++i) args.cgroup_procs[i] = setup.cgroup->procs[i].get();
+  }
   // Raw clone: no atfork handlers run in the child (see child.hpp).
   const pid_t child = raw_clone((native != nullptr ? native_clone_flags(*native) : 0) | SIGCHLD);
   if (child < 0) return fail(Errc::spawn_failed, native ? "clone the native sandbox init" : "fork supervisor", errno);
@@ -203,11 +216,21 @@ Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs*
   // A stop request wakes the pump, which closes the control pipe: the tree is killed.
   std::stop_callback on_stop(stop, [fd = wake.get()] { ::eventfd_write(fd, 1); });
 
-  // The child enforces the time limit; this backstop only guards against a child that cannot
-  // (a native init starved of CPU): well past the limit, the init is killed from outside,
-  // which ends its whole PID namespace.
-  const std::int64_t backstop = monotonic_us() + args.timeout_us + 5'000'000;
-  bool backstop_hit = false;
+  // The child enforces the time limit. The parent does not rely on it: at the backstop (the
+  // limit plus a grace), or as soon as the report pipe closes without a report (the supervisor
+  // or init died), it kills the tree from outside (the init ends its PID namespace; the cgroup
+  // holds every process of the run) and reads the output for a last moment only, so survivors
+  // holding the pipes cannot keep the caller waiting.
+  const std::int64_t backstop = monotonic_us() + args.timeout_us + backstop_grace_us;
+  std::int64_t give_up = backstop;
+  bool killed = false;
+  bool supervisor_lost = false;
+  const auto kill_tree = [&] {
+    ::kill(child, SIGKILL);
+    if (setup.cgroup != nullptr) (void)CgroupPool::kill_members(*setup.cgroup);
+    killed = true;
+    give_up = std::min(give_up, monotonic_us() + 250'000);
+  };
   OutputPipe out_pipe{out->read.get(), OutputStream::out, StreamCapture(limits.output)};
   OutputPipe err_pipe{err->read.get(), OutputStream::err, StreamCapture(limits.output)};
   ChildReport sup{};
@@ -218,13 +241,14 @@ Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs*
                      {err_pipe.open ? err_pipe.fd : -1, POLLIN, 0},
                      {report_open ? report->read.get() : -1, POLLIN, 0},
                      {wake.get(), POLLIN, 0}};
-    const auto left_ms = (backstop - monotonic_us()) / 1000;
+    const auto left_ms = (give_up - monotonic_us() + 999) / 1000;
     const int ready = ::poll(fds, 4, static_cast<int>(std::max<std::int64_t>(left_ms, 0)));
-    if ((ready < 0 && errno != EINTR) || (ready == 0 && native != nullptr)) {
-      ::kill(child, SIGKILL);
-      backstop_hit = true;
+    if (ready == 0 || (ready < 0 && errno != EINTR)) {
+      if (killed) break;  // what is left will not end: abandon the output
+      kill_tree();
+      continue;
     }
-    if (ready <= 0) continue;
+    if (ready < 0) continue;
     if (fds[0].revents != 0) out_pipe.drain(sink);
     if (fds[1].revents != 0) err_pipe.drain(sink);
     if (fds[2].revents != 0) {
@@ -232,6 +256,10 @@ Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs*
       const auto n = ::read(report->read.get(), dst, sizeof sup - report_bytes);
       if (n > 0) report_bytes += static_cast<std::size_t>(n);
       if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) report_open = false;
+      if (!report_open && report_bytes != sizeof sup && !killed) {
+        supervisor_lost = true;
+        kill_tree();
+      }
     }
     if (fds[3].revents != 0 || out_pipe.sink_refused || err_pipe.sink_refused) {
       eventfd_t ignored;
@@ -247,15 +275,19 @@ Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs*
   }
   int status = 0;
   if (report_bytes != sizeof sup) {
+    if (!killed) kill_tree();
     while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {}
-    if (backstop_hit) {
-      sup = ChildReport{};
-      sup.timed_out = 1;
-      sup.wait_status = status;
-    } else {
-      return fail(Errc::internal, std::string(native ? "the native sandbox init" : "the execution supervisor") +
-                                      " ended without a report (wait status " + std::to_string(status) + ")");
+    if (supervisor_lost) {
+      return fail(Errc::spawn_failed,
+                  std::string(native ? "the native sandbox init" : "the execution supervisor") +
+                      " died before the command ended (wait status " + std::to_string(status) + "); " +
+                      (setup.cgroup != nullptr || native != nullptr
+                           ? "every process of the run was killed"
+                           : "processes the command started may survive (no cgroup to find them)"));
     }
+    sup = ChildReport{};
+    sup.timed_out = 1;
+    sup.wait_status = status;
   }
   auto result = to_result(sup);
   if (!result) return result;
@@ -266,9 +298,3 @@ Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs*
 
 }  // namespace pagi_exec::sys
 
-namespace pagi_exec {
-std::shared_ptr<const Spawner> make_process_spawner() {
-  static const auto spawner = std::make_shared<const sys::ProcessSpawner>();
-  return spawner;
-}
-}  // namespace pagi_exec

@@ -7,18 +7,26 @@
 namespace pagi_exec::sys {
 
 struct NativeArgs;
+struct CgroupLease;
+
+/// What a spawner adds to a plan's process tree, prepared in the parent.
+struct TreeSetup {
+  const NativeArgs* native = nullptr;   ///< native: the sandbox init's arguments
+  const CgroupLease* cgroup = nullptr;  ///< the run's cgroup: a cwd/bwrap command joins it; killed whole
+                                        ///< from outside when supervision fails
+  int fd3 = -1;                         ///< cwd/bwrap: becomes the command's fd 3 (plan.seccomp_fd)
+};
+
+/// Grace past the time limit after which the parent kills the tree from outside, whatever its
+/// supervisor does.
+inline constexpr std::int64_t backstop_grace_us = 2'000'000;
 
 /// Runs a cwd or bwrap `plan` under a supervisor process (supervisor.hpp), or a native plan
-/// under its sandbox init (native.hpp) when `native` is given, and pumps the output with the
-/// plan's caps. Thread-safe.
-[[nodiscard]] Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const NativeArgs* native,
+/// under its sandbox init (native.hpp) when `setup.native` is given, and pumps the output with
+/// the plan's caps. Returns by the time limit plus backstop_grace_us at the latest: when the
+/// supervisor dies or overruns, the tree is killed from outside (through its cgroup) and the
+/// output is abandoned. Thread-safe.
+[[nodiscard]] Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const TreeSetup& setup,
                                                      std::stop_token stop, const OutputSink& sink);
-
-/// Spawner for cwd and bwrap plans.
-class ProcessSpawner final : public Spawner {
- public:
-  [[nodiscard]] Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token stop,
-                                            const OutputSink& sink) const override;
-};
 
 }  // namespace pagi_exec::sys

@@ -30,33 +30,68 @@ namespace pagi_exec::sys {
 namespace {
 
 // The command's side, between clone and exec: own session (no controlling terminal, so no
-// TIOCSTI injection into ours), dies with the supervisor, stdio wired, nothing else inherited.
-// It runs vfork-style on its own stack in the supervisor's memory until it execs (as
-// posix_spawn does), so no page tables of the server are copied for it.
+// TIOCSTI into ours), its cgroup, rlimits and stdio while still privileged, then the drop to the
+// sandbox's uid/gid with no_new_privs, so nothing the command runs acts as host root: it cannot
+// signal or trace this supervisor (root), plant setuid-root files, or gain privileges from a
+// setuid binary. It runs vfork-style on its own stack in the supervisor's memory until it execs
+// (as posix_spawn does), so no page tables of the server are copied for it.
 struct CommandStart {
   const ChildArgs* args;
   volatile int exec_errno;
+  volatile int failed_step;  // a SupervisorStep: setup failed, the command never ran
 };
+
+[[noreturn]] void setup_failed(CommandStart* start, SupervisorStep step) noexcept {
+  start->exec_errno = errno;
+  start->failed_step = static_cast<int>(step);
+  ::_exit(127);
+}
+
+// Raw system calls: glibc's setgroups/setresgid/setresuid broadcast the change to every thread
+// it believes the process has (__nptl_setxid), and after a clone of the multithreaded server it
+// would wait for threads that exist only in the parent. setresuid to a non-zero uid clears every
+// capability (capabilities(7)); groups first, while we may still change them.
+bool drop_to_in_child(std::uint32_t uid, std::uint32_t gid) noexcept {
+  return ::syscall(SYS_setgroups, 0, nullptr) == 0 && ::syscall(SYS_setresgid, gid, gid, gid) == 0 &&
+         ::syscall(SYS_setresuid, uid, uid, uid) == 0;
+}
 
 int start_command(void* arg) noexcept {
   auto* start = static_cast<CommandStart*>(arg);
   const ChildArgs& args = *start->args;
   ::setsid();
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   reset_signals();
+  // 1. Still privileged: the run's cgroup ("0" is the writer), rlimits, stdio, the folder.
+  for (const int procs : args.cgroup_procs) {
+    if (procs >= 0 && ::write(procs, "0", 1) != 1) setup_failed(start, SupervisorStep::cgroup);
+  }
   int err = args.rlimits != nullptr ? apply_rlimits_in_child(*args.rlimits) : 0;
   const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (err != 0) {
-    // rlimits could not be applied: never run the command without them
-  } else if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(args.stdout_fd, 1) < 0 ||
-             ::dup2(args.stderr_fd, 2) < 0 || ::chdir(args.cwd) != 0) {
-    err = errno;
-  } else {
-    ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);  // everything above 2 closes at exec
-    ::execve(args.argv[0], const_cast<char* const*>(args.argv), const_cast<char* const*>(args.envp));
-    err = errno;
+    start->exec_errno = err;  // rlimits could not be applied: never run the command without them
+    ::_exit(127);
   }
-  start->exec_errno = err;
+  if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(args.stdout_fd, 1) < 0 || ::dup2(args.stderr_fd, 2) < 0 ||
+      ::chdir(args.cwd) != 0) {
+    start->exec_errno = errno;
+    ::_exit(127);
+  }
+  // 2. Give up the server's identity for good.
+  if (args.drop && !drop_to_in_child(args.uid, args.gid)) setup_failed(start, SupervisorStep::drop_privileges);
+  if (args.no_new_privs && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    setup_failed(start, SupervisorStep::drop_privileges);
+  }
+  // After the uid change: a change of credentials clears the parent-death signal (prctl(2)).
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // 3. Nothing of ours survives the exec but stdio and, for bwrap, its seccomp filter at fd 3
+  //    (dup2 clears close-on-exec on the copy; dup2(3, 3) would not).
+  ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+  if (args.fd3 == 3 ? ::fcntl(3, F_SETFD, 0) != 0 : args.fd3 >= 0 && ::dup2(args.fd3, 3) < 0) {
+    start->exec_errno = errno;
+    ::_exit(127);
+  }
+  ::execve(args.argv[0], const_cast<char* const*>(args.argv), const_cast<char* const*>(args.envp));
+  start->exec_errno = errno;
   ::_exit(127);
 }
 
@@ -109,8 +144,9 @@ void kill_descendants(pid_t command_pgid) noexcept {
 void supervise_in_child(const ChildArgs& args) noexcept {
   ChildReport report{};
   // 1. Hold nothing of the server's but our four pipes; detach from its session.
-  const int keep[] = {args.stdout_fd, args.stderr_fd, args.report_fd, args.control_fd};
-  if (!close_fds_except(keep, 4)) fail_step(args, report, SupervisorStep::close_fds);
+  const int keep[] = {args.stdout_fd,       args.stderr_fd,       args.report_fd, args.control_fd,
+                      args.cgroup_procs[0], args.cgroup_procs[1], args.fd3};
+  if (!close_fds_except(keep, 7)) fail_step(args, report, SupervisorStep::close_fds);
   struct sigaction ign{};
   ign.sa_handler = SIG_IGN;
   ::sigaction(SIGPIPE, &ign, nullptr);
@@ -119,12 +155,17 @@ void supervise_in_child(const ChildArgs& args) noexcept {
 
   // 2. Start the command; the clone returns once it exec'd (or failed to: exec_errno).
   const std::int64_t started = monotonic_us();
-  CommandStart start{&args, 0};
+  CommandStart start{&args, 0, 0};
   const pid_t command = ::clone(start_command, command_stack + sizeof command_stack,
                                 CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
   if (command < 0) fail_step(args, report, SupervisorStep::fork);
   ::close(args.stdout_fd);  // only the command's tree holds the output pipes now
   ::close(args.stderr_fd);
+  if (start.failed_step != 0) {
+    ::waitpid(command, nullptr, 0);
+    errno = start.exec_errno;
+    fail_step(args, report, static_cast<SupervisorStep>(start.failed_step));
+  }
   const int exec_errno = start.exec_errno;
   report.exec_errno = exec_errno;
 

@@ -23,11 +23,18 @@ struct ChildArgs {
   int control_fd = -1;  ///< read end of the control pipe: EOF or a byte means "kill it now"
   std::int64_t timeout_us = 0;
   const RlimitSet* rlimits = nullptr;  ///< applied to the command
+  // cwd and bwrap only (the native init has its own checklist):
+  bool drop = false;          ///< the command drops to uid/gid, with no supplementary groups
+  bool no_new_privs = false;  ///< the command starts with no_new_privs (setuid bits inert)
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  int fd3 = -1;            ///< becomes the command's fd 3 (bwrap's --seccomp 3); -1: none
+  int cgroup_procs[2] = {-1, -1};  ///< cgroup.procs the command joins (v1: memory, pids), -1 unused
 };
 
 /// The step that failed, for the parent's error message.
 enum class SupervisorStep : std::int32_t {
-  none = 0, close_fds, setsid, subreaper, fork, pidfd, poll, wait, native_init,
+  none = 0, close_fds, setsid, subreaper, fork, pidfd, poll, wait, native_init, cgroup, drop_privileges,
 };
 
 /// What the supervisor or init reports once the whole tree is gone. Plain old data, written
@@ -48,7 +55,7 @@ struct ChildReport {
 };
 
 /// Runs in the child of clone(): becomes a session leader and child subreaper, forks and execs
-/// the command, enforces the time limit and the control pipe, kills every descendant once the
+/// the command (in its cgroup, as args.uid/gid when args.drop), enforces the time limit and the control pipe, kills every descendant once the
 /// command is over, writes one ChildReport and exits. Never returns.
 [[noreturn]] void supervise_in_child(const ChildArgs& args) noexcept;
 

@@ -2,6 +2,7 @@
 // Symlink-safe folder and file handling on the host side.
 #include "sys/workspace.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -42,6 +43,45 @@ Result<unique_fd> make_and_open_dir(int dirfd, const std::string& name, const st
   return fd;
 }
 
+// Gives an open folder or file to `owner` (nothing without one), with `mode` for folders.
+Result<void> give_to(int fd, const std::optional<Credentials>& owner, unsigned mode, const std::string& shown) {
+  if (!owner) return {};
+  if (::fchown(fd, owner->uid, owner->gid) != 0 || (mode != 0 && ::fchmod(fd, mode) != 0)) {
+    return fail(Errc::sandbox_setup, "give " + shown + " to uid " + std::to_string(owner->uid), errno);
+  }
+  return {};
+}
+
+// Removes what the open folder `dir` holds; see remove_tree.
+int remove_contents_at(int dir, int depth) {
+  if (depth > 256) return ELOOP;
+  const int listing = ::dup(dir);
+  if (listing < 0) return errno;
+  DIR* stream = ::fdopendir(listing);
+  if (stream == nullptr) {
+    const int err = errno;
+    ::close(listing);
+    return err;
+  }
+  int first_error = 0;
+  while (const dirent* entry = ::readdir(stream)) {
+    const std::string_view name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    if (::unlinkat(dir, entry->d_name, 0) == 0) continue;
+    if (errno != EISDIR && errno != EPERM) {
+      if (first_error == 0) first_error = errno;
+      continue;
+    }
+    // A folder (or something that became one): descend without following a symlink.
+    unique_fd sub(::openat(dir, entry->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    int err = sub ? remove_contents_at(sub.get(), depth + 1) : errno;
+    if (err == 0 && ::unlinkat(dir, entry->d_name, AT_REMOVEDIR) != 0) err = errno;
+    if (err != 0 && first_error == 0) first_error = err;
+  }
+  ::closedir(stream);
+  return first_error;
+}
+
 Result<unique_fd> open_root(const std::filesystem::path& root) {
   unique_fd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) return fail(Errc::sandbox_setup, "open sandbox dir " + root.string(), errno);
@@ -64,16 +104,28 @@ Result<void> ensure_directory(const std::filesystem::path& dir, unsigned mode) {
 }
 
 Result<std::filesystem::path> make_execution_dir(const std::filesystem::path& root, const std::string& twin,
-                                                 const std::string& execution_id) {
+                                                 const std::string& execution_id, const std::optional<Credentials>& owner) {
   auto root_fd = open_root(root);
   if (!root_fd) return tl::unexpected(root_fd.error());
   auto twin_fd = make_and_open_dir(root_fd->get(), twin, (root / twin).string());
   if (!twin_fd) return tl::unexpected(twin_fd.error());
+  if (auto given = give_to(twin_fd->get(), owner, 0700, (root / twin).string()); !given) return tl::unexpected(given.error());
   const auto dir = root / twin / execution_id;
-  if (::mkdirat(twin_fd->get(), execution_id.c_str(), 0700) != 0) {
+  if (::mkdirat(twin_fd->get(), execution_id.c_str(), 0700) != 0) {  // a fresh folder, never one found
     return fail(Errc::sandbox_setup, "mkdir " + dir.string(), errno);
   }
+  auto dir_fd = make_and_open_dir(twin_fd->get(), execution_id, dir.string());
+  if (!dir_fd) return tl::unexpected(dir_fd.error());
+  if (auto given = give_to(dir_fd->get(), owner, 0700, dir.string()); !given) return tl::unexpected(given.error());
   return dir;
+}
+
+Result<std::filesystem::path> make_twin_dir(const std::filesystem::path& root, const std::string& twin) {
+  auto root_fd = open_root(root);
+  if (!root_fd) return tl::unexpected(root_fd.error());
+  auto twin_fd = make_and_open_dir(root_fd->get(), twin, (root / twin).string());
+  if (!twin_fd) return tl::unexpected(twin_fd.error());
+  return root / twin;
 }
 
 Result<std::filesystem::path> prepare_native_workspace(const std::filesystem::path& root, const std::string& twin,
@@ -91,20 +143,33 @@ Result<std::filesystem::path> prepare_native_workspace(const std::filesystem::pa
 }
 
 Result<void> remove_tree(const std::filesystem::path& dir) {
-  // std::filesystem::remove_all removes symlinks themselves and never descends through them.
-  // The execution's processes are all dead by now, so nothing races with the removal.
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
-  if (ec) return fail(Errc::io, "remove " + dir.string(), ec.value());
+  // The execution's own processes are dead by now, but other commands of the same uid (other
+  // runs) may still be, so no step goes through a path that could change under us.
+  unique_fd parent(::open(dir.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!parent) return fail(Errc::io, "open " + dir.parent_path().string(), errno);
+  const auto name = dir.filename().string();
+  unique_fd top(::openat(parent.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!top) {
+    if (errno == ENOENT) return {};
+    if (errno == ENOTDIR || errno == ELOOP) {  // a symlink or a file: remove just that
+      if (::unlinkat(parent.get(), name.c_str(), 0) != 0) return fail(Errc::io, "remove " + dir.string(), errno);
+      return {};
+    }
+    return fail(Errc::io, "open " + dir.string(), errno);
+  }
+  if (const int err = remove_contents_at(top.get(), 0); err != 0) return fail(Errc::io, "remove " + dir.string(), err);
+  if (::unlinkat(parent.get(), name.c_str(), AT_REMOVEDIR) != 0) return fail(Errc::io, "remove " + dir.string(), errno);
   return {};
 }
 
 Result<std::uint64_t> write_file_beneath(const std::filesystem::path& root, const std::string& twin,
-                                         std::string_view relative, std::string_view content) {
+                                         std::string_view relative, std::string_view content,
+                                         const std::optional<Credentials>& owner) {
   auto root_fd = open_root(root);
   if (!root_fd) return tl::unexpected(root_fd.error());
   auto dir = make_and_open_dir(root_fd->get(), twin, (root / twin).string());
   if (!dir) return tl::unexpected(dir.error());
+  if (auto given = give_to(dir->get(), owner, 0700, twin); !given) return tl::unexpected(given.error());
 
   std::string shown = twin;
   std::string_view rest = relative;
@@ -113,11 +178,12 @@ Result<std::uint64_t> write_file_beneath(const std::filesystem::path& root, cons
     shown += "/" + part;
     auto next = make_and_open_dir(dir->get(), part, shown, 0755);  // inside the twin's 0700/0750 folder
     if (!next) return tl::unexpected(next.error());
+    if (auto given = give_to(next->get(), owner, 0755, shown); !given) return tl::unexpected(given.error());
     *dir = std::move(*next);
     rest.remove_prefix(slash + 1);
   }
   const std::string name(rest);
-  unique_fd file(open_beneath(dir->get(), name.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644));
+  unique_fd file(open_beneath(dir->get(), name.c_str(), O_WRONLY | O_CREAT, 0644));
   if (!file) {
     const int err = errno;
     if (err == ELOOP || err == EISDIR || err == EXDEV) {
@@ -126,6 +192,15 @@ Result<std::uint64_t> write_file_beneath(const std::filesystem::path& root, cons
     }
     return fail(Errc::io, "open " + std::string(relative), err);
   }
+  // Truncate only once we know it is the twin's own file: an unprivileged command may have
+  // planted a hard link to a file outside (fs.protected_hardlinks limits which).
+  struct stat st{};
+  if (::fstat(file.get(), &st) != 0) return fail(Errc::io, "stat " + std::string(relative), errno);
+  if (st.st_nlink > 1) {
+    return fail(Errc::invalid_request, "cannot write '" + std::string(relative) + "': it has other hard links");
+  }
+  if (::ftruncate(file.get(), 0) != 0) return fail(Errc::io, "truncate " + std::string(relative), errno);
+  if (auto given = give_to(file.get(), owner, 0, std::string(relative)); !given) return tl::unexpected(given.error());
   std::uint64_t written = 0;
   while (written < content.size()) {
     const auto n = ::write(file.get(), content.data() + written, content.size() - written);
