@@ -66,11 +66,12 @@ TEST_SUITE("cli") {
 
   TEST_CASE("killing the host with SIGKILL kills the execution's whole tree") {
     TempDir dir;
-    const auto pids = dir.path() / "pids";
+    // In the twin's workspace, where the command (running as the sandbox's uid) may write.
+    const auto pids = dir.path() / "sb" / "twin-aegis" / "pids";
     const char* bin = std::getenv("PAGI_EXEC_CLI");
     REQUIRE(bin != nullptr);
-    const std::string line = "(setsid sh -c 'echo $$ >> " + pids.string() + "; exec sleep 1000' &); "
-                             "echo $$ >> " + pids.string() + "; sleep 1000";
+    const std::string line = "(setsid sh -c 'echo $$ >> \"$PAGI_WORKSPACE/pids\"; exec sleep 1000' &); "
+                             "echo $$ >> \"$PAGI_WORKSPACE/pids\"; sleep 1000";
     const pid_t host = ::fork();
     REQUIRE(host >= 0);
     if (host == 0) {

@@ -11,8 +11,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
+#include <optional>
+#include <sstream>
+#include <thread>
 
 #include "test_support.hpp"
 
@@ -67,6 +71,33 @@ std::string daemon_marker(int probe) {
   return "1000." + std::to_string(::getpid()) + std::to_string(probe);
 }
 
+// The host's view of the uid of a command: runs `sleep <marker>` and reads the Uid line of
+// /proc/<pid>/status while it sleeps. Real, effective, saved and file-system uid: the smallest
+// is returned, so 0 means any of them is root.
+std::optional<long> uid_seen_from_host(const Executor& e, const std::string& marker) {
+  std::stop_source stop;
+  std::thread run([&] { (void)e.run(test_support::shell("exec sleep " + marker), stop.get_token()); });
+  std::optional<long> uid;
+  const std::string wanted = std::string("sleep") + '\0' + marker + '\0';
+  for (int round = 0; round < 3000 && !uid; ++round) {  // until the run is up (bounded)
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      const auto name = entry.path().filename().string();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      if (test_support::read_file(entry.path() / "cmdline") != wanted) continue;
+      std::istringstream status(test_support::read_file(entry.path() / "status"));
+      for (std::string line; std::getline(status, line);) {
+        if (line.rfind("Uid:", 0) != 0) continue;
+        std::istringstream ids(line.substr(4));
+        for (long id = 0; ids >> id;) uid = uid ? std::min(*uid, id) : id;
+      }
+    }
+    if (!uid) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  stop.request_stop();
+  run.join();
+  return uid;
+}
+
 struct Probe {
   const char* name;   // what the attempt tries, as the README table shows it
   bool (*contained)(const Executor&, const std::filesystem::path& scratch);
@@ -95,8 +126,12 @@ const Probe probes[] = {
      }},
     {"write outside the workspace",
      [](const Executor& e, const std::filesystem::path& scratch) {
-       (void)sh(e, "echo pwned > " + (scratch / "pwned").string());
-       return !std::filesystem::exists(scratch / "pwned");
+       // A folder of the server's, and the host's world-writable temporary folder.
+       const auto shared = std::filesystem::temp_directory_path() / ("pagi-exec-escape-" + std::to_string(::getpid()));
+       (void)sh(e, "echo pwned > " + (scratch / "pwned").string() + "; echo pwned > " + shared.string());
+       const bool written = std::filesystem::exists(scratch / "pwned") || std::filesystem::exists(shared);
+       std::filesystem::remove(shared);
+       return !written;
      }},
     {"write into a system folder (/usr)",
      [](const Executor& e, const std::filesystem::path&) {
@@ -115,8 +150,12 @@ const Probe probes[] = {
     {"see or signal a host process (the test runner)",
      [](const Executor& e, const std::filesystem::path&) {
        const auto pid = std::to_string(::getpid());
-       auto o = sh(e, "kill -0 " + pid + " && tr '\\0' ' ' < /proc/" + pid + "/cmdline");
-       return o && (o->exit_code != 0 || o->out.lines.empty() || o->out.lines[0].find("isolation_test") == std::string::npos);
+       auto o = sh(e, "tr '\\0' ' ' < /proc/" + pid + "/cmdline; echo; kill -0 " + pid + " && echo signalled");
+       if (!o) return false;
+       for (const auto& line : o->out.lines) {
+         if (line.find("isolation_test") != std::string::npos || line == "signalled") return false;
+       }
+       return true;
      }},
     {"connect to a TCP port on the host's 127.0.0.1",
      [](const Executor& e, const std::filesystem::path&) {
@@ -205,6 +244,28 @@ const Probe probes[] = {
                       "cat f* 2>/dev/null | wc -c");
        return o && !o->out.lines.empty() && o->out.lines.back() != "1073741824";
      }},
+    {"write /proc/sys (kernel.core_pattern)",
+     [](const Executor& e, const std::filesystem::path&) {
+       // Writes the value back unchanged: harmless if it works, and it must not.
+       auto o = sh(e, "cat /proc/sys/kernel/core_pattern > /proc/sys/kernel/core_pattern && echo WRITABLE");
+       return o && o->out.lines.empty();
+     }},
+    {"run as host root",
+     [](const Executor& e, const std::filesystem::path&) {
+       // Seen from the host, whatever the sandbox's user namespace shows inside.
+       const auto marker = daemon_marker(3);
+       const auto uid = uid_seen_from_host(e, marker);
+       return uid && *uid != 0;
+     }},
+    {"signal its own supervisor",
+     [](const Executor& e, const std::filesystem::path&) {
+       // The supervisor must survive to report, and nothing of the run may outlive the answer.
+       const auto marker = daemon_marker(4);
+       auto request = test_support::shell("sleep " + marker + " & kill -9 $PPID; sleep 1");
+       request.timeout_cap = std::chrono::milliseconds(3000);
+       auto o = e.run(request);
+       return o && !o->timed_out && !host_process_with_cmdline(std::string("sleep") + '\0' + marker + '\0');
+     }},
     {"read the server's command line or environment in /proc",
      [](const Executor& e, const std::filesystem::path& scratch) {
        auto o = sh(e, "for p in 1 $PPID; do tr '\\0' ' ' < /proc/$p/cmdline; echo; tr '\\0' ' ' < /proc/$p/environ; echo; done 2>/dev/null");
@@ -220,26 +281,31 @@ const Probe probes[] = {
 };
 
 // What README claims each mode contains. A change here is a change of the documented guarantee.
+// cwd and bwrap figures assume a server running as root (commands drop to an unprivileged uid)
+// that can make cgroups (memory and process limits), as this test does.
 const std::map<std::string, std::map<Isolation, bool>> claimed = {
-    {"read /etc/shadow", {{Isolation::cwd, false}, {Isolation::bwrap, true}}},
+    {"read /etc/shadow", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
     {"read a file of the server outside the sandbox", {{Isolation::cwd, false}, {Isolation::bwrap, true}}},
     {"write outside the workspace", {{Isolation::cwd, false}, {Isolation::bwrap, true}}},
-    {"write into a system folder (/usr)", {{Isolation::cwd, false}, {Isolation::bwrap, true}}},
-    {"write outside through a symlink planted in the workspace", {{Isolation::cwd, false}, {Isolation::bwrap, true}}},
+    {"write into a system folder (/usr)", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
+    {"write outside through a symlink planted in the workspace", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
     {"see or signal a host process (the test runner)", {{Isolation::cwd, false}, {Isolation::bwrap, true}}},
     {"connect to a TCP port on the host's 127.0.0.1", {{Isolation::cwd, false}, {Isolation::bwrap, true}}},
     {"read the server's environment variables", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
     {"use a descriptor the server holds open", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
     {"leave a daemon running after the command exits", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
     {"outlive the time limit with a double-forked daemon", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
-    {"gain root through a setuid binary", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
-    {"mount a file system", {{Isolation::cwd, false}, {Isolation::bwrap, true}}},
-    {"create a nested user namespace", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
-    {"ptrace another process of the sandbox", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
-    {"use keyctl, bpf or perf_event_open", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
-    {"start 1000 processes (fork bomb)", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
-    {"allocate 2 GiB of memory (memory bomb)", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
-    {"fill the disk (write 1 GiB)", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
+    {"gain root through a setuid binary", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
+    {"mount a file system", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
+    {"create a nested user namespace", {{Isolation::cwd, false}, {Isolation::bwrap, true}}},
+    {"ptrace another process of the sandbox", {{Isolation::cwd, false}, {Isolation::bwrap, true}}},
+    {"use keyctl, bpf or perf_event_open", {{Isolation::cwd, false}, {Isolation::bwrap, true}}},
+    {"start 1000 processes (fork bomb)", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
+    {"allocate 2 GiB of memory (memory bomb)", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
+    {"fill the disk (write 1 GiB)", {{Isolation::cwd, false}, {Isolation::bwrap, true}}},
+    {"write /proc/sys (kernel.core_pattern)", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
+    {"run as host root", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
+    {"signal its own supervisor", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
     {"read the server's command line or environment in /proc", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
 };
 

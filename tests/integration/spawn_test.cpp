@@ -81,12 +81,14 @@ TEST_SUITE("spawn") {
 
   TEST_CASE("no process of the tree outlives the time limit: double fork, setsid, ignored signals, stopped") {
     TempDir dir;
-    const auto pids = dir.path() / "pids";
+    // In the twin's workspace, where the command (the sandbox's uid) may write.
+    const auto pids = dir.path() / "twin-aegis" / "pids";
+    const std::string in_workspace = "\"$PAGI_WORKSPACE/pids\"";
     const auto executor = test_support::make_executor(dir.path(), Isolation::cwd, 500ms);
     const auto line =
-        "( setsid sh -c 'trap \"\" TERM HUP INT; echo $$ >> " + pids.string() + "; exec sleep 1000' & ) ; "
-        "( sh -c 'echo $$ >> " + pids.string() + "; kill -STOP $$' & ) ; "
-        "sh -c 'trap \"\" TERM; echo $$ >> " + pids.string() + "; sleep 1000' & "
+        "( setsid sh -c 'trap \"\" TERM HUP INT; echo $$ >> " + in_workspace + "; exec sleep 1000' & ) ; "
+        "( sh -c 'echo $$ >> " + in_workspace + "; kill -STOP $$' & ) ; "
+        "sh -c 'trap \"\" TERM; echo $$ >> " + in_workspace + "; sleep 1000' & "
         "sleep 1000";
     const auto outcome = executor.run(shell(line));
     REQUIRE(outcome);
@@ -103,11 +105,12 @@ TEST_SUITE("spawn") {
 
   TEST_CASE("a daemon left behind by a command that exits normally is killed too") {
     TempDir dir;
-    const auto pidfile = dir.path() / "daemon.pid";
+    const auto pidfile = dir.path() / "twin-aegis" / "daemon.pid";
+    const std::string in_workspace = "\"$PAGI_WORKSPACE/daemon.pid\"";
     const auto executor = test_support::make_executor(dir.path());
     const auto outcome = executor.run(
-        shell("( setsid sh -c 'echo $$ > " + pidfile.string() + "; exec sleep 1000' > /dev/null 2>&1 & ); "
-              "while [ ! -s " + pidfile.string() + " ]; do sleep 0.01; done; echo started"));
+        shell("( setsid sh -c 'echo $$ > " + in_workspace + "; exec sleep 1000' > /dev/null 2>&1 & ); "
+              "while [ ! -s " + in_workspace + " ]; do sleep 0.01; done; echo started"));
     REQUIRE(outcome);
     CHECK(outcome->success());
     CHECK(outcome->out.lines == std::vector<std::string>{"started"});
@@ -117,14 +120,14 @@ TEST_SUITE("spawn") {
 
   TEST_CASE("a stop request kills the tree at once") {
     TempDir dir;
-    const auto pidfile = dir.path() / "pid";
+    const auto pidfile = dir.path() / "twin-aegis" / "pid";
     const auto executor = test_support::make_executor(dir.path(), Isolation::cwd, 60s);
     std::stop_source stop;
     std::thread canceller([&] {
       for (int i = 0; i < 500 && test_support::read_file(pidfile).empty(); ++i) std::this_thread::sleep_for(10ms);
       stop.request_stop();
     });
-    const auto outcome = executor.run(shell("echo $$ > " + pidfile.string() + "; sleep 1000"), stop.get_token());
+    const auto outcome = executor.run(shell("echo $$ > \"$PAGI_WORKSPACE/pid\"; sleep 1000"), stop.get_token());
     canceller.join();
     REQUIRE(outcome);
     CHECK(outcome->cancelled);
@@ -281,10 +284,10 @@ TEST_SUITE("streaming") {
 
   TEST_CASE("a sink that returns false stops the execution and kills its tree") {
     TempDir dir;
-    const auto pidfile = dir.path() / "pid";
+    const auto pidfile = dir.path() / "twin-aegis" / "pid";
     const auto executor = test_support::make_executor(dir.path(), Isolation::cwd, 60s);
     const auto outcome = executor.run(
-        shell("echo $$ > " + pidfile.string() + "; while :; do echo tick; sleep 0.01; done"), {},
+        shell("echo $$ > \"$PAGI_WORKSPACE/pid\"; while :; do echo tick; sleep 0.01; done"), {},
         {.output = [&](OutputStream, std::string_view) { return false; }});
     REQUIRE(outcome);
     CHECK(outcome->cancelled);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +26,9 @@ class TempDir {
   TempDir() {
     std::string pattern = (std::filesystem::temp_directory_path() / "pagi-exec-test-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr) std::abort();
+    // Reachable, not listable, by the unprivileged uid commands run as (a sandbox dir inside
+    // must be, or Executor::make refuses it).
+    if (::chmod(pattern.c_str(), 0711) != 0) std::abort();
     path_ = pattern;
   }
   ~TempDir() {

@@ -189,22 +189,36 @@ TEST_SUITE("executor") {
     CHECK(f.executor.history().size() == 1);
   }
 
-  TEST_CASE("bwrap mode wraps the command and shows the workspace at /workspace") {
+  TEST_CASE("bwrap mode wraps the command: workspace read-only at /workspace, /tmp and /work capped tmpfs, seccomp") {
     Fixture f({}, Isolation::bwrap);
     const auto outcome = f.executor.run({.tool = "id", .twin_id = "twin-aegis"});
     REQUIRE(outcome);
     CHECK(outcome->isolation == Isolation::bwrap);
     const auto plan = f.spawner->plans().at(0);
     CHECK(plan.argv[0] == "/usr/bin/bwrap");
-    for (const char* flag : {"--unshare-all", "--unshare-net", "--die-with-parent", "--new-session", "--proc", "--dev"}) {
+    for (const char* flag : {"--unshare-all", "--unshare-net", "--die-with-parent", "--new-session", "--proc", "--dev",
+                             "--ro-bind", "--size", "--tmpfs"}) {
       CAPTURE(flag);
       CHECK(has(plan.argv, flag));
     }
     const auto dashdash = std::find(plan.argv.begin(), plan.argv.end(), "--");
     REQUIRE(dashdash != plan.argv.end());
     CHECK(program_name(*(dashdash + 1)) == "id");
+    // The workspace is bound read-only; nothing binds it writable.
+    const auto workspace = std::find(plan.argv.begin(), plan.argv.end(), "/workspace");
+    REQUIRE(workspace != plan.argv.end());
+    CHECK(*(workspace - 2) == "--ro-bind");
+    CHECK_FALSE(has(plan.argv, "--bind"));
+    // The filter comes as fd 3, which the spawner provides.
+    const auto seccomp = std::find(plan.argv.begin(), plan.argv.end(), "--seccomp");
+    REQUIRE(seccomp != plan.argv.end());
+    CHECK(*(seccomp + 1) == std::to_string(seccomp_fd_in_command));
+    CHECK(plan.seccomp_fd);
     CHECK(has(plan.env, "PAGI_WORKSPACE=/workspace"));
-    CHECK(has(plan.env, "HOME=/workspace/" + outcome->execution_id));
+    CHECK(has(plan.env, "HOME=/work"));
+    CHECK(has(plan.env, "PWD=/work"));
+    CHECK(has(plan.env, "TMPDIR=/tmp"));
+    CHECK(plan.no_new_privs);
   }
 
   TEST_CASE("execution ids are fresh UUID v4s") {
