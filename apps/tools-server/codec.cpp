@@ -24,6 +24,7 @@ void encode_refusal(const pagi_exec::Outcome& outcome, tools::ExecutionResponse&
   response.set_execution_id(outcome.execution_id);
   response.set_policy_rule(outcome.decision.rule);
   response.set_duration_ms(std::chrono::duration_cast<std::chrono::milliseconds>(outcome.elapsed).count());
+  response.set_isolation(pagi_exec::to_string(outcome.isolation));  // where it would have run
 }
 
 // An allowed request that reached its end (ran or not): everything is in-band.
@@ -39,7 +40,7 @@ void encode_finished(const pagi_exec::Outcome& outcome, tools::ExecutionResponse
   response.set_signal(outcome.signal);
   response.set_timed_out(outcome.timed_out);
   response.set_duration_ms(std::chrono::duration_cast<std::chrono::milliseconds>(outcome.elapsed).count());
-  if (outcome.ran) response.set_isolation(pagi_exec::to_string(outcome.isolation));
+  response.set_isolation(pagi_exec::to_string(outcome.isolation));  // also when it could not start
   response.set_policy_rule(outcome.decision.rule);
   response.set_limit_hit(pagi_exec::to_string(outcome.limit_hit));
   response.set_cpu_time_ms(std::chrono::duration_cast<std::chrono::milliseconds>(outcome.usage.cpu_user +

@@ -114,6 +114,11 @@ TEST_SUITE("startup") {
       CHECK(report.message().find("isolation=" + ran.response.isolation() + " (auto: ") != std::string::npos);
       CHECK(server.process().stderr_text().find("isolation " + ran.response.isolation() + ": auto: ") !=
             std::string::npos);
+      const auto refused = execute(server.stub(), "twin-aegis", "rm", {"-rf", "/"});
+      CHECK(refused.response.isolation() == ran.response.isolation());  // every response says it
+      const auto missing = execute(server.stub(), "twin-aegis", "no-such-program-4711");
+      CHECK(missing.response.exit_code() == 127);
+      CHECK(missing.response.isolation() == ran.response.isolation());
       if (::geteuid() == 0) {  // CI runs as root, where native works: auto must not settle for less
         CHECK(ran.response.isolation() == "native");
         CHECK(report.message().find("isolation=native (auto: native works here)") != std::string::npos);
