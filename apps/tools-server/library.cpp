@@ -71,6 +71,10 @@ tl::expected<std::shared_ptr<pagi_exec::Admission>, StartupError> make_admission
       .memory_budget_bytes = budget,
   });
   if (!admission) return tl::unexpected(StartupError{.message = "TOOLS_MAX_CONCURRENCY: " + admission.error().message()});
+  if (budget != 0 && config.limits.memory_bytes == 0) {
+    log(LogLevel::warn, "TOOLS_MEMORY_LIMIT_MB=0: an execution without a memory limit reserves the whole memory budget, "
+                        "so such executions run one at a time; set a memory limit, or TOOLS_MEMORY_BUDGET_MB=0");
+  }
   return *admission;
 }
 

@@ -76,8 +76,7 @@ tl::expected<std::unique_ptr<grpc::Server>, StartupError> start_server(
 
 // Anyone who can reach the port can claim any twin when there is no authentication.
 void warn_if_exposed(const ServerConfig& config, const std::string& bound, bool tls) {
-  const bool loopback = bound.starts_with("unix:") || bound.starts_with("127.") || bound.starts_with("[::1]") ||
-                        bound.starts_with("localhost:");
+  const bool loopback = tools_server::is_loopback(bound);
   if (config.auth == "none" && !loopback) {  // only with TOOLS_AUTH=none given (see check_exposure)
     tools_server::log(LogLevel::warn, "!!! listening on " + bound +
                                           " beyond loopback WITHOUT AUTHENTICATION (TOOLS_AUTH=none was set): any "
