@@ -2,6 +2,7 @@
 // Admission: counting running executions against the total, per-twin and memory limits.
 #include "pagi_exec/admission.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -39,7 +40,10 @@ Result<std::shared_ptr<Admission>> Admission::make(AdmissionSpec spec) {
   return std::shared_ptr<Admission>(new Admission(spec));
 }
 
-Result<Admission::Slot> Admission::admit(std::string_view twin, std::uint64_t memory_bytes) {
+Result<Admission::Slot> Admission::admit(std::string_view twin, std::uint64_t memory_bytes,
+                                         std::optional<std::uint64_t> twin_limit) {
+  const std::uint64_t per_twin = std::min<std::uint64_t>(spec_.max_running_per_twin,
+                                                         twin_limit.value_or(spec_.max_running_per_twin));
   const std::uint64_t budget = spec_.memory_budget_bytes;
   // An unlimited run could take any amount: it reserves everything.
   const std::uint64_t reserve = budget == 0 ? 0 : (memory_bytes == 0 ? budget : memory_bytes);
@@ -51,10 +55,10 @@ Result<Admission::Slot> Admission::admit(std::string_view twin, std::uint64_t me
   const auto found = per_twin_.find(twin);
   const std::uint32_t of_twin = found == per_twin_.end() ? 0 : found->second;
   // The twin's own limit is checked first: a flooding twin is told about its share.
-  if (of_twin >= spec_.max_running_per_twin) {
+  if (of_twin >= per_twin) {
     return fail(Errc::resource_exhausted, "per-twin concurrency limit reached: twin '" + std::string(twin) +
                                               "' already runs " + std::to_string(of_twin) + " of " +
-                                              std::to_string(spec_.max_running_per_twin) +
+                                              std::to_string(per_twin) +
                                               " executions at once; try again when one ends");
   }
   if (running_ >= spec_.max_running) {

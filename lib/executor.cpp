@@ -136,7 +136,8 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop, cons
   //    total, the memory budget), or it ends here, before anything is recorded or created.
   std::optional<Admission::Slot> slot;
   if (outcome.decision.allowed && parts_.admission) {
-    auto granted = parts_.admission->admit(request.twin_id, limits_for(outcome.decision, request.timeout_cap).memory_bytes);
+    auto granted = parts_.admission->admit(request.twin_id, limits_for(outcome.decision, request.timeout_cap).memory_bytes,
+                                           outcome.decision.limits.max_running);
     if (!granted) return tl::unexpected(granted.error());
     slot.emplace(std::move(*granted));
   }

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -65,10 +66,12 @@ class Admission {
   [[nodiscard]] static Result<std::shared_ptr<Admission>> make(AdmissionSpec spec);
 
   /// A slot for one execution of `twin` whose memory limit is `memory_bytes` (0: unlimited).
+  /// `twin_limit` (the policy's TwinLimits::max_running) can only lower max_running_per_twin.
   /// Errc::resource_exhausted, with a message naming the limit reached ("per-twin concurrency
   /// limit", "concurrency limit", "memory budget") and the numbers. Every Slot must be destroyed
   /// before the Admission.
-  [[nodiscard]] Result<Slot> admit(std::string_view twin, std::uint64_t memory_bytes);
+  [[nodiscard]] Result<Slot> admit(std::string_view twin, std::uint64_t memory_bytes,
+                                   std::optional<std::uint64_t> twin_limit = std::nullopt);
 
   [[nodiscard]] const AdmissionSpec& spec() const noexcept { return spec_; }
   [[nodiscard]] Usage usage() const;

@@ -185,6 +185,31 @@ memory_mb = 16
     CHECK(after.response.success());
   }
 
+  TEST_CASE("a policy's max_running lowers a twin's share, and never raises it") {
+    e2e::TempDir dir;
+    const auto policy = dir.path() / "policy.toml";
+    std::ofstream(policy) << R"(
+always_refused = ["rm", "delete", "format", "shutdown", "reboot"]
+[twins.twin-aegis]
+allow = ["*"]
+[twins.twin-aegis.limits]
+max_running = 1
+[twins.twin-sentinel]
+allow = ["command_exec"]
+[twins.twin-sentinel.limits]
+max_running = 100
+)";
+    Server server({.env = {{"TOOLS_MAX_CONCURRENCY", "8"}, {"TOOLS_MAX_CONCURRENCY_PER_TWIN", "2"},
+                           {"TOOLS_POLICY_FILE", policy.string()}, {"TOOLS_EXEC_TIMEOUT_MS", "600000"}}});
+    Flood flood(server);
+    flood.start("twin-aegis");
+    check_exhausted(execute(server.stub(), "twin-aegis", "echo", {"second"}), "twin 'twin-aegis' already runs 1 of 1");
+    flood.start("twin-sentinel");
+    flood.start("twin-sentinel");
+    check_exhausted(execute(server.stub(), "twin-sentinel", "command_exec", {"echo third"}),
+                    "twin 'twin-sentinel' already runs 2 of 2");
+  }
+
   TEST_CASE("limits that cannot work together stop start-up with exit code 2") {
     const std::vector<std::pair<e2e::Env, std::string>> bad{
         {{{"TOOLS_MEMORY_BUDGET_MB", "100"}, {"TOOLS_MEMORY_LIMIT_MB", "512"}}, "TOOLS_MEMORY_BUDGET_MB"},
