@@ -150,7 +150,11 @@ Json common_fields(AuditRecordType type, const Request& request, const Outcome& 
   bool ignored = false;  // single strings are cut silently; only args report it
   const auto cap = [&](const std::string& text) { return capped(text, options.max_arg_bytes, ignored); };
   Json j;
-  j["type"] = type == AuditRecordType::decision ? "decision" : "execution";
+  switch (type) {
+    case AuditRecordType::decision: j["type"] = "decision"; break;
+    case AuditRecordType::execution: j["type"] = "execution"; break;
+    case AuditRecordType::auth_rejected: j["type"] = "auth_rejected"; break;
+  }
   j["time"] = to_rfc3339(now);
   j["execution_id"] = outcome.execution_id;
   j["twin_id"] = cap(request.twin_id);
@@ -224,6 +228,26 @@ Result<std::string> audit_line(AuditRecordType type, const Request& request, con
   }
 }
 
+Result<std::string> auth_rejected_line(const Request& request, const AuthRejection& rejection, const std::string& id,
+                                       Clock::time_point now, const AuditOptions& options) {
+  try {
+    Outcome outcome;
+    outcome.execution_id = id;
+    outcome.decision.reason = rejection.status + ": " + rejection.reason;
+    outcome.decision.rule = "authentication";
+    Json j = common_fields(AuditRecordType::auth_rejected, request, outcome, now, options);
+    j.erase("isolation");  // nothing was placed anywhere
+    bool ignored = false;
+    j["peer"] = capped(rejection.peer, options.max_arg_bytes, ignored);
+    j["rpc"] = rejection.rpc;
+    auto line = j.dump(-1, ' ', false, Json::error_handler_t::replace);
+    line += '\n';
+    return line;
+  } catch (const nlohmann::json::exception& e) {
+    return fail(Errc::internal, std::string("encode audit record: ") + e.what());
+  }
+}
+
 std::optional<AuditEntry> audit_entry_from_line(std::string line) {
   try {
     const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
@@ -232,7 +256,8 @@ std::optional<AuditEntry> audit_entry_from_line(std::string line) {
     e.type = text_field(j, "type");
     e.execution_id = text_field(j, "execution_id");
     e.time = text_field(j, "time");
-    if ((e.type != "decision" && e.type != "execution") || e.execution_id.empty() || e.time.empty()) {
+    if ((e.type != "decision" && e.type != "execution" && e.type != "auth_rejected") || e.execution_id.empty() ||
+        e.time.empty()) {
       return std::nullopt;
     }
     e.twin_id = text_field(j, "twin_id");
@@ -258,6 +283,8 @@ std::optional<AuditEntry> audit_entry_from_line(std::string line) {
     e.limit_hit = text_field(j, "limit_hit");
     e.duration_ms = number_field<std::int64_t>(j, "duration_ms");
     e.message = text_field(j, "message");
+    e.peer = text_field(j, "peer");
+    e.rpc = text_field(j, "rpc");
     e.raw_json = std::move(line);
     return e;
   } catch (const nlohmann::json::exception&) {

@@ -14,14 +14,20 @@
 
 namespace pagi_exec::detail {
 
-/// Which of the two record types to write.
-enum class AuditRecordType : std::uint8_t { decision, execution };
+/// Which record type to write.
+enum class AuditRecordType : std::uint8_t { decision, execution, auth_rejected };
 
 /// One record as a JSON line ending in '\n', strings capped as `options` says and invalid UTF-8
 /// replaced by U+FFFD. `now` is the record's time (the finish time of an execution).
 /// Errc::internal if the encoder fails (it should not).
 [[nodiscard]] Result<std::string> audit_line(AuditRecordType type, const Request& request, const Outcome& outcome,
                                              std::chrono::system_clock::time_point now, const AuditOptions& options);
+
+/// An "auth_rejected" record as a JSON line: the fields of `request` a decision record has (the
+/// twin as claimed), `id` as execution_id (a fresh id: nothing was executed), and the rejection.
+[[nodiscard]] Result<std::string> auth_rejected_line(const Request& request, const AuthRejection& rejection,
+                                                     const std::string& id, std::chrono::system_clock::time_point now,
+                                                     const AuditOptions& options);
 
 /// Parses one line (without '\n'); nullopt when it is not an audit record (not JSON, not an object,
 /// no known type, no execution_id or time). Never throws (except std::bad_alloc).

@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "audit_json.hpp"
+#include "sys/random.hpp"
 #include "sys/unique_fd.hpp"
 
 namespace pagi_exec {
@@ -241,6 +242,13 @@ Result<void> AuditLog::finished(const Request& request, const Outcome& outcome) 
   return append(detail::audit_line(detail::AuditRecordType::execution, request, outcome,
                                    std::chrono::system_clock::now(), state_->options));
 }
+
+Result<void> AuditLog::rejected(const Request& request, const AuthRejection& rejection) {
+  return append(detail::auth_rejected_line(request, rejection, sys::new_uuid_v4(), std::chrono::system_clock::now(),
+                                           state_->options));
+}
+
+Result<void> AuditSink::rejected(const Request& /*request*/, const AuthRejection& /*rejection*/) { return {}; }
 
 Result<void> AuditLog::append(Result<std::string> line) {
   std::lock_guard lock(state_->mutex);

@@ -14,7 +14,8 @@ namespace pagi_exec {
 
 namespace {
 
-constexpr std::array<std::string_view, 5> known_outcomes = {"allowed", "refused", "succeeded", "failed", "timed_out"};
+constexpr std::array<std::string_view, 6> known_outcomes = {"allowed",   "refused",   "succeeded",
+                                                            "failed",    "timed_out", "auth_rejected"};
 
 bool matches(const AuditEntry& entry, const AuditFilter& filter) {
   if (filter.twin && entry.twin_id != *filter.twin && entry.authenticated_twin != filter.twin) return false;
@@ -31,6 +32,10 @@ bool matches(const AuditEntry& entry, const AuditFilter& filter) {
 
 void count(AuditReport& report, const AuditEntry& entry) {
   const auto outcome = entry.outcome();
+  if (entry.type == "auth_rejected") {
+    ++report.auth_rejected;
+    return;
+  }
   if (entry.type == "decision") {
     ++report.decisions;
     if (outcome == "refused") ++report.refused;
@@ -48,7 +53,7 @@ Result<AuditReport> read_audit_log(const std::filesystem::path& path, const Audi
   if (filter.outcome &&
       std::find(known_outcomes.begin(), known_outcomes.end(), *filter.outcome) == known_outcomes.end()) {
     return fail(Errc::invalid_request, "unknown outcome '" + *filter.outcome +
-                                           "': use allowed, refused, succeeded, failed or timed_out");
+                                           "': use allowed, refused, succeeded, failed, timed_out or auth_rejected");
   }
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {

@@ -133,6 +133,15 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop, cons
   outcome.execution_id = sys::new_uuid_v4();
   outcome.isolation = parts_.sandbox.isolation();
   outcome.decision = parts_.policy.decide(request);
+  // 0. A refusal costs nothing; an allowed request needs a slot first (its twin's share, the
+  //    total, the memory budget), or it ends here, before anything is recorded or created.
+  std::optional<Admission::Slot> slot;
+  if (outcome.decision.allowed && parts_.admission) {
+    auto granted = parts_.admission->admit(request.twin_id, limits_for(outcome.decision, request.timeout_cap).memory_bytes,
+                                           outcome.decision.limits.max_running);
+    if (!granted) return tl::unexpected(granted.error());
+    slot.emplace(std::move(*granted));
+  }
   // 1. The decision is on record before anything runs; a required audit log that cannot record
   //    it means nothing runs.
   if (parts_.audit) {

@@ -20,7 +20,7 @@ struct Options {
   std::vector<std::string> command;  // tool, then its args
   bool safe_mode = false;
   std::string sandbox_dir = "/tmp/pagi-sandbox";
-  std::string isolation = "cwd";
+  std::string isolation = "auto";
   long long timeout_ms = 10'000;
   std::string policy_file;  // empty: the embedded seed matrix
   std::uint32_t run_as_uid = 65534;
@@ -60,27 +60,49 @@ int check(const Options& o) {
   return decision.allowed ? 0 : 1;
 }
 
-int run(const Options& o) {
+// The sandbox --isolation asks for, probed; with auto the strongest that works here, stated on
+// stderr. nullopt (after saying why) when it cannot be had.
+std::optional<pagi_exec::Sandbox> make_sandbox(const Options& o) {
+  const pagi_exec::SandboxSpec spec{.root_dir = o.sandbox_dir,
+                                    .limits = {.timeout = std::chrono::milliseconds(o.timeout_ms)},
+                                    .sandbox_uid = o.run_as_uid,
+                                    .sandbox_gid = o.run_as_gid,
+                                    .run_as_root = o.run_as_root};
+  if (o.isolation == "auto") {
+    auto choice = pagi_exec::choose_isolation(spec);
+    if (!choice) {
+      std::cerr << "pagi-exec: " << choice.error().message() << "\n";
+      return std::nullopt;
+    }
+    std::cerr << "pagi-exec: isolation " << pagi_exec::to_string(choice->sandbox.isolation()) << " (auto: "
+              << choice->reason << ")\n";
+    return std::move(choice->sandbox);
+  }
   const auto isolation = pagi_exec::isolation_from_string(o.isolation);
   if (!isolation) {
-    std::cerr << "pagi-exec: --isolation must be cwd, bwrap or native, not '" << o.isolation << "'\n";
-    return 2;
+    std::cerr << "pagi-exec: --isolation must be auto, native, bwrap or cwd, not '" << o.isolation << "'\n";
+    return std::nullopt;
   }
-  auto sandbox = pagi_exec::Sandbox::make({.root_dir = o.sandbox_dir, .isolation = *isolation,
-                                           .limits = {.timeout = std::chrono::milliseconds(o.timeout_ms)},
-                                           .sandbox_uid = o.run_as_uid, .sandbox_gid = o.run_as_gid,
-                                           .run_as_root = o.run_as_root});
+  auto with_kind = spec;
+  with_kind.isolation = *isolation;
+  auto sandbox = pagi_exec::Sandbox::make(with_kind);
   if (!sandbox) {
     std::cerr << "pagi-exec: " << sandbox.error().message() << "\n";
-    return 2;
-  }
-  if (o.run_as_root && *isolation != pagi_exec::Isolation::native) {
-    std::cerr << "pagi-exec: WARNING: --run-as-root: the command runs as this process's own uid (root when run "
-                 "as root), as the original did\n";
+    return std::nullopt;
   }
   if (auto works = pagi_exec::check_isolation(*sandbox); !works) {
     std::cerr << "pagi-exec: isolation " << o.isolation << " unavailable: " << works.error().message() << "\n";
-    return 2;
+    return std::nullopt;
+  }
+  return *sandbox;
+}
+
+int run(const Options& o) {
+  const auto sandbox = make_sandbox(o);
+  if (!sandbox) return 2;
+  if (o.run_as_root && sandbox->isolation() != pagi_exec::Isolation::native) {
+    std::cerr << "pagi-exec: WARNING: --run-as-root: the command runs as this process's own uid (root when run "
+                 "as root), as the original did\n";
   }
   auto policy = load_policy(o);
   if (!policy) return 2;
@@ -99,7 +121,7 @@ int run(const Options& o) {
   for (const auto& line : outcome->err.lines) std::cerr << line << "\n";
   std::cerr << "pagi-exec: " << outcome->execution_id << " "
             << (outcome->decision.allowed ? "" : "refused: ") << outcome->message << " (exit " << outcome->exit_code
-            << ")\n";
+            << ", isolation " << pagi_exec::to_string(outcome->isolation) << ")\n";
   return outcome->exit_code;
 }
 
@@ -120,11 +142,12 @@ std::string printable(std::string_view text) {
 
 // One human-readable line: time, type, id, who, what, and how it ended.
 std::string describe(const pagi_exec::AuditEntry& e) {
-  std::string line = e.time + (e.type == "decision" ? "  decision   " : "  execution  ") + e.execution_id + "  " +
-                     printable(e.twin_id);
+  const char* type = e.type == "decision" ? "  decision   " : e.type == "execution" ? "  execution  " : "  rejected   ";
+  std::string line = e.time + type + e.execution_id + "  " + printable(e.twin_id);
   if (e.authenticated_twin && *e.authenticated_twin != e.twin_id) line += " (authenticated " + printable(*e.authenticated_twin) + ")";
   if (!e.job_id.empty()) line += " job=" + printable(e.job_id);
   line += "  " + printable(e.tool) + ": " + std::string(e.outcome());
+  if (e.type == "auth_rejected") return line + " (" + printable(e.reason) + "; rpc " + printable(e.rpc) + ", peer " + printable(e.peer) + ")";
   if (e.type == "decision") return line + " (" + printable(e.rule) + ")";
   if (e.exit_code) line += ", exit " + std::to_string(*e.exit_code);
   if (e.duration_ms) line += ", " + std::to_string(*e.duration_ms) + " ms";
@@ -160,7 +183,7 @@ int audit(const AuditArgs& a) {
   summary << report->entries.size() << " records of " << report->lines << " lines: " << report->decisions
           << " decisions (" << report->refused << " refused), " << report->executions << " executions ("
           << report->succeeded << " succeeded, " << report->failed << " failed, " << report->timed_out
-          << " timed out)\n";
+          << " timed out), " << report->auth_rejected << " rejected credentials\n";
   if (report->torn_lines > 0) summary << "the last line is torn (a write cut short by a crash): skipped\n";
   if (report->bad_lines > 0) summary << report->bad_lines << " lines are not audit records: skipped\n";
   return 0;
@@ -183,7 +206,9 @@ int main(int argc, char** argv) {
   auto* run_cmd = app.add_subcommand("run", "decide and run; exits with the command's exit code");
   add_common(run_cmd);
   run_cmd->add_option("--sandbox-dir", o.sandbox_dir, "workspace root")->capture_default_str();
-  run_cmd->add_option("--isolation", o.isolation, "cwd, bwrap or native")->capture_default_str();
+  run_cmd->add_option("--isolation", o.isolation,
+                      "auto (the strongest that works here: native, else bwrap, else cwd), native, bwrap or cwd")
+      ->capture_default_str();
   run_cmd->add_option("--timeout-ms", o.timeout_ms, "time limit")->capture_default_str()->check(CLI::Range(1LL, 86'400'000LL));
   run_cmd->add_option("--run-as-uid", o.run_as_uid, "uid the command runs as when run as root; 0 needs --run-as-root")
       ->envname("TOOLS_RUN_AS_UID")->capture_default_str();
@@ -198,8 +223,8 @@ int main(int argc, char** argv) {
   audit_cmd->add_option("file", audit_args.file, "the audit log (JSON Lines)")->required();
   audit_cmd->add_option("--twin", audit_args.twin, "only this twin (as claimed or authenticated)");
   audit_cmd->add_option("--job", audit_args.job, "only this job id");
-  audit_cmd->add_option("--outcome", audit_args.outcome, "allowed, refused, succeeded, failed or timed_out")
-      ->check(CLI::IsMember({"allowed", "refused", "succeeded", "failed", "timed_out"}));
+  audit_cmd->add_option("--outcome", audit_args.outcome, "allowed, refused, succeeded, failed, timed_out or auth_rejected")
+      ->check(CLI::IsMember({"allowed", "refused", "succeeded", "failed", "timed_out", "auth_rejected"}));
   audit_cmd->add_option("--since", audit_args.since, "records at or after this time (RFC 3339 or a date)");
   audit_cmd->add_option("--until", audit_args.until, "records before this time (RFC 3339 or a date)");
   audit_cmd->add_flag("--json", audit_args.json, "print the records as stored (JSON Lines); counts go to stderr");

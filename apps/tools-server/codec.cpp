@@ -24,6 +24,7 @@ void encode_refusal(const pagi_exec::Outcome& outcome, tools::ExecutionResponse&
   response.set_execution_id(outcome.execution_id);
   response.set_policy_rule(outcome.decision.rule);
   response.set_duration_ms(std::chrono::duration_cast<std::chrono::milliseconds>(outcome.elapsed).count());
+  response.set_isolation(pagi_exec::to_string(outcome.isolation));  // where it would have run
 }
 
 // An allowed request that reached its end (ran or not): everything is in-band.
@@ -39,7 +40,7 @@ void encode_finished(const pagi_exec::Outcome& outcome, tools::ExecutionResponse
   response.set_signal(outcome.signal);
   response.set_timed_out(outcome.timed_out);
   response.set_duration_ms(std::chrono::duration_cast<std::chrono::milliseconds>(outcome.elapsed).count());
-  if (outcome.ran) response.set_isolation(pagi_exec::to_string(outcome.isolation));
+  response.set_isolation(pagi_exec::to_string(outcome.isolation));  // also when it could not start
   response.set_policy_rule(outcome.decision.rule);
   response.set_limit_hit(pagi_exec::to_string(outcome.limit_hit));
   response.set_cpu_time_ms(std::chrono::duration_cast<std::chrono::milliseconds>(outcome.usage.cpu_user +
@@ -56,6 +57,7 @@ grpc::Status to_status(const pagi_exec::Error& error) {
   switch (error.code) {
     case Errc::invalid_request: return {grpc::StatusCode::INVALID_ARGUMENT, error.message()};
     case Errc::audit_unavailable: return {grpc::StatusCode::UNAVAILABLE, error.message()};
+    case Errc::resource_exhausted: return {grpc::StatusCode::RESOURCE_EXHAUSTED, error.message()};
     case Errc::invalid_config:
     case Errc::sandbox_setup:
     case Errc::spawn_failed:
@@ -111,8 +113,27 @@ grpc::Status to_proto(const pagi_exec::Result<pagi_exec::Outcome>& result, StopC
   return grpc::Status::OK;
 }
 
+std::vector<std::string> host_network_twins(const pagi_exec::Policy& policy, pagi_exec::Isolation isolation) {
+  std::vector<std::string> twins;
+  for (const auto& [twin, grants] : policy.spec().twins) {
+    if (isolation == pagi_exec::Isolation::cwd || (grants.network && !policy.safe_mode())) twins.push_back(twin);
+  }
+  return twins;
+}
+
+std::string host_network_warning(const std::vector<std::string>& twins, pagi_exec::Isolation isolation) {
+  std::string names;
+  for (const auto& twin : twins) names += (names.empty() ? "" : ",") + twin;
+  const std::string why = isolation == pagi_exec::Isolation::cwd ? "isolation cwd shares it with every twin"
+                                                                  : "policy network = true";
+  return "WARNING: HOST NETWORK for twins " + names + " (" + why +
+         "): their commands reach every service on the host's loopback (this server's port included), abstract "
+         "unix sockets, the host's LAN and cloud metadata endpoints, as a host process would; see README, Isolation";
+}
+
 std::string describe(const HealthReport& report) {
   std::string text = "isolation=" + std::string(pagi_exec::to_string(report.effective)) +
+                     " (" + report.isolation_reason + ")" +
                      " safe_mode=" + (report.safe_mode ? "true" : "false") + " policy=" + report.policy_revision +
                      " sandbox_dir=" + report.sandbox_dir +
                      " timeout_ms=" + std::to_string(report.timeout.count()) +
@@ -123,12 +144,23 @@ std::string describe(const HealthReport& report) {
             " max_processes=" + std::to_string(report.limits.max_processes) +
             " tmpfs_size_mb=" + std::to_string(report.limits.tmpfs_bytes >> 20);
   }
+  if (report.admission) {
+    const auto& spec = report.admission->spec();
+    const auto usage = report.admission->usage();
+    text += " executions=" + std::to_string(usage.running) + "/" + std::to_string(spec.max_running) +
+            " per_twin_limit=" + std::to_string(spec.max_running_per_twin) +
+            " memory_reserved_mb=" + std::to_string(usage.memory_reserved_bytes >> 20) + "/" +
+            (spec.memory_budget_bytes == 0 ? std::string("unlimited") : std::to_string(spec.memory_budget_bytes >> 20));
+  }
   if (report.audit) {
     const auto status = report.audit->status();
     text += " audit_log=" + report.audit->options().path.string() + (status.healthy ? "" : " AUDIT LOG FAILING: " + status.last_error);
   }
-  if (report.requested != report.effective) {
-    text += " WARNING: isolation '" + std::string(pagi_exec::to_string(report.requested)) +
+  if (!report.host_network_twins.empty()) {
+    text += " " + host_network_warning(report.host_network_twins, report.effective);
+  }
+  if (report.requested && *report.requested != report.effective) {
+    text += " WARNING: isolation '" + std::string(pagi_exec::to_string(*report.requested)) +
             "' was requested but is unavailable (" + report.fallback_reason +
             "); commands run with isolation '" + pagi_exec::to_string(report.effective) +
             "' and can see the host as the server does";

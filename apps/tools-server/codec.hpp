@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <grpcpp/support/status.h>
 
@@ -50,19 +51,31 @@ enum class StopCause : std::uint8_t {
 
 /// What HealthCheck reports: the isolation asked for and the one in effect, and why they differ.
 struct HealthReport {
-  pagi_exec::Isolation requested = pagi_exec::Isolation::cwd;
+  std::optional<pagi_exec::Isolation> requested;  ///< unset: auto, the strongest that works
   pagi_exec::Isolation effective = pagi_exec::Isolation::cwd;
-  std::string fallback_reason;  ///< why `effective` differs from `requested`; empty when equal
+  std::string isolation_reason;  ///< why `effective` is in effect ("auto: native works here")
+  std::string fallback_reason;   ///< why `effective` differs from `requested`; empty when equal
   bool safe_mode = false;
   std::string sandbox_dir;
   std::chrono::milliseconds timeout{0};
   pagi_exec::Limits limits;
   std::shared_ptr<pagi_exec::AuditLog> audit;  ///< asked for its status at every HealthCheck; may be null
   std::string policy_revision{pagi_exec::builtin_revision};
+  std::shared_ptr<const pagi_exec::Admission> admission;  ///< its limits and usage are reported; may be null
+  std::vector<std::string> host_network_twins;  ///< twins whose runs share the host's network
 
   /// True when the requested isolation is not in effect, or the audit log is failing.
-  [[nodiscard]] bool degraded() const { return requested != effective || (audit && !audit->status().healthy); }
+  [[nodiscard]] bool degraded() const {
+    return (requested && *requested != effective) || (audit && !audit->status().healthy);
+  }
 };
+
+/// The twins whose executions share the host's network under `policy` with `isolation`: those
+/// granted `network = true` (none in safe mode), or every twin of the policy in cwd isolation.
+[[nodiscard]] std::vector<std::string> host_network_twins(const pagi_exec::Policy& policy, pagi_exec::Isolation isolation);
+
+/// The warning about `twins` (non-empty) for the log and HealthCheck.
+[[nodiscard]] std::string host_network_warning(const std::vector<std::string>& twins, pagi_exec::Isolation isolation);
 
 /// status "SERVING" (or "DEGRADED" when the isolation fell back), version, and a message stating
 /// the isolation in effect, safe mode and the sandbox folder, with a loud note on a fallback.

@@ -99,17 +99,18 @@ struct Setting {
 };
 
 // The order matters once: --listen comes after --port, so that an explicit address wins.
-const std::array<Setting, 33> settings{{
-    {"--port", "TOOLS_GRPC_PORT", "PORT", "TCP port to listen on, on all interfaces (default 50054)", false,
+// std::to_array counts the rows: branches that each add a setting cannot disagree on a size.
+const auto settings = std::to_array<Setting>({
+    {"--port", "TOOLS_GRPC_PORT", "PORT", "TCP port to listen on, on loopback 127.0.0.1 (default 50054)", false,
      [](std::string_view t, ServerConfig& c) {
        std::uint16_t port = 0;
        auto problem = apply_uint(t, 1, 65535, "a port number", port);
-       if (problem.empty()) c.listen = "0.0.0.0:" + std::to_string(port);
+       if (problem.empty()) c.listen = "127.0.0.1:" + std::to_string(port);
        return problem;
      }},
     {"--listen", "TOOLS_GRPC_ADDR", "ADDR",
-     "address to listen on: host:port (port 0 picks a free one) or unix:/path; overrides --port "
-     "(default 0.0.0.0:<port>)",
+     "address to listen on: host:port (port 0 picks a free one; 0.0.0.0:<port> for every interface, which "
+     "needs TOOLS_AUTH) or unix:/path; overrides --port (default 127.0.0.1:<port>)",
      false,
      [](std::string_view t, ServerConfig& c) {
        auto problem = check_listen(t);
@@ -129,10 +130,17 @@ const std::array<Setting, 33> settings{{
        c.timeout = std::chrono::milliseconds(ms);
        return problem;
      }},
-    {"--isolation", "TOOLS_ISOLATION", "KIND", "how commands are contained: cwd, bwrap or native (default cwd)", false,
+    {"--isolation", "TOOLS_ISOLATION", "KIND",
+     "how commands are contained: auto (the strongest that works here: native, else bwrap, else cwd), native, "
+     "bwrap or cwd (default auto)",
+     false,
      [](std::string_view t, ServerConfig& c) {
+       if (t == "auto") {
+         c.isolation.reset();
+         return Problem{};
+       }
        const auto kind = pagi_exec::isolation_from_string(t);
-       if (!kind) return Problem("is not an isolation kind (cwd, bwrap, native)");
+       if (!kind) return Problem("is not an isolation kind (auto, native, bwrap, cwd)");
        c.isolation = *kind;
        return Problem{};
      }},
@@ -164,8 +172,30 @@ const std::array<Setting, 33> settings{{
        return apply_uint(t, 1, 1'000'000, "a line count", c.max_output_lines);
      }},
     {"--max-concurrency", "TOOLS_MAX_CONCURRENCY", "N",
-     "most RPCs served at once (gRPC threads); further calls get RESOURCE_EXHAUSTED (default 64)", false,
-     [](std::string_view t, ServerConfig& c) { return apply_uint(t, 1, 4096, "a thread count", c.max_concurrency); }},
+     "executions running at once, all twins together; further ones get RESOURCE_EXHAUSTED at once (HealthCheck, "
+     "CheckPolicy, history calls and refusals are served besides) (default 64)",
+     false,
+     [](std::string_view t, ServerConfig& c) { return apply_uint(t, 1, 4096, "an execution count", c.max_concurrency); }},
+    {"--max-concurrency-per-twin", "TOOLS_MAX_CONCURRENCY_PER_TWIN", "N",
+     "executions of one twin running at once; further ones get RESOURCE_EXHAUSTED at once (default a quarter of "
+     "TOOLS_MAX_CONCURRENCY, at least 1)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       int n = 0;
+       auto problem = apply_uint(t, 1, 4096, "an execution count", n);
+       c.max_concurrency_per_twin = n;
+       return problem;
+     }},
+    {"--memory-budget-mb", "TOOLS_MEMORY_BUDGET_MB", "MIB",
+     "sum of the memory limits of the executions running at once; one that would pass it gets "
+     "RESOURCE_EXHAUSTED at once; 0 = no budget (default half of the host's memory)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       std::uint64_t bytes = 0;
+       auto problem = apply_mib(t, 0, bytes);
+       c.memory_budget_bytes = bytes;
+       return problem;
+     }},
     {"--history-size", "TOOLS_HISTORY_SIZE", "N", "executions remembered for audit (default 1000)", false,
      [](std::string_view t, ServerConfig& c) {
        return apply_uint(t, 1, 1'000'000, "a history size", c.history_size);
@@ -215,11 +245,13 @@ const std::array<Setting, 33> settings{{
      true, [](std::string_view t, ServerConfig& c) { return apply_bool(t, c.run_as_root); }},
     {"--auth", "TOOLS_AUTH", "MODE",
      "how callers prove their twin: none (the request's twin_id is trusted), token (Bearer token) or mtls "
-     "(client certificate) (default none)",
+     "(client certificate); listening beyond loopback needs token or mtls, or none given explicitly (default "
+     "none, loopback only)",
      false,
      [](std::string_view t, ServerConfig& c) {
        if (t != "none" && t != "token" && t != "mtls") return Problem("is not an authentication mode (none, token, mtls)");
        c.auth = std::string(t);
+       c.auth_explicit = true;
        return Problem{};
      }},
     {"--auth-tokens-file", "TOOLS_AUTH_TOKENS_FILE", "PATH",
@@ -261,7 +293,7 @@ const std::array<Setting, 33> settings{{
        c.log_level = *level;
        return Problem{};
      }},
-}};
+});
 
 [[nodiscard]] std::string describe(const Setting& s, std::string_view value, const Problem& problem) {
   return std::string(s.env) + " / " + s.flag + ": '" + std::string(value) + "' " + problem;
@@ -285,6 +317,32 @@ const std::array<Setting, 33> settings{{
   return {};
 }
 
+// The default start-up must not hand the host to whoever reaches the port: without
+// authentication the server serves loopback (or a unix socket) only, unless the operator said
+// TOOLS_AUTH=none on purpose.
+[[nodiscard]] std::string check_exposure(const ServerConfig& c) {
+  if (c.auth != "none" || c.auth_explicit || is_loopback(c.listen)) return {};
+  return "TOOLS_GRPC_ADDR / --listen: '" + c.listen +
+         "' is reachable beyond loopback and no authentication is set: anyone who reaches it could run commands "
+         "as any twin. Set TOOLS_AUTH=token or mtls (see README, Authentication), or listen on 127.0.0.1:<port> "
+         "or unix:/path, or set TOOLS_AUTH=none to serve unauthenticated on purpose";
+}
+
+// Limits that contradict each other.
+[[nodiscard]] std::string check_admission(const ServerConfig& c) {
+  if (c.max_concurrency_per_twin && *c.max_concurrency_per_twin > c.max_concurrency) {
+    return "TOOLS_MAX_CONCURRENCY_PER_TWIN / --max-concurrency-per-twin: '" +
+           std::to_string(*c.max_concurrency_per_twin) + "' is larger than TOOLS_MAX_CONCURRENCY (" +
+           std::to_string(c.max_concurrency) + ")";
+  }
+  if (c.memory_budget_bytes && *c.memory_budget_bytes != 0 && c.limits.memory_bytes > *c.memory_budget_bytes) {
+    return "TOOLS_MEMORY_BUDGET_MB / --memory-budget-mb: '" + std::to_string(*c.memory_budget_bytes >> 20) +
+           "' is smaller than one execution's TOOLS_MEMORY_LIMIT_MB (" + std::to_string(c.limits.memory_bytes >> 20) +
+           "): nothing could run";
+  }
+  return {};
+}
+
 [[nodiscard]] std::size_t index_of(std::string_view flag) {
   for (std::size_t i = 0; i < settings.size(); ++i) {
     if (flag == settings[i].flag) return i;
@@ -293,6 +351,12 @@ const std::array<Setting, 33> settings{{
 }
 
 }  // namespace
+
+bool is_loopback(std::string_view listen) {
+  if (listen.starts_with("unix:")) return true;
+  const auto host = listen.substr(0, listen.rfind(':'));
+  return host.starts_with("127.") || host == "[::1]" || host == "localhost";
+}
 
 void add_settings(CLI::App& app, RawSettings& raw) {
   raw.entries.assign(settings.size(), {});
@@ -329,6 +393,8 @@ tl::expected<ServerConfig, std::string> resolve_settings(const RawSettings& raw)
     return tl::unexpected(std::string("TOOLS_RUN_AS_UID / --run-as-uid and TOOLS_RUN_AS_GID / --run-as-gid: 0 (root) "
                                       "only with TOOLS_RUN_AS_ROOT=true / --run-as-root"));
   }
+  if (auto problem = check_admission(config); !problem.empty()) return tl::unexpected(problem);
+  if (auto problem = check_exposure(config); !problem.empty()) return tl::unexpected(problem);
   return config;
 }
 

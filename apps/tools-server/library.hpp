@@ -27,6 +27,8 @@ struct Library {
   pagi_exec::Executor executor;
   codec::HealthReport health;
   std::shared_ptr<pagi_exec::AuditLog> audit;  ///< null without TOOLS_AUDIT_LOG
+  std::shared_ptr<pagi_exec::AuditSink> audit_sink;  ///< writes to `audit`, logging failures; null without
+  std::shared_ptr<pagi_exec::Admission> admission;  ///< the execution slots and memory budget
 };
 
 /// Everything the configuration asks for, probed and validated, or the first reason it cannot be.
@@ -40,6 +42,10 @@ struct Library {
 /// (reload_policy) and, with token authentication, the tokens file. Whatever fails keeps its
 /// old state and is logged.
 void reload(const Library& library, const ServerConfig& config, ExecutorHolder& executor, AuthHolder& auth);
+
+/// Logs a warning naming every twin whose executions share the host's network (start-up and
+/// every policy reload); nothing when there is none.
+void warn_host_network(const pagi_exec::Policy& policy, pagi_exec::Isolation isolation);
 
 /// SIGHUP's policy reload: loads TOOLS_POLICY_FILE again and swaps it in atomically (running
 /// executions keep the policy they started under); a broken file keeps the old policy and the

@@ -32,6 +32,11 @@ using tools_server::StartupError;
 // How long in-flight calls get to finish after SIGTERM (their executions are already stopped).
 constexpr auto shutdown_grace = std::chrono::seconds(2);
 
+// gRPC threads beyond the execution slots, for the calls that never wait on a process
+// (HealthCheck, CheckPolicy, history, refusals, RESOURCE_EXHAUSTED answers): while executions fill
+// every slot, these are still served.
+constexpr int cheap_call_threads = 16;
+
 // SIGTERM, SIGINT and SIGHUP are blocked in every thread (grpc's threads inherit this mask) and
 // taken with sigwait() by the main thread: no grpc call ever runs in a signal handler.
 sigset_t handled_signals() {
@@ -47,9 +52,10 @@ sigset_t handled_signals() {
 tl::expected<std::unique_ptr<grpc::Server>, StartupError> start_server(
     const ServerConfig& config, const std::shared_ptr<grpc::ServerCredentials>& credentials, grpc::Service& service,
     std::string& bound) {
-  // The sync server counts its polling thread against the quota too: N handlers need N + 1.
+  // Executions are admitted by pagi_exec::Admission, not by running out of threads: the pool has
+  // room for every slot plus the cheap calls. The sync server counts its polling thread too.
   grpc::ResourceQuota quota("tools-server");
-  quota.SetMaxThreads(config.max_concurrency + 1);
+  quota.SetMaxThreads(config.max_concurrency + cheap_call_threads + 1);
   int port = 0;
   grpc::ServerBuilder builder;
   builder.SetResourceQuota(quota);
@@ -70,16 +76,28 @@ tl::expected<std::unique_ptr<grpc::Server>, StartupError> start_server(
 
 // Anyone who can reach the port can claim any twin when there is no authentication.
 void warn_if_exposed(const ServerConfig& config, const std::string& bound, bool tls) {
-  const bool loopback = bound.starts_with("unix:") || bound.starts_with("127.") || bound.starts_with("[::1]") ||
-                        bound.starts_with("localhost:");
-  if (config.auth == "none" && !loopback) {
+  const bool loopback = tools_server::is_loopback(bound);
+  if (config.auth == "none" && !loopback) {  // only with TOOLS_AUTH=none given (see check_exposure)
     tools_server::log(LogLevel::warn, "!!! listening on " + bound +
-                                          " beyond loopback WITHOUT AUTHENTICATION: any caller can act as any twin; "
-                                          "set TOOLS_AUTH=token or mtls, or listen on 127.0.0.1 / a unix socket");
+                                          " beyond loopback WITHOUT AUTHENTICATION (TOOLS_AUTH=none was set): any "
+                                          "caller can act as any twin; set TOOLS_AUTH=token or mtls, or listen on "
+                                          "127.0.0.1 / a unix socket");
   }
   if (config.auth == "token" && !tls && !loopback) {
     tools_server::log(LogLevel::warn, "!!! bearer tokens travel in clear text on " + bound +
                                           ": set TOOLS_TLS_CERT and TOOLS_TLS_KEY");
+  }
+}
+
+// The isolation in effect and why, and a warning when it is cwd (the fallback warns by itself).
+void warn_if_weak(const tools_server::codec::HealthReport& health) {
+  const auto effective = health.effective;
+  tools_server::log(LogLevel::info, std::string("isolation ") + pagi_exec::to_string(effective) + ": " +
+                                        health.isolation_reason);
+  if (effective == pagi_exec::Isolation::cwd && health.fallback_reason.empty()) {
+    tools_server::log(LogLevel::warn, "!!! isolation 'cwd': commands see and can change the host as the server's "
+                                      "user does; run as root or enable user namespaces for native, or install "
+                                      "bubblewrap");
   }
 }
 
@@ -130,15 +148,13 @@ int main(int argc, char** argv) {
   tools_server::CancellationWatcher watcher;
   tools_server::ExecutorHolder executor(library->executor);
   tools_server::AuthHolder auth(security->authenticator);
-  tools_server::ToolExecutorService service(executor, library->health, watcher, auth);
+  tools_server::ToolExecutorService service(executor, library->health, watcher, auth, library->audit_sink);
   std::string bound;
   auto server = start_server(*config, security->credentials, service, bound);
   if (!server) return fail_startup(server.error());
   warn_if_exposed(*config, bound, security->tls);
-  if (library->health.effective == pagi_exec::Isolation::cwd && library->health.requested == pagi_exec::Isolation::cwd) {
-    tools_server::log(LogLevel::warn, "isolation 'cwd' (the seed's default): commands see and can change the host as "
-                                      "the server's user does; set TOOLS_ISOLATION=native to sandbox them");
-  }
+  warn_if_weak(library->health);
+  tools_server::warn_host_network(library->executor.policy(), library->health.effective);
 
   std::cout << "listening on " << bound << std::endl;  // first stdout line: tests read the port here
   tools_server::log(LogLevel::info, "tools-server " + std::string(pagi_exec::version) + " listening on " + bound +

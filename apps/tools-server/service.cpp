@@ -6,12 +6,46 @@
 #include "log.hpp"
 
 namespace tools_server {
+namespace {
+
+const char* status_name(grpc::StatusCode code) {
+  if (code == grpc::StatusCode::UNAUTHENTICATED) return "UNAUTHENTICATED";
+  if (code == grpc::StatusCode::PERMISSION_DENIED) return "PERMISSION_DENIED";
+  return "REJECTED";
+}
+
+}  // namespace
+
+grpc::Status ToolExecutorService::bind(grpc::ServerContext& context, const char* rpc,
+                                       pagi_exec::Request& request) const {
+  auto status = auth_.current()->bind(context, request);
+  if (!status.ok()) report_rejection(context, rpc, request, status);
+  return status;
+}
+
+grpc::Status ToolExecutorService::bind(grpc::ServerContext& context, const char* rpc, std::string& twin_id) const {
+  auto status = auth_.current()->bind(context, twin_id);
+  if (!status.ok()) report_rejection(context, rpc, pagi_exec::Request{.twin_id = twin_id}, status);
+  return status;
+}
+
+// One log line and one audit record per refused credential; the credential itself never appears.
+void ToolExecutorService::report_rejection(const grpc::ServerContext& context, const char* rpc,
+                                           const pagi_exec::Request& request, const grpc::Status& status) const {
+  const pagi_exec::AuthRejection rejection{.peer = context.peer(), .rpc = rpc,
+                                           .status = status_name(status.error_code()),
+                                           .reason = status.error_message()};
+  log(LogLevel::warn, "auth_rejected rpc=" + rejection.rpc + " peer=" + log_quote(rejection.peer) +
+                          " twin=" + log_quote(request.twin_id) + " tool=" + log_quote(request.tool) +
+                          " status=" + rejection.status + " reason=" + log_quote(rejection.reason, 256));
+  if (audit_) (void)audit_->rejected(request, rejection);  // a failure is logged by the sink
+}
 
 grpc::Status ToolExecutorService::RequestExecution(grpc::ServerContext* context,
                                                    const tools::ExecutionRequest* request,
                                                    tools::ExecutionResponse* response) {
   auto decoded = codec::from_proto(*request);
-  if (auto bound = auth_.current()->bind(*context, decoded); !bound.ok()) return bound;
+  if (auto bound = bind(*context, "RequestExecution", decoded); !bound.ok()) return bound;
   // The RPC deadline caps the execution: a result nobody waits for is not worth computing.
   decoded.timeout_cap = codec::timeout_cap(context->deadline(), std::chrono::system_clock::now());
   const auto watch = watcher_.watch(*context);
@@ -27,6 +61,7 @@ grpc::Status ToolExecutorService::HealthCheck(grpc::ServerContext* /*context*/,
   const auto executor = executor_.current();
   health.safe_mode = executor->policy().safe_mode();
   health.policy_revision = executor->policy().revision();
+  health.host_network_twins = codec::host_network_twins(executor->policy(), executor->sandbox().isolation());
   *response = codec::to_proto(health);
   return grpc::Status::OK;
 }
@@ -34,7 +69,7 @@ grpc::Status ToolExecutorService::HealthCheck(grpc::ServerContext* /*context*/,
 grpc::Status ToolExecutorService::CheckPolicy(grpc::ServerContext* context, const tools::ExecutionRequest* request,
                                               tools::PolicyDecision* response) {
   auto decoded = codec::from_proto(*request);
-  if (auto bound = auth_.current()->bind(*context, decoded); !bound.ok()) return bound;
+  if (auto bound = bind(*context, "CheckPolicy", decoded); !bound.ok()) return bound;
   const auto executor = executor_.current();
   const auto decision = executor->check(decoded);
   *response = codec::to_proto(decision, executor->limits_for(decision), executor->policy().revision(),
@@ -48,7 +83,7 @@ grpc::Status ToolExecutorService::ListExecutions(grpc::ServerContext* context,
   auto query = codec::from_proto(*request);
   if (!query) return query.error();
   // An authenticated twin sees its own history only.
-  if (auto bound = auth_.current()->bind(*context, query->twin_id); !bound.ok()) return bound;
+  if (auto bound = bind(*context, "ListExecutions", query->twin_id); !bound.ok()) return bound;
   codec::to_proto(executor_.current()->history().query(*query), *response);
   return grpc::Status::OK;
 }
@@ -57,7 +92,10 @@ grpc::Status ToolExecutorService::GetExecution(grpc::ServerContext* context,
                                                const tools::GetExecutionRequest* request,
                                                tools::ExecutionRecord* response) {
   const auto proven = auth_.current()->authenticate(*context);
-  if (!proven) return proven.error();
+  if (!proven) {
+    report_rejection(*context, "GetExecution", pagi_exec::Request{}, proven.error());
+    return proven.error();
+  }
   const auto record = executor_.current()->history().find(request->execution_id());
   if (!record || (*proven && record->twin_id != **proven)) {  // another twin's record does not exist for it
     return {grpc::StatusCode::NOT_FOUND, "no execution '" + request->execution_id() + "' in the history"};
@@ -69,7 +107,7 @@ grpc::Status ToolExecutorService::GetExecution(grpc::ServerContext* context,
 grpc::Status ToolExecutorService::StreamExecution(grpc::ServerContext* context, const tools::ExecutionRequest* request,
                                                   grpc::ServerWriter<tools::ExecutionEvent>* writer) {
   auto decoded = codec::from_proto(*request);
-  if (auto bound = auth_.current()->bind(*context, decoded); !bound.ok()) return bound;
+  if (auto bound = bind(*context, "StreamExecution", decoded); !bound.ok()) return bound;
   decoded.timeout_cap = codec::timeout_cap(context->deadline(), std::chrono::system_clock::now());
   const auto watch = watcher_.watch(*context);
   const auto executor = executor_.current();

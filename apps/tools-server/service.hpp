@@ -20,9 +20,10 @@ namespace tools_server {
 class ToolExecutorService final : public tools::ToolExecutorService::Service {
  public:
   /// `executor`, `watcher` and `auth` must outlive the service.
+  /// `audit` (may be null) records rejected credentials.
   ToolExecutorService(const ExecutorHolder& executor, codec::HealthReport health, CancellationWatcher& watcher,
-                      const AuthHolder& auth)
-      : executor_(executor), health_(std::move(health)), watcher_(watcher), auth_(auth) {}
+                      const AuthHolder& auth, std::shared_ptr<pagi_exec::AuditSink> audit)
+      : executor_(executor), health_(std::move(health)), watcher_(watcher), auth_(auth), audit_(std::move(audit)) {}
 
   /// Decides and runs one request; see codec::to_proto for what the client gets back.
   grpc::Status RequestExecution(grpc::ServerContext* context, const tools::ExecutionRequest* request,
@@ -55,6 +56,14 @@ class ToolExecutorService final : public tools::ToolExecutorService::Service {
   codec::HealthReport health_;
   CancellationWatcher& watcher_;
   const AuthHolder& auth_;  // every RPC but HealthCheck proves its twin first
+  std::shared_ptr<pagi_exec::AuditSink> audit_;
+
+  // Authenticates the call and binds `request.twin_id` to the proven twin (Authenticator::bind);
+  // a refused credential is logged and audited before its status is returned.
+  [[nodiscard]] grpc::Status bind(grpc::ServerContext& context, const char* rpc, pagi_exec::Request& request) const;
+  [[nodiscard]] grpc::Status bind(grpc::ServerContext& context, const char* rpc, std::string& twin_id) const;
+  void report_rejection(const grpc::ServerContext& context, const char* rpc, const pagi_exec::Request& request,
+                        const grpc::Status& status) const;
 };
 
 }  // namespace tools_server

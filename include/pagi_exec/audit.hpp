@@ -26,6 +26,15 @@ struct AuditLogState;
 /// `authenticated_twin`; when absent the record holds null. No other metadata is recorded.
 inline constexpr std::string_view authenticated_twin_key = "pagi-exec.authenticated-twin";
 
+/// A call its host refused before any decision: the credential was missing or wrong, or it proved
+/// another twin than the request names. Never holds the credential itself.
+struct AuthRejection {
+  std::string peer;    ///< the caller's address as the transport saw it, e.g. "ipv4:127.0.0.1:50432"
+  std::string rpc;     ///< the call, e.g. "RequestExecution"
+  std::string status;  ///< e.g. "UNAUTHENTICATED" or "PERMISSION_DENIED"
+  std::string reason;  ///< e.g. "unknown or revoked token"
+};
+
 /// Where the Executor reports requests. Implementations must be thread-safe: every gRPC thread calls.
 class AuditSink {
  public:
@@ -39,6 +48,11 @@ class AuditSink {
   /// Outcome. The call time is the finish time; the start is that minus Outcome::elapsed.
   /// Errc::io when the record could not be stored.
   [[nodiscard]] virtual Result<void> finished(const Request& request, const Outcome& outcome) = 0;
+
+  /// Called by a host that authenticates callers when it refuses a call's credential; `request`
+  /// is what the call claimed (twin, tool, args), as far as the call carried one. The default
+  /// stores nothing. Errc::io when the record could not be stored.
+  [[nodiscard]] virtual Result<void> rejected(const Request& request, const AuthRejection& rejection);
 };
 
 /// How an AuditLog writes. Fill with designated initializers, then AuditLog::open.
@@ -82,6 +96,8 @@ class AuditLog final : public AuditSink {
   [[nodiscard]] Result<void> decided(const Request& request, const Outcome& outcome) override;
   /// Appends an "execution" record; errors as decided().
   [[nodiscard]] Result<void> finished(const Request& request, const Outcome& outcome) override;
+  /// Appends an "auth_rejected" record (with a fresh id of its own); errors as decided().
+  [[nodiscard]] Result<void> rejected(const Request& request, const AuthRejection& rejection) override;
 
   /// Closes the file and opens the path again (logrotate's postrotate SIGHUP). Errc::io when the
   /// path cannot be opened; the next record tries again.
@@ -112,7 +128,8 @@ class AuditLog final : public AuditSink {
 struct AuditFilter {
   std::optional<std::string> twin;     ///< twin_id as claimed, or authenticated_twin
   std::optional<std::string> job;      ///< job_id
-  /// AuditEntry::outcome(): "allowed", "refused", "succeeded", "failed" or "timed_out".
+  /// AuditEntry::outcome(): "allowed", "refused", "succeeded", "failed", "timed_out" or
+  /// "auth_rejected".
   std::optional<std::string> outcome;
   std::optional<std::chrono::system_clock::time_point> since;  ///< time >= since
   std::optional<std::chrono::system_clock::time_point> until;  ///< time < until
@@ -120,7 +137,7 @@ struct AuditFilter {
 
 /// One record of the log, as read back.
 struct AuditEntry {
-  std::string type;          ///< "decision" or "execution"
+  std::string type;          ///< "decision", "execution" or "auth_rejected"
   std::string execution_id;
   std::string time;          ///< as written (RFC 3339 UTC)
   std::string twin_id;
@@ -142,11 +159,14 @@ struct AuditEntry {
   std::string limit_hit;
   std::optional<std::int64_t> duration_ms;   ///< executions only
   std::string message;
+  std::string peer;                          ///< auth_rejected only: the caller's address
+  std::string rpc;                           ///< auth_rejected only: the call refused
   std::string raw_json;                      ///< the line as stored
 
   /// Decisions: "allowed" or "refused"; executions: "timed_out", "succeeded" (ran, exit 0) or
-  /// "failed" (everything else, cancelled included).
+  /// "failed" (everything else, cancelled included); rejected credentials: "auth_rejected".
   [[nodiscard]] std::string_view outcome() const noexcept {
+    if (type == "auth_rejected") return "auth_rejected";
     if (type != "execution") return allowed ? "allowed" : "refused";
     if (timed_out) return "timed_out";
     return ran && exit_code == 0 ? "succeeded" : "failed";
@@ -166,6 +186,7 @@ struct AuditReport {
   std::size_t succeeded = 0;
   std::size_t failed = 0;
   std::size_t timed_out = 0;
+  std::size_t auth_rejected = 0;  ///< calls refused for their credential
 };
 
 /// Reads an audit log. Errc::invalid_request for an unknown filter outcome; Errc::io when the

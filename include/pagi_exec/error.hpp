@@ -19,6 +19,7 @@ enum class Errc : std::uint8_t {
   spawn_failed,     ///< the process could not be started
   io,               ///< reading, writing or waiting failed
   audit_unavailable,  ///< the audit log is required and could not record: nothing was run
+  resource_exhausted,  ///< a concurrency limit or the memory budget is reached: nothing was run
   internal,         ///< a broken invariant: a bug in pagi-exec
 };
 
@@ -31,6 +32,7 @@ enum class Errc : std::uint8_t {
     case Errc::spawn_failed: return "spawn_failed";
     case Errc::io: return "io";
     case Errc::audit_unavailable: return "audit_unavailable";
+    case Errc::resource_exhausted: return "resource_exhausted";
     case Errc::internal: return "internal";
   }
   return "unknown";

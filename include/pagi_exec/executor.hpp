@@ -6,6 +6,7 @@
 #include <memory>
 #include <stop_token>
 
+#include "pagi_exec/admission.hpp"
 #include "pagi_exec/audit.hpp"
 #include "pagi_exec/error.hpp"
 #include "pagi_exec/history.hpp"
@@ -27,6 +28,7 @@ struct ExecutorParts {
   std::shared_ptr<History> history;        ///< null: a new History of default capacity
   std::shared_ptr<AuditSink> audit;        ///< null: no audit records
   bool audit_required = false;             ///< refuse to run what the audit sink cannot record
+  std::shared_ptr<Admission> admission;    ///< null: no limit on executions running at once
 };
 
 /// Optional callbacks of one run, for callers that stream (all may be empty).
@@ -57,8 +59,12 @@ class Executor {
   /// timeout are Outcomes, not errors. Every request, refused or not, is added to history().
   /// `stop` ends the execution early (its process tree is killed; Outcome::cancelled).
   /// With an audit sink, the decision is recorded before anything runs and the outcome after.
+  /// An allowed request runs only when the admission grants it a slot; otherwise it ends at once
+  /// with Errc::resource_exhausted, and is neither recorded in history() nor audited (it was
+  /// decided, but nothing was attempted). Refusals never need a slot.
   /// Errors: Errc::invalid_request (e.g. command_exec without args, a bad file_write path),
-  /// Errc::sandbox_setup, Errc::spawn_failed, Errc::io, Errc::audit_unavailable (required audit
+  /// Errc::resource_exhausted, Errc::sandbox_setup, Errc::spawn_failed, Errc::io,
+  /// Errc::audit_unavailable (required audit
   /// failed to record the decision: nothing ran).
   [[nodiscard]] Result<Outcome> run(const Request& request, std::stop_token stop = {},
                                     const RunHooks& hooks = {}) const;

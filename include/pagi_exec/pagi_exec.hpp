@@ -2,6 +2,7 @@
 // Umbrella header: the whole public API of libpagi_exec. Free of grpc and protobuf.
 #pragma once
 
+#include "pagi_exec/admission.hpp"
 #include "pagi_exec/audit.hpp"
 #include "pagi_exec/error.hpp"
 #include "pagi_exec/executor.hpp"

@@ -8,6 +8,8 @@
 #include <sstream>
 #include <thread>
 
+#include <pagi_exec/pagi_exec.hpp>
+
 #include "server_fixture.hpp"
 
 using e2e::Server;
@@ -113,6 +115,59 @@ TEST_SUITE("auth") {
       REQUIRE(stub->ListExecutions(&context, list, &page).ok());
       for (const auto& record : page.executions()) CHECK(record.twin_id() == "twin-trace");
     }
+  }
+
+  TEST_CASE("token: every rejected credential is one log line (never the token) and one audit record") {
+    e2e::TempDir dir;
+    const auto tokens = dir.path() / "tokens";
+    const auto audit = dir.path() / "audit.jsonl";
+    std::ofstream(tokens) << sha256_hex("trace-secret", dir.path()) << " twin-trace\n";
+    Server server({.env = {{"TOOLS_AUTH", "token"}, {"TOOLS_AUTH_TOKENS_FILE", tokens.string()},
+                           {"TOOLS_AUDIT_LOG", audit.string()}}});
+    const auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+    // Three attempts: a guessed token, no token, a real token claiming another twin.
+    REQUIRE(call(channel, "twin-aegis", "true", "guessed-secret-4711").status.error_code() ==
+            grpc::StatusCode::UNAUTHENTICATED);
+    REQUIRE(call(channel, "twin-aegis", "true").status.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+    REQUIRE(call(channel, "twin-aegis", "true", "trace-secret").status.error_code() ==
+            grpc::StatusCode::PERMISSION_DENIED);
+    {
+      auto stub = tools::ToolExecutorService::NewStub(channel);
+      grpc::ClientContext context;
+      context.AddMetadata("authorization", "Bearer guessed-secret-4712");
+      tools::ListExecutionsRequest list;
+      tools::ListExecutionsResponse page;
+      REQUIRE(stub->ListExecutions(&context, list, &page).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+    }
+    const auto log = server.process().stderr_text();
+    CAPTURE(log);
+    std::size_t lines = 0;
+    for (std::size_t at = log.find("auth_rejected rpc="); at != std::string::npos; at = log.find("auth_rejected rpc=", at + 1)) {
+      ++lines;
+    }
+    CHECK(lines == 4);
+    CHECK(log.find("auth_rejected rpc=RequestExecution peer=\"ipv4:127.0.0.1:") != std::string::npos);
+    CHECK(log.find("status=PERMISSION_DENIED") != std::string::npos);
+    CHECK(log.find("auth_rejected rpc=ListExecutions") != std::string::npos);
+    CHECK(log.find("guessed-secret") == std::string::npos);  // no credential in the log
+    CHECK(log.find("trace-secret") == std::string::npos);
+    const auto records = slurp(audit);
+    CAPTURE(records);
+    CHECK(records.find("guessed-secret") == std::string::npos);  // nor in the audit log
+    CHECK(records.find("trace-secret") == std::string::npos);
+    const auto report = pagi_exec::read_audit_log(audit, {.outcome = "auth_rejected"});
+    REQUIRE(report);
+    CHECK(report->auth_rejected == 4);
+    REQUIRE(report->entries.size() == 4);
+    CHECK(report->entries[0].twin_id == "twin-aegis");  // as claimed
+    CHECK(report->entries[0].rpc == "RequestExecution");
+    CHECK(report->entries[0].peer.find("127.0.0.1") != std::string::npos);
+    CHECK(report->entries[0].reason.find("UNAUTHENTICATED") == 0);
+    CHECK(report->entries[2].reason.find("PERMISSION_DENIED") == 0);
+    const auto everything = pagi_exec::read_audit_log(audit, {});
+    REQUIRE(everything);
+    CHECK(everything->decisions == 0);  // nothing was decided, let alone run
+    CHECK(everything->entries.size() == 4);
   }
 
   TEST_CASE("token: revoking a token in the file and sending SIGHUP locks it out, no restart") {

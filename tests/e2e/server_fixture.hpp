@@ -131,7 +131,8 @@ class Process {
 };
 
 /// How to start a server: extra environment variables and flags on top of the defaults
-/// (PATH, SANDBOX_DIR in a fresh temp folder, --listen 127.0.0.1:0).
+/// (PATH, SANDBOX_DIR in a fresh temp folder, TOOLS_ISOLATION=cwd so that commands can leave
+/// handshake files in the test's folders, --listen 127.0.0.1:0).
 struct ServerOptions {
   Env env;
   std::vector<std::string> args;
@@ -142,8 +143,14 @@ struct ServerOptions {
 class Server {
  public:
   explicit Server(ServerOptions options = {}) {
-    Env env{{"PATH", "/usr/bin:/bin"}, {"SANDBOX_DIR", sandbox_dir().string()}};
-    for (const auto& [k, v] : options.env) env[k] = v;
+    Env env{{"PATH", "/usr/bin:/bin"}, {"SANDBOX_DIR", sandbox_dir().string()}, {"TOOLS_ISOLATION", "cwd"}};
+    for (const auto& [k, v] : options.env) {
+      if (v.empty()) {
+        env.erase(k);  // an empty value removes a default, e.g. to start with TOOLS_ISOLATION unset
+      } else {
+        env[k] = v;
+      }
+    }
     std::vector<std::string> argv{server_binary(), "--listen", options.listen};
     argv.insert(argv.end(), options.args.begin(), options.args.end());
     process_ = std::make_unique<Process>(argv, env, dir_.path() / "server.stderr");
@@ -202,8 +209,14 @@ inline std::pair<std::optional<int>, std::string> run_expecting_exit(const Env& 
                                                                      const std::vector<std::string>& args = {},
                                                                      const std::string& listen = "127.0.0.1:0") {
   TempDir dir;
-  Env env{{"PATH", "/usr/bin:/bin"}, {"SANDBOX_DIR", (dir.path() / "sandbox").string()}};
-  for (const auto& [k, v] : extra) env[k] = v;
+  Env env{{"PATH", "/usr/bin:/bin"}, {"SANDBOX_DIR", (dir.path() / "sandbox").string()}, {"TOOLS_ISOLATION", "cwd"}};
+  for (const auto& [k, v] : extra) {
+    if (v.empty()) {
+      env.erase(k);  // an empty value removes a default, e.g. to start with TOOLS_ISOLATION unset
+    } else {
+      env[k] = v;
+    }
+  }
   std::vector<std::string> argv{server_binary(), "--listen", listen};
   argv.insert(argv.end(), args.begin(), args.end());
   Process process(argv, env, dir.path() / "stderr");

@@ -396,7 +396,8 @@ TEST_SUITE("server") {
   }
 
   TEST_CASE("bwrap requested but unusable: fall back to cwd and say DEGRADED, or refuse to start") {
-    const e2e::Env bogus{{"TOOLS_USE_BWRAP", "true"}, {"TOOLS_BWRAP_PATH", "/nonexistent/pagi-e2e/bwrap"}};
+    const e2e::Env bogus{{"TOOLS_ISOLATION", ""},  // unset: the fixture pins cwd, which would contradict
+                         {"TOOLS_USE_BWRAP", "true"}, {"TOOLS_BWRAP_PATH", "/nonexistent/pagi-e2e/bwrap"}};
     SUBCASE("fallback") {
       Server server({.env = bogus});
       grpc::ClientContext context;

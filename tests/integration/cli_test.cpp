@@ -48,6 +48,23 @@ TEST_SUITE("cli") {
     CHECK(ran.out == "hi\n");
   }
 
+  TEST_CASE("run chooses the strongest isolation that works by default and says which") {
+    TempDir dir;
+    const char* bin = std::getenv("PAGI_EXEC_CLI");
+    REQUIRE(bin != nullptr);
+    const auto ran = test_support::run_program(
+        {bin, "run", "--twin", "twin-aegis", "--sandbox-dir", dir.path().string(), "--", "true"}, true);
+    CAPTURE(ran.out);
+    CHECK(ran.status == 0);
+    CHECK(ran.out.find("pagi-exec: isolation ") != std::string::npos);
+    CHECK(ran.out.find(" (auto: ") != std::string::npos);
+    // As root (CI) native works: the default must not settle for a weaker mode.
+    if (::geteuid() == 0) {
+      CHECK(ran.out.find("pagi-exec: isolation native (auto: native works here)") != std::string::npos);
+      CHECK(ran.out.find(", isolation native)") != std::string::npos);
+    }
+  }
+
   TEST_CASE("check decides with a policy file and shows what it could not judge") {
     const char* examples = std::getenv("PAGI_EXEC_EXAMPLES");
     REQUIRE(examples != nullptr);
@@ -76,8 +93,8 @@ TEST_SUITE("cli") {
     REQUIRE(host >= 0);
     if (host == 0) {
       const std::string sandbox = (dir.path() / "sb").string();
-      ::execl(bin, bin, "run", "--twin", "twin-aegis", "--sandbox-dir", sandbox.c_str(), "--timeout-ms", "600000",
-              "--", "sh", "-c", line.c_str(), static_cast<char*>(nullptr));
+      ::execl(bin, bin, "run", "--twin", "twin-aegis", "--isolation", "cwd", "--sandbox-dir", sandbox.c_str(),
+              "--timeout-ms", "600000", "--", "sh", "-c", line.c_str(), static_cast<char*>(nullptr));
       ::_exit(99);
     }
     std::string text;
