@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <grpcpp/support/status.h>
 
@@ -59,6 +60,7 @@ struct HealthReport {
   pagi_exec::Limits limits;
   std::shared_ptr<pagi_exec::AuditLog> audit;  ///< asked for its status at every HealthCheck; may be null
   std::string policy_revision{pagi_exec::builtin_revision};
+  std::vector<pagi_exec::TwinWorkspace> workspaces;  ///< as last measured, over quota first (Executor::workspaces)
 
   /// True when the requested isolation is not in effect, or the audit log is failing.
   [[nodiscard]] bool degraded() const { return requested != effective || (audit && !audit->status().healthy); }

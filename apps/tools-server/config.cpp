@@ -99,7 +99,7 @@ struct Setting {
 };
 
 // The order matters once: --listen comes after --port, so that an explicit address wins.
-const std::array<Setting, 30> settings{{
+const std::array<Setting, 31> settings{{
     {"--port", "TOOLS_GRPC_PORT", "PORT", "TCP port to listen on, on all interfaces (default 50054)", false,
      [](std::string_view t, ServerConfig& c) {
        std::uint16_t port = 0;
@@ -198,6 +198,11 @@ const std::array<Setting, 30> settings{{
     {"--tmpfs-size-mb", "TOOLS_TMPFS_SIZE_MB", "MIB",
      "native: size of the private /tmp and of the working folder /work, each (default 64)", false,
      [](std::string_view t, ServerConfig& c) { return apply_mib(t, 1, c.limits.tmpfs_bytes); }},
+    {"--workspace-quota-mb", "TOOLS_WORKSPACE_QUOTA_MB", "MIB",
+     "what each twin's workspace (SANDBOX_DIR/<twin>) may occupy on disk: a file_write past it is refused; in cwd "
+     "and bwrap, a run that leaves it over is reported and the twin's further writes and runs are refused until it "
+     "is back under; a policy's workspace_mb can only lower it; 0 = none (default 256)",
+     false, [](std::string_view t, ServerConfig& c) { return apply_mib(t, 0, c.limits.workspace_bytes); }},
     {"--auth", "TOOLS_AUTH", "MODE",
      "how callers prove their twin: none (the request's twin_id is trusted), token (Bearer token) or mtls "
      "(client certificate) (default none)",

@@ -27,6 +27,7 @@ grpc::Status ToolExecutorService::HealthCheck(grpc::ServerContext* /*context*/,
   const auto executor = executor_.current();
   health.safe_mode = executor->policy().safe_mode();
   health.policy_revision = executor->policy().revision();
+  health.workspaces = executor->workspaces();
   *response = codec::to_proto(health);
   return grpc::Status::OK;
 }

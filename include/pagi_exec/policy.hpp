@@ -44,6 +44,7 @@ struct TwinLimits {
   std::optional<std::uint64_t> max_processes;        ///< processes/threads of the tree at once
   std::optional<std::uint64_t> output_bytes;         ///< bytes kept per output stream
   std::optional<std::uint64_t> output_lines;         ///< lines kept per output stream
+  std::optional<std::uint64_t> workspace_bytes;      ///< quota of the twin's workspace (only lowers the server's)
 
   /// These limits with each field lowered to `cap`'s where `cap` sets it; a set cap also bounds
   /// an unset limit (unset here, 5 s in `cap`: 5 s). Thread-safe.
@@ -52,7 +53,8 @@ struct TwinLimits {
                       .memory_bytes = detail::lower(memory_bytes, cap.memory_bytes),
                       .max_processes = detail::lower(max_processes, cap.max_processes),
                       .output_bytes = detail::lower(output_bytes, cap.output_bytes),
-                      .output_lines = detail::lower(output_lines, cap.output_lines)};
+                      .output_lines = detail::lower(output_lines, cap.output_lines),
+                      .workspace_bytes = detail::lower(workspace_bytes, cap.workspace_bytes)};
   }
   bool operator==(const TwinLimits&) const = default;
 };
