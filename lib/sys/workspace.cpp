@@ -158,8 +158,13 @@ Result<FileWrite> write_file_beneath(const std::filesystem::path& root, const st
                                      std::string_view relative, std::string_view content, const WriteAdmission& admit) {
   auto root_fd = open_root(root);
   if (!root_fd) return tl::unexpected(root_fd.error());
+  struct stat twin_st{};
+  const bool new_workspace = ::fstatat(root_fd->get(), twin.c_str(), &twin_st, AT_SYMLINK_NOFOLLOW) != 0;
   auto dir = make_and_open_dir(root_fd->get(), twin, (root / twin).string());
   if (!dir) return tl::unexpected(dir.error());
+  // A workspace made by this write counts as one of the folders it creates.
+  std::uint64_t folder_bytes = 0;
+  if (new_workspace && ::fstat(dir->get(), &twin_st) == 0) folder_bytes = allocated(twin_st);
   const std::string shown(relative);
   const auto parts = split_path(relative);
   const std::string& name = parts.back();
@@ -204,14 +209,13 @@ Result<FileWrite> write_file_beneath(const std::filesystem::path& root, const st
       // Blocks of a file with other names stay allocated after the replacement.
       .replaced_bytes = replacing && old.st_nlink == 1 ? allocated(old) : 0,
       .new_bytes = (content.size() + block_bytes - 1) / block_bytes * block_bytes,
-      .folder_bytes = folders_to_make * block_bytes,
-      .entries_added = folders_to_make + (replacing ? 0 : 1),
+      .folder_bytes = folder_bytes + folders_to_make * block_bytes,
+      .entries_added = (new_workspace ? 1 : 0) + folders_to_make + (replacing ? 0 : 1),
       .estimated = true,
   };
   if (auto admitted = admit(change); !admitted) return tl::unexpected(admitted.error());
 
   // 2. Make the missing folders, then write the content to a fresh file beside the target.
-  std::uint64_t folder_bytes = 0;
   for (; depth + 1 < parts.size(); ++depth) {
     auto next = make_and_open_dir(dir->get(), parts[depth], folder_shown(depth), 0755);
     if (!next) return tl::unexpected(next.error());
