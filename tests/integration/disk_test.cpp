@@ -241,6 +241,26 @@ TEST_SUITE("disk") {
     CHECK(executor.run(write_req("after", "x"))->success());
   }
 
+  TEST_CASE("a workspace nested too deep to measure is refused, not left unmetered") {
+    TempDir dir;
+    const auto executor = executor_with_quota(dir.path(), 1 * mib);
+    // Data hidden below the deepest level the walk descends to would escape the quota.
+    const auto deep = executor.run(sentinel_shell(
+        "d=\"$PAGI_WORKSPACE\"; i=0; while [ $i -lt 300 ]; do d=\"$d/a\"; i=$((i+1)); done; mkdir -p \"$d\" && "
+        "head -c 2097152 /dev/zero > \"$d/hidden\" && echo hidden"));
+    REQUIRE(deep);
+    CHECK(deep->out.lines == std::vector<std::string>{"hidden"});
+    CHECK(deep->message.find("deeper than 256") != std::string::npos);
+    const auto write = executor.run(write_req("x", "x"));
+    REQUIRE(write);
+    CHECK_FALSE(write->success());
+    CHECK(write->limit_hit == LimitHit::workspace_quota);
+    CHECK(write->message.find("cannot measure") != std::string::npos);
+    const auto run = executor.run(sentinel_shell("echo should not run"));
+    REQUIRE(run);
+    CHECK_FALSE(run->ran);
+  }
+
   TEST_CASE("a policy's workspace_mb lowers the server's quota, never raises it") {
     TempDir dir;
     const auto executor = executor_with_quota(dir.path(), 2 * mib);
