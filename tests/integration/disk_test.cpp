@@ -185,6 +185,9 @@ TEST_SUITE("disk") {
     CHECK(refused->message.find("quota") != std::string::npos);
     CHECK(refused->message.find("1.0 MiB") != std::string::npos);
     CHECK_FALSE(std::filesystem::exists(dir.path() / "twin-sentinel" / "f3"));
+    // Refused before anything is made: not even the folders on its way (each would cost a block).
+    CHECK(executor.run(write_req("new/folders/f3", chunk))->limit_hit == LimitHit::workspace_quota);
+    CHECK_FALSE(std::filesystem::exists(dir.path() / "twin-sentinel" / "new"));
     // The same size again over an existing file fits: the old one is freed.
     const auto replaced = executor.run(write_req("f1", chunk));
     REQUIRE(replaced);
