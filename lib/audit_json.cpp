@@ -192,6 +192,10 @@ void add_execution_fields(Json& j, const Outcome& outcome, Clock::time_point now
   j["stderr_bytes"] = outcome.err.total_bytes;
   j["stdout_truncated"] = outcome.out.truncated;
   j["stderr_truncated"] = outcome.err.truncated;
+  if (outcome.workspace) {
+    j["workspace_bytes"] = outcome.workspace->bytes;
+    j["workspace_quota_bytes"] = outcome.workspace->quota_bytes;
+  }
 }
 
 std::string text_field(const nlohmann::json& j, const char* key) {

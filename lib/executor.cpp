@@ -12,6 +12,7 @@
 #include "sys/random.hpp"
 #include "sys/run_as.hpp"
 #include "sys/workspace.hpp"
+#include "workspace_meter.hpp"
 
 namespace pagi_exec {
 namespace {
@@ -28,6 +29,10 @@ Limits Executor::limits_for(const Decision& decision, std::optional<std::chrono:
   if (twin.max_processes) limits.max_processes = *twin.max_processes;
   if (twin.output_bytes) limits.output.max_bytes = *twin.output_bytes;
   if (twin.output_lines) limits.output.max_lines = *twin.output_lines;
+  // The workspace quota from the policy only lowers the server's (0 there: none to lower).
+  if (twin.workspace_bytes && (limits.workspace_bytes == 0 || *twin.workspace_bytes < limits.workspace_bytes)) {
+    limits.workspace_bytes = *twin.workspace_bytes;
+  }
   if (timeout_cap && *timeout_cap < limits.timeout) limits.timeout = std::max(*timeout_cap, std::chrono::milliseconds(1));
   return limits;
 }
@@ -107,6 +112,30 @@ Outcome finish(Outcome outcome, ProcessResult result, const std::string& program
   return outcome;
 }
 
+// Whether a command under `isolation` can write its twin's workspace on the host: cwd (the
+// host folder itself) can; bwrap and native mount it read-only. Such runs are refused while the workspace is over its quota and measured when
+// they end, because nothing bounds what they write while they run.
+bool commands_write_workspace(Isolation isolation) noexcept {
+  switch (isolation) {
+    case Isolation::cwd: return true;
+    case Isolation::bwrap:
+    case Isolation::native: return false;
+  }
+  return true;
+}
+
+// What a run that could write the workspace left there: reported, and over the quota, noted.
+void note_workspace(Outcome& outcome, const Result<WorkspaceUsage>& usage) {
+  if (!usage) {
+    outcome.message += "; " + usage.error().message() + " (commands that can write it are refused until it can be)";
+    return;
+  }
+  outcome.workspace = *usage;
+  if (!usage->over_quota()) return;
+  if (outcome.limit_hit == LimitHit::none) outcome.limit_hit = LimitHit::workspace_quota;
+  outcome.message += "; " + describe_over_quota(*usage);
+}
+
 }  // namespace
 
 Result<Executor> Executor::make(ExecutorParts parts) {
@@ -121,7 +150,8 @@ Result<Executor> Executor::make(ExecutorParts parts) {
   if (auto made = sys::ensure_directory(parts.sandbox.root_dir(), 0711); !made) {
     return tl::unexpected(made.error());
   }
-  return Executor(std::move(parts));
+  auto workspaces = std::make_shared<detail::WorkspaceMeter>(parts.sandbox.root_dir());
+  return Executor(std::move(parts), std::move(workspaces));
 }
 
 void Executor::wait_for_cleanup() { sys::Janitor::instance().drain(); }
@@ -173,7 +203,6 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop, cons
 
 Result<Outcome> Executor::run_allowed(const Request& request, Outcome outcome, std::stop_token stop,
                                       const RunHooks& hooks) const {
-  const Sandbox& sandbox = parts_.sandbox;
   // 1. The twin id becomes a folder name: it must be one safe path component.
   if (auto valid = validate_twin_id(request.twin_id); !valid) return tl::unexpected(valid.error());
 
@@ -184,14 +213,43 @@ Result<Outcome> Executor::run_allowed(const Request& request, Outcome outcome, s
   }
   if (entry != nullptr && entry->kind == ToolKind::file_write) {
     if (hooks.started) hooks.started(outcome);
-    auto written = detail::run_file_write(sandbox, request, std::move(outcome));
-    if (written && hooks.output) (void)hooks.output(OutputStream::out, written->message + "\n");
+    const auto quota = limits_for(outcome.decision).workspace_bytes;
+    // cwd: the file belongs to the uid the twin's commands run as, so they can change it later.
+    // Other modes mount the workspace read-only: its files stay the server's.
+    const auto owner = parts_.sandbox.isolation() == Isolation::cwd ? sys::command_credentials(parts_.sandbox.spec())
+                                                                     : std::nullopt;
+    auto written = detail::run_file_write(*workspaces_, request, quota, owner, std::move(outcome));
+    if (written && hooks.output) {
+      (void)hooks.output(written->ran ? OutputStream::out : OutputStream::err, written->message + "\n");
+    }
     return written;
   }
   auto argv = detail::command_argv(entry, request);
   if (!argv) return tl::unexpected(argv.error());
+  return run_command(request, std::move(outcome), std::move(*argv), std::move(stop), hooks);
+}
 
-  // 3. cwd: a fresh folder for this execution inside the twin's workspace, both owned by the
+Result<Outcome> Executor::run_command(const Request& request, Outcome outcome, std::vector<std::string> argv,
+                                      std::stop_token stop, const RunHooks& hooks) const {
+  const Sandbox& sandbox = parts_.sandbox;
+  const auto limits = limits_for(outcome.decision, request.timeout_cap);
+
+  // 1. A command that can write the workspace does not start while it is over its quota.
+  const std::uint64_t quota = commands_write_workspace(sandbox.isolation()) ? limits.workspace_bytes : 0;
+  if (quota != 0) {
+    const auto before = workspaces_->usage(request.twin_id, quota);
+    if (!before) {
+      return detail::refused_by_quota(std::move(outcome), before.error().message() +
+                                                              "; commands that can write the workspace are refused "
+                                                              "until it can be measured");
+    }
+    if (before->over_quota()) {
+      outcome.workspace = *before;
+      return detail::refused_by_quota(std::move(outcome), describe_over_quota(*before));
+    }
+  }
+
+  // 2. cwd: a fresh folder for this execution inside the twin's workspace, both owned by the
   //    uid the command runs as. native and bwrap: the working folder is a tmpfs inside the
   //    sandbox instead, and the workspace is mounted read-only (readable by the sandbox's group).
   const bool host_folder = sandbox.isolation() == Isolation::cwd;
@@ -213,11 +271,16 @@ Result<Outcome> Executor::run_allowed(const Request& request, Outcome outcome, s
   if (!dir) return tl::unexpected(dir.error());
   // The folder goes after the response: its processes are dead, nothing waits for it.
   const auto cleanup = [&] {
-    if (host_folder) sys::Janitor::instance().post([dir = place.execution_dir] { (void)sys::remove_tree(dir); });
+    if (!host_folder) return;
+    auto meter = quota != 0 ? workspaces_ : nullptr;
+    sys::Janitor::instance().post([dir = place.execution_dir, meter, twin = request.twin_id, id = outcome.execution_id] {
+      (void)sys::remove_tree(dir);
+      if (meter) meter->working_folder_removed(twin, id);
+    });
   };
 
-  // 4. Resolve a bare program name in the sandbox's PATH, so "not found" is 127 in every mode.
-  std::string& program = argv->front();
+  // 3. Resolve a bare program name in the sandbox's PATH, so "not found" is 127 in every mode.
+  std::string& program = argv.front();
   if (program.find('/') == std::string::npos) {
     const auto lookup = sys::find_program(program, detail::sandbox_path);
     using Found = sys::ProgramLookup::Found;
@@ -232,16 +295,23 @@ Result<Outcome> Executor::run_allowed(const Request& request, Outcome outcome, s
     program = lookup.path;
   }
 
-  // 5. Run it under the twin's limits (the time limit also capped by the caller's deadline),
-  //    then drop its folder: what a twin keeps belongs in its workspace.
-  const auto limits = limits_for(outcome.decision, request.timeout_cap);
+  // 4. Run it under the twin's limits (the time limit also capped by the caller's deadline),
+  //    measure what it left in the workspace, then drop its folder: what a twin keeps belongs
+  //    in its workspace.
   const auto shown_program = program;
-  const auto plan = detail::make_launch_plan(sandbox, std::move(*argv), place, limits, outcome.decision.network);
+  const auto plan = detail::make_launch_plan(sandbox, std::move(argv), place, limits, outcome.decision.network);
   if (hooks.started) hooks.started(outcome);
+  if (quota != 0) workspaces_->command_started(request.twin_id, outcome.execution_id);
   auto result = parts_.spawner->spawn(plan, std::move(stop), hooks.output);
+  std::optional<Result<WorkspaceUsage>> after;
+  if (quota != 0) after = workspaces_->command_finished(request.twin_id, quota);
   cleanup();
   if (!result) return tl::unexpected(result.error());
-  return finish(std::move(outcome), std::move(*result), shown_program, plan.limits);
+  auto finished = finish(std::move(outcome), std::move(*result), shown_program, plan.limits);
+  if (after) note_workspace(finished, *after);
+  return finished;
 }
+
+std::vector<TwinWorkspace> Executor::workspaces() const { return workspaces_->snapshot(); }
 
 }  // namespace pagi_exec

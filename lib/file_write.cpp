@@ -3,12 +3,22 @@
 #include "file_write.hpp"
 
 #include "pagi_exec/paths.hpp"
-#include "sys/run_as.hpp"
-#include "sys/workspace.hpp"
+#include "workspace_meter.hpp"
 
 namespace pagi_exec::detail {
 
-Result<Outcome> run_file_write(const Sandbox& sandbox, const Request& request, Outcome outcome) {
+Outcome refused_by_quota(Outcome outcome, std::string reason) {
+  outcome.ran = false;
+  outcome.exit_code = 1;
+  outcome.limit_hit = LimitHit::workspace_quota;
+  outcome.err.lines = {reason};
+  outcome.err.total_bytes = reason.size() + 1;
+  outcome.message = std::move(reason);
+  return outcome;
+}
+
+Result<Outcome> run_file_write(WorkspaceMeter& workspaces, const Request& request, std::uint64_t quota_bytes,
+                               const std::optional<sys::Credentials>& owner, Outcome outcome) {
   if (request.args.size() != 2) {
     return fail(Errc::invalid_request, "file_write needs exactly 2 arguments (a path relative to the "
                                        "twin's workspace, then the content); got " +
@@ -21,14 +31,13 @@ Result<Outcome> run_file_write(const Sandbox& sandbox, const Request& request, O
     return fail(Errc::invalid_request, "file_write content is " + std::to_string(content.size()) +
                                            " bytes; the limit is " + std::to_string(max_file_write_bytes));
   }
-  // cwd: the file belongs to the uid the twin's commands run as, so they can change it later.
-  // Other modes mount the workspace read-only: its files stay the server's.
-  const auto owner = sandbox.isolation() == Isolation::cwd ? sys::command_credentials(sandbox.spec()) : std::nullopt;
-  const auto written = sys::write_file_beneath(sandbox.root_dir(), request.twin_id, path, content, owner);
+  const auto written = workspaces.write(request.twin_id, path, content, quota_bytes, owner);
   if (!written) return tl::unexpected(written.error());
+  if (quota_bytes != 0) outcome.workspace = written->usage;
+  if (written->refused) return refused_by_quota(std::move(outcome), written->reason);
   outcome.ran = true;
   outcome.exit_code = 0;
-  outcome.message = "wrote " + std::to_string(*written) + " bytes to " + path;
+  outcome.message = "wrote " + std::to_string(written->written) + " bytes to " + path;
   outcome.out.lines = {outcome.message};
   outcome.out.total_bytes = outcome.message.size() + 1;
   return outcome;

@@ -57,6 +57,7 @@ std::string why_not_limits(const TwinLimits& limits, const std::string& where) {
       {&limits.output_bytes, "output_bytes"},
       {&limits.output_lines, "output_lines"},
       {&limits.max_running, "max_running"},
+      {&limits.workspace_bytes, "workspace_bytes"},
   };
   for (const auto& [value, name] : counts) {
     if (*value && **value == 0) return where + "." + name + " must be positive (leave it unset for no limit)";

@@ -29,8 +29,8 @@ using Keys = std::span<const std::string_view>;
 constexpr std::array<std::string_view, 5> top_keys{"safe_mode", "always_refused", "safe_mode_limits", "twins",
                                                    "tools"};
 constexpr std::array<std::string_view, 4> twin_keys{"allow", "deny", "network", "limits"};
-constexpr std::array<std::string_view, 6> limit_keys{"timeout_ms",   "memory_mb",    "max_processes",
-                                                     "output_bytes", "output_lines", "max_running"};
+constexpr std::array<std::string_view, 7> limit_keys{"timeout_ms",   "memory_mb",    "max_processes", "output_bytes",
+                                                     "output_lines", "max_running", "workspace_mb"};
 constexpr std::array<std::string_view, 2> tool_keys{"program", "args"};
 
 constexpr std::int64_t max_timeout_ms = 86'400'000;  // one day, as TOOLS_EXEC_TIMEOUT_MS
@@ -42,12 +42,13 @@ struct CountLimit {
   std::uint64_t unit;
   std::int64_t max;
 };
-constexpr std::array<CountLimit, 5> count_limits{{
+constexpr std::array<CountLimit, 6> count_limits{{
     {"memory_mb", &TwinLimits::memory_bytes, std::uint64_t{1} << 20, std::int64_t{1} << 20},  // 1 TiB
     {"max_processes", &TwinLimits::max_processes, 1, std::int64_t{1} << 22},                   // pid_max
     {"output_bytes", &TwinLimits::output_bytes, 1, std::int64_t{1} << 30},
     {"output_lines", &TwinLimits::output_lines, 1, std::int64_t{1} << 30},
     {"max_running", &TwinLimits::max_running, 1, 4096},  // as TOOLS_MAX_CONCURRENCY
+    {"workspace_mb", &TwinLimits::workspace_bytes, std::uint64_t{1} << 20, std::int64_t{1} << 20},  // 1 TiB
 }};
 
 std::string_view type_name(toml::node_type type) noexcept {

@@ -48,6 +48,28 @@ void encode_finished(const pagi_exec::Outcome& outcome, tools::ExecutionResponse
                                .count());
   response.set_peak_memory_bytes(outcome.usage.peak_memory_bytes != 0 ? outcome.usage.peak_memory_bytes
                                                                        : outcome.usage.max_rss_bytes);
+  if (outcome.workspace) {
+    response.set_workspace_bytes(outcome.workspace->bytes);
+    response.set_workspace_quota_bytes(outcome.workspace->quota_bytes);
+  }
+}
+
+// The twins over their workspace quota (all of them), else the largest workspace.
+std::string describe_workspaces(const HealthReport& report) {
+  const auto& all = report.workspaces;
+  if (all.empty()) return {};
+  const auto one = [](const pagi_exec::TwinWorkspace& w) {
+    return w.twin_id + " " + pagi_exec::describe_size(w.usage.bytes) + " of " +
+           (w.usage.quota_bytes == 0 ? std::string("no quota") : pagi_exec::describe_size(w.usage.quota_bytes));
+  };
+  if (!all.front().usage.over_quota()) return " largest_workspace=" + one(all.front());
+  std::string text = " WORKSPACES OVER QUOTA:";
+  for (const auto& w : all) {
+    if (!w.usage.over_quota()) break;
+    text += " " + one(w) + ";";
+  }
+  text.pop_back();
+  return text;
 }
 
 }  // namespace
@@ -152,6 +174,7 @@ std::string describe(const HealthReport& report) {
             " memory_reserved_mb=" + std::to_string(usage.memory_reserved_bytes >> 20) + "/" +
             (spec.memory_budget_bytes == 0 ? std::string("unlimited") : std::to_string(spec.memory_budget_bytes >> 20));
   }
+  text += " workspace_quota_mb=" + std::to_string(report.limits.workspace_bytes >> 20) + describe_workspaces(report);
   if (report.audit) {
     const auto status = report.audit->status();
     text += " audit_log=" + report.audit->options().path.string() + (status.healthy ? "" : " AUDIT LOG FAILING: " + status.last_error);

@@ -63,6 +63,7 @@ struct HealthReport {
   std::string policy_revision{pagi_exec::builtin_revision};
   std::shared_ptr<const pagi_exec::Admission> admission;  ///< its limits and usage are reported; may be null
   std::vector<std::string> host_network_twins;  ///< twins whose runs share the host's network
+  std::vector<pagi_exec::TwinWorkspace> workspaces;  ///< as last measured, over quota first (Executor::workspaces)
 
   /// True when the requested isolation is not in effect, or the audit log is failing.
   [[nodiscard]] bool degraded() const {

@@ -243,6 +243,11 @@ const auto settings = std::to_array<Setting>({
      "cwd and bwrap: run commands as the server's own uid (root when it is root) without no_new_privs, as the "
      "original did; UNSAFE, warned at start-up (default false)",
      true, [](std::string_view t, ServerConfig& c) { return apply_bool(t, c.run_as_root); }},
+    {"--workspace-quota-mb", "TOOLS_WORKSPACE_QUOTA_MB", "MIB",
+     "what each twin's workspace (SANDBOX_DIR/<twin>) may occupy on disk: a file_write past it is refused; in cwd "
+     "and bwrap, a run that leaves it over is reported and the twin's further writes and runs are refused until it "
+     "is back under; a policy's workspace_mb can only lower it; 0 = none (default 256)",
+     false, [](std::string_view t, ServerConfig& c) { return apply_mib(t, 0, c.limits.workspace_bytes); }},
     {"--auth", "TOOLS_AUTH", "MODE",
      "how callers prove their twin: none (the request's twin_id is trusted), token (Bearer token) or mtls "
      "(client certificate); listening beyond loopback needs token or mtls, or none given explicitly (default "

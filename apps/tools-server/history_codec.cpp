@@ -94,6 +94,7 @@ void set_limits(const pagi_exec::Limits& limits, pagi_exec::Isolation isolation,
   out.set_file_size_bytes(limits.file_size_bytes);
   out.set_output_bytes(limits.output.max_bytes);
   out.set_output_lines(limits.output.max_lines);
+  out.set_workspace_bytes(limits.workspace_bytes);
 }
 }  // namespace
 
@@ -139,6 +140,10 @@ tools::ExecutionEvent finished_event(const pagi_exec::Outcome& outcome) {
   done.set_stdout_truncated(outcome.out.truncated);
   done.set_stderr_truncated(outcome.err.truncated);
   if (outcome.ran) done.set_isolation(pagi_exec::to_string(outcome.isolation));
+  if (outcome.workspace) {
+    done.set_workspace_bytes(outcome.workspace->bytes);
+    done.set_workspace_quota_bytes(outcome.workspace->quota_bytes);
+  }
   return event;
 }
 

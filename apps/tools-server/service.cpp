@@ -62,6 +62,7 @@ grpc::Status ToolExecutorService::HealthCheck(grpc::ServerContext* /*context*/,
   health.safe_mode = executor->policy().safe_mode();
   health.policy_revision = executor->policy().revision();
   health.host_network_twins = codec::host_network_twins(executor->policy(), executor->sandbox().isolation());
+  health.workspaces = executor->workspaces();
   *response = codec::to_proto(health);
   return grpc::Status::OK;
 }

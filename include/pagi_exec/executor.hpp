@@ -5,6 +5,8 @@
 #include <functional>
 #include <memory>
 #include <stop_token>
+#include <string>
+#include <vector>
 
 #include "pagi_exec/admission.hpp"
 #include "pagi_exec/audit.hpp"
@@ -18,6 +20,10 @@
 #include "pagi_exec/tool_catalog.hpp"
 
 namespace pagi_exec {
+
+namespace detail {
+class WorkspaceMeter;
+}  // namespace detail
 
 /// Everything an Executor is made of. Only policy and sandbox are required.
 struct ExecutorParts {
@@ -39,7 +45,8 @@ struct RunHooks {
   OutputSink output;
 };
 
-/// Composes Policy + Sandbox + ToolCatalog. Copies share the History and the Spawner.
+/// Composes Policy + Sandbox + ToolCatalog. Copies share the History, the Spawner and what is
+/// known of the twins' workspaces (their usage against the quota, Limits::workspace_bytes).
 /// run() and check() are const and thread-safe: one Executor serves every gRPC thread.
 class Executor {
  public:
@@ -69,6 +76,10 @@ class Executor {
   [[nodiscard]] Result<Outcome> run(const Request& request, std::stop_token stop = {},
                                     const RunHooks& hooks = {}) const;
 
+  /// The twins' workspaces as last measured (twins whose workspace has a quota and was used
+  /// since start): over quota first, then largest first. Never touches the disk. Thread-safe.
+  [[nodiscard]] std::vector<TwinWorkspace> workspaces() const;
+
   /// Blocks until the clean-up run() leaves for after its response (reaping processes,
   /// recycling cgroups, removing execution folders) has finished, for every execution so far.
   static void wait_for_cleanup();
@@ -82,21 +93,25 @@ class Executor {
   [[nodiscard]] Executor with_policy(Policy policy) const {
     auto parts = parts_;
     parts.policy = std::move(policy);
-    return Executor(std::move(parts));
+    return Executor(std::move(parts), workspaces_);
   }
   /// The same executor with another policy and tool catalog (a reloaded policy file).
   [[nodiscard]] Executor with_policy(Policy policy, ToolCatalog catalog) const {
     auto parts = parts_;
     parts.policy = std::move(policy);
     parts.catalog = std::move(catalog);
-    return Executor(std::move(parts));
+    return Executor(std::move(parts), workspaces_);
   }
 
  private:
-  explicit Executor(ExecutorParts parts) : parts_(std::move(parts)) {}
+  Executor(ExecutorParts parts, std::shared_ptr<detail::WorkspaceMeter> workspaces)
+      : parts_(std::move(parts)), workspaces_(std::move(workspaces)) {}
   [[nodiscard]] Result<Outcome> run_allowed(const Request& request, Outcome outcome, std::stop_token stop,
                                             const RunHooks& hooks) const;
+  [[nodiscard]] Result<Outcome> run_command(const Request& request, Outcome outcome, std::vector<std::string> argv,
+                                            std::stop_token stop, const RunHooks& hooks) const;
   ExecutorParts parts_;
+  std::shared_ptr<detail::WorkspaceMeter> workspaces_;
 };
 
 }  // namespace pagi_exec

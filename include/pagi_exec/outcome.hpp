@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,10 +23,10 @@ inline constexpr int signal_exit_base = 128;
 inline constexpr const char* timeout_message = "execution_timeout";
 
 /// Which limit ended (or hobbled) an execution.
-enum class LimitHit : std::uint8_t { none, timeout, memory, pids, cpu, file_size };
+enum class LimitHit : std::uint8_t { none, timeout, memory, pids, cpu, file_size, workspace_quota };
 
 /// The names clients see: "execution_timeout", "memory_limit_exceeded", "pids_limit",
-/// "cpu_limit", "file_size_limit"; "" for none.
+/// "cpu_limit", "file_size_limit", "workspace_quota_exceeded"; "" for none.
 [[nodiscard]] constexpr const char* to_string(LimitHit hit) noexcept {
   switch (hit) {
     case LimitHit::none: return "";
@@ -34,6 +35,7 @@ enum class LimitHit : std::uint8_t { none, timeout, memory, pids, cpu, file_size
     case LimitHit::pids: return "pids_limit";
     case LimitHit::cpu: return "cpu_limit";
     case LimitHit::file_size: return "file_size_limit";
+    case LimitHit::workspace_quota: return "workspace_quota_exceeded";
   }
   return "unknown";
 }
@@ -55,6 +57,29 @@ struct Usage {
   bool operator==(const Usage&) const = default;
 };
 
+/// What a twin's workspace (SANDBOX_DIR/<twin>/) occupies on disk, and its quota.
+struct WorkspaceUsage {
+  std::uint64_t bytes = 0;        ///< allocated bytes (st_blocks, as du(1) counts them)
+  std::uint64_t entries = 0;      ///< files, folders, links and other entries
+  std::uint64_t quota_bytes = 0;  ///< the twin's quota; 0 means none
+  /// True when a quota is set and the workspace holds more than it.
+  [[nodiscard]] bool over_quota() const noexcept { return quota_bytes != 0 && bytes > quota_bytes; }
+  bool operator==(const WorkspaceUsage&) const = default;
+};
+
+/// One twin's workspace as last measured.
+struct TwinWorkspace {
+  std::string twin_id;
+  WorkspaceUsage usage;
+  bool operator==(const TwinWorkspace&) const = default;
+};
+
+/// "31.5 MiB", "12 KiB", "512 bytes": a size as people read it.
+[[nodiscard]] std::string describe_size(std::uint64_t bytes);
+
+/// "workspace over quota: 300.0 MiB of 256.0 MiB" and what to do about it.
+[[nodiscard]] std::string describe_over_quota(const WorkspaceUsage& usage);
+
 /// The result of Executor::run. A refused request is an Outcome too (decision.allowed false).
 struct Outcome {
   std::string execution_id;  ///< UUID v4, fresh for every request
@@ -71,6 +96,9 @@ struct Outcome {
   std::chrono::microseconds elapsed{0};
   Isolation isolation = Isolation::cwd;  ///< the isolation the command ran under
   std::string message;                   ///< human-readable summary; "execution_timeout" on timeout
+  /// The twin's workspace after the request, when it was measured or is known (file_write, and
+  /// runs whose command can write the workspace); nullopt otherwise.
+  std::optional<WorkspaceUsage> workspace;
 
   /// True exactly when the command ran and exited 0.
   [[nodiscard]] bool success() const noexcept { return ran && exit_code == 0; }

@@ -47,6 +47,7 @@ struct TwinLimits {
   /// Executions of this twin running at once; a host's own per-twin limit still applies (the
   /// lower of the two holds: see Admission::admit).
   std::optional<std::uint64_t> max_running;
+  std::optional<std::uint64_t> workspace_bytes;      ///< quota of the twin's workspace (only lowers the server's)
 
   /// These limits with each field lowered to `cap`'s where `cap` sets it; a set cap also bounds
   /// an unset limit (unset here, 5 s in `cap`: 5 s). Thread-safe.
@@ -56,7 +57,8 @@ struct TwinLimits {
                       .max_processes = detail::lower(max_processes, cap.max_processes),
                       .output_bytes = detail::lower(output_bytes, cap.output_bytes),
                       .output_lines = detail::lower(output_lines, cap.output_lines),
-                      .max_running = detail::lower(max_running, cap.max_running)};
+                      .max_running = detail::lower(max_running, cap.max_running),
+                      .workspace_bytes = detail::lower(workspace_bytes, cap.workspace_bytes)};
   }
   bool operator==(const TwinLimits&) const = default;
 };

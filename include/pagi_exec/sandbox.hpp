@@ -54,6 +54,7 @@ struct Limits {
   std::uint64_t file_size_bytes = 256ULL << 20;  ///< every mode: RLIMIT_FSIZE (largest file written)
   std::uint64_t open_files = 1024;               ///< every mode: RLIMIT_NOFILE
   std::uint64_t tmpfs_bytes = 64ULL << 20;       ///< native, bwrap: size of /tmp and of /work, each
+  std::uint64_t workspace_bytes = 256ULL << 20;  ///< every mode: quota of the twin's workspace (du)
   bool operator==(const Limits&) const = default;
 };
 

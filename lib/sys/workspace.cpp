@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <vector>
 
+#include "sys/random.hpp"
 #include "sys/unique_fd.hpp"
 
 namespace pagi_exec::sys {
@@ -32,7 +34,7 @@ Result<unique_fd> make_and_open_dir(int dirfd, const std::string& name, const st
   if (::mkdirat(dirfd, name.c_str(), mode) != 0 && errno != EEXIST) {
     return fail(Errc::sandbox_setup, "mkdir " + shown, errno);
   }
-  unique_fd fd(open_beneath(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY));
+  unique_fd fd(open_beneath(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NONBLOCK));
   if (!fd) {
     const int err = errno;
     if (err == ELOOP || err == ENOTDIR || err == EXDEV) {
@@ -162,55 +164,170 @@ Result<void> remove_tree(const std::filesystem::path& dir) {
   return {};
 }
 
-Result<std::uint64_t> write_file_beneath(const std::filesystem::path& root, const std::string& twin,
-                                         std::string_view relative, std::string_view content,
-                                         const std::optional<Credentials>& owner) {
-  auto root_fd = open_root(root);
-  if (!root_fd) return tl::unexpected(root_fd.error());
-  auto dir = make_and_open_dir(root_fd->get(), twin, (root / twin).string());
-  if (!dir) return tl::unexpected(dir.error());
-  if (auto given = give_to(dir->get(), owner, 0700, twin); !given) return tl::unexpected(given.error());
+const char* describe_file_type(unsigned mode) noexcept {
+  switch (mode & S_IFMT) {
+    case S_IFREG: return "a regular file";
+    case S_IFDIR: return "a directory";
+    case S_IFLNK: return "a symlink";
+    case S_IFIFO: return "a FIFO (named pipe)";
+    case S_IFSOCK: return "a socket";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    default: return "not a regular file";
+  }
+}
 
-  std::string shown = twin;
-  std::string_view rest = relative;
-  for (auto slash = rest.find('/'); slash != std::string_view::npos; slash = rest.find('/')) {
-    const std::string part(rest.substr(0, slash));
-    shown += "/" + part;
-    auto next = make_and_open_dir(dir->get(), part, shown, 0755);  // inside the twin's 0700/0750 folder
-    if (!next) return tl::unexpected(next.error());
-    if (auto given = give_to(next->get(), owner, 0755, shown); !given) return tl::unexpected(given.error());
-    *dir = std::move(*next);
-    rest.remove_prefix(slash + 1);
+namespace {
+
+constexpr std::uint64_t block_bytes = 4096;  // the allocation unit the estimates assume
+
+std::uint64_t allocated(const struct stat& st) { return static_cast<std::uint64_t>(st.st_blocks) * 512; }
+
+std::vector<std::string> split_path(std::string_view relative) {
+  std::vector<std::string> parts;
+  for (auto slash = relative.find('/'); slash != std::string_view::npos; slash = relative.find('/')) {
+    parts.emplace_back(relative.substr(0, slash));
+    relative.remove_prefix(slash + 1);
   }
-  const std::string name(rest);
-  unique_fd file(open_beneath(dir->get(), name.c_str(), O_WRONLY | O_CREAT, 0644));
-  if (!file) {
-    const int err = errno;
-    if (err == ELOOP || err == EISDIR || err == EXDEV) {
-      return fail(Errc::invalid_request, "cannot write '" + std::string(relative) +
-                                             "': it is a symlink or a directory", err);
-    }
-    return fail(Errc::io, "open " + std::string(relative), err);
-  }
-  // Truncate only once we know it is the twin's own file: an unprivileged command may have
-  // planted a hard link to a file outside (fs.protected_hardlinks limits which).
-  struct stat st{};
-  if (::fstat(file.get(), &st) != 0) return fail(Errc::io, "stat " + std::string(relative), errno);
-  if (st.st_nlink > 1) {
-    return fail(Errc::invalid_request, "cannot write '" + std::string(relative) + "': it has other hard links");
-  }
-  if (::ftruncate(file.get(), 0) != 0) return fail(Errc::io, "truncate " + std::string(relative), errno);
-  if (auto given = give_to(file.get(), owner, 0, std::string(relative)); !given) return tl::unexpected(given.error());
+  parts.emplace_back(relative);
+  return parts;
+}
+
+Result<std::uint64_t> write_all(int fd, std::string_view content, std::string_view shown) {
   std::uint64_t written = 0;
   while (written < content.size()) {
-    const auto n = ::write(file.get(), content.data() + written, content.size() - written);
+    const auto n = ::write(fd, content.data() + written, content.size() - written);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return fail(Errc::io, "write " + std::string(relative), errno);
+      return fail(Errc::io, "write " + std::string(shown), errno);
     }
     written += static_cast<std::uint64_t>(n);
   }
   return written;
+}
+
+// The replacement keeps the old file's permission bits (never set-id or sticky) and, when we may,
+// its owner: a file a command owned stays writable by it.
+void keep_owner_and_mode(int fd, const struct stat& old) {
+  if (::fchown(fd, old.st_uid, old.st_gid) != 0) {
+    // Not privileged: the file stays ours. Nothing else depends on it.
+  }
+  (void)::fchmod(fd, old.st_mode & 0777);
+}
+
+}  // namespace
+
+Result<FileWrite> write_file_beneath(const std::filesystem::path& root, const std::string& twin,
+                                     std::string_view relative, std::string_view content, const WriteAdmission& admit,
+                                     const std::optional<Credentials>& owner) {
+  auto root_fd = open_root(root);
+  if (!root_fd) return tl::unexpected(root_fd.error());
+  struct stat twin_st{};
+  const bool new_workspace = ::fstatat(root_fd->get(), twin.c_str(), &twin_st, AT_SYMLINK_NOFOLLOW) != 0;
+  auto dir = make_and_open_dir(root_fd->get(), twin, (root / twin).string());
+  if (!dir) return tl::unexpected(dir.error());
+  if (auto given = give_to(dir->get(), owner, 0700, twin); !given) return tl::unexpected(given.error());
+  // A workspace made by this write counts as one of the folders it creates.
+  std::uint64_t folder_bytes = 0;
+  if (new_workspace && ::fstat(dir->get(), &twin_st) == 0) folder_bytes = allocated(twin_st);
+  const std::string shown(relative);
+  const auto parts = split_path(relative);
+  const std::string& name = parts.back();
+
+  const auto folder_shown = [&](std::size_t depth) {
+    std::string path = twin;
+    for (std::size_t i = 0; i <= depth; ++i) path += "/" + parts[i];
+    return path;
+  };
+
+  // 1. Look, creating nothing: the folders that exist, the ones to make, what the target is.
+  std::size_t depth = 0;
+  for (; depth + 1 < parts.size(); ++depth) {
+    unique_fd next(open_beneath(dir->get(), parts[depth].c_str(), O_RDONLY | O_DIRECTORY | O_NONBLOCK));
+    if (!next) {
+      const int err = errno;
+      if (err == ENOENT) break;
+      if (err == ELOOP || err == ENOTDIR || err == EXDEV) {
+        return fail(Errc::invalid_request, folder_shown(depth) + " is not a plain directory (a symlink?)", err);
+      }
+      return fail(Errc::io, "open " + folder_shown(depth), err);
+    }
+    *dir = std::move(next);
+  }
+  const std::size_t folders_to_make = parts.size() - 1 - depth;
+  struct stat old{};
+  bool replacing = false;
+  if (folders_to_make == 0) {
+    // fstatat opens nothing: a FIFO cannot block us, a device's driver never runs.
+    if (::fstatat(dir->get(), name.c_str(), &old, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (!S_ISREG(old.st_mode)) {
+        return fail(Errc::invalid_request, "cannot write '" + shown + "': it is " + describe_file_type(old.st_mode) +
+                                               "; file_write writes regular files only");
+      }
+      replacing = true;
+    } else if (errno != ENOENT) {
+      return fail(Errc::io, "stat " + shown, errno);
+    }
+  }
+  FileWrite change{
+      .written = 0,
+      // Blocks of a file with other names stay allocated after the replacement.
+      .replaced_bytes = replacing && old.st_nlink == 1 ? allocated(old) : 0,
+      .new_bytes = (content.size() + block_bytes - 1) / block_bytes * block_bytes,
+      .folder_bytes = folder_bytes + folders_to_make * block_bytes,
+      .entries_added = (new_workspace ? 1 : 0) + folders_to_make + (replacing ? 0 : 1),
+      .estimated = true,
+  };
+  if (auto admitted = admit(change); !admitted) return tl::unexpected(admitted.error());
+
+  // 2. Make the missing folders, then write the content to a fresh file beside the target.
+  for (; depth + 1 < parts.size(); ++depth) {
+    auto next = make_and_open_dir(dir->get(), parts[depth], folder_shown(depth), 0755);
+    if (!next) return tl::unexpected(next.error());
+    if (auto given = give_to(next->get(), owner, 0755, folder_shown(depth)); !given) {
+      return tl::unexpected(given.error());
+    }
+    struct stat st{};
+    if (::fstat(next->get(), &st) == 0) folder_bytes += allocated(st);
+    *dir = std::move(*next);
+  }
+  const std::string temp = ".pagi-file-write-" + new_uuid_v4();
+  unique_fd file(open_beneath(dir->get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644));
+  if (!file) return fail(Errc::io, "create a file beside " + shown, errno);
+  const auto discard = [&] { (void)::unlinkat(dir->get(), temp.c_str(), 0); };
+  auto written = write_all(file.get(), content, shown);
+  struct stat now{};
+  if (written && ::fstat(file.get(), &now) != 0) written = fail(Errc::io, "stat " + shown, errno);
+  if (!written) {
+    discard();
+    return tl::unexpected(written.error());
+  }
+  change.written = *written;
+  change.new_bytes = allocated(now);
+  change.folder_bytes = folder_bytes;
+  change.estimated = false;
+  if (auto admitted = admit(change); !admitted) {
+    discard();
+    return tl::unexpected(admitted.error());
+  }
+
+  // 3. Replace. rename(2) swaps the directory entry whatever it became meanwhile, never
+  //    following it; only a folder there makes it fail.
+  if (replacing) keep_owner_and_mode(file.get(), old);
+  if (auto given = give_to(file.get(), owner, 0, shown); !given) {
+    discard();
+    return tl::unexpected(given.error());
+  }
+  if (::renameat(dir->get(), temp.c_str(), dir->get(), name.c_str()) != 0) {
+    const int err = errno;
+    discard();
+    if (err == EISDIR || err == ENOTEMPTY || err == EEXIST) {
+      return fail(Errc::invalid_request, "cannot write '" + shown + "': it is a directory; file_write writes "
+                                                                      "regular files only", err);
+    }
+    return fail(Errc::io, "rename over " + shown, err);
+  }
+  return change;
 }
 
 int executable_error(const std::filesystem::path& path) {

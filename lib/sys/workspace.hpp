@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,19 +44,39 @@ namespace pagi_exec::sys {
 /// error but leaves no partial state that matters.
 [[nodiscard]] Result<void> remove_tree(const std::filesystem::path& dir);
 
+/// What a file_write changes on disk, for the workspace's accounting.
+struct FileWrite {
+  std::uint64_t written = 0;         ///< content bytes written
+  std::uint64_t replaced_bytes = 0;  ///< allocated bytes freed by replacing the old file (0: new, or linked elsewhere)
+  std::uint64_t new_bytes = 0;       ///< allocated bytes of the new file (estimated, then measured)
+  std::uint64_t folder_bytes = 0;    ///< allocated bytes of the folders created for it
+  std::uint64_t entries_added = 0;   ///< folders created, plus the file when it is new
+  bool estimated = true;             ///< new_bytes and folder_bytes are estimates (before writing)
+};
+
+/// Decides whether a write may go ahead; an error refuses it. Called twice: with estimates
+/// before anything is created, then with the new file's real allocation before it replaces the
+/// target.
+using WriteAdmission = std::function<Result<void>(const FileWrite&)>;
+
 /// Writes `content` to `relative` beneath `root/twin` (created if needed), creating missing
 /// parent folders. Symlinks and ".." are refused at every step (openat2 RESOLVE_BENEATH |
-/// RESOLVE_NO_SYMLINKS), so the write cannot leave the workspace. An existing file with other
-/// hard links is refused (it may be a file outside the workspace). With `owner` the file and the
-/// folders on its way belong to that uid/gid (cwd: the twin's later commands may change them).
-/// Returns the bytes written.
-/// Errc::invalid_request for a path that leads through a symlink or a non-directory;
-/// Errc::io for other failures.
-[[nodiscard]] Result<std::uint64_t> write_file_beneath(const std::filesystem::path& root,
-                                                       const std::string& twin,
-                                                       std::string_view relative,
-                                                       std::string_view content,
-                                                       const std::optional<Credentials>& owner = std::nullopt);
+/// RESOLVE_NO_SYMLINKS), so the write cannot leave the workspace. Only a regular file is ever
+/// replaced: a FIFO, socket, device, folder or symlink at `relative` is refused without being
+/// opened (so nothing blocks and no driver runs). The content goes to a fresh file (O_EXCL)
+/// that is renamed over the target: a reader sees the old or the new file, never a half, and
+/// another name of the old file (a hard link) keeps the old content. With `owner`, the twin's
+/// folder, the folders made on the way and the file belong to that uid/gid (cwd: the twin's later
+/// commands may change them); without, a replaced file keeps its old owner.
+/// Errc::invalid_request for a path through a symlink or a non-directory, or a target that is
+/// not a regular file; the error of `admit` when it refuses; Errc::io for other failures.
+[[nodiscard]] Result<FileWrite> write_file_beneath(const std::filesystem::path& root, const std::string& twin,
+                                                   std::string_view relative, std::string_view content,
+                                                   const WriteAdmission& admit,
+                                                   const std::optional<Credentials>& owner = std::nullopt);
+
+/// What kind of file `mode` (st_mode) is: "a regular file", "a FIFO (named pipe)", "a socket"...
+[[nodiscard]] const char* describe_file_type(unsigned mode) noexcept;
 
 /// 0 when `path` is executable by us, else the errno of access(2).
 [[nodiscard]] int executable_error(const std::filesystem::path& path);

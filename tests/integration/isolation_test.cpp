@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/mount.h>
@@ -265,6 +266,39 @@ const Probe probes[] = {
        request.timeout_cap = std::chrono::milliseconds(3000);
        auto o = e.run(request);
        return o && !o->timed_out && !host_process_with_cmdline(std::string("sleep") + '\0' + marker + '\0');
+      }},
+    {"hang a server thread: file_write into a FIFO in the workspace",
+     [](const Executor& e, const std::filesystem::path& scratch) {
+       if (!e.run({.tool = "file_write", .args = {"fifo-seed", "x"}, .twin_id = "twin-aegis"})) return false;
+       // Planted from the host: native's workspace is read-only to commands; cwd and bwrap
+       // commands can plant one themselves (tests/e2e/disk_test.cpp does it that way).
+       const auto fifo = scratch / "sandbox" / "twin-aegis" / "fifo";
+       if (::mkfifo(fifo.c_str(), 0666) != 0) return false;
+       // A reader, so that a file_write that opened the FIFO would write into it, not hang here.
+       const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+       const auto o = e.run({.tool = "file_write", .args = {"fifo", "x"}, .twin_id = "twin-aegis"});
+       char c = 0;
+       const bool wrote = reader >= 0 && ::read(reader, &c, 1) == 1;
+       if (reader >= 0) ::close(reader);
+       return reader >= 0 && !o && !wrote;
+     }},
+    {"fill the workspace past its quota with file_write",
+     [](const Executor& e, const std::filesystem::path& scratch) {
+       auto spec = PolicySpec::seed_default();
+       spec.twins["twin-quota"] = {.allow = {"file_write"}, .limits = {.workspace_bytes = 8ULL << 20}};
+       const auto limited = e.with_policy(*Policy::make(spec));
+       const std::string chunk(3ULL << 20, 'x');
+       int refused = 0;
+       for (int i = 0; i < 4; ++i) {
+         const auto o = limited.run({.tool = "file_write", .args = {"f" + std::to_string(i), chunk}, .twin_id = "twin-quota"});
+         refused += o && o->limit_hit == LimitHit::workspace_quota ? 1 : 0;
+       }
+       std::uint64_t used = 0;
+       for (const auto& entry : std::filesystem::recursive_directory_iterator(scratch / "sandbox" / "twin-quota")) {
+         struct stat st{};
+         if (::lstat(entry.path().c_str(), &st) == 0) used += static_cast<std::uint64_t>(st.st_blocks) * 512;
+       }
+       return refused == 2 && used <= (8ULL << 20);
      }},
     {"read the server's command line or environment in /proc",
      [](const Executor& e, const std::filesystem::path& scratch) {
@@ -307,6 +341,8 @@ const std::map<std::string, std::map<Isolation, bool>> claimed = {
     {"run as host root", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
     {"signal its own supervisor", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
     {"read the server's command line or environment in /proc", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
+    {"hang a server thread: file_write into a FIFO in the workspace", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
+    {"fill the workspace past its quota with file_write", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
 };
 
 // The native sandbox claims every row.
