@@ -190,7 +190,7 @@ Result<Outcome> Executor::run_allowed(const Request& request, Outcome outcome, s
       .workspace = sandbox.root_dir() / request.twin_id,
       .execution_dir = native ? std::filesystem::path() : sandbox.root_dir() / request.twin_id / outcome.execution_id,
   };
-  auto dir = native ? sys::prepare_native_workspace(sandbox.root_dir(), request.twin_id, sandbox.spec().sandbox_gid)
+  auto dir = native ? sys::prepare_native_workspace(sandbox.root_dir(), request.twin_id, sys::native_workspace_group(sandbox.spec()))
                     : sys::make_execution_dir(sandbox.root_dir(), request.twin_id, outcome.execution_id);
   if (!dir) return tl::unexpected(dir.error());
   // The folder goes after the response: its processes are dead, nothing waits for it.

@@ -46,6 +46,7 @@ struct ServerConfig {
   int max_concurrency = 64;
   std::size_t history_size = 1000;
   pagi_exec::Limits limits;  ///< the resource limits; timeout and output caps are the fields above
+  pagi_exec::IdRange native_ids = pagi_exec::default_native_ids;  ///< native, as root: a uid/gid per run
   std::string auth = "none";             ///< none, token or mtls
   std::filesystem::path auth_tokens_file;  ///< token: "<sha256 hex> <twin>" per line
   std::filesystem::path tls_cert, tls_key; ///< TLS server certificate chain and key (PEM)

@@ -17,6 +17,7 @@ tl::expected<pagi_exec::Sandbox, StartupError> make_sandbox(const ServerConfig& 
       .isolation = config.isolation,
       .limits = limits,
       .bwrap_path = config.bwrap_path,
+      .native_ids = config.native_ids,
   });
   if (!sandbox) return tl::unexpected(StartupError{.message = "sandbox: " + sandbox.error().message()});
   if (config.isolation == pagi_exec::Isolation::cwd) return *sandbox;
