@@ -158,6 +158,8 @@ CrossRun listener_and_thief(const Executor& e, const std::filesystem::path& scra
     seen.stolen = 0;
   }
   (void)b.finish();
+  MESSAGE("another twin's run: connect " << seen.connect.value_or("(no answer)") << ", took " << seen.stolen
+                                         << " of 40 connections");
   return seen;
 }
 
