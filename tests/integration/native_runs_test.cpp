@@ -180,6 +180,37 @@ TEST_SUITE("native_runs") {
     CHECK(third.error().message().find("in use") != std::string::npos);
   }
 
+  TEST_CASE("a twin granted network stays in the host's network namespace; others get a fresh one each run") {
+    if (!is_root()) {
+      MESSAGE("SKIPPED: needs root");
+      return;
+    }
+    TempDir dir;
+    auto spec = PolicySpec::seed_default();
+    spec.twins["twin-net"] = {.allow = {"*"}, .network = true};
+    auto policy = Policy::make(spec);
+    REQUIRE(policy);
+    auto sandbox = Sandbox::make({.root_dir = dir.path(), .isolation = Isolation::native});
+    REQUIRE(sandbox);
+    auto executor = Executor::make({.policy = *policy, .sandbox = *sandbox});
+    REQUIRE(executor);
+    const auto line = "readlink /proc/self/ns/net";
+    const auto granted = executor->run(as_twin("twin-net", line));
+    // Two runs alive at once (so the kernel cannot have recycled a namespace's inode number).
+    BackgroundRun first(*executor, as_twin("twin-aegis", say_then_wait("echo ns $(readlink /proc/self/ns/net)", "go-ns")));
+    const auto first_ns = first.wait_line("ns ");
+    const auto second = executor->run(as_twin("twin-sentinel", line));
+    std::ofstream(dir.path() / "twin-aegis" / "go-ns") << "go";
+    REQUIRE((granted && first_ns && second && first.finish()));
+    char host[64] = {};
+    REQUIRE(::readlink("/proc/self/ns/net", host, sizeof host - 1) > 0);
+    CHECK(granted->out.lines == std::vector<std::string>{host});
+    CHECK(*first_ns != host);
+    REQUIRE(second->out.lines.size() == 1);
+    CHECK(second->out.lines[0] != host);
+    CHECK(second->out.lines[0] != *first_ns);
+  }
+
   TEST_CASE("a run holding its uid's inotify limit leaves another twin's run its own") {
     if (!is_root()) {
       MESSAGE("SKIPPED: the uid pool needs root");
