@@ -120,6 +120,9 @@ Result<Executor> Executor::make(ExecutorParts parts) {
   if (auto made = sys::ensure_directory(parts.sandbox.root_dir(), 0711); !made) {
     return tl::unexpected(made.error());
   }
+  if (parts.sandbox.isolation() == Isolation::native) {
+    sys::close_native_workspaces(parts.sandbox.root_dir(), sys::native_workspace_group(parts.sandbox.spec()));
+  }
   return Executor(std::move(parts));
 }
 

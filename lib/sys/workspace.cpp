@@ -99,6 +99,15 @@ Result<std::filesystem::path> prepare_native_workspace(const std::filesystem::pa
   return dir;
 }
 
+void close_native_workspaces(const std::filesystem::path& root, std::uint32_t reader_gid) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
+    const auto name = entry.path().filename().string();
+    if (name.empty() || name[0] == '.' || entry.is_symlink(ec) || !entry.is_directory(ec)) continue;
+    (void)prepare_native_workspace(root, name, reader_gid);  // never through a symlink
+  }
+}
+
 std::uint32_t native_workspace_group(const SandboxSpec& spec) noexcept {
   return ::geteuid() == 0 && spec.native_ids.count != 0 ? spec.native_ids.first : spec.sandbox_gid;
 }

@@ -32,6 +32,11 @@ namespace pagi_exec::sys {
 [[nodiscard]] Result<std::filesystem::path> prepare_native_workspace(const std::filesystem::path& root,
                                                                      const std::string& twin, std::uint32_t reader_gid);
 
+/// At start-up: gives every twin folder already in `root` the permissions of
+/// prepare_native_workspace (folders of an older version were readable by host processes running
+/// as nobody). Best effort: a folder it cannot fix is fixed on its twin's next run.
+void close_native_workspaces(const std::filesystem::path& root, std::uint32_t reader_gid);
+
 /// The group that may read twins' folders in native mode: the uid pool's first id when the
 /// server runs as root with a pool (no host process holds it), else sandbox_gid.
 [[nodiscard]] std::uint32_t native_workspace_group(const SandboxSpec& spec) noexcept;

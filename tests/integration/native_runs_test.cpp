@@ -274,6 +274,23 @@ TEST_SUITE("native_runs") {
     CHECK(result[1] == EACCES);
   }
 
+  TEST_CASE("twin folders an older version left readable by nogroup are closed when the executor starts") {
+    if (!is_root()) {
+      MESSAGE("SKIPPED: needs root");
+      return;
+    }
+    TempDir dir;
+    const auto old = dir.path() / "twin-old";
+    std::filesystem::create_directories(old);
+    REQUIRE(::chown(old.c_str(), 0, 65534) == 0);
+    REQUIRE(::chmod(old.c_str(), 0750) == 0);
+    (void)native_executor(dir.path());
+    struct stat st{};
+    REQUIRE(::stat(old.c_str(), &st) == 0);
+    CHECK(st.st_gid == default_native_ids.first);
+    CHECK((st.st_mode & 07777) == 0750);
+  }
+
   TEST_CASE("mountinfo inside a native run: no mount of the sandbox dir, only /workspace's own root") {
     if (!is_root()) {
       MESSAGE("SKIPPED: the template namespace needs root");
