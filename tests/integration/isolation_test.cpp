@@ -79,6 +79,9 @@ s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
 s.bind(("127.0.0.1", 0))
 s.listen(128)
 port = s.getsockname()[1]
+u = socket.socket(socket.AF_UNIX)
+u.bind("\0pagi-exec-probe-" + sys.argv[1])
+u.listen(8)
 print("ready", port, flush=True)
 go = os.path.join(os.environ["PAGI_WORKSPACE"], "go-" + sys.argv[1])
 while not os.path.exists(go):
@@ -102,6 +105,11 @@ try:
     print("connect reached", flush=True)
 except OSError:
     print("connect refused", flush=True)
+try:
+    socket.socket(socket.AF_UNIX).connect("\0pagi-exec-probe-" + sys.argv[2])
+    print("unix reached", flush=True)
+except OSError:
+    print("unix refused", flush=True)
 t = socket.socket()
 t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
 try:
@@ -127,6 +135,7 @@ print("stole", stolen, flush=True)
 
 struct CrossRun {
   std::optional<std::string> connect;  // "reached" or "refused"
+  std::optional<std::string> unix_socket;  // the same for an abstract unix socket
   int stolen = -1;                     // connections A made to its own port that reached B
 };
 
@@ -147,6 +156,7 @@ CrossRun listener_and_thief(const Executor& e, const std::filesystem::path& scra
                     .twin_id = "twin-sentinel"};
   test_support::BackgroundRun b(e, b_request);
   seen.connect = b.wait_line("connect ");
+  seen.unix_socket = b.wait_line("unix ");
   const auto bound = b.wait_line("bound ");
   std::ofstream(a_dir / ("go-" + token)) << "go";
   (void)a.finish();
@@ -158,7 +168,8 @@ CrossRun listener_and_thief(const Executor& e, const std::filesystem::path& scra
     seen.stolen = 0;
   }
   (void)b.finish();
-  MESSAGE("another twin's run: connect " << seen.connect.value_or("(no answer)") << ", took " << seen.stolen
+  MESSAGE("another twin's run: connect " << seen.connect.value_or("(no answer)") << ", abstract unix socket "
+                                         << seen.unix_socket.value_or("(no answer)") << ", took " << seen.stolen
                                          << " of 40 connections");
   return seen;
 }
@@ -314,6 +325,10 @@ const Probe probes[] = {
      [](const Executor& e, const std::filesystem::path& scratch) {
        return listener_and_thief(e, scratch).connect == "refused";
      }},
+    {"reach another run's abstract unix socket",
+     [](const Executor& e, const std::filesystem::path& scratch) {
+       return listener_and_thief(e, scratch).unix_socket == "refused";
+     }},
     {"take a share of another run's port with SO_REUSEPORT",
      [](const Executor& e, const std::filesystem::path& scratch) { return listener_and_thief(e, scratch).stolen == 0; }},
     {"read the server's command line or environment in /proc",
@@ -356,6 +371,7 @@ const std::map<std::string, std::map<Isolation, bool>> claimed = {
     {"learn the workspace's host path (mountinfo, environment, working folder)",
      {{Isolation::cwd, false}, {Isolation::bwrap, false}, {Isolation::native, false}}},
     {"reach another run's listener on 127.0.0.1", {{Isolation::cwd, false}, {Isolation::bwrap, true}}},
+    {"reach another run's abstract unix socket", {{Isolation::cwd, false}, {Isolation::bwrap, true}}},
     {"take a share of another run's port with SO_REUSEPORT", {{Isolation::cwd, false}, {Isolation::bwrap, true}}},
     {"read the server's command line or environment in /proc", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
 };
