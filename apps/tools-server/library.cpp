@@ -20,6 +20,11 @@ tl::expected<pagi_exec::Sandbox, StartupError> make_sandbox(const ServerConfig& 
       .native_ids = config.native_ids,
   });
   if (!sandbox) return tl::unexpected(StartupError{.message = "sandbox: " + sandbox.error().message()});
+  if (const auto& ids = config.native_ids;
+      config.isolation == pagi_exec::Isolation::native && ids.count != 0 && ids.count - 1 < static_cast<std::uint32_t>(config.max_concurrency)) {
+    log(LogLevel::warn, "TOOLS_UID_POOL holds " + std::to_string(ids.count - 1) + " run uids, fewer than TOOLS_MAX_CONCURRENCY (" +
+                            std::to_string(config.max_concurrency) + "): native runs beyond that many at once are refused");
+  }
   if (config.isolation == pagi_exec::Isolation::cwd) return *sandbox;
   const auto probe = pagi_exec::check_isolation(*sandbox);
   if (probe) return *sandbox;

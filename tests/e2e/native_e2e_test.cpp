@@ -16,14 +16,14 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr char listener_py[] = R"(import os, socket, sys
+constexpr char listener_py[] = R"(import os, socket, time
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 s.listen(8)
 print("ready", s.getsockname()[1], os.getuid(), flush=True)
 go = os.path.join(os.environ["PAGI_WORKSPACE"], "go")
 while not os.path.exists(go):
-    __import__("time").sleep(0.01)
+    time.sleep(0.01)
 )";
 
 }  // namespace
