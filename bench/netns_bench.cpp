@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// One lever of the native sandbox, measured: a child that creates its own network namespace
-// against one that joins a namespace made once (what native does). Run as root.
+// One lever of the native sandbox, measured: a child that creates its own network namespace,
+// one that joins a namespace made once and shared (what native did), and one that joins a fresh
+// namespace made beforehand and discarded after (what native's pool does: the making is off the
+// timed path, as on the pool's thread; dropping the last reference is timed). Run as root.
 //
 //   build/bench/netns_bench [rounds]
 #include <fcntl.h>
@@ -46,22 +48,26 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cannot make a network namespace (not root?)\n");
     return 77;
   }
-  const char* names[] = {"fork only", "fork + new netns", "fork + join netns"};
-  std::vector<double> ms[3];
+  const char* names[] = {"fork only", "fork + new netns", "fork + join shared", "fork + join fresh"};
+  constexpr int modes = 4;
+  std::vector<double> ms[modes];
   for (int i = 0; i < rounds; ++i) {
-    for (int mode = 0; mode < 3; ++mode) {  // interleaved: noise hits every variant alike
+    for (int mode = 0; mode < modes; ++mode) {  // interleaved: noise hits every variant alike
+      const int fresh = mode == 3 ? make_shared_netns() : -1;  // the pool's work, not timed
+      const int join = mode == 2 ? shared : fresh;
       const auto t0 = std::chrono::steady_clock::now();
       const auto child = static_cast<pid_t>(::syscall(SYS_clone, (mode == 1 ? CLONE_NEWNET : 0) | SIGCHLD, 0, 0, 0, 0));
       if (child == 0) {
-        if (mode == 2 && ::setns(shared, CLONE_NEWNET) != 0) ::_exit(1);
+        if (join >= 0 && ::setns(join, CLONE_NEWNET) != 0) ::_exit(1);
         ::_exit(0);
       }
       ::waitpid(child, nullptr, 0);
+      if (fresh >= 0) ::close(fresh);  // the last reference: the kernel queues its clean-up
       ms[mode].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
   }
   std::printf("network namespace per execution vs joined, %d interleaved rounds (ms)\n", rounds);
-  for (int mode = 0; mode < 3; ++mode) {
+  for (int mode = 0; mode < modes; ++mode) {
     auto& v = ms[mode];
     std::sort(v.begin(), v.end());
     std::printf("%-20s p50 %.3f  p99 %.3f\n", names[mode], v[v.size() / 2], v[v.size() * 99 / 100]);

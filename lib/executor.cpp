@@ -150,6 +150,9 @@ Result<Executor> Executor::make(ExecutorParts parts) {
   if (auto made = sys::ensure_directory(parts.sandbox.root_dir(), 0711); !made) {
     return tl::unexpected(made.error());
   }
+  if (parts.sandbox.isolation() == Isolation::native) {
+    sys::close_native_workspaces(parts.sandbox.root_dir(), sys::native_workspace_group(parts.sandbox.spec()));
+  }
   auto workspaces = std::make_shared<detail::WorkspaceMeter>(parts.sandbox.root_dir());
   return Executor(std::move(parts), std::move(workspaces));
 }
@@ -263,7 +266,7 @@ Result<Outcome> Executor::run_command(const Request& request, Outcome outcome, s
   auto dir = [&]() -> Result<std::filesystem::path> {
     if (host_folder) return sys::make_execution_dir(sandbox.root_dir(), request.twin_id, outcome.execution_id, run_as);
     if (sandbox.isolation() == Isolation::native) {
-      return sys::prepare_native_workspace(sandbox.root_dir(), request.twin_id, sandbox.spec().sandbox_gid);
+      return sys::prepare_native_workspace(sandbox.root_dir(), request.twin_id, sys::native_workspace_group(sandbox.spec()));
     }
     return run_as ? sys::prepare_native_workspace(sandbox.root_dir(), request.twin_id, run_as->gid)
                   : sys::make_twin_dir(sandbox.root_dir(), request.twin_id);

@@ -227,6 +227,27 @@ const auto settings = std::to_array<Setting>({
      [](std::string_view t, ServerConfig& c) {
        return apply_uint(t, 16, 1'048'576, "a descriptor count", c.limits.open_files);
      }},
+    {"--uid-pool", "TOOLS_UID_POOL", "FIRST:COUNT",
+     "native, server as root: host ids lent to runs, one uid/gid per run at a time (FIRST+1 ...); FIRST is the "
+     "group that may read twins' folders; 'off' = every run is uid 65534 (default 1879048192:1024)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       if (t == "off") {
+         c.native_ids = {};
+         return Problem{};
+       }
+       const auto colon = t.find(':');
+       const auto first = colon == std::string_view::npos ? std::nullopt : parse_uint(t.substr(0, colon), 1, 0xFFFFFFFEULL);
+       const auto count = colon == std::string_view::npos
+                              ? std::nullopt
+                              : parse_uint(t.substr(colon + 1), 2, pagi_exec::max_native_ids);
+       if (!first || !count || *first + *count > 0xFFFFFFFFULL || (*first <= 65535 && 65534 < *first + *count)) {
+         return Problem("is not FIRST:COUNT (COUNT 2-" + std::to_string(pagi_exec::max_native_ids) +
+                        ", the range holding neither 0, 65534, 65535 nor 4294967295) or 'off'");
+       }
+       c.native_ids = {static_cast<std::uint32_t>(*first), static_cast<std::uint32_t>(*count)};
+       return Problem{};
+     }},
     {"--tmpfs-size-mb", "TOOLS_TMPFS_SIZE_MB", "MIB",
      "native and bwrap: size of the private /tmp and of the working folder /work, each (default 64)", false,
      [](std::string_view t, ServerConfig& c) { return apply_mib(t, 1, c.limits.tmpfs_bytes); }},

@@ -55,6 +55,7 @@ struct ServerConfig {
   std::uint32_t run_as_uid = 65534;  ///< commands' uid and gid when the server is root (every mode)
   std::uint32_t run_as_gid = 65534;
   bool run_as_root = false;          ///< cwd/bwrap: keep the server's uid, as the original did (unsafe)
+  pagi_exec::IdRange native_ids = pagi_exec::default_native_ids;  ///< native, as root: a uid/gid per run
   std::string auth = "none";             ///< none, token or mtls
   bool auth_explicit = false;            ///< TOOLS_AUTH / --auth was given (none by choice)
   std::filesystem::path auth_tokens_file;  ///< token: "<sha256 hex> <twin>" per line

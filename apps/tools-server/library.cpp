@@ -41,6 +41,7 @@ tl::expected<pagi_exec::Sandbox, StartupError> make_sandbox(const ServerConfig& 
       .sandbox_uid = config.run_as_uid,
       .sandbox_gid = config.run_as_gid,
       .run_as_root = config.run_as_root,
+      .native_ids = config.native_ids,
   };
   if (!config.isolation) return choose_sandbox(config, spec, reason);
   const auto requested = std::string(pagi_exec::to_string(*config.isolation));
@@ -132,6 +133,11 @@ tl::expected<Library, StartupError> make_library(const ServerConfig& config) {
   auto sandbox = make_sandbox(config, reason, fallback);
   if (!sandbox) return tl::unexpected(sandbox.error());
   log_command_identity(config, sandbox->isolation());
+  if (const auto& ids = config.native_ids; sandbox->isolation() == pagi_exec::Isolation::native && ids.count != 0 &&
+                                           ids.count - 1 < static_cast<std::uint32_t>(config.max_concurrency)) {
+    log(LogLevel::warn, "TOOLS_UID_POOL holds " + std::to_string(ids.count - 1) + " run uids, fewer than TOOLS_MAX_CONCURRENCY (" +
+                            std::to_string(config.max_concurrency) + "): native runs beyond that many at once are refused");
+  }
   auto audit = open_audit(config);
   if (!audit) return tl::unexpected(audit.error());
   auto admission = make_admission(config);

@@ -63,6 +63,22 @@ inline constexpr std::chrono::milliseconds max_timeout{24LL * 60 * 60 * 1000};
 /// Largest per-stream output cap accepted: 64 MiB (a response must still fit a gRPC message).
 inline constexpr std::uint64_t max_output_bytes = 64ULL * 1024 * 1024;
 
+/// Host uids/gids the native sandbox lends to its runs when the server runs as root: `first` is
+/// the group that may read twins' folders (no other process holds it), and each run gets its
+/// own uid = gid from first + 1 ... first + count - 1, never two runs at once, so per-uid kernel
+/// limits (inotify instances, RLIMIT_NPROC, ...) are not shared between runs. The default lies in
+/// the range systemd's UIDS-GIDS.md lists as unused (1879048192-2147483647): above useradd's
+/// subordinate ids (100000-600100000) and the systemd-nspawn container ranges. count 0: no pool,
+/// every run is sandbox_uid/sandbox_gid.
+struct IdRange {
+  std::uint32_t first = 0;
+  std::uint32_t count = 0;
+  bool operator==(const IdRange&) const = default;
+};
+inline constexpr IdRange default_native_ids{1879048192, 1024};
+/// Most ids a pool may hold (the native root lists each in its /etc/passwd).
+inline constexpr std::uint32_t max_native_ids = 4096;
+
 /// Plain data a Sandbox is made from.
 struct SandboxSpec {
   std::filesystem::path root_dir = "/tmp/pagi-sandbox";  ///< holds <twin_id>/<execution_id>/
@@ -76,6 +92,7 @@ struct SandboxSpec {
   /// cwd and bwrap: keep the server's uid for commands (root when the server is root), as the
   /// original did. Unsafe; for compatibility only. Native always drops to sandbox_uid/gid.
   bool run_as_root = false;
+  IdRange native_ids = default_native_ids;  ///< native, server as root: a uid/gid per run
   bool operator==(const SandboxSpec&) const = default;
 };
 
@@ -103,6 +120,16 @@ class Sandbox {
     }
     if (!spec.run_as_root && (spec.sandbox_uid == 0 || spec.sandbox_gid == 0)) {
       return fail(Errc::invalid_config, "commands run as uid or gid 0 only with run_as_root (TOOLS_RUN_AS_ROOT)");
+    }
+    if (const auto& ids = spec.native_ids; ids.count != 0) {
+      const std::uint64_t last = std::uint64_t{ids.first} + ids.count - 1;
+      const auto holds = [&](std::uint64_t id) { return ids.first <= id && id <= last; };
+      if (ids.count < 2 || ids.count > max_native_ids || last >= 0xFFFFFFFFULL || holds(0) || holds(65534) ||
+          holds(65535)) {
+        return fail(Errc::invalid_config, "uid pool " + std::to_string(ids.first) + ":" + std::to_string(ids.count) +
+                                              " must hold 2 to " + std::to_string(max_native_ids) +
+                                              " ids and not 0, 65534, 65535 or 4294967295");
+      }
     }
     if (spec.isolation != Isolation::cwd && spec.limits.tmpfs_bytes < 4096) {
       return fail(Errc::invalid_config, "tmpfs size must be at least 4096 bytes");

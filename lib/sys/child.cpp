@@ -23,9 +23,9 @@ pid_t raw_clone(unsigned long flags) noexcept {
 }
 
 bool close_fds_except(const int* keep, std::size_t count) noexcept {
-  int sorted[8];
+  int sorted[12];
   std::size_t n = 0;
-  for (std::size_t i = 0; i < count && n < 8; ++i) {
+  for (std::size_t i = 0; i < count && n < 12; ++i) {
     if (keep[i] >= 3) sorted[n++] = keep[i];
   }
   for (std::size_t i = 1; i < n; ++i) {  // insertion sort: tiny and allocation-free

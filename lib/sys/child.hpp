@@ -17,7 +17,7 @@ namespace pagi_exec::sys {
 /// which are not async-signal-safe (a handler could take a lock another server thread held).
 [[nodiscard]] pid_t raw_clone(unsigned long flags) noexcept;
 
-/// Closes every descriptor >= 3 except the (at most 8) listed ones; -1 entries are ignored.
+/// Closes every descriptor >= 3 except the (at most 12) listed ones; -1 entries are ignored.
 [[nodiscard]] bool close_fds_except(const int* keep, std::size_t count) noexcept;
 
 /// Default dispositions for every signal and an empty mask: both survive execve (signal(7)),

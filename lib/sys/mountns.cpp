@@ -67,7 +67,6 @@ const char* to_string(RootStep step) noexcept {
     case RootStep::make_links: return "create symlinks";
     case RootStep::write_files: return "write /etc files";
     case RootStep::make_devices: return "create /dev nodes";
-    case RootStep::bind_host: return "bind the sandbox dir into the template";
     case RootStep::enter_template: return "enter the template mount namespace";
     case RootStep::unshare_mounts: return "copy the template mount namespace";
     case RootStep::mount_proc: return "mount /proc";
@@ -96,8 +95,12 @@ std::vector<SystemDir> system_dirs() {
   return dirs;
 }
 
+std::string work_options_for(const RootPlan& plan, std::uint32_t uid, std::uint32_t gid) {
+  return plan.work_options + ",uid=" + std::to_string(uid) + ",gid=" + std::to_string(gid);
+}
+
 Result<RootPlan> plan_root(const std::string& root, std::uint64_t tmp_bytes, std::uint64_t work_bytes,
-                           std::uint32_t uid, std::uint32_t gid) {
+                           std::uint32_t uid, std::uint32_t gid, const IdRange& ids) {
   std::error_code ec;
   std::filesystem::create_directories(root, ec);
   if (ec) return fail(Errc::sandbox_setup, "create native root mount point " + root, ec.value());
@@ -109,8 +112,6 @@ Result<RootPlan> plan_root(const std::string& root, std::uint64_t tmp_bytes, std
   plan.tmp = at("/tmp");
   plan.work = at("/work");
   plan.workspace = at("/workspace");
-  plan.host = at("/.host");
-  plan.host_sandbox = at("/.host/sandbox");
   plan.dirs = {at("/usr"), at("/etc"), plan.proc, plan.dev, plan.tmp, plan.work, plan.workspace};
   plan.ro_binds.push_back({"/usr", at("/usr"), locked_flags("/usr")});
   // Merged /usr (Debian 12): /bin -> usr/bin is recreated as a link; a real folder is bound.
@@ -128,11 +129,24 @@ Result<RootPlan> plan_root(const std::string& root, std::uint64_t tmp_bytes, std
   }
   // /etc holds no host secrets: copies of what the dynamic linker and libc need, and users that
   // name only the sandbox (the host's /etc/passwd would list its accounts).
-  const auto id = std::to_string(uid), gid_text = std::to_string(gid);
+  // With a uid pool every run's id is listed, all named "sandbox"; the pool's first id is the
+  // group that may read the twin's folder.
+  std::string passwd = "root:x:0:0:root:/root:/usr/sbin/nologin\n", group = "root:x:0:\n";
+  const auto add_user = [&](std::uint32_t user, std::uint32_t user_group) {
+    passwd += "sandbox:x:" + std::to_string(user) + ":" + std::to_string(user_group) + ":pagi-exec sandbox:/work:/bin/sh\n";
+  };
+  add_user(uid, gid);
+  group += "sandbox:x:" + std::to_string(gid) + ":\n";
+  if (ids.count != 0) {
+    group += "workspace:x:" + std::to_string(ids.first) + ":\n";
+    for (std::uint32_t id = ids.first + 1; id - ids.first < ids.count; ++id) {
+      add_user(id, id);
+      group += "sandbox:x:" + std::to_string(id) + ":\n";
+    }
+  }
   plan.files = {
-      {at("/etc/passwd"), "root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:" + id + ":" + gid_text +
-                              ":pagi-exec sandbox:/work:/bin/sh\n"},
-      {at("/etc/group"), "root:x:0:\nsandbox:x:" + gid_text + ":\n"},
+      {at("/etc/passwd"), passwd},
+      {at("/etc/group"), group},
       {at("/etc/hostname"), "pagi-sandbox\n"},
       {at("/etc/hosts"), "127.0.0.1 localhost pagi-sandbox\n::1 localhost\n"},
       {at("/etc/nsswitch.conf"), "passwd: files\ngroup: files\nhosts: files\n"},
@@ -152,7 +166,7 @@ Result<RootPlan> plan_root(const std::string& root, std::uint64_t tmp_bytes, std
   plan.links.push_back({"/tmp", at("/dev/shm")});
   plan.root_options = "size=4m,nr_inodes=4096,mode=0755";
   plan.tmp_options = "size=" + std::to_string(tmp_bytes) + ",mode=1777";
-  plan.work_options = "size=" + std::to_string(work_bytes) + ",mode=0700,uid=" + id + ",gid=" + gid_text;
+  plan.work_options = "size=" + std::to_string(work_bytes) + ",mode=0700";
   return plan;
 }
 
@@ -223,18 +237,19 @@ RootStep pivot_in_child(const RootPlan& plan) noexcept {
 
 // The per-execution mounts: a proc of the new PID namespace (it shows the sandbox's processes
 // only), private size-capped /tmp and /work.
-RootStep mount_per_execution(const char* proc, const char* tmp, const char* work, const RootPlan& plan) noexcept {
+RootStep mount_per_execution(const char* proc, const char* tmp, const char* work, const RootPlan& plan,
+                             const char* work_options) noexcept {
   if (::mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) return RootStep::mount_proc;
   if (::mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, plan.tmp_options.c_str()) != 0) return RootStep::mount_tmp;
-  if (::mount("tmpfs", work, "tmpfs", MS_NOSUID | MS_NODEV, plan.work_options.c_str()) != 0) return RootStep::mount_work;
+  if (::mount("tmpfs", work, "tmpfs", MS_NOSUID | MS_NODEV, work_options) != 0) return RootStep::mount_work;
   return RootStep::none;
 }
 
 }  // namespace
 
-RootStep build_root_in_child(const RootPlan& plan, const char* workspace) noexcept {
+RootStep build_root_in_child(const RootPlan& plan, const char* workspace, const char* work_options) noexcept {
   if (const auto step = build_base_in_child(plan); step != RootStep::none) return step;
-  if (const auto step = mount_per_execution(plan.proc.c_str(), plan.tmp.c_str(), plan.work.c_str(), plan);
+  if (const auto step = mount_per_execution(plan.proc.c_str(), plan.tmp.c_str(), plan.work.c_str(), plan, work_options);
       step != RootStep::none) {
     return step;
   }
@@ -242,19 +257,36 @@ RootStep build_root_in_child(const RootPlan& plan, const char* workspace) noexce
   return pivot_in_child(plan);
 }
 
-RootStep enter_template_in_child(int template_fd, const RootPlan& plan, const char* workspace) noexcept {
+RootStep enter_template_in_child(int template_fd, const RootPlan& plan, int workspace_tree,
+                                 const char* work_options) noexcept {
   if (::setns(template_fd, CLONE_NEWNS) != 0) return RootStep::enter_template;
   if (::unshare(CLONE_NEWNS) != 0) return RootStep::unshare_mounts;
   // setns put us at the template's root, which is already pivoted and read-only.
-  if (const auto step = mount_per_execution("/proc", "/tmp", "/work", plan); step != RootStep::none) return step;
-  // A bind of the template's read-only, nosuid, nodev sandbox bind keeps those flags: one call.
-  if (::mount(workspace, "/workspace", nullptr, MS_BIND, nullptr) != 0) return RootStep::bind_workspace;
+  if (const auto step = mount_per_execution("/proc", "/tmp", "/work", plan, work_options); step != RootStep::none) {
+    return step;
+  }
+  // The parent's detached copy is already read-only, nosuid and nodev: attaching it is one call
+  // (move_mount(2) of an anonymous mount into our namespace).
+  if (::syscall(SYS_move_mount, workspace_tree, "", AT_FDCWD, "/workspace", MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+    return RootStep::bind_workspace;
+  }
   return RootStep::none;
 }
 
-std::string template_path_of(const std::string& name) { return "/.host/sandbox/" + name; }
+Result<unique_fd> open_workspace_tree(const std::string& dir) {
+  unique_fd tree(static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, dir.c_str(),
+                                            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW)));
+  if (!tree) return fail(Errc::sandbox_setup, "open_tree " + dir, errno);
+  mount_attr attr{};
+  attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  attr.propagation = MS_PRIVATE;
+  if (::syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) {
+    return fail(Errc::sandbox_setup, "make the workspace mount read-only: " + dir, errno);
+  }
+  return tree;
+}
 
-Result<unique_fd> make_template_namespace(const RootPlan& plan, const std::string& host_dir) {
+Result<unique_fd> make_template_namespace(const RootPlan& plan) {
   int sync[2];
   if (::pipe2(sync, O_CLOEXEC) != 0) return fail(Errc::sandbox_setup, "pipe2", errno);
   unique_fd read_end(sync[0]), write_end(sync[1]);  // the child's report: one RootStep and errno
@@ -262,13 +294,6 @@ Result<unique_fd> make_template_namespace(const RootPlan& plan, const std::strin
   if (child < 0) return fail(Errc::sandbox_setup, "clone(CLONE_NEWNS) for the template namespace", errno);
   if (child == 0) {
     auto step = build_base_in_child(plan);
-    // The sandbox dir, read-only, under a folder only root may enter: inits bind one twin's
-    // workspace from it; the sandboxed uid cannot reach the others.
-    if (step == RootStep::none &&
-        (::mkdir(plan.host.c_str(), 0700) != 0 || ::mkdir(plan.host_sandbox.c_str(), 0700) != 0 ||
-         !bind_readonly(host_dir.c_str(), plan.host_sandbox.c_str(), 0, false))) {
-      step = RootStep::bind_host;
-    }
     if (step == RootStep::none) step = pivot_in_child(plan);
     const int report[2] = {static_cast<int>(step), errno};
     (void)::write(sync[1], report, sizeof report);

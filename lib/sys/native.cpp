@@ -74,7 +74,9 @@ bool drop_privileges(const NativeArgs& native) noexcept {
   // Raw system calls: glibc's setgroups/setresgid/setresuid broadcast the change to every
   // thread it believes we have (__nptl_setxid), and after a clone of the multithreaded server
   // it waits for threads that exist only in the parent: a hang.
-  if (!native.user_namespace && ::syscall(SYS_setgroups, 0, nullptr) != 0) return false;
+  // The only supplementary group is the one that may read the twin's folder (uid pool).
+  const gid_t groups[1] = {native.workspace_gid};
+  if (!native.user_namespace && ::syscall(SYS_setgroups, native.workspace_gid != 0 ? 1 : 0, groups) != 0) return false;
   if (::syscall(SYS_setresgid, native.gid, native.gid, native.gid) != 0) return false;
   if (::syscall(SYS_setresuid, native.uid, native.uid, native.uid) != 0) return false;
   // In a user namespace the uid was never 0, so setresuid kept the namespace's capabilities:
@@ -89,9 +91,10 @@ bool drop_privileges(const NativeArgs& native) noexcept {
 
 // The sandbox's side of a process tree: root, hostname, network, cgroups, rlimits, stdio.
 void contain(const ChildArgs& args, const NativeArgs& native, ChildReport& report) noexcept {
-  const auto root_step = native.template_fd >= 0
-                             ? enter_template_in_child(native.template_fd, *native.root, native.workspace)
-                             : build_root_in_child(*native.root, native.workspace);
+  const auto root_step =
+      native.template_fd >= 0
+          ? enter_template_in_child(native.template_fd, *native.root, native.workspace_tree, native.work_options)
+          : build_root_in_child(*native.root, native.workspace, native.work_options);
   if (root_step != RootStep::none) fail(args, report, InitStep::build_root, errno, root_step);
   static constexpr char hostname[] = "pagi-sandbox";
   if (::sethostname(hostname, sizeof hostname - 1) != 0) fail(args, report, InitStep::hostname, errno);
@@ -211,9 +214,10 @@ void run_init_in_child(const ChildArgs& args, const NativeArgs& native, int maps
   ChildReport report{};
   const std::int64_t started = monotonic_us();
   // 1. Hold nothing of the server's but what the sandbox needs; leave its session.
-  const int keep[] = {args.stdout_fd, args.stderr_fd, args.report_fd, args.control_fd, native.template_fd,
-                      native.netns_fd, native.cgroup_procs[0], native.cgroup_procs[1]};
-  if (!close_fds_except(keep, 8)) fail(args, report, InitStep::close_fds, errno);
+  const int keep[] = {args.stdout_fd, args.stderr_fd,          args.report_fd,          args.control_fd,
+                      native.template_fd, native.netns_fd,        native.cgroup_procs[0], native.cgroup_procs[1],
+                      native.workspace_tree};
+  if (!close_fds_except(keep, sizeof keep / sizeof keep[0])) fail(args, report, InitStep::close_fds, errno);
   struct sigaction ign{};
   ign.sa_handler = SIG_IGN;
   ::sigaction(SIGPIPE, &ign, nullptr);

@@ -16,12 +16,15 @@ namespace pagi_exec::sys {
 struct NativeArgs {
   const RootPlan* root = nullptr;
   int template_fd = -1;               ///< template mount namespace; -1: build the root (user namespace)
-  const char* workspace = nullptr;    ///< the twin's workspace: in the template, or the host path
-  int netns_fd = -1;                  ///< the shared loopback-only namespace; -1: a new one
+  int workspace_tree = -1;            ///< with the template: the workspace's detached mount
+  const char* workspace = nullptr;    ///< without: the host path of the workspace
+  const char* work_options = nullptr; ///< tmpfs options of /work (its owner is the run's uid)
+  int netns_fd = -1;                  ///< this run's fresh loopback-only namespace; -1: a new one
   bool host_network = false;          ///< the policy grants network: stay in the host's namespace
   int cgroup_procs[2] = {-1, -1};     ///< cgroup.procs to join (v1: memory, pids), -1 unused
   std::uint32_t uid = 65534;          ///< the command's uid and gid
   std::uint32_t gid = 65534;
+  std::uint32_t workspace_gid = 0;    ///< a supplementary group that may read the workspace; 0: none
   const sock_fprog* seccomp = nullptr;
   bool user_namespace = false;        ///< not root: a user namespace maps uid/gid
   bool memory_by_rlimit = false;      ///< no cgroup: cap memory with RLIMIT_AS instead

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The native spawner: what is made once (root plan, network namespace, cgroup pool, seccomp
-// filter) and what each execution adds (a cgroup lease, its workspace).
+// The native spawner: what is made once (root plan, template namespace, pools of network
+// namespaces, cgroups and uids, seccomp filter) and what each execution adds (a fresh network
+// namespace, a cgroup lease, a uid, its workspace's detached mount).
 #include <linux/filter.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 
 #include "pagi_exec/spawner.hpp"
 #include "sys/cgroup.hpp"
+#include "sys/id_pool.hpp"
 #include "sys/janitor.hpp"
 #include "sys/mountns.hpp"
 #include "sys/native.hpp"
@@ -18,16 +20,26 @@
 namespace pagi_exec::sys {
 namespace {
 
+// Network namespaces kept ready: enough for a burst of executions; past it a run creates its own.
+constexpr std::size_t spare_network_namespaces = 8;
+
+// What a root server holds for native runs; a user-namespaced one has none of it.
+struct Privileged {
+  unique_fd template_ns;                 // the mount namespace runs copy
+  std::unique_ptr<NetnsPool> netns;      // fresh loopback-only namespaces
+  std::shared_ptr<CgroupPool> cgroups;   // null: no usable cgroups, memory capped by RLIMIT_AS
+  std::shared_ptr<IdPool> ids;           // null: every run is sandbox_uid/sandbox_gid
+  std::uint32_t workspace_gid = 0;       // the group that may read twins' folders (the pool's first id)
+};
+
 class NativeSpawner final : public Spawner {
  public:
-  NativeSpawner(const Sandbox& sandbox, RootPlan root, unique_fd template_ns, unique_fd netns,
-                std::shared_ptr<CgroupPool> pool, SeccompProgram seccomp, bool user_namespace)
+  NativeSpawner(const Sandbox& sandbox, RootPlan root, Privileged privileged, SeccompProgram seccomp,
+                bool user_namespace)
       : uid_(sandbox.spec().sandbox_uid),
         gid_(sandbox.spec().sandbox_gid),
         root_(std::move(root)),
-        template_ns_(std::move(template_ns)),
-        netns_(std::move(netns)),
-        pool_(std::move(pool)),
+        held_(std::move(privileged)),
         seccomp_(std::move(seccomp)),
         fprog_(seccomp_.fprog()),
         user_namespace_(user_namespace) {
@@ -36,46 +48,94 @@ class NativeSpawner final : public Spawner {
 
   Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token stop, const OutputSink& sink) const override {
     if (plan.isolation != Isolation::native) return make_process_spawner()->spawn(plan, std::move(stop), sink);
-    // With the template the workspace is reached through its bind of the sandbox dir.
-    const auto workspace = template_ns_ ? template_path_of(plan.workspace.filename().string()) : plan.workspace.string();
-    NativeArgs args{.root = &root_, .template_fd = template_ns_.get(), .workspace = workspace.c_str(),
-                    .netns_fd = netns_.get(), .host_network = plan.network,
-                    .uid = uid_, .gid = gid_, .seccomp = &fprog_, .user_namespace = user_namespace_,
-                    .memory_by_rlimit = pool_ == nullptr, .arg_start = identity_.arg_start,
-                    .arg_end = identity_.arg_end, .env_start = identity_.env_start, .env_end = identity_.env_end};
+    const auto workspace = plan.workspace.string();
+    // The workspace as a detached read-only mount, made here while privileged: the run's mount
+    // namespace then holds this one folder and no path to the sandbox dir.
+    unique_fd tree;
+    if (held_.template_ns) {
+      auto opened = open_workspace_tree(workspace);
+      if (!opened) return tl::unexpected(opened.error());
+      tree = std::move(*opened);
+    }
+    // A network namespace no other run has used (discarded after this one), unless granted the host's.
+    unique_fd netns;
+    if (!plan.network && held_.netns) netns = held_.netns->take();
+    // A uid of its own: per-uid kernel limits are then this run's alone.
+    IdLease id;
+    if (held_.ids) {
+      auto lent = held_.ids->acquire();
+      if (!lent) return tl::unexpected(lent.error());
+      id = std::move(*lent);
+    }
+    const std::uint32_t uid = id ? id.id() : uid_, gid = id ? id.id() : gid_;
+    const auto work_options = work_options_for(root_, uid, gid);
+    NativeArgs args{.root = &root_, .template_fd = held_.template_ns.get(), .workspace_tree = tree.get(),
+                    .workspace = workspace.c_str(), .work_options = work_options.c_str(), .netns_fd = netns.get(),
+                    .host_network = plan.network, .uid = uid, .gid = gid,
+                    .workspace_gid = id ? held_.workspace_gid : 0, .seccomp = &fprog_,
+                    .user_namespace = user_namespace_, .memory_by_rlimit = held_.cgroups == nullptr,
+                    .arg_start = identity_.arg_start, .arg_end = identity_.arg_end,
+                    .env_start = identity_.env_start, .env_end = identity_.env_end};
     std::optional<CgroupLease> lease;
-    if (pool_) {
-      auto acquired = pool_->acquire({.memory_bytes = plan.limits.memory_bytes, .max_pids = plan.limits.max_processes});
+    if (held_.cgroups) {
+      auto acquired =
+          held_.cgroups->acquire({.memory_bytes = plan.limits.memory_bytes, .max_pids = plan.limits.max_processes});
       if (!acquired) return tl::unexpected(acquired.error());
       lease = std::move(*acquired);
       for (std::size_t i = 0; i < lease->procs.size() && i < 2; ++i) args.cgroup_procs[i] = lease->procs[i].get();
     }
     auto result = run_process_tree(plan, {.native = &args, .cgroup = lease ? &*lease : nullptr}, std::move(stop), sink);
     if (lease) {
-      const auto usage = pool_->read_usage(*lease);
+      const auto usage = held_.cgroups->read_usage(*lease);
       if (result) {
         result->oom_killed = usage.oom_killed;
         result->pids_limit_hit = usage.pids_limit_hit;
         result->usage.peak_memory_bytes = usage.peak_memory_bytes;
       }
-      // After the init's reap, which run_process_tree queued first.
-      auto held = std::make_shared<CgroupLease>(std::move(*lease));
-      Janitor::instance().post([pool = pool_, held] { pool->recycle(std::move(*held)); });
     }
-    return result;
+    // The cgroup and the uid go back only after the init's reap, which run_process_tree queued
+    // first: when the init (PID 1 of the run's PID namespace) is reaped, no process of the run
+    // is left (pid_namespaces(7)), so nothing runs under the uid when the next run gets it.
+    if (lease || id) {
+      auto held_lease = std::make_shared<std::optional<CgroupLease>>(std::move(lease));
+      auto held_id = std::make_shared<IdLease>(std::move(id));
+      Janitor::instance().post([pool = held_.cgroups, held_lease, held_id] {
+        if (*held_lease) pool->recycle(std::move(**held_lease));
+        held_id->reset();
+      });
+    }
+    return result;  // the network namespace's descriptor closes here: it is never reused
   }
 
  private:
   std::uint32_t uid_, gid_;
   RootPlan root_;
-  unique_fd template_ns_;  // invalid in a user namespace: each init builds the whole root
-  unique_fd netns_;
-  std::shared_ptr<CgroupPool> pool_;  // null: no usable cgroups, memory capped by RLIMIT_AS
+  Privileged held_;
   SeccompProgram seccomp_;
   sock_fprog fprog_;  // points into seccomp_
   bool user_namespace_;
   NativeArgs identity_;  // only the server's argv/environ areas are used
 };
+
+Result<Privileged> make_privileged(const SandboxSpec& spec, const RootPlan& root) {
+  Privileged held;
+  auto made_template = make_template_namespace(root);
+  if (!made_template) return tl::unexpected(made_template.error());
+  held.template_ns = std::move(*made_template);
+  auto netns = NetnsPool::make(spare_network_namespaces);
+  if (!netns) return tl::unexpected(netns.error());
+  held.netns = std::move(*netns);
+  // Without cgroups memory falls back to RLIMIT_AS and processes are not limited as a tree:
+  // acceptable for a developer machine, reported in the spawner's description.
+  if (auto made = CgroupPool::make()) held.cgroups = std::move(*made);
+  if (spec.native_ids.count != 0) {
+    auto ids = IdPool::make(spec.native_ids.first + 1, spec.native_ids.count - 1);
+    if (!ids) return tl::unexpected(ids.error());
+    held.ids = std::move(*ids);
+    held.workspace_gid = spec.native_ids.first;
+  }
+  return held;
+}
 
 }  // namespace
 }  // namespace pagi_exec::sys
@@ -85,31 +145,23 @@ namespace pagi_exec {
 Result<std::shared_ptr<const Spawner>> make_native_spawner(const Sandbox& sandbox) {
   const auto& spec = sandbox.spec();
   // Root sets up namespaces directly; anyone else needs a user namespace, and then gets a
-  // network namespace of its own per execution (joining ours would need our privileges).
+  // network namespace of its own per execution (joining ours would need our privileges). A
+  // user namespace maps one uid only (ours), so there is no uid pool either.
   const bool user_namespace = ::geteuid() != 0;
   auto root = sys::plan_root((spec.root_dir / ".native-root").string(), spec.limits.tmpfs_bytes,
-                             spec.limits.tmpfs_bytes, spec.sandbox_uid, spec.sandbox_gid);
+                             spec.limits.tmpfs_bytes, spec.sandbox_uid, spec.sandbox_gid,
+                             user_namespace ? IdRange{} : spec.native_ids);
   if (!root) return tl::unexpected(root.error());
-  sys::unique_fd netns, template_ns;
+  sys::Privileged held;
   if (!user_namespace) {
-    auto made = sys::make_loopback_netns();
+    auto made = sys::make_privileged(spec, *root);
     if (!made) return tl::unexpected(made.error());
-    netns = std::move(*made);
-    auto made_template = sys::make_template_namespace(*root, spec.root_dir.string());
-    if (!made_template) return tl::unexpected(made_template.error());
-    template_ns = std::move(*made_template);
-  }
-  std::shared_ptr<sys::CgroupPool> pool;
-  if (!user_namespace) {
-    // Without cgroups memory falls back to RLIMIT_AS and processes are not limited as a tree:
-    // acceptable for a developer machine, reported in the spawner's description.
-    if (auto made = sys::CgroupPool::make()) pool = std::move(*made);
+    held = std::move(*made);
   }
   auto seccomp = sys::SeccompProgram::make_default();
   if (!seccomp) return tl::unexpected(seccomp.error());
-  return std::make_shared<const sys::NativeSpawner>(sandbox, std::move(*root), std::move(template_ns),
-                                                    std::move(netns), std::move(pool),
-                                                    std::move(*seccomp), user_namespace);
+  return std::make_shared<const sys::NativeSpawner>(sandbox, std::move(*root), std::move(held), std::move(*seccomp),
+                                                    user_namespace);
 }
 
 }  // namespace pagi_exec

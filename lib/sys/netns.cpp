@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// One loopback-only network namespace, shared by native executions (see network_namespaces(7)).
+// Loopback-only network namespaces, one per native execution (see network_namespaces(7)).
 //
-// Sharing is deliberate: executions can reach each other's listeners on 127.0.0.1 while both run,
-// but nothing on the host and nothing beyond it. A namespace per execution would cost ~0.7 ms.
+// A namespace per execution, never reused: two runs must not reach each other's listeners on
+// 127.0.0.1, nor share a port with SO_REUSEPORT, and a namespace a run has used may keep its
+// sockets (TIME_WAIT, a listener held by a process that is still being reaped). Creating one
+// costs ~0.7 ms of kernel work (bench/netns_bench), so a background thread prepares them.
 #include "sys/netns.hpp"
 
 #include <fcntl.h>
@@ -10,16 +12,31 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <string>
 
 namespace pagi_exec::sys {
+namespace {
 
-// In the namespace's first process: ifconfig lo up (the only interface a new netns has).
+// On the calling thread only: unshare(CLONE_NEWNET) moves this thread (not the process) into a
+// new namespace; we open it through /proc/thread-self, bring up lo and return home. Nothing
+// else runs on the pool's thread, so no other code ever sees the detour.
+Result<unique_fd> make_on_this_thread(int home) {
+  if (::unshare(CLONE_NEWNET) != 0) return fail(Errc::sandbox_setup, "unshare(CLONE_NEWNET)", errno);
+  unique_fd ns(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+  const int open_errno = errno;
+  const int up_errno = ns ? bring_up_loopback_in_child() : 0;
+  if (::setns(home, CLONE_NEWNET) != 0) {
+    return fail(Errc::sandbox_setup, "return to the server's network namespace", errno);
+  }
+  if (!ns) return fail(Errc::sandbox_setup, "open a new network namespace", open_errno);
+  if (up_errno != 0) return fail(Errc::sandbox_setup, "bring up lo in a new network namespace", up_errno);
+  return ns;
+}
+
+}  // namespace
+
 int bring_up_loopback_in_child() noexcept {
   const int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (sock < 0) return errno;
@@ -37,33 +54,73 @@ int bring_up_loopback_in_child() noexcept {
   return err;
 }
 
-Result<unique_fd> make_loopback_netns() {
-  // A short-lived child creates the namespace and waits; we open its /proc/<pid>/ns/net, which
-  // keeps the namespace alive after the child exits.
-  int sync[2];
-  if (::pipe2(sync, O_CLOEXEC) != 0) return fail(Errc::sandbox_setup, "pipe2", errno);
-  unique_fd read_end(sync[0]), write_end(sync[1]);  // the child's report, one int
-  const auto child = static_cast<pid_t>(::syscall(SYS_clone, CLONE_NEWNET | SIGCHLD, 0, 0, 0, 0));
-  if (child < 0) return fail(Errc::sandbox_setup, "clone(CLONE_NEWNET) for the shared network namespace", errno);
-  if (child == 0) {
-    int err = bring_up_loopback_in_child();
-    (void)::write(sync[1], &err, sizeof err);
-    for (;;) ::pause();  // until the parent, having opened our namespace, kills us
+int join_netns_in_child(int netns_fd) noexcept {
+  return ::setns(netns_fd, CLONE_NEWNET) == 0 ? 0 : errno;
+}
+
+NetnsPool::NetnsPool(std::size_t spare, unique_fd home) : spare_(spare), home_(std::move(home)) {
+  thread_ = std::thread([this] { fill(); });
+}
+
+Result<std::unique_ptr<NetnsPool>> NetnsPool::make(std::size_t spare) {
+  unique_fd home(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+  if (!home) return fail(Errc::sandbox_setup, "open /proc/thread-self/ns/net", errno);
+  return std::make_unique<NetnsPool>(spare, std::move(home));
+}
+
+NetnsPool::~NetnsPool() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
   }
-  int err = 0;
-  const auto got = ::read(read_end.get(), &err, sizeof err);
-  unique_fd ns(::open(("/proc/" + std::to_string(child) + "/ns/net").c_str(), O_RDONLY | O_CLOEXEC));
-  const int open_errno = errno;
-  ::kill(child, SIGKILL);
-  ::waitpid(child, nullptr, 0);
-  if (got != static_cast<ssize_t>(sizeof err)) return fail(Errc::sandbox_setup, "network namespace child died");
-  if (err != 0) return fail(Errc::sandbox_setup, "bring up lo in the sandbox network namespace", err);
-  if (!ns) return fail(Errc::sandbox_setup, "open the sandbox network namespace", open_errno);
+  wake_.notify_all();
+  thread_.join();
+}
+
+unique_fd NetnsPool::take() {
+  unique_fd ns;
+  {
+    std::lock_guard lock(mutex_);
+    if (ready_.empty()) {
+      ++stats_.missed;
+    } else {
+      ns = std::move(ready_.front());
+      ready_.pop_front();
+      ++stats_.taken;
+    }
+    stalled_ = false;
+  }
+  wake_.notify_one();
   return ns;
 }
 
-int join_netns_in_child(int netns_fd) noexcept {
-  return ::setns(netns_fd, CLONE_NEWNET) == 0 ? 0 : errno;
+NetnsPool::Stats NetnsPool::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+void NetnsPool::wait_full() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [this] { return ready_.size() >= spare_ || stalled_ || stopping_; });
+}
+
+void NetnsPool::fill() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [this] { return stopping_ || (ready_.size() < spare_ && !stalled_); });
+    if (stopping_) return;
+    lock.unlock();
+    auto made = make_on_this_thread(home_.get());
+    lock.lock();
+    if (made) {
+      ready_.push_back(std::move(*made));
+      ++stats_.made;
+    } else {
+      ++stats_.failed;
+      stalled_ = true;  // e.g. user.max_net_namespaces reached: retry when a run took one
+    }
+    changed_.notify_all();
+  }
 }
 
 }  // namespace pagi_exec::sys

@@ -131,17 +131,39 @@ Result<std::filesystem::path> make_twin_dir(const std::filesystem::path& root, c
 }
 
 Result<std::filesystem::path> prepare_native_workspace(const std::filesystem::path& root, const std::string& twin,
-                                                       std::uint32_t gid) {
+                                                       std::uint32_t reader_gid) {
   auto root_fd = open_root(root);
   if (!root_fd) return tl::unexpected(root_fd.error());
   const auto dir = root / twin;
   auto twin_fd = make_and_open_dir(root_fd->get(), twin, dir.string());
   if (!twin_fd) return tl::unexpected(twin_fd.error());
-  // The sandbox's group may read (not write) it: it is mounted read-only at /workspace.
-  if (::fchown(twin_fd->get(), static_cast<uid_t>(-1), gid) != 0 || ::fchmod(twin_fd->get(), 0750) != 0) {
+  // The runs' group may read (not write) it: it is mounted read-only at /workspace. Checked
+  // first, so the common case costs one fstat; a folder of an older version (0750 root:nogroup,
+  // readable by every host process running as nobody) is corrected on its next run.
+  const bool root_server = ::geteuid() == 0;
+  const gid_t group = root_server ? reader_gid : ::getegid();
+  const mode_t mode = root_server ? 0750 : 0700;
+  struct stat st{};
+  if (::fstat(twin_fd->get(), &st) == 0 && st.st_uid == ::geteuid() && st.st_gid == group && (st.st_mode & 07777) == mode) {
+    return dir;
+  }
+  if ((root_server && ::fchown(twin_fd->get(), 0, group) != 0) || ::fchmod(twin_fd->get(), mode) != 0) {
     return fail(Errc::sandbox_setup, "give the sandbox group access to " + dir.string(), errno);
   }
   return dir;
+}
+
+void close_native_workspaces(const std::filesystem::path& root, std::uint32_t reader_gid) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
+    const auto name = entry.path().filename().string();
+    if (name.empty() || name[0] == '.' || entry.is_symlink(ec) || !entry.is_directory(ec)) continue;
+    (void)prepare_native_workspace(root, name, reader_gid);  // never through a symlink
+  }
+}
+
+std::uint32_t native_workspace_group(const SandboxSpec& spec) noexcept {
+  return ::geteuid() == 0 && spec.native_ids.count != 0 ? spec.native_ids.first : spec.sandbox_gid;
 }
 
 Result<void> remove_tree(const std::filesystem::path& dir) {

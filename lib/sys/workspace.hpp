@@ -14,6 +14,7 @@
 
 #include "pagi_exec/error.hpp"
 #include "pagi_exec/spawner.hpp"
+#include "pagi_exec/sandbox.hpp"
 
 namespace pagi_exec::sys {
 
@@ -32,10 +33,21 @@ namespace pagi_exec::sys {
 /// Creates `root/twin` (0700) if needed, never through a symlink. Returns it. Errc::sandbox_setup.
 [[nodiscard]] Result<std::filesystem::path> make_twin_dir(const std::filesystem::path& root, const std::string& twin);
 
-/// Creates `root/twin` if needed and lets group `gid` (the native sandbox's) read it: mode
-/// 0750. Returns the folder. Errc::sandbox_setup.
+/// Creates `root/twin` if needed. A root server makes it root:`reader_gid` 0750, so native runs
+/// (which hold that group) may read it and no other host process may: `reader_gid` comes from
+/// native_workspace_group(). Anyone else keeps it 0700: its runs are its own uid in a user
+/// namespace. Returns the folder. Errc::sandbox_setup.
 [[nodiscard]] Result<std::filesystem::path> prepare_native_workspace(const std::filesystem::path& root,
-                                                                     const std::string& twin, std::uint32_t gid);
+                                                                     const std::string& twin, std::uint32_t reader_gid);
+
+/// At start-up: gives every twin folder already in `root` the permissions of
+/// prepare_native_workspace (folders of an older version were readable by host processes running
+/// as nobody). Best effort: a folder it cannot fix is fixed on its twin's next run.
+void close_native_workspaces(const std::filesystem::path& root, std::uint32_t reader_gid);
+
+/// The group that may read twins' folders in native mode: the uid pool's first id when the
+/// server runs as root with a pool (no host process holds it), else sandbox_gid.
+[[nodiscard]] std::uint32_t native_workspace_group(const SandboxSpec& spec) noexcept;
 
 /// Removes an execution folder and everything in it, without following symlinks: every step is
 /// relative to an open directory (unlinkat, openat with O_NOFOLLOW), so a process of the same

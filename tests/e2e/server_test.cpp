@@ -323,7 +323,8 @@ TEST_SUITE("server") {
     const std::vector<std::pair<std::string, std::string>> bad{
         {"TOOLS_GRPC_PORT", "abc"},     {"TOOLS_GRPC_PORT", "70000"}, {"TOOLS_EXEC_TIMEOUT_MS", "-5"},
         {"TOOLS_EXEC_TIMEOUT_MS", "abc"}, {"LOG_LEVEL", "loud"},       {"SAFE_MODE", "maybe"},
-        {"TOOLS_ISOLATION", "vm"},
+        {"TOOLS_ISOLATION", "vm"},       {"TOOLS_UID_POOL", "200000"},  {"TOOLS_UID_POOL", "60000:10000"},
+        {"TOOLS_UID_POOL", "1:1"},
     };
     for (const auto& entry : bad) {
       const std::string& name = entry.first;

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "background_run.hpp"
 #include "test_support.hpp"
 
 using namespace pagi_exec;
@@ -97,6 +98,112 @@ std::optional<long> uid_seen_from_host(const Executor& e, const std::string& mar
   stop.request_stop();
   run.join();
   return uid;
+}
+
+// Two concurrent runs of different twins on one 127.0.0.1: run A (twin-aegis) listens with
+// SO_REUSEPORT, as many servers do; run B (twin-sentinel) tries to connect to it, then binds the
+// same port with SO_REUSEPORT to take a share of A's connections. Every step is a handshake:
+// A says "ready <port>", B says what it managed, A then connects to its own port 40 times and
+// counts what reached it; B counts what it stole.
+constexpr char listener_py[] = R"(import os, socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+s.bind(("127.0.0.1", 0))
+s.listen(128)
+port = s.getsockname()[1]
+u = socket.socket(socket.AF_UNIX)
+u.bind("\0pagi-exec-probe-" + sys.argv[1])
+u.listen(8)
+print("ready", port, flush=True)
+go = os.path.join(os.environ["PAGI_WORKSPACE"], "go-" + sys.argv[1])
+while not os.path.exists(go):
+    time.sleep(0.01)
+clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
+s.setblocking(False)
+own = 0
+while True:
+    try:
+        s.accept()[0].close()
+        own += 1
+    except BlockingIOError:
+        break
+print("own", own, flush=True)
+)";
+
+constexpr char thief_py[] = R"(import os, socket, sys, time
+port = int(sys.argv[1])
+try:
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    print("connect reached", flush=True)
+except OSError:
+    print("connect refused", flush=True)
+try:
+    socket.socket(socket.AF_UNIX).connect("\0pagi-exec-probe-" + sys.argv[2])
+    print("unix reached", flush=True)
+except OSError:
+    print("unix refused", flush=True)
+t = socket.socket()
+t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+try:
+    t.bind(("127.0.0.1", port))
+    t.listen(128)
+except OSError:
+    print("bound no", flush=True)
+    sys.exit(0)
+print("bound yes", flush=True)
+done = os.path.join(os.environ["PAGI_WORKSPACE"], "done-" + sys.argv[2])
+while not os.path.exists(done):
+    time.sleep(0.01)
+t.setblocking(False)
+stolen = 0
+while True:
+    try:
+        t.accept()[0].close()
+        stolen += 1
+    except BlockingIOError:
+        break
+print("stole", stolen, flush=True)
+)";
+
+struct CrossRun {
+  std::optional<std::string> connect;  // "reached" or "refused"
+  std::optional<std::string> unix_socket;  // the same for an abstract unix socket
+  int stolen = -1;                     // connections A made to its own port that reached B
+};
+
+CrossRun listener_and_thief(const Executor& e, const std::filesystem::path& scratch) {
+  static int round = 0;
+  const auto token = std::to_string(::getpid()) + "-" + std::to_string(++round);
+  const auto a_dir = scratch / "sandbox" / "twin-aegis", b_dir = scratch / "sandbox" / "twin-sentinel";
+  std::filesystem::create_directories(a_dir);
+  std::filesystem::create_directories(b_dir);
+  std::ofstream(a_dir / "listener.py") << listener_py;
+  std::ofstream(b_dir / "thief.py") << thief_py;
+  CrossRun seen;
+  test_support::BackgroundRun a(e, test_support::shell("/usr/bin/python3 \"$PAGI_WORKSPACE/listener.py\" " + token));
+  const auto port = a.wait_line("ready ");
+  if (!port) return seen;
+  Request b_request{.tool = "command_exec",
+                    .args = {"/usr/bin/python3 \"$PAGI_WORKSPACE/thief.py\" " + *port + " " + token},
+                    .twin_id = "twin-sentinel"};
+  test_support::BackgroundRun b(e, b_request);
+  seen.connect = b.wait_line("connect ");
+  seen.unix_socket = b.wait_line("unix ");
+  const auto bound = b.wait_line("bound ");
+  std::ofstream(a_dir / ("go-" + token)) << "go";
+  (void)a.finish();
+  std::ofstream(b_dir / ("done-" + token)) << "done";
+  if (bound == "yes") {
+    const auto stolen = b.wait_line("stole ");
+    seen.stolen = stolen ? std::stoi(*stolen) : -1;
+  } else if (bound == "no") {
+    seen.stolen = 0;
+  }
+  (void)b.finish();
+  MESSAGE("another twin's run: connect " << seen.connect.value_or("(no answer)") << ", abstract unix socket "
+                                         << seen.unix_socket.value_or("(no answer)") << ", took " << seen.stolen
+                                         << " of 40 connections");
+  return seen;
 }
 
 struct Probe {
@@ -300,6 +407,25 @@ const Probe probes[] = {
        }
        return refused == 2 && used <= (8ULL << 20);
      }},
+    {"learn the workspace's host path (mountinfo, environment, working folder)",
+     [](const Executor& e, const std::filesystem::path& scratch) {
+       auto o = sh(e, "cat /proc/self/mountinfo; env; pwd");
+       if (!o) return false;
+       for (const auto& line : o->out.lines) {
+         if (line.find(scratch.string()) != std::string::npos) return false;
+       }
+       return true;
+     }},
+    {"reach another run's listener on 127.0.0.1",
+     [](const Executor& e, const std::filesystem::path& scratch) {
+       return listener_and_thief(e, scratch).connect == "refused";
+     }},
+    {"reach another run's abstract unix socket",
+     [](const Executor& e, const std::filesystem::path& scratch) {
+       return listener_and_thief(e, scratch).unix_socket == "refused";
+     }},
+    {"take a share of another run's port with SO_REUSEPORT",
+     [](const Executor& e, const std::filesystem::path& scratch) { return listener_and_thief(e, scratch).stolen == 0; }},
     {"read the server's command line or environment in /proc",
      [](const Executor& e, const std::filesystem::path& scratch) {
        auto o = sh(e, "for p in 1 $PPID; do tr '\\0' ' ' < /proc/$p/cmdline; echo; tr '\\0' ' ' < /proc/$p/environ; echo; done 2>/dev/null");
@@ -340,14 +466,23 @@ const std::map<std::string, std::map<Isolation, bool>> claimed = {
     {"write /proc/sys (kernel.core_pattern)", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
     {"run as host root", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
     {"signal its own supervisor", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
+    // native: /workspace's line in mountinfo keeps the folder's path inside its file system (the
+    // kernel prints a bind mount's root that way; README "Native isolation notes").
+    {"learn the workspace's host path (mountinfo, environment, working folder)",
+     {{Isolation::cwd, false}, {Isolation::bwrap, false}, {Isolation::native, false}}},
+    {"reach another run's listener on 127.0.0.1", {{Isolation::cwd, false}, {Isolation::bwrap, true}}},
+    {"reach another run's abstract unix socket", {{Isolation::cwd, false}, {Isolation::bwrap, true}}},
+    {"take a share of another run's port with SO_REUSEPORT", {{Isolation::cwd, false}, {Isolation::bwrap, true}}},
     {"read the server's command line or environment in /proc", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
     {"hang a server thread: file_write into a FIFO in the workspace", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
     {"fill the workspace past its quota with file_write", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
 };
 
-// The native sandbox claims every row.
+// The native sandbox claims every row that does not say otherwise.
 bool claimed_contained(const std::string& probe, Isolation isolation) {
-  return isolation == Isolation::native || claimed.at(probe).at(isolation);
+  const auto& row = claimed.at(probe);
+  const auto it = row.find(isolation);
+  return it != row.end() ? it->second : isolation == Isolation::native;
 }
 
 std::map<std::string, std::map<Isolation, bool>> results;

@@ -112,9 +112,20 @@ TEST_SUITE("limits") {
         "ls /proc/self/fd | tr '\\n' ' '; echo; ls /sys/class/net 2>/dev/null || cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '"));
     REQUIRE(outcome);
     INFO("message: ", outcome->message, "; stderr: ", outcome->err.lines.empty() ? "" : outcome->err.lines.front(), "; stdout lines: ", outcome->out.lines.size());
-    CHECK(outcome->out.lines == std::vector<std::string>{"65534", "65534", "CapEff: 0000000000000000",
-                                                         "CapBnd: 0000000000000000", "NoNewPrivs: 1", "Seccomp: 2",
-                                                         "0 1 2 3 ", "lo"});
+    REQUIRE(outcome->out.lines.size() == 8);
+    // As root, a uid of the pool (uid = gid); otherwise the user namespace's 65534.
+    const auto ids = default_native_ids;
+    const std::string uid = outcome->out.lines[0];
+    if (::geteuid() == 0) {
+      CHECK(std::stoull(uid) > ids.first);
+      CHECK(std::stoull(uid) < std::uint64_t{ids.first} + ids.count);
+    } else {
+      CHECK(uid == "65534");
+    }
+    CHECK(outcome->out.lines[1] == uid);
+    CHECK(std::vector<std::string>(outcome->out.lines.begin() + 2, outcome->out.lines.end()) ==
+          std::vector<std::string>{"CapEff: 0000000000000000", "CapBnd: 0000000000000000", "NoNewPrivs: 1",
+                                   "Seccomp: 2", "0 1 2 3 ", "lo"});
   }
 
   TEST_CASE("the workspace is readable, the root and system folders are read-only, /work and /tmp writable") {
