@@ -156,9 +156,14 @@ Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const TreeSetup& 
   }
   // The command may reopen its output through /dev/stdout (/proc/self/fd/1), which checks the
   // pipe's owner and mode (0600): give the write ends to the uid it runs as.
-  if (native == nullptr && plan.run_as) {
+  const auto command_owner = native == nullptr        ? plan.run_as
+                             : native->user_namespace ? std::nullopt  // its uid maps to ours
+                                                      : std::optional<Credentials>({native->uid, native->gid});
+  if (command_owner) {
     for (const int fd : {out->write.get(), err->write.get()}) {
-      if (::fchown(fd, plan.run_as->uid, plan.run_as->gid) != 0) return fail(Errc::spawn_failed, "fchown output pipe", errno);
+      if (::fchown(fd, command_owner->uid, command_owner->gid) != 0) {
+        return fail(Errc::spawn_failed, "fchown output pipe", errno);
+      }
     }
   }
   unique_fd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));

@@ -157,6 +157,21 @@ TEST_SUITE("unprivileged") {
     }
   }
 
+  TEST_CASE("an unprivileged command can still write to /dev/stdout and /dev/stderr, in every mode" *
+            doctest::skip(not_root)) {
+    auto modes = modes_here();
+    modes.push_back(Isolation::native);
+    for (const auto mode : modes) {
+      CAPTURE(to_string(mode));
+      TempDir dir;
+      const auto e = make(dir.path() / "sb", mode);
+      auto o = sh(e, "echo out > /dev/stdout; echo err > /dev/stderr");
+      REQUIRE(o);
+      CHECK(o->out.lines == std::vector<std::string>{"out"});
+      CHECK(o->err.lines == std::vector<std::string>{"err"});
+    }
+  }
+
   TEST_CASE("issue 8.2: TOOLS_RUN_AS_UID/GID choose the uid; 0 needs run_as_root" * doctest::skip(not_root)) {
     TempDir dir;
     auto sandbox = Sandbox::make({.root_dir = dir.path() / "sb", .sandbox_uid = 4242, .sandbox_gid = 4343});
