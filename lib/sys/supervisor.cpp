@@ -8,6 +8,10 @@
 // that remains, however it tried to detach. The server itself cannot be that subreaper: it runs
 // many executions at once and would not know whose orphans it inherited. (The native sandbox
 // needs no supervisor: its PID namespace dies with its init.)
+//
+// The supervisor keeps the server's identity (root, when the server is); the command gives it up
+// before exec (start_command), so it cannot signal, trace or outlive the supervisor by killing
+// it. Should the supervisor die anyway, the parent kills the run's cgroup (spawn.cpp).
 #include "sys/supervisor.hpp"
 
 #include <fcntl.h>

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <thread>
@@ -57,6 +58,23 @@ TEST_SUITE("cli") {
     CHECK(ran.out.find("note: unjudgeable: command substitution") != std::string::npos);
     CHECK(run_cli({"check", "--twin", "twin-aegis", "--policy", file, "--", "command_exec", "ls; /bin/rm -rf ~"}).status == 1);
     CHECK(run_cli({"check", "--twin", "twin-aegis", "--policy", "/etc/hostname", "--", "ls"}).status == 2);
+  }
+
+  TEST_CASE("run drops to the run uid as the server does: --run-as-uid/gid, 0 only with --run-as-root" *
+            doctest::skip(::geteuid() != 0)) {
+    TempDir dir;
+    const auto sandbox = dir.path().string();
+    const auto by_default = run_cli({"run", "--twin", "twin-aegis", "--sandbox-dir", sandbox, "--", "id", "-u"});
+    CHECK(by_default.status == 0);
+    CHECK(by_default.out == "65534\n");
+    const auto chosen = run_cli({"run", "--twin", "twin-aegis", "--sandbox-dir", sandbox, "--run-as-uid", "4242",
+                                 "--run-as-gid", "4343", "--", "sh", "-c", "id -u; id -g"});
+    CHECK(chosen.out == "4242\n4343\n");
+    CHECK(run_cli({"run", "--twin", "twin-aegis", "--sandbox-dir", sandbox, "--run-as-uid", "0", "--", "id", "-u"})
+              .status == 2);
+    const auto as_root = run_cli({"run", "--twin", "twin-aegis", "--sandbox-dir", sandbox, "--run-as-root", "--", "id", "-u"});
+    CHECK(as_root.status == 0);
+    CHECK(as_root.out == "0\n");
   }
 
   TEST_CASE("bad usage is exit status 2") {
