@@ -77,6 +77,41 @@ TEST_SUITE("cli") {
     CHECK(as_root.out == "0\n");
   }
 
+  TEST_CASE("not root: commands run as the host's own uid, and a killed supervisor still gets an answer" *
+            doctest::skip(::geteuid() != 0)) {
+    // pagi-exec itself runs as 65534 here, so it cannot drop and its command CAN kill its
+    // supervisor. The answer must come at once and say whether processes may have survived
+    // (they may when no cgroup is available to an unprivileged process, as on most hosts).
+    TempDir dir;
+    const auto sandbox = dir.path() / "sb";
+    std::filesystem::create_directories(sandbox);
+    REQUIRE(::chown(sandbox.c_str(), 65534, 65534) == 0);
+    const char* bin = std::getenv("PAGI_EXEC_CLI");
+    REQUIRE(bin != nullptr);
+    const std::string mark = "1000." + std::to_string(::getpid()) + "09";
+    const auto ran = test_support::run_program(
+        {"/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", bin, "run", "--twin",
+         "twin-aegis", "--sandbox-dir", sandbox.string(), "--timeout-ms", "3000", "--", "sh", "-c",
+         "sleep " + mark + " & kill -9 $PPID; sleep 1"},
+        true);
+    CAPTURE(ran.out);
+    CHECK(ran.status == 2);
+    CHECK(ran.out.find("the execution supervisor died") != std::string::npos);
+    const bool may_survive = ran.out.find("may survive") != std::string::npos;
+    // Clean up what survived (found by its argv), and check the answer told the truth.
+    bool survived = false;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      const auto name = entry.path().filename().string();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      if (test_support::read_file(entry.path() / "cmdline") == std::string("sleep") + '\0' + mark + '\0') {
+        survived = true;
+        ::kill(std::stoi(name), SIGKILL);
+      }
+    }
+    MESSAGE(std::string("not root, no cgroup: the background process ") + (survived ? "survived" : "did not survive"));
+    if (survived) CHECK(may_survive);
+  }
+
   TEST_CASE("bad usage is exit status 2") {
     CHECK(run_cli({"run", "--twin", "twin-aegis", "--isolation", "vm", "--", "true"}).status == 2);
     CHECK(run_cli({"check"}).status == 2);

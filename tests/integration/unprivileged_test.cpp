@@ -239,6 +239,20 @@ TEST_SUITE("unprivileged") {
     CHECK(sleepers(mark).empty());
   }
 
+  TEST_CASE("with run_as_root a command that stops its supervisor is still ended at the time limit" *
+            doctest::skip(not_root)) {
+    // A stopped supervisor enforces nothing: the parent's backstop (limit + grace) kills the
+    // supervisor and the run's cgroup from outside.
+    TempDir dir;
+    const auto e = make(dir.path() / "sb", Isolation::cwd, 60s, true);
+    const auto mark = marker(8);
+    auto o = sh(e, "kill -STOP $PPID; sleep " + mark, 1000ms);
+    REQUIRE(o);
+    CHECK(o->timed_out);
+    CHECK(o->exit_code == exit_timeout);
+    CHECK(sleepers(mark).empty());
+  }
+
   TEST_CASE("issue 8.9: in bwrap /tmp and the working folder are capped tmpfs, the workspace is read-only" *
             doctest::skip(not_root || no_bwrap)) {
     TempDir dir;
