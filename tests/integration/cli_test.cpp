@@ -108,7 +108,8 @@ TEST_SUITE("cli") {
         ::kill(std::stoi(name), SIGKILL);
       }
     }
-    MESSAGE(std::string("not root, no cgroup: the background process ") + (survived ? "survived" : "did not survive"));
+    const std::string fate = survived ? "survived" : "did not survive";
+    MESSAGE("not root, no cgroup: the background process " << fate);
     if (survived) CHECK(may_survive);
   }
 
