@@ -224,7 +224,7 @@ void prepare_child(const LaunchPlan& plan, const TreeSetup& setup, const TreePip
 class Pump {
  public:
   Pump(pid_t child, const TreeSetup& setup, TreePipes& pipes, const Limits& limits, std::int64_t timeout_us)
-      : child_(child), setup_(setup), pipes_(pipes),
+      : child_(child), setup_(setup), pipes_(pipes), header_left_(setup.native ? 0 : sizeof started_),
         out_{pipes.out.read.get(), OutputStream::out, StreamCapture(limits.output)},
         err_{pipes.err.read.get(), OutputStream::err, StreamCapture(limits.output)},
         give_up_(monotonic_us() + timeout_us + backstop_grace_us) {}
@@ -254,9 +254,13 @@ class Pump {
     }
   }
 
-  // SIGKILLs the supervisor (or init) and every process of the run's cgroup.
+  // SIGKILLs the supervisor (or init), every process of the run's cgroup and, while the
+  // supervisor has not reported the tree gone, the command's process group: for runs without a
+  // cgroup, what remains when the supervisor died. (A group's number is not reused while the
+  // group has members; pid numbers only come round again after pid_max allocations.)
   void kill_tree() {
     ::kill(child_, SIGKILL);
+    if (header_left_ == 0 && started_.pid > 0 && !has_report()) ::kill(-started_.pid, SIGKILL);
     if (setup_.cgroup != nullptr) (void)CgroupPool::kill_members(*setup_.cgroup);
     killed_ = true;
     give_up_ = std::min(give_up_, monotonic_us() + 250'000);
@@ -270,10 +274,14 @@ class Pump {
   [[nodiscard]] CapturedStream finish_err() { return err_.capture.finish(); }
 
  private:
+  // A supervisor's CommandStarted, then the ChildReport.
   void read_report() {
-    auto* dst = reinterpret_cast<char*>(&report_) + report_bytes_;
-    const auto n = ::read(pipes_.report.read.get(), dst, sizeof report_ - report_bytes_);
-    if (n > 0) report_bytes_ += static_cast<std::size_t>(n);
+    const bool header = header_left_ > 0;
+    auto* dst = header ? reinterpret_cast<char*>(&started_) + (sizeof started_ - header_left_)
+                       : reinterpret_cast<char*>(&report_) + report_bytes_;
+    const auto n = ::read(pipes_.report.read.get(), dst, header ? header_left_ : sizeof report_ - report_bytes_);
+    if (n > 0 && header) header_left_ -= static_cast<std::size_t>(n);
+    if (n > 0 && !header) report_bytes_ += static_cast<std::size_t>(n);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) report_open_ = false;
     if (!report_open_ && !has_report() && !killed_) {
       supervisor_lost_ = true;
@@ -284,6 +292,8 @@ class Pump {
   pid_t child_;
   const TreeSetup& setup_;
   TreePipes& pipes_;
+  CommandStarted started_{};
+  std::size_t header_left_;
   OutputPipe out_, err_;
   std::int64_t give_up_;
   ChildReport report_{};
@@ -300,13 +310,13 @@ Result<ChildReport> report_without_child(Pump& pump, pid_t child, const TreeSetu
   int status = 0;
   while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {}
   if (pump.supervisor_lost()) {
-    const bool all_killed = setup.cgroup != nullptr || setup.native != nullptr;
+    const bool all_killed = setup.cgroup != nullptr || setup.native != nullptr;  // else only its process group
     return fail(Errc::spawn_failed, std::string(setup.native ? "the native sandbox init" : "the execution supervisor") +
                                         " died before the command ended (wait status " + std::to_string(status) +
                                         "); " +
                                         (all_killed ? "every process of the run was killed"
-                                                    : "processes the command started may survive (no cgroup to "
-                                                      "find them)"));
+                                                    : "its process group was killed; processes that left it may "
+                                                      "survive (no cgroup to find them)"));
   }
   ChildReport report{};
   report.timed_out = 1;

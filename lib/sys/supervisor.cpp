@@ -136,7 +136,18 @@ void kill_descendants(pid_t command_pgid) noexcept {
   }
 }
 
+// Whether this supervisor has sent its CommandStarted yet (each supervisor is its own process).
+bool started_sent = false;
+
+void send_started(const ChildArgs& args, pid_t command) noexcept {
+  if (started_sent) return;
+  const CommandStarted started{static_cast<std::int32_t>(command)};
+  write_all(args.report_fd, &started, sizeof started);
+  started_sent = true;
+}
+
 [[noreturn]] void fail_step(const ChildArgs& args, ChildReport& report, SupervisorStep step) noexcept {
+  send_started(args, 0);
   report.step = static_cast<std::int32_t>(step);
   report.step_errno = errno;
   write_all(args.report_fd, &report, sizeof report);
@@ -165,6 +176,7 @@ void supervise_in_child(const ChildArgs& args) noexcept {
   if (command < 0) fail_step(args, report, SupervisorStep::fork);
   ::close(args.stdout_fd);  // only the command's tree holds the output pipes now
   ::close(args.stderr_fd);
+  send_started(args, start.failed_step == 0 ? command : 0);
   if (start.failed_step != 0) {
     ::waitpid(command, nullptr, 0);
     errno = start.exec_errno;
