@@ -158,7 +158,8 @@ void send_started(const ChildArgs& args, pid_t command) noexcept {
 
 void supervise_in_child(const ChildArgs& args) noexcept {
   ChildReport report{};
-  // 1. Hold nothing of the server's but our four pipes; detach from its session.
+  // 1. Hold nothing of the server's but our pipes (and the run's cgroup and bwrap's filter);
+  //    detach from its session.
   const int keep[] = {args.stdout_fd,       args.stderr_fd,       args.report_fd, args.control_fd,
                       args.cgroup_procs[0], args.cgroup_procs[1], args.fd3};
   if (!close_fds_except(keep, 7)) fail_step(args, report, SupervisorStep::close_fds);
