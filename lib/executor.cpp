@@ -150,6 +150,13 @@ Result<Executor> Executor::make(ExecutorParts parts) {
   if (auto made = sys::ensure_directory(parts.sandbox.root_dir(), 0711); !made) {
     return tl::unexpected(made.error());
   }
+  // cwd and bwrap commands drop to the sandbox's uid: they must reach their folders.
+  const auto run_as = sys::command_credentials(parts.sandbox.spec());
+  if (run_as && parts.sandbox.isolation() != Isolation::native) {
+    if (auto reachable = sys::check_reachable(parts.sandbox.root_dir(), *run_as); !reachable) {
+      return tl::unexpected(reachable.error());
+    }
+  }
   if (parts.sandbox.isolation() == Isolation::native) {
     sys::close_native_workspaces(parts.sandbox.root_dir(), sys::native_workspace_group(parts.sandbox.spec()));
   }

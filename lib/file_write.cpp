@@ -18,7 +18,7 @@ Outcome refused_by_quota(Outcome outcome, std::string reason) {
 }
 
 Result<Outcome> run_file_write(WorkspaceMeter& workspaces, const Request& request, std::uint64_t quota_bytes,
-                               const std::optional<sys::Credentials>& owner, Outcome outcome) {
+                               const std::optional<Credentials>& owner, Outcome outcome) {
   if (request.args.size() != 2) {
     return fail(Errc::invalid_request, "file_write needs exactly 2 arguments (a path relative to the "
                                        "twin's workspace, then the content); got " +

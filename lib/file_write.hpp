@@ -25,7 +25,7 @@ class WorkspaceMeter;
 /// Errc::invalid_request for wrong arguments, a path leaving the workspace or a target that is
 /// not a regular file; Errc::io.
 [[nodiscard]] Result<Outcome> run_file_write(WorkspaceMeter& workspaces, const Request& request,
-                                             std::uint64_t quota_bytes, const std::optional<sys::Credentials>& owner,
+                                             std::uint64_t quota_bytes, const std::optional<Credentials>& owner,
                                              Outcome outcome);
 
 /// An allowed request refused because of the workspace quota: not run, exit code 1,

@@ -84,7 +84,7 @@ Result<WorkspaceUsage> WorkspaceMeter::usage(const std::string& id, std::uint64_
 }
 
 Result<QuotaWrite> WorkspaceMeter::write(const std::string& id, std::string_view relative, std::string_view content,
-                                         std::uint64_t quota_bytes, const std::optional<sys::Credentials>& owner) {
+                                         std::uint64_t quota_bytes, const std::optional<Credentials>& owner) {
   const auto unmetered = [&](const sys::FileWrite&) -> Result<void> { return {}; };
   if (quota_bytes == 0) {
     auto written = sys::write_file_beneath(root_, id, relative, content, unmetered, owner);

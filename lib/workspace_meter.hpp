@@ -47,7 +47,7 @@ class WorkspaceMeter {
   /// (a symlink, a FIFO...) are errors; a quota refusal is QuotaWrite::refused.
   [[nodiscard]] Result<QuotaWrite> write(const std::string& twin, std::string_view relative, std::string_view content,
                                          std::uint64_t quota_bytes,
-                                         const std::optional<sys::Credentials>& owner = std::nullopt);
+                                         const std::optional<Credentials>& owner = std::nullopt);
 
   /// A command that can write the twin's workspace starts; `working_folder` (a name in the
   /// workspace, or empty) is left out of measures until working_folder_removed().

@@ -48,8 +48,8 @@ struct OutputCaps {
 struct Limits {
   std::chrono::milliseconds timeout{10'000};  ///< wall clock, from start to the whole tree killed
   OutputCaps output;
-  std::uint64_t memory_bytes = 512ULL << 20;     ///< native: cgroup memory+swap of the whole tree
-  std::uint64_t max_processes = 128;             ///< native: cgroup pids of the whole tree
+  std::uint64_t memory_bytes = 512ULL << 20;     ///< cgroup memory+swap of the whole tree (native; cwd, bwrap with cgroups)
+  std::uint64_t max_processes = 128;             ///< cgroup pids of the whole tree (native; cwd, bwrap with cgroups)
   std::chrono::seconds cpu_time{30};             ///< every mode: RLIMIT_CPU of each process
   std::uint64_t file_size_bytes = 256ULL << 20;  ///< every mode: RLIMIT_FSIZE (largest file written)
   std::uint64_t open_files = 1024;               ///< every mode: RLIMIT_NOFILE

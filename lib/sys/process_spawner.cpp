@@ -7,8 +7,8 @@
 // as its own uid; TOOLS_RUN_AS_ROOT) would leave orphans nobody finds. A cgroup holds every
 // process of the run whatever it does, so the parent can kill them all from outside
 // (run_process_tree); and it caps the run's memory and processes as in native mode. Without
-// usable cgroups (an unprivileged server without a delegated subtree) runs go without, and a
-// command that kills its supervisor may leave processes behind: README says so.
+// usable cgroups (an unprivileged server without a delegated subtree) runs go without: the parent
+// then kills the command's process group, and only what left it may survive (README says so).
 #include <fcntl.h>
 #include <unistd.h>
 

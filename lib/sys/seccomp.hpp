@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Seccomp-bpf deny-list of the native sandbox: compiled in the parent, installed in the child.
+// Seccomp-bpf deny-list of the native and bwrap sandboxes: compiled in the parent, installed in the
+// child (native) or handed to bubblewrap on a descriptor (bwrap --seccomp).
 #pragma once
 
 #include <linux/filter.h>

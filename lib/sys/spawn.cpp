@@ -14,6 +14,9 @@
 #include <array>
 #include <cerrno>
 #include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "sys/capture.hpp"
 #include "sys/cgroup.hpp"
@@ -135,164 +138,247 @@ bool write_user_maps(pid_t pid, const NativeArgs& native) {
 
 }  // namespace
 
-Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const TreeSetup& setup, std::stop_token stop,
-                                       const OutputSink& sink) {
-  if (plan.argv.empty()) return fail(Errc::internal, "launch plan without argv");
-  const NativeArgs* native = setup.native;
-  auto out = make_pipe();
-  auto err = make_pipe();
-  auto report = make_pipe();
-  auto control = make_pipe();
-  for (auto* p : {&out, &err, &report, &control}) {
-    if (!*p) return tl::unexpected(p->error());
-  }
-  // Only a user-namespaced init waits for its uid/gid maps; its EOF releases it.
-  const bool user_namespace = native != nullptr && native->user_namespace;
-  Pipe maps;
-  if (user_namespace) {
+namespace {
+
+// Every pipe of one tree, parent side and child side: output, the report, the control pipe
+// (EOF or a byte: kill it now), the uid/gid-map pipe of a user-namespaced init, and the eventfd
+// a stop request rings.
+struct TreePipes {
+  Pipe out, err, report, control, maps;
+  unique_fd wake;
+};
+
+// `owner` gets the write ends of the output pipes: the command may reopen its output through
+// /dev/stdout (/proc/self/fd/1), which checks the pipe's owner and mode (0600).
+Result<TreePipes> make_tree_pipes(bool user_namespace, const std::optional<Credentials>& owner) {
+  TreePipes pipes;
+  for (auto* pipe : {&pipes.out, &pipes.err, &pipes.report, &pipes.control}) {
     auto made = make_pipe();
     if (!made) return tl::unexpected(made.error());
-    maps = std::move(*made);
+    *pipe = std::move(*made);
   }
-  // The command may reopen its output through /dev/stdout (/proc/self/fd/1), which checks the
-  // pipe's owner and mode (0600): give the write ends to the uid it runs as.
-  if (native == nullptr && plan.run_as) {
-    for (const int fd : {out->write.get(), err->write.get()}) {
-      if (::fchown(fd, plan.run_as->uid, plan.run_as->gid) != 0) return fail(Errc::spawn_failed, "fchown output pipe", errno);
+  if (user_namespace) {  // only a user-namespaced init waits for its maps; EOF releases it
+    auto made = make_pipe();
+    if (!made) return tl::unexpected(made.error());
+    pipes.maps = std::move(*made);
+  }
+  if (owner) {
+    for (const int fd : {pipes.out.write.get(), pipes.err.write.get()}) {
+      if (::fchown(fd, owner->uid, owner->gid) != 0) return fail(Errc::spawn_failed, "fchown output pipe", errno);
     }
   }
-  unique_fd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!wake) return fail(Errc::spawn_failed, "eventfd", errno);
+  pipes.wake.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!pipes.wake) return fail(Errc::spawn_failed, "eventfd", errno);
+  return pipes;
+}
 
-  const auto argv = c_array(plan.argv);
-  const auto envp = c_array(plan.env);
-  const auto cwd = plan.cwd.string();
+// What the clone's child reads, prepared before the clone (the child may not allocate); the
+// arrays point into the plan, which outlives the clone.
+struct ChildPlan {
+  std::vector<const char*> argv, envp;
+  std::string cwd;
+  RlimitSet rlimits;
+  ChildArgs args;
+};
+
+void prepare_child(const LaunchPlan& plan, const TreeSetup& setup, const TreePipes& pipes, ChildPlan& child) {
+  const NativeArgs* native = setup.native;
   const auto& limits = plan.limits;
+  child.argv = c_array(plan.argv);
+  child.envp = c_array(plan.env);
+  child.cwd = plan.cwd.string();
   // RLIMIT_NPROC counts every process of the uid, in every sandbox, so it is never set: the
-  // native sandbox's pids cgroup limits the tree instead.
+  // pids cgroup limits the tree instead.
   const bool memory_by_rlimit = native != nullptr && native->memory_by_rlimit;
-  const auto rlimits = make_rlimits(static_cast<std::uint64_t>(limits.cpu_time.count()), limits.file_size_bytes,
-                                    limits.open_files, memory_by_rlimit ? limits.memory_bytes : 0, 0);
-  ChildArgs args{
-      .argv = argv.data(),
-      .envp = envp.data(),
-      .cwd = cwd.c_str(),
-      .stdout_fd = out->write.get(),
-      .stderr_fd = err->write.get(),
-      .report_fd = report->write.get(),
-      .control_fd = control->read.get(),
+  child.rlimits = make_rlimits(static_cast<std::uint64_t>(limits.cpu_time.count()), limits.file_size_bytes,
+                               limits.open_files, memory_by_rlimit ? limits.memory_bytes : 0, 0);
+  child.args = ChildArgs{
+      .argv = child.argv.data(),
+      .envp = child.envp.data(),
+      .cwd = child.cwd.c_str(),
+      .stdout_fd = pipes.out.write.get(),
+      .stderr_fd = pipes.err.write.get(),
+      .report_fd = pipes.report.write.get(),
+      .control_fd = pipes.control.read.get(),
       .timeout_us = std::chrono::duration_cast<std::chrono::microseconds>(limits.timeout).count(),
-      .rlimits = &rlimits,
+      .rlimits = &child.rlimits,
       .drop = native == nullptr && plan.run_as.has_value(),
       .no_new_privs = native == nullptr && plan.no_new_privs,
       .uid = plan.run_as ? plan.run_as->uid : 0,
       .gid = plan.run_as ? plan.run_as->gid : 0,
       .fd3 = native == nullptr ? setup.fd3 : -1,
   };
-  if (native == nullptr && setup.cgroup != nullptr) {
-    for (std::size_t i = 0; i < setup.cgroup->procs.size() && i < 2; ++i) args.cgroup_procs[i] = setup.cgroup->procs[i].get();
+  if (native == nullptr && setup.cgroup != nullptr) {  // the native init joins its cgroups itself
+    for (std::size_t i = 0; i < setup.cgroup->procs.size() && i < 2; ++i) {
+      child.args.cgroup_procs[i] = setup.cgroup->procs[i].get();
+    }
   }
-  // Raw clone: no atfork handlers run in the child (see child.hpp).
+}
+
+// The parent's side of a running tree: reads output and the report until both end, forwards a
+// stop request, and does not rely on the child to end in time. At the backstop (the time limit
+// plus a grace), or as soon as the report pipe closes without a report (the supervisor or init
+// died), it kills the tree from outside (the init ends its PID namespace; the cgroup holds every
+// process of the run) and reads the output for a last moment only, so survivors holding the
+// pipes cannot keep the caller waiting.
+class Pump {
+ public:
+  Pump(pid_t child, const TreeSetup& setup, TreePipes& pipes, const Limits& limits, std::int64_t timeout_us)
+      : child_(child), setup_(setup), pipes_(pipes), header_left_(setup.native ? 0 : sizeof started_),
+        out_{pipes.out.read.get(), OutputStream::out, StreamCapture(limits.output)},
+        err_{pipes.err.read.get(), OutputStream::err, StreamCapture(limits.output)},
+        give_up_(monotonic_us() + timeout_us + backstop_grace_us) {}
+
+  void run(const OutputSink& sink) {
+    while (out_.open || err_.open || report_open_) {
+      pollfd fds[4] = {{out_.open ? out_.fd : -1, POLLIN, 0},
+                       {err_.open ? err_.fd : -1, POLLIN, 0},
+                       {report_open_ ? pipes_.report.read.get() : -1, POLLIN, 0},
+                       {pipes_.wake.get(), POLLIN, 0}};
+      const auto left_ms = (give_up_ - monotonic_us() + 999) / 1000;
+      const int ready = ::poll(fds, 4, static_cast<int>(std::max<std::int64_t>(left_ms, 0)));
+      if (ready == 0 || (ready < 0 && errno != EINTR)) {
+        if (killed_) return;  // what is left will not end: abandon the output
+        kill_tree();
+        continue;
+      }
+      if (ready < 0) continue;
+      if (fds[0].revents != 0) out_.drain(sink);
+      if (fds[1].revents != 0) err_.drain(sink);
+      if (fds[2].revents != 0) read_report();
+      if (fds[3].revents != 0 || out_.sink_refused || err_.sink_refused) {
+        eventfd_t ignored;
+        ::eventfd_read(pipes_.wake.get(), &ignored);
+        pipes_.control.write.reset();  // the child kills the tree
+      }
+    }
+  }
+
+  // SIGKILLs the supervisor (or init), every process of the run's cgroup and, while the
+  // supervisor has not reported the tree gone, the command's process group: for runs without a
+  // cgroup, what remains when the supervisor died. (A group's number is not reused while the
+  // group has members; pid numbers only come round again after pid_max allocations.)
+  void kill_tree() {
+    ::kill(child_, SIGKILL);
+    if (header_left_ == 0 && started_.pid > 0 && !has_report()) ::kill(-started_.pid, SIGKILL);
+    if (setup_.cgroup != nullptr) (void)CgroupPool::kill_members(*setup_.cgroup);
+    killed_ = true;
+    give_up_ = std::min(give_up_, monotonic_us() + 250'000);
+  }
+
+  [[nodiscard]] bool has_report() const noexcept { return report_bytes_ == sizeof report_; }
+  [[nodiscard]] bool supervisor_lost() const noexcept { return supervisor_lost_; }
+  [[nodiscard]] bool killed() const noexcept { return killed_; }
+  [[nodiscard]] const ChildReport& report() const noexcept { return report_; }
+  [[nodiscard]] CapturedStream finish_out() { return out_.capture.finish(); }
+  [[nodiscard]] CapturedStream finish_err() { return err_.capture.finish(); }
+
+ private:
+  // A supervisor's CommandStarted, then the ChildReport.
+  void read_report() {
+    const bool header = header_left_ > 0;
+    auto* dst = header ? reinterpret_cast<char*>(&started_) + (sizeof started_ - header_left_)
+                       : reinterpret_cast<char*>(&report_) + report_bytes_;
+    const auto n = ::read(pipes_.report.read.get(), dst, header ? header_left_ : sizeof report_ - report_bytes_);
+    if (n > 0 && header) header_left_ -= static_cast<std::size_t>(n);
+    if (n > 0 && !header) report_bytes_ += static_cast<std::size_t>(n);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) report_open_ = false;
+    if (!report_open_ && !has_report() && !killed_) {
+      supervisor_lost_ = true;
+      kill_tree();
+    }
+  }
+
+  pid_t child_;
+  const TreeSetup& setup_;
+  TreePipes& pipes_;
+  CommandStarted started_{};
+  std::size_t header_left_;
+  OutputPipe out_, err_;
+  std::int64_t give_up_;
+  ChildReport report_{};
+  std::size_t report_bytes_ = 0;
+  bool report_open_ = true;
+  bool killed_ = false;
+  bool supervisor_lost_ = false;
+};
+
+// The report of a tree that gave none: killed at the backstop (a time-out), or an error when the
+// supervisor (init) died before the command ended.
+Result<ChildReport> report_without_child(Pump& pump, pid_t child, const TreeSetup& setup) {
+  if (!pump.killed()) pump.kill_tree();
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+  if (pump.supervisor_lost()) {
+    const bool all_killed = setup.cgroup != nullptr || setup.native != nullptr;  // else only its process group
+    return fail(Errc::spawn_failed, std::string(setup.native ? "the native sandbox init" : "the execution supervisor") +
+                                        " died before the command ended (wait status " + std::to_string(status) +
+                                        "); " +
+                                        (all_killed ? "every process of the run was killed"
+                                                    : "its process group was killed; processes that left it may "
+                                                      "survive (no cgroup to find them)"));
+  }
+  ChildReport report{};
+  report.timed_out = 1;
+  report.wait_status = status;
+  return report;
+}
+
+}  // namespace
+
+Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const TreeSetup& setup, std::stop_token stop,
+                                       const OutputSink& sink) {
+  if (plan.argv.empty()) return fail(Errc::internal, "launch plan without argv");
+  const NativeArgs* native = setup.native;
+  const bool user_namespace = native != nullptr && native->user_namespace;
+  // 1. Pipes, and everything the child reads, before the clone.
+  const auto owner = native == nullptr ? plan.run_as
+                     : user_namespace  ? std::nullopt  // its uid maps to ours
+                                       : std::optional<Credentials>({native->uid, native->gid});
+  auto pipes = make_tree_pipes(user_namespace, owner);
+  if (!pipes) return tl::unexpected(pipes.error());
+  ChildPlan child_plan;
+  prepare_child(plan, setup, *pipes, child_plan);
+  // 2. Raw clone: no atfork handlers run in the child (see child.hpp).
   const pid_t child = raw_clone((native != nullptr ? native_clone_flags(*native) : 0) | SIGCHLD);
   if (child < 0) return fail(Errc::spawn_failed, native ? "clone the native sandbox init" : "fork supervisor", errno);
   if (child == 0) {
-    if (native != nullptr) run_init_in_child(args, *native, maps.read.get());
-    supervise_in_child(args);
+    if (native != nullptr) run_init_in_child(child_plan.args, *native, pipes->maps.read.get());
+    supervise_in_child(child_plan.args);
   }
-  out->write.reset();
-  err->write.reset();
-  report->write.reset();
-  control->read.reset();
-  maps.read.reset();
+  // 3. Only the child holds its ends now; a user-namespaced init gets its maps.
+  for (auto* end : {&pipes->out.write, &pipes->err.write, &pipes->report.write, &pipes->control.read, &pipes->maps.read}) {
+    end->reset();
+  }
   if (user_namespace && !write_user_maps(child, *native)) {
     ::kill(child, SIGKILL);
     ::waitpid(child, nullptr, 0);
     return fail(Errc::sandbox_setup, "write the uid/gid maps of the native sandbox", errno);
   }
-  maps.write.reset();  // EOF releases a user-namespaced init
-  for (const auto& fd : {out->read.get(), err->read.get(), report->read.get()}) {
+  pipes->maps.write.reset();  // EOF releases a user-namespaced init
+  for (const auto& fd : {pipes->out.read.get(), pipes->err.read.get(), pipes->report.read.get()}) {
     ::fcntl(fd, F_SETFL, O_NONBLOCK);
   }
-  // A stop request wakes the pump, which closes the control pipe: the tree is killed.
-  std::stop_callback on_stop(stop, [fd = wake.get()] { ::eventfd_write(fd, 1); });
-
-  // The child enforces the time limit. The parent does not rely on it: at the backstop (the
-  // limit plus a grace), or as soon as the report pipe closes without a report (the supervisor
-  // or init died), it kills the tree from outside (the init ends its PID namespace; the cgroup
-  // holds every process of the run) and reads the output for a last moment only, so survivors
-  // holding the pipes cannot keep the caller waiting.
-  const std::int64_t backstop = monotonic_us() + args.timeout_us + backstop_grace_us;
-  std::int64_t give_up = backstop;
-  bool killed = false;
-  bool supervisor_lost = false;
-  const auto kill_tree = [&] {
-    ::kill(child, SIGKILL);
-    if (setup.cgroup != nullptr) (void)CgroupPool::kill_members(*setup.cgroup);
-    killed = true;
-    give_up = std::min(give_up, monotonic_us() + 250'000);
-  };
-  OutputPipe out_pipe{out->read.get(), OutputStream::out, StreamCapture(limits.output)};
-  OutputPipe err_pipe{err->read.get(), OutputStream::err, StreamCapture(limits.output)};
-  ChildReport sup{};
-  std::size_t report_bytes = 0;
-  bool report_open = true;
-  while (out_pipe.open || err_pipe.open || report_open) {
-    pollfd fds[4] = {{out_pipe.open ? out_pipe.fd : -1, POLLIN, 0},
-                     {err_pipe.open ? err_pipe.fd : -1, POLLIN, 0},
-                     {report_open ? report->read.get() : -1, POLLIN, 0},
-                     {wake.get(), POLLIN, 0}};
-    const auto left_ms = (give_up - monotonic_us() + 999) / 1000;
-    const int ready = ::poll(fds, 4, static_cast<int>(std::max<std::int64_t>(left_ms, 0)));
-    if (ready == 0 || (ready < 0 && errno != EINTR)) {
-      if (killed) break;  // what is left will not end: abandon the output
-      kill_tree();
-      continue;
-    }
-    if (ready < 0) continue;
-    if (fds[0].revents != 0) out_pipe.drain(sink);
-    if (fds[1].revents != 0) err_pipe.drain(sink);
-    if (fds[2].revents != 0) {
-      auto* dst = reinterpret_cast<char*>(&sup) + report_bytes;
-      const auto n = ::read(report->read.get(), dst, sizeof sup - report_bytes);
-      if (n > 0) report_bytes += static_cast<std::size_t>(n);
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) report_open = false;
-      if (!report_open && report_bytes != sizeof sup && !killed) {
-        supervisor_lost = true;
-        kill_tree();
-      }
-    }
-    if (fds[3].revents != 0 || out_pipe.sink_refused || err_pipe.sink_refused) {
-      eventfd_t ignored;
-      ::eventfd_read(wake.get(), &ignored);
-      control->write.reset();  // the child kills the tree
-    }
+  // 4. Pump until the tree is over; a stop request wakes the pump, which closes the control pipe.
+  Pump pump(child, setup, *pipes, plan.limits, child_plan.args.timeout_us);
+  {
+    std::stop_callback on_stop(stop, [fd = pipes->wake.get()] { ::eventfd_write(fd, 1); });
+    pump.run(sink);
   }
-  if (report_bytes == sizeof sup) {
-    // The outcome is known: reaping (the init's exit tears its namespaces down) can wait.
+  // 5. The outcome: reaping (the init's exit tears its namespaces down) can wait once it is known.
+  Result<ChildReport> report = pump.report();
+  if (pump.has_report()) {
     Janitor::instance().post([child] {
       while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {}
     });
+  } else {
+    report = report_without_child(pump, child, setup);
   }
-  int status = 0;
-  if (report_bytes != sizeof sup) {
-    if (!killed) kill_tree();
-    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {}
-    if (supervisor_lost) {
-      return fail(Errc::spawn_failed,
-                  std::string(native ? "the native sandbox init" : "the execution supervisor") +
-                      " died before the command ended (wait status " + std::to_string(status) + "); " +
-                      (setup.cgroup != nullptr || native != nullptr
-                           ? "every process of the run was killed"
-                           : "processes the command started may survive (no cgroup to find them)"));
-    }
-    sup = ChildReport{};
-    sup.timed_out = 1;
-    sup.wait_status = status;
-  }
-  auto result = to_result(sup);
+  if (!report) return tl::unexpected(report.error());
+  auto result = to_result(*report);
   if (!result) return result;
-  result->out = out_pipe.capture.finish();
-  result->err = err_pipe.capture.finish();
+  result->out = pump.finish_out();
+  result->err = pump.finish_err();
   return result;
 }
 

@@ -8,6 +8,10 @@
 // that remains, however it tried to detach. The server itself cannot be that subreaper: it runs
 // many executions at once and would not know whose orphans it inherited. (The native sandbox
 // needs no supervisor: its PID namespace dies with its init.)
+//
+// The supervisor keeps the server's identity (root, when the server is); the command gives it up
+// before exec (start_command), so it cannot signal, trace or outlive the supervisor by killing
+// it. Should the supervisor die anyway, the parent kills the run's cgroup (spawn.cpp).
 #include "sys/supervisor.hpp"
 
 #include <fcntl.h>
@@ -132,7 +136,18 @@ void kill_descendants(pid_t command_pgid) noexcept {
   }
 }
 
+// Whether this supervisor has sent its CommandStarted yet (each supervisor is its own process).
+bool started_sent = false;
+
+void send_started(const ChildArgs& args, pid_t command) noexcept {
+  if (started_sent) return;
+  const CommandStarted started{static_cast<std::int32_t>(command)};
+  write_all(args.report_fd, &started, sizeof started);
+  started_sent = true;
+}
+
 [[noreturn]] void fail_step(const ChildArgs& args, ChildReport& report, SupervisorStep step) noexcept {
+  send_started(args, 0);
   report.step = static_cast<std::int32_t>(step);
   report.step_errno = errno;
   write_all(args.report_fd, &report, sizeof report);
@@ -143,7 +158,8 @@ void kill_descendants(pid_t command_pgid) noexcept {
 
 void supervise_in_child(const ChildArgs& args) noexcept {
   ChildReport report{};
-  // 1. Hold nothing of the server's but our four pipes; detach from its session.
+  // 1. Hold nothing of the server's but our pipes (and the run's cgroup and bwrap's filter);
+  //    detach from its session.
   const int keep[] = {args.stdout_fd,       args.stderr_fd,       args.report_fd, args.control_fd,
                       args.cgroup_procs[0], args.cgroup_procs[1], args.fd3};
   if (!close_fds_except(keep, 7)) fail_step(args, report, SupervisorStep::close_fds);
@@ -161,6 +177,7 @@ void supervise_in_child(const ChildArgs& args) noexcept {
   if (command < 0) fail_step(args, report, SupervisorStep::fork);
   ::close(args.stdout_fd);  // only the command's tree holds the output pipes now
   ::close(args.stderr_fd);
+  send_started(args, start.failed_step == 0 ? command : 0);
   if (start.failed_step != 0) {
     ::waitpid(command, nullptr, 0);
     errno = start.exec_errno;

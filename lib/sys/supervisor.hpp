@@ -37,6 +37,13 @@ enum class SupervisorStep : std::int32_t {
   none = 0, close_fds, setsid, subreaper, fork, pidfd, poll, wait, native_init, cgroup, drop_privileges,
 };
 
+/// What a supervisor writes first on the report pipe, before the ChildReport (a native init
+/// writes none): the command's pid, which is also its process group (0: it never started). Should
+/// the supervisor die, the parent can still kill that group when no cgroup holds the run.
+struct CommandStarted {
+  std::int32_t pid = 0;
+};
+
 /// What the supervisor or init reports once the whole tree is gone. Plain old data, written
 /// in one write(2) of fewer than PIPE_BUF bytes, so the parent reads all of it or none.
 struct ChildReport {

@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <vector>
+#include <cstdio>
 
 #include "sys/random.hpp"
 #include "sys/unique_fd.hpp"
@@ -101,6 +102,26 @@ Result<void> ensure_directory(const std::filesystem::path& dir, unsigned mode) {
   if (!S_ISDIR(st.st_mode)) return fail(Errc::sandbox_setup, dir.string() + " is not a directory");
   if ((st.st_mode & 07777) != mode && ::chmod(dir.c_str(), mode) != 0) {
     return fail(Errc::sandbox_setup, "chmod " + dir.string(), errno);
+  }
+  return {};
+}
+
+Result<void> check_reachable(const std::filesystem::path& dir, const Credentials& who) {
+  std::filesystem::path at;
+  for (const auto& part : dir) {
+    at /= part;
+    struct stat st{};
+    if (::stat(at.c_str(), &st) != 0) return fail(Errc::sandbox_setup, "stat " + at.string(), errno);
+    const bool reachable = st.st_uid == who.uid   ? (st.st_mode & S_IXUSR) != 0
+                           : st.st_gid == who.gid ? (st.st_mode & S_IXGRP) != 0
+                                                  : (st.st_mode & S_IXOTH) != 0;
+    if (!reachable) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+      return fail(Errc::sandbox_setup, "commands run as uid " + std::to_string(who.uid) + ", which cannot reach " +
+                                           dir.string() + ": " + at.string() + " is mode " + mode +
+                                           " (give it search permission, e.g. chmod o+x, or choose another folder)");
+    }
   }
   return {};
 }

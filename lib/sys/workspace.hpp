@@ -22,6 +22,11 @@ namespace pagi_exec::sys {
 /// not a directory. Errc::sandbox_setup.
 [[nodiscard]] Result<void> ensure_directory(const std::filesystem::path& dir, unsigned mode);
 
+/// Errc::sandbox_setup, naming the folder and its mode, when a process of `who` (no
+/// supplementary groups) could not reach `dir`: some folder on the way lacks search permission
+/// for it. Commands that drop to that uid must reach the sandbox dir.
+[[nodiscard]] Result<void> check_reachable(const std::filesystem::path& dir, const Credentials& who);
+
 /// Creates `root/twin` (0700) and `root/twin/execution_id` (0700), never through a symlink, and
 /// gives both to `owner` when set (the uid cwd commands run as: they write there). Returns the
 /// execution folder. Errc::sandbox_setup.

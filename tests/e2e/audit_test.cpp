@@ -96,7 +96,7 @@ TEST_SUITE("audit") {
                              {"TOOLS_AUDIT_REQUIRED", required ? "true" : "false"}}});
       REQUIRE(execute(server.stub(), "twin-aegis", "true", {}).response.success());
       std::filesystem::remove_all(folder);  // the log and its folder vanish: it cannot be reopened
-      const auto pidfile = dir.path() / "ran";
+      const auto pidfile = server.scratch() / "ran";
       const auto call = execute(server.stub(), "twin-aegis", "command_exec", {"touch " + pidfile.string()});
       if (required) {
         CHECK(call.status.error_code() == grpc::StatusCode::UNAVAILABLE);

@@ -103,6 +103,7 @@ def main():
         skip(f"grpc for Python is unavailable ({e}); install python3-grpcio and python3-protobuf")
 
     with tempfile.TemporaryDirectory(prefix="pagi-e2e-py-") as work_dir:
+        os.chmod(work_dir, 0o711)  # commands run as an unprivileged uid: the sandbox dir must be reachable
         generate_stubs(proto_path, os.path.join(work_dir, "gen"))
         proc, address = start_server(binary, work_dir)
         try:

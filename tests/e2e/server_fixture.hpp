@@ -170,8 +170,14 @@ class Server {
   [[nodiscard]] const std::string& address() const noexcept { return address_; }
   [[nodiscard]] tools::ToolExecutorService::Stub& stub() { return *stub_; }
   [[nodiscard]] Process& process() { return *process_; }
-  /// A scratch folder of this test, outside the sandbox (pid files and the like).
-  [[nodiscard]] std::filesystem::path scratch() const { return dir_.path(); }
+  /// A scratch folder of this test, outside the sandbox (pid files and the like). World-writable
+  /// (sticky), as /tmp is: commands run as the sandbox's unprivileged uid write there.
+  [[nodiscard]] std::filesystem::path scratch() const {
+    const auto dir = dir_.path() / "scratch";
+    std::filesystem::create_directories(dir);
+    std::filesystem::permissions(dir, std::filesystem::perms::all | std::filesystem::perms::sticky_bit);
+    return dir;
+  }
   [[nodiscard]] std::filesystem::path sandbox_dir() const { return dir_.path() / "sandbox"; }
 
  private:

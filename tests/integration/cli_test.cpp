@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <thread>
@@ -74,6 +75,61 @@ TEST_SUITE("cli") {
     CHECK(ran.out.find("note: unjudgeable: command substitution") != std::string::npos);
     CHECK(run_cli({"check", "--twin", "twin-aegis", "--policy", file, "--", "command_exec", "ls; /bin/rm -rf ~"}).status == 1);
     CHECK(run_cli({"check", "--twin", "twin-aegis", "--policy", "/etc/hostname", "--", "ls"}).status == 2);
+  }
+
+  TEST_CASE("run drops to the run uid as the server does: --run-as-uid/gid, 0 only with --run-as-root" *
+            doctest::skip(::geteuid() != 0)) {
+    TempDir dir;
+    const auto sandbox = dir.path().string();
+    const auto by_default = run_cli({"run", "--twin", "twin-aegis", "--sandbox-dir", sandbox, "--", "id", "-u"});
+    CHECK(by_default.status == 0);
+    CHECK(by_default.out == "65534\n");
+    const auto chosen = run_cli({"run", "--twin", "twin-aegis", "--sandbox-dir", sandbox, "--run-as-uid", "4242",
+                                 "--run-as-gid", "4343", "--", "sh", "-c", "id -u; id -g"});
+    CHECK(chosen.out == "4242\n4343\n");
+    CHECK(run_cli({"run", "--twin", "twin-aegis", "--sandbox-dir", sandbox, "--run-as-uid", "0", "--", "id", "-u"})
+              .status == 2);
+    const auto as_root = run_cli({"run", "--twin", "twin-aegis", "--sandbox-dir", sandbox, "--run-as-root", "--", "id", "-u"});
+    CHECK(as_root.status == 0);
+    CHECK(as_root.out == "0\n");
+  }
+
+  TEST_CASE("not root: commands run as the host's own uid, and a killed supervisor still gets an answer" *
+            doctest::skip(::geteuid() != 0)) {
+    // pagi-exec itself runs as 65534 here, so it cannot drop and its command CAN kill its
+    // supervisor. The answer must come at once and say whether processes may have survived
+    // (without a cgroup, which an unprivileged process rarely has, its process group is killed;
+    // a process that left the group with setsid would survive).
+    TempDir dir;
+    const auto sandbox = dir.path() / "sb";
+    std::filesystem::create_directories(sandbox);
+    REQUIRE(::chown(sandbox.c_str(), 65534, 65534) == 0);
+    const char* bin = std::getenv("PAGI_EXEC_CLI");
+    REQUIRE(bin != nullptr);
+    const std::string mark = "1000." + std::to_string(::getpid()) + "09";
+    const auto ran = test_support::run_program(
+        {"/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", bin, "run", "--twin",
+         "twin-aegis", "--sandbox-dir", sandbox.string(), "--timeout-ms", "3000", "--", "sh", "-c",
+         "sleep " + mark + " & kill -9 $PPID; sleep 1"},
+        true);
+    CAPTURE(ran.out);
+    CHECK(ran.status == 2);
+    CHECK(ran.out.find("the execution supervisor died") != std::string::npos);
+    const bool may_survive = ran.out.find("may survive") != std::string::npos;
+    // Clean up what survived (found by its argv), and check the answer told the truth.
+    bool survived = false;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      const auto name = entry.path().filename().string();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      if (test_support::read_file(entry.path() / "cmdline") == std::string("sleep") + '\0' + mark + '\0') {
+        survived = true;
+        ::kill(std::stoi(name), SIGKILL);
+      }
+    }
+    const std::string fate = survived ? "survived" : "did not survive";
+    MESSAGE("not root, no cgroup: the background process " << fate);
+    CHECK_FALSE(survived);  // it stayed in the command's process group
+    CHECK(may_survive);     // and the answer says what might have escaped
   }
 
   TEST_CASE("bad usage is exit status 2") {

@@ -157,6 +157,21 @@ TEST_SUITE("unprivileged") {
     }
   }
 
+  TEST_CASE("an unprivileged command can still write to /dev/stdout and /dev/stderr, in every mode" *
+            doctest::skip(not_root)) {
+    auto modes = modes_here();
+    modes.push_back(Isolation::native);
+    for (const auto mode : modes) {
+      CAPTURE(to_string(mode));
+      TempDir dir;
+      const auto e = make(dir.path() / "sb", mode);
+      auto o = sh(e, "echo out > /dev/stdout; echo err > /dev/stderr");
+      REQUIRE(o);
+      CHECK(o->out.lines == std::vector<std::string>{"out"});
+      CHECK(o->err.lines == std::vector<std::string>{"err"});
+    }
+  }
+
   TEST_CASE("issue 8.2: TOOLS_RUN_AS_UID/GID choose the uid; 0 needs run_as_root" * doctest::skip(not_root)) {
     TempDir dir;
     auto sandbox = Sandbox::make({.root_dir = dir.path() / "sb", .sandbox_uid = 4242, .sandbox_gid = 4343});
@@ -221,6 +236,20 @@ TEST_SUITE("unprivileged") {
     auto o = sh(e, "sleep " + mark + " & kill -9 $PPID; sleep 1", 3000ms);
     if (o) CHECK(o->exit_code != 0);
     if (!o) CHECK(o.error().message().find("supervisor died") != std::string::npos);
+    CHECK(sleepers(mark).empty());
+  }
+
+  TEST_CASE("with run_as_root a command that stops its supervisor is still ended at the time limit" *
+            doctest::skip(not_root)) {
+    // A stopped supervisor enforces nothing: the parent's backstop (limit + grace) kills the
+    // supervisor and the run's cgroup from outside.
+    TempDir dir;
+    const auto e = make(dir.path() / "sb", Isolation::cwd, 60s, true);
+    const auto mark = marker(8);
+    auto o = sh(e, "kill -STOP $PPID; sleep " + mark, 1000ms);
+    REQUIRE(o);
+    CHECK(o->timed_out);
+    CHECK(o->exit_code == exit_timeout);
     CHECK(sleepers(mark).empty());
   }
 
