@@ -81,15 +81,15 @@ TEST_SUITE("cli") {
             doctest::skip(::geteuid() != 0)) {
     TempDir dir;
     const auto sandbox = dir.path().string();
-    const auto by_default = run_cli({"run", "--twin", "twin-aegis", "--sandbox-dir", sandbox, "--", "id", "-u"});
+    const auto by_default = run_cli({"run", "--twin", "twin-aegis", "--sandbox-dir", sandbox, "--isolation", "cwd", "--", "id", "-u"});
     CHECK(by_default.status == 0);
     CHECK(by_default.out == "65534\n");
-    const auto chosen = run_cli({"run", "--twin", "twin-aegis", "--sandbox-dir", sandbox, "--run-as-uid", "4242",
+    const auto chosen = run_cli({"run", "--twin", "twin-aegis", "--sandbox-dir", sandbox, "--isolation", "cwd", "--run-as-uid", "4242",
                                  "--run-as-gid", "4343", "--", "sh", "-c", "id -u; id -g"});
     CHECK(chosen.out == "4242\n4343\n");
-    CHECK(run_cli({"run", "--twin", "twin-aegis", "--sandbox-dir", sandbox, "--run-as-uid", "0", "--", "id", "-u"})
+    CHECK(run_cli({"run", "--twin", "twin-aegis", "--sandbox-dir", sandbox, "--isolation", "cwd", "--run-as-uid", "0", "--", "id", "-u"})
               .status == 2);
-    const auto as_root = run_cli({"run", "--twin", "twin-aegis", "--sandbox-dir", sandbox, "--run-as-root", "--", "id", "-u"});
+    const auto as_root = run_cli({"run", "--twin", "twin-aegis", "--sandbox-dir", sandbox, "--isolation", "cwd", "--run-as-root", "--", "id", "-u"});
     CHECK(as_root.status == 0);
     CHECK(as_root.out == "0\n");
   }
@@ -109,7 +109,7 @@ TEST_SUITE("cli") {
     const std::string mark = "1000." + std::to_string(::getpid()) + "09";
     const auto ran = test_support::run_program(
         {"/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", bin, "run", "--twin",
-         "twin-aegis", "--sandbox-dir", sandbox.string(), "--timeout-ms", "3000", "--", "sh", "-c",
+         "twin-aegis", "--sandbox-dir", sandbox.string(), "--isolation", "cwd", "--timeout-ms", "3000", "--", "sh", "-c",
          "sleep " + mark + " & kill -9 $PPID; sleep 1"},
         true);
     CAPTURE(ran.out);
