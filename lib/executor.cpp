@@ -19,19 +19,30 @@ using Clock = std::chrono::system_clock;
 
 }  // namespace
 
+// The policy file's per-twin limits only lower the server's: a twin granted a day still stops at
+// the server's time limit. For memory and processes 0 means "no limit", so a twin value counts
+// there as long as it is the lower one.
 Limits Executor::limits_for(const Decision& decision, std::optional<std::chrono::milliseconds> timeout_cap) const {
   Limits limits = parts_.sandbox.limits();
   const TwinLimits& twin = decision.limits;
-  if (twin.timeout) limits.timeout = *twin.timeout;
-  if (twin.memory_bytes) limits.memory_bytes = *twin.memory_bytes;
-  if (twin.max_processes) limits.max_processes = *twin.max_processes;
-  if (twin.output_bytes) limits.output.max_bytes = *twin.output_bytes;
-  if (twin.output_lines) limits.output.max_lines = *twin.output_lines;
+  const auto lower = [](std::uint64_t server, std::uint64_t twin_value) {
+    return server == 0 ? twin_value : std::min(server, twin_value);
+  };
+  if (twin.timeout) limits.timeout = std::min(limits.timeout, *twin.timeout);
+  if (twin.memory_bytes) limits.memory_bytes = lower(limits.memory_bytes, *twin.memory_bytes);
+  if (twin.max_processes) limits.max_processes = lower(limits.max_processes, *twin.max_processes);
+  if (twin.output_bytes) limits.output.max_bytes = std::min(limits.output.max_bytes, *twin.output_bytes);
+  if (twin.output_lines) limits.output.max_lines = std::min(limits.output.max_lines, *twin.output_lines);
   if (timeout_cap && *timeout_cap < limits.timeout) limits.timeout = std::max(*timeout_cap, std::chrono::milliseconds(1));
   return limits;
 }
 
 namespace {
+
+// The refusal of a request Command::make would not normalise: its reason names the field.
+Decision not_normalised(const Error& error) {
+  return Decision{.allowed = false, .reason = error.message(), .rule = std::string(invalid_request_rule)};
+}
 
 Outcome refused(Outcome outcome) {
   outcome.exit_code = 1;
@@ -125,14 +136,24 @@ Result<Executor> Executor::make(ExecutorParts parts) {
 
 void Executor::wait_for_cleanup() { sys::Janitor::instance().drain(); }
 
+Decision Executor::check(const Request& request) const {
+  const auto command = Command::make(request, parts_.catalog, parts_.request_limits);
+  if (!command) return not_normalised(command.error());
+  return parts_.policy.decide(*command);
+}
+
 Result<Outcome> Executor::run(const Request& request, std::stop_token stop, const RunHooks& hooks) const {
   const auto started = Clock::now();
   const auto t0 = std::chrono::steady_clock::now();
   Outcome outcome;
   outcome.execution_id = sys::new_uuid_v4();
   outcome.isolation = parts_.sandbox.isolation();
-  outcome.decision = parts_.policy.decide(request);
-  // 1. The decision is on record before anything runs; a required audit log that cannot record
+  // 1. One normalised form, judged and run: a request that has none (a NUL byte, too big) is
+  //    refused here, before the policy or anything else reads it.
+  const auto command = Command::make(request, parts_.catalog, parts_.request_limits);
+  outcome.decision = command ? parts_.policy.decide(*command) : not_normalised(command.error());
+  if (command && hooks.decided) hooks.decided(*command, outcome.decision);
+  // 2. The decision is on record before anything runs; a required audit log that cannot record
   //    it means nothing runs.
   if (parts_.audit) {
     if (auto recorded = parts_.audit->decided(request, outcome); !recorded && parts_.audit_required) {
@@ -144,10 +165,11 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop, cons
   if (!outcome.decision.allowed) {
     auto refusal = refused(std::move(outcome));
     parts_.history->record(make_record(request, refusal, started, Clock::now()));
+    if (!command) return tl::unexpected(command.error());  // an argument error until issue 9
     return refusal;
   }
-  // 2. Run it; record how it ended, whatever happened.
-  auto result = run_allowed(request, outcome, std::move(stop), hooks);
+  // 3. Run it; record how it ended, whatever happened.
+  auto result = run_allowed(*command, request, outcome, std::move(stop), hooks);
   const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
   Outcome ended = result ? *result : outcome;
   if (result) {
@@ -161,69 +183,63 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop, cons
   return result;
 }
 
-Result<Outcome> Executor::run_allowed(const Request& request, Outcome outcome, std::stop_token stop,
-                                      const RunHooks& hooks) const {
+Result<Outcome> Executor::run_allowed(const Command& command, const Request& request, Outcome outcome,
+                                      std::stop_token stop, const RunHooks& hooks) const {
   const Sandbox& sandbox = parts_.sandbox;
   // 1. The twin id becomes a folder name: it must be one safe path component.
-  if (auto valid = validate_twin_id(request.twin_id); !valid) return tl::unexpected(valid.error());
+  if (auto valid = validate_twin_id(command.twin_id()); !valid) return tl::unexpected(valid.error());
 
-  // 2. What the tool means: a built-in, a tool without a program, or a command line.
-  const ToolEntry* entry = parts_.catalog.find(request.tool);
-  if (entry != nullptr && entry->kind == ToolKind::unavailable) {
-    return not_started(std::move(outcome), exit_not_found, entry->note);
+  // 2. What the tool means: a built-in, a tool without a program, or a program (the shell
+  //    bridge is /bin/sh), found or not.
+  switch (command.kind()) {
+    case ToolKind::unavailable: return not_started(std::move(outcome), exit_not_found, command.note());
+    case ToolKind::file_write: {
+      if (hooks.started) hooks.started(outcome);
+      auto written = detail::run_file_write(sandbox, request, std::move(outcome));
+      if (written && hooks.output) (void)hooks.output(OutputStream::out, written->message + "\n");
+      return written;
+    }
+    case ToolKind::shell_bridge:
+    case ToolKind::program: break;
   }
-  if (entry != nullptr && entry->kind == ToolKind::file_write) {
-    if (hooks.started) hooks.started(outcome);
-    auto written = detail::run_file_write(sandbox, request, std::move(outcome));
-    if (written && hooks.output) (void)hooks.output(OutputStream::out, written->message + "\n");
-    return written;
+  if (command.argv().empty()) {
+    return fail(Errc::invalid_request, command.tool() + " needs args[0]: the shell command line to run with /bin/sh -c");
   }
-  auto argv = detail::command_argv(entry, request);
-  if (!argv) return tl::unexpected(argv.error());
+  const std::string& program = command.argv().front();
+  switch (command.lookup()) {
+    case ProgramLookup::missing:
+      return not_started(std::move(outcome), exit_not_found,
+                         "program not found: " + program + " (searched " + detail::sandbox_path + ")");
+    case ProgramLookup::not_executable:
+      return not_started(std::move(outcome), exit_not_executable, "program not executable: " + program);
+    case ProgramLookup::as_given:
+    case ProgramLookup::found: break;
+  }
 
   // 3. A fresh folder for this execution, inside the twin's workspace (native: a tmpfs inside
   //    the sandbox instead, and the workspace read-only).
+  const std::string& twin = command.twin_id();
   const bool native = sandbox.isolation() == Isolation::native;
   detail::Placement place{
       .execution_id = outcome.execution_id,
-      .twin_id = request.twin_id,
-      .workspace = sandbox.root_dir() / request.twin_id,
-      .execution_dir = native ? std::filesystem::path() : sandbox.root_dir() / request.twin_id / outcome.execution_id,
+      .twin_id = twin,
+      .workspace = sandbox.root_dir() / twin,
+      .execution_dir = native ? std::filesystem::path() : sandbox.root_dir() / twin / outcome.execution_id,
   };
-  auto dir = native ? sys::prepare_native_workspace(sandbox.root_dir(), request.twin_id, sandbox.spec().sandbox_gid)
-                    : sys::make_execution_dir(sandbox.root_dir(), request.twin_id, outcome.execution_id);
+  auto dir = native ? sys::prepare_native_workspace(sandbox.root_dir(), twin, sandbox.spec().sandbox_gid)
+                    : sys::make_execution_dir(sandbox.root_dir(), twin, outcome.execution_id);
   if (!dir) return tl::unexpected(dir.error());
-  // The folder goes after the response: its processes are dead, nothing waits for it.
-  const auto cleanup = [&] {
-    if (!native) sys::Janitor::instance().post([dir = place.execution_dir] { (void)sys::remove_tree(dir); });
-  };
 
-  // 4. Resolve a bare program name in the sandbox's PATH, so "not found" is 127 in every mode.
-  std::string& program = argv->front();
-  if (program.find('/') == std::string::npos) {
-    const auto lookup = sys::find_program(program, detail::sandbox_path);
-    using Found = sys::ProgramLookup::Found;
-    if (lookup.found != Found::executable) {
-      cleanup();
-      return lookup.found == Found::missing
-                 ? not_started(std::move(outcome), exit_not_found,
-                               "program not found: " + program + " (searched " + detail::sandbox_path + ")")
-                 : not_started(std::move(outcome), exit_not_executable,
-                               "program not executable: " + lookup.path);
-    }
-    program = lookup.path;
-  }
-
-  // 5. Run it under the twin's limits (the time limit also capped by the caller's deadline),
-  //    then drop its folder: what a twin keeps belongs in its workspace.
+  // 4. Run exactly the judged argv under the twin's limits (the time limit also capped by the
+  //    caller's deadline), then drop its folder: what a twin keeps belongs in its workspace.
   const auto limits = limits_for(outcome.decision, request.timeout_cap);
-  const auto shown_program = program;
-  const auto plan = detail::make_launch_plan(sandbox, std::move(*argv), place, limits, outcome.decision.network);
+  const auto plan = detail::make_launch_plan(sandbox, command, place, limits, outcome.decision.network);
   if (hooks.started) hooks.started(outcome);
   auto result = parts_.spawner->spawn(plan, std::move(stop), hooks.output);
-  cleanup();
+  // The folder goes after the response: its processes are dead, nothing waits for it.
+  if (!native) sys::Janitor::instance().post([dir = place.execution_dir] { (void)sys::remove_tree(dir); });
   if (!result) return tl::unexpected(result.error());
-  return finish(std::move(outcome), std::move(*result), shown_program, plan.limits);
+  return finish(std::move(outcome), std::move(*result), program, plan.limits);
 }
 
 }  // namespace pagi_exec

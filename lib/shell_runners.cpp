@@ -97,10 +97,13 @@ std::optional<std::size_t> wrapped_program(const Runner& r, const std::vector<Sh
 }
 
 // find: every -exec/-execdir/-ok/-okdir PROGRAM is judged; returns the first such PROGRAM.
+// -delete removes what the expression matches, which no name list can judge.
 std::optional<std::size_t> find_exec(RunnerSink& sink, const std::vector<ShellWord>& args, std::size_t i) {
   std::optional<std::size_t> first;
-  for (; i + 1 < args.size(); ++i) {
+  for (; i < args.size(); ++i) {
     const std::string& arg = args[i].text;
+    if (arg == "-delete") sink.note("`find -delete` deletes files");
+    if (i + 1 == args.size()) break;
     if (arg != "-exec" && arg != "-execdir" && arg != "-ok" && arg != "-okdir") continue;
     sink.note("`find " + arg + "` runs another program");
     if (judge_word(sink, args[i + 1]) && !first) first = i + 1;

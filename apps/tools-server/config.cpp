@@ -99,7 +99,7 @@ struct Setting {
 };
 
 // The order matters once: --listen comes after --port, so that an explicit address wins.
-const std::array<Setting, 30> settings{{
+const std::array<Setting, 32> settings{{
     {"--port", "TOOLS_GRPC_PORT", "PORT", "TCP port to listen on, on all interfaces (default 50054)", false,
      [](std::string_view t, ServerConfig& c) {
        std::uint16_t port = 0;
@@ -166,6 +166,19 @@ const std::array<Setting, 30> settings{{
     {"--max-concurrency", "TOOLS_MAX_CONCURRENCY", "N",
      "most RPCs served at once (gRPC threads); further calls get RESOURCE_EXHAUSTED (default 64)", false,
      [](std::string_view t, ServerConfig& c) { return apply_uint(t, 1, 4096, "a thread count", c.max_concurrency); }},
+    {"--max-args", "TOOLS_MAX_ARGS", "N",
+     "most arguments one request may carry; beyond it the request is refused before it is judged (default 1024)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       return apply_uint(t, 1, 1'000'000, "an argument count", c.request_limits.max_args);
+     }},
+    {"--max-request-bytes", "TOOLS_MAX_REQUEST_BYTES", "BYTES",
+     "most bytes one request may carry (command, args, ids and metadata together); beyond it the request is "
+     "refused before it is judged (default 1048576; gRPC itself refuses messages over 4 MiB)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       return apply_uint(t, 1024, 1ULL << 30, "a byte count", c.request_limits.max_request_bytes);
+     }},
     {"--history-size", "TOOLS_HISTORY_SIZE", "N", "executions remembered for audit (default 1000)", false,
      [](std::string_view t, ServerConfig& c) {
        return apply_uint(t, 1, 1'000'000, "a history size", c.history_size);

@@ -45,6 +45,7 @@ struct ServerConfig {
   std::uint64_t max_output_lines = 200;
   int max_concurrency = 64;
   std::size_t history_size = 1000;
+  pagi_exec::RequestLimits request_limits;  ///< most args and bytes one request may carry
   pagi_exec::Limits limits;  ///< the resource limits; timeout and output caps are the fields above
   std::string auth = "none";             ///< none, token or mtls
   std::filesystem::path auth_tokens_file;  ///< token: "<sha256 hex> <twin>" per line

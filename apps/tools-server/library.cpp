@@ -73,6 +73,7 @@ tl::expected<Library, StartupError> make_library(const ServerConfig& config) {
       .history = std::make_shared<pagi_exec::History>(config.history_size),
       .audit = *audit,
       .audit_required = config.audit_required,
+      .request_limits = config.request_limits,
   });
   if (!executor) {
     return tl::unexpected(StartupError{.message = "SANDBOX_DIR / --sandbox-dir: " + executor.error().message()});

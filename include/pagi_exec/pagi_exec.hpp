@@ -3,6 +3,7 @@
 #pragma once
 
 #include "pagi_exec/audit.hpp"
+#include "pagi_exec/command.hpp"
 #include "pagi_exec/error.hpp"
 #include "pagi_exec/executor.hpp"
 #include "pagi_exec/history.hpp"
