@@ -82,8 +82,9 @@ enum class RecordOutcome : std::uint8_t { allowed, refused, succeeded, failed, t
 
 /// A page of history, newest first, filtered.
 struct HistoryQuery {
-  /// Default of max_page_bytes: below gRPC's default 4 MiB message limit, with room to spare.
-  static constexpr std::uint64_t default_max_page_bytes = 3ULL << 20;
+  /// Default of max_page_bytes: gRPC's default 4 MiB message limit, less 64 KiB for the rest of
+  /// the response (encoded_size_bound is an upper bound, so a page of this bound always fits).
+  static constexpr std::uint64_t default_max_page_bytes = (4ULL << 20) - (64ULL << 10);
 
   std::string twin_id;                  ///< empty: any
   std::string job_id;                   ///< empty: any
