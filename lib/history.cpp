@@ -67,6 +67,14 @@ std::uint64_t encoded_size_bound(const ExecutionRecord& r) noexcept {
   return bytes + field_bytes(r.args) + field_bytes(r.out.lines) + field_bytes(r.err.lines);
 }
 
+ExecutionRecord fitted(ExecutionRecord record, std::uint64_t max_bytes) {
+  if (encoded_size_bound(record) <= max_bytes) return record;
+  record.out.lines.clear();
+  record.err.lines.clear();
+  record.output_dropped = true;
+  return record;
+}
+
 ExecutionRecord make_record(const Request& request, const Outcome& outcome, std::chrono::system_clock::time_point started,
                             std::chrono::system_clock::time_point finished) {
   auto args = bounded_args(request.args, max_recorded_args_bytes);
@@ -180,15 +188,8 @@ HistoryPage History::query(const HistoryQuery& query) const {
       page.next_before = page.records.back().sequence;
       break;
     }
-    page.records.push_back(record);
-    page_bytes += bytes;
-    if (bytes > query.max_page_bytes) {  // alone too big: the record without its output
-      auto& alone = page.records.back();
-      alone.out.lines.clear();
-      alone.err.lines.clear();
-      alone.output_dropped = true;
-      page_bytes = encoded_size_bound(alone);
-    }
+    page.records.push_back(fitted(record, query.max_page_bytes));  // alone too big: without its output
+    page_bytes += encoded_size_bound(page.records.back());
   }
   return page;
 }

@@ -101,6 +101,10 @@ struct HistoryQuery {
 /// as one element of a repeated field: each string and number costs at most its bytes plus 11.
 [[nodiscard]] std::uint64_t encoded_size_bound(const ExecutionRecord& record) noexcept;
 
+/// `record` within `max_bytes` of encoded_size_bound(): itself, or when too big without its
+/// captured output (output_dropped set). Other fields are bounded by make_record.
+[[nodiscard]] ExecutionRecord fitted(ExecutionRecord record, std::uint64_t max_bytes);
+
 struct HistoryPage {
   std::vector<ExecutionRecord> records;
   std::uint64_t next_before = 0;  ///< pass as before_sequence for the next page; 0: no more

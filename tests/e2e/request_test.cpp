@@ -265,6 +265,27 @@ TEST_SUITE("requests") {
     CHECK(with_output == 4);  // one per page, each with its output
   }
 
+  TEST_CASE("a record too big for one message is listed and fetched without its output, and says so") {
+    Fixture f({{"TOOLS_MAX_OUTPUT_BYTES", std::to_string(5'000'000)}, {"TOOLS_MAX_OUTPUT_LINES", "100000"}});
+    // The response itself is past a default client's 4 MiB: that call fails on the client's side,
+    // but the run is in the history, holding its 5 MB of output.
+    const auto big = execute(f.server->stub(), "twin-aegis", "command_exec",
+                             {"head -c 5000000 /dev/zero | tr '\\0' a | fold -w 1000"});
+    CHECK(big.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+    const auto records = all_records(*f.server);
+    REQUIRE(records.size() == 1);
+    CHECK(records[0].output_dropped());
+    CHECK(records[0].stdout_logs_size() == 0);
+    grpc::ClientContext context;
+    tools::GetExecutionRequest get;
+    get.set_execution_id(records[0].execution_id());
+    tools::ExecutionRecord record;
+    const auto status = f.server->stub().GetExecution(&context, get, &record);
+    REQUIRE_MESSAGE(status.ok(), status.error_message());
+    CHECK(record.output_dropped());
+    CHECK(record.ran());
+  }
+
   TEST_CASE("the CLI honours the same request limits") {
     const char* cli = std::getenv("PAGI_EXEC_CLI");
     REQUIRE(cli != nullptr);
