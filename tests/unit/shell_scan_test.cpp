@@ -240,6 +240,8 @@ TEST_SUITE("shell_scan") {
         {{"node", "-e", "require('fs')"}, {}, {"`node` runs code the scanner cannot read"}},
         {{"env", "X=1", "rm", "x"}, {"rm"}, {"`env` runs another program; only its first operand was judged"}},
         {{"env"}, {}, {"`env` runs another program; only its first operand was judged"}},
+        {{"env", "-S", "rm -rf x"}, {"rm"}, {"`env -S` runs a string split into a command"}},
+        {{"/usr/bin/env", "-i", "--split-string=reboot now"}, {"reboot"}, {"`env -S` runs a string split into a command"}},
         {{"xargs", "-n1", "rm"}, {"rm"}, {"`xargs` runs another program; only its first operand was judged"}},
         {{"busybox", "rm", "-rf", "x"}, {"rm"}, {"`busybox` runs another program; only its first operand was judged"}},
         {{"find", ".", "-name", "*.o", "-exec", "rm", "{}", ";"}, {"rm"}, {"`find -exec` runs another program"}},
