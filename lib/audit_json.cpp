@@ -114,32 +114,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;  // keeps fields in the documented order
 
-// `text` cut to `limit` bytes, never splitting a UTF-8 sequence (at most 3 bytes are given back,
-// so invalid input cannot make it back up further). Sets `cut` when anything was dropped.
-std::string capped(std::string_view text, std::size_t limit, bool& cut) {
-  if (text.size() <= limit) return std::string(text);
-  cut = true;
-  std::size_t n = limit;
-  const auto continuation = [&](std::size_t i) { return (static_cast<unsigned char>(text[i]) & 0xC0U) == 0x80U; };
-  for (int back = 0; back < 3 && n > 0 && continuation(n); ++back) --n;
-  return std::string(text.substr(0, n));
-}
-
-Json capped_args(const Request& request, const AuditOptions& options, bool& truncated) {
-  Json args = Json::array();
-  std::size_t budget = options.max_args_total_bytes;
-  for (const auto& arg : request.args) {
-    if (budget == 0) {
-      truncated = true;
-      break;
-    }
-    auto kept = capped(arg, std::min(options.max_arg_bytes, budget), truncated);
-    budget -= kept.size();
-    args.push_back(std::move(kept));
-  }
-  return args;
-}
-
 std::int64_t whole_ms(std::chrono::microseconds duration) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
 }
@@ -148,7 +122,7 @@ std::int64_t whole_ms(std::chrono::microseconds duration) {
 Json common_fields(AuditRecordType type, const Request& request, const Outcome& outcome, Clock::time_point now,
                    const AuditOptions& options) {
   bool ignored = false;  // single strings are cut silently; only args report it
-  const auto cap = [&](const std::string& text) { return capped(text, options.max_arg_bytes, ignored); };
+  const auto cap = [&](const std::string& text) { return bounded_text(text, options.max_arg_bytes, ignored); };
   Json j;
   switch (type) {
     case AuditRecordType::decision: j["type"] = "decision"; break;
@@ -163,13 +137,14 @@ Json common_fields(AuditRecordType type, const Request& request, const Outcome& 
   j["job_id"] = cap(request.job_id);
   j["namespace"] = cap(request.ns);
   j["tool"] = cap(request.tool);
-  bool truncated = false;
-  j["args"] = capped_args(request, options, truncated);
+  auto args = bounded_args(request.args, options.max_args_total_bytes, options.max_arg_bytes);
+  j["args"] = std::move(args.kept);
   j["arg_count"] = request.args.size();
-  j["args_truncated"] = truncated;
+  j["args_truncated"] = args.truncated;
   j["allowed"] = outcome.decision.allowed;
-  j["reason"] = outcome.decision.reason;
-  j["rule"] = outcome.decision.rule;
+  j["reason"] = cap(outcome.decision.reason);
+  j["rule"] = cap(outcome.decision.rule);
+  j["notes"] = outcome.decision.notes;
   j["isolation"] = to_string(outcome.isolation);
   return j;
 }
@@ -275,6 +250,9 @@ std::optional<AuditEntry> audit_entry_from_line(std::string line) {
       for (const auto& arg : *it) e.args.push_back(arg.is_string() ? arg.get<std::string>() : arg.dump());
     }
     e.args_truncated = bool_field(j, "args_truncated");
+    if (const auto it = j.find("notes"); it != j.end() && it->is_array()) {
+      for (const auto& note : *it) e.notes.push_back(note.is_string() ? note.get<std::string>() : note.dump());
+    }
     e.allowed = bool_field(j, "allowed");
     e.reason = text_field(j, "reason");
     e.rule = text_field(j, "rule");

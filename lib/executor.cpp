@@ -21,23 +21,31 @@ using Clock = std::chrono::system_clock;
 
 }  // namespace
 
+// The policy file's per-twin limits only lower the server's: a twin granted a day still stops at
+// the server's time limit. For memory and processes 0 means "no limit", so a twin value counts
+// there as long as it is the lower one.
 Limits Executor::limits_for(const Decision& decision, std::optional<std::chrono::milliseconds> timeout_cap) const {
   Limits limits = parts_.sandbox.limits();
   const TwinLimits& twin = decision.limits;
-  if (twin.timeout) limits.timeout = *twin.timeout;
-  if (twin.memory_bytes) limits.memory_bytes = *twin.memory_bytes;
-  if (twin.max_processes) limits.max_processes = *twin.max_processes;
-  if (twin.output_bytes) limits.output.max_bytes = *twin.output_bytes;
-  if (twin.output_lines) limits.output.max_lines = *twin.output_lines;
-  // The workspace quota from the policy only lowers the server's (0 there: none to lower).
-  if (twin.workspace_bytes && (limits.workspace_bytes == 0 || *twin.workspace_bytes < limits.workspace_bytes)) {
-    limits.workspace_bytes = *twin.workspace_bytes;
-  }
+  const auto lower = [](std::uint64_t server, std::uint64_t twin_value) {
+    return server == 0 ? twin_value : std::min(server, twin_value);
+  };
+  if (twin.timeout) limits.timeout = std::min(limits.timeout, *twin.timeout);
+  if (twin.memory_bytes) limits.memory_bytes = lower(limits.memory_bytes, *twin.memory_bytes);
+  if (twin.max_processes) limits.max_processes = lower(limits.max_processes, *twin.max_processes);
+  if (twin.output_bytes) limits.output.max_bytes = std::min(limits.output.max_bytes, *twin.output_bytes);
+  if (twin.output_lines) limits.output.max_lines = std::min(limits.output.max_lines, *twin.output_lines);
+  if (twin.workspace_bytes) limits.workspace_bytes = lower(limits.workspace_bytes, *twin.workspace_bytes);
   if (timeout_cap && *timeout_cap < limits.timeout) limits.timeout = std::max(*timeout_cap, std::chrono::milliseconds(1));
   return limits;
 }
 
 namespace {
+
+// The refusal of a request Command::make would not normalise: its reason names the field.
+Decision not_normalised(const Error& error) {
+  return Decision{.allowed = false, .reason = error.message(), .rule = std::string(invalid_request_rule)};
+}
 
 Outcome refused(Outcome outcome) {
   outcome.exit_code = 1;
@@ -166,14 +174,24 @@ Result<Executor> Executor::make(ExecutorParts parts) {
 
 void Executor::wait_for_cleanup() { sys::Janitor::instance().drain(); }
 
+Decision Executor::check(const Request& request) const {
+  const auto command = Command::make(request, parts_.catalog, parts_.request_limits);
+  if (!command) return not_normalised(command.error());
+  return parts_.policy.decide(*command);
+}
+
 Result<Outcome> Executor::run(const Request& request, std::stop_token stop, const RunHooks& hooks) const {
   const auto started = Clock::now();
   const auto t0 = std::chrono::steady_clock::now();
   Outcome outcome;
   outcome.execution_id = sys::new_uuid_v4();
   outcome.isolation = parts_.sandbox.isolation();
-  outcome.decision = parts_.policy.decide(request);
-  // 0. A refusal costs nothing; an allowed request needs a slot first (its twin's share, the
+  // 1. One normalised form, judged and run: a request that has none (a NUL byte, too big) is
+  //    refused here, before the policy or anything else reads it.
+  const auto command = Command::make(request, parts_.catalog, parts_.request_limits);
+  outcome.decision = command ? parts_.policy.decide(*command) : not_normalised(command.error());
+  if (command && hooks.decided) hooks.decided(*command, outcome.decision);
+  // 2. A refusal costs nothing; an allowed request needs a slot first (its twin's share, the
   //    total, the memory budget), or it ends here, before anything is recorded or created.
   std::optional<Admission::Slot> slot;
   if (outcome.decision.allowed && parts_.admission) {
@@ -182,7 +200,7 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop, cons
     if (!granted) return tl::unexpected(granted.error());
     slot.emplace(std::move(*granted));
   }
-  // 1. The decision is on record before anything runs; a required audit log that cannot record
+  // 3. The decision is on record before anything runs; a required audit log that cannot record
   //    it means nothing runs.
   if (parts_.audit) {
     if (auto recorded = parts_.audit->decided(request, outcome); !recorded && parts_.audit_required) {
@@ -194,10 +212,11 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop, cons
   if (!outcome.decision.allowed) {
     auto refusal = refused(std::move(outcome));
     parts_.history->record(make_record(request, refusal, started, Clock::now()));
+    if (!command) return tl::unexpected(command.error());  // an argument error until issue 9
     return refusal;
   }
-  // 2. Run it; record how it ended, whatever happened.
-  auto result = run_allowed(request, outcome, std::move(stop), hooks);
+  // 4. Run it; record how it ended, whatever happened.
+  auto result = run_allowed(*command, request, outcome, std::move(stop), hooks);
   const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
   Outcome ended = result ? *result : outcome;
   if (result) {
@@ -211,43 +230,57 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop, cons
   return result;
 }
 
-Result<Outcome> Executor::run_allowed(const Request& request, Outcome outcome, std::stop_token stop,
-                                      const RunHooks& hooks) const {
+Result<Outcome> Executor::run_allowed(const Command& command, const Request& request, Outcome outcome,
+                                      std::stop_token stop, const RunHooks& hooks) const {
   // 1. The twin id becomes a folder name: it must be one safe path component.
-  if (auto valid = validate_twin_id(request.twin_id); !valid) return tl::unexpected(valid.error());
+  if (auto valid = validate_twin_id(command.twin_id()); !valid) return tl::unexpected(valid.error());
 
-  // 2. What the tool means: a built-in, a tool without a program, or a command line.
-  const ToolEntry* entry = parts_.catalog.find(request.tool);
-  if (entry != nullptr && entry->kind == ToolKind::unavailable) {
-    return not_started(std::move(outcome), exit_not_found, entry->note);
-  }
-  if (entry != nullptr && entry->kind == ToolKind::file_write) {
-    if (hooks.started) hooks.started(outcome);
-    const auto quota = limits_for(outcome.decision).workspace_bytes;
-    // cwd: the file belongs to the uid the twin's commands run as, so they can change it later.
-    // Other modes mount the workspace read-only: its files stay the server's.
-    const auto owner = parts_.sandbox.isolation() == Isolation::cwd ? sys::command_credentials(parts_.sandbox.spec())
-                                                                     : std::nullopt;
-    auto written = detail::run_file_write(*workspaces_, request, quota, owner, std::move(outcome));
-    if (written && hooks.output) {
-      (void)hooks.output(written->ran ? OutputStream::out : OutputStream::err, written->message + "\n");
+  // 2. What the tool means: a built-in, a tool without a program, or a program (the shell
+  //    bridge is /bin/sh), found or not.
+  switch (command.kind()) {
+    case ToolKind::unavailable: return not_started(std::move(outcome), exit_not_found, command.note());
+    case ToolKind::file_write: {
+      if (hooks.started) hooks.started(outcome);
+      const auto quota = limits_for(outcome.decision).workspace_bytes;
+      // cwd: the file belongs to the uid the twin's commands run as, so they can change it later.
+      // Other modes mount the workspace read-only: its files stay the server's.
+      const auto owner = parts_.sandbox.isolation() == Isolation::cwd ? sys::command_credentials(parts_.sandbox.spec())
+                                                                       : std::nullopt;
+      auto written = detail::run_file_write(*workspaces_, request, quota, owner, std::move(outcome));
+      if (written && hooks.output) {
+        (void)hooks.output(written->ran ? OutputStream::out : OutputStream::err, written->message + "\n");
+      }
+      return written;
     }
-    return written;
+    case ToolKind::shell_bridge:
+    case ToolKind::program: break;
   }
-  auto argv = detail::command_argv(entry, request);
-  if (!argv) return tl::unexpected(argv.error());
-  return run_command(request, std::move(outcome), std::move(*argv), std::move(stop), hooks);
+  if (command.argv().empty()) {
+    return fail(Errc::invalid_request, command.tool() + " needs args[0]: the shell command line to run with /bin/sh -c");
+  }
+  const std::string& program = command.argv().front();
+  switch (command.lookup()) {
+    case ProgramLookup::missing:
+      return not_started(std::move(outcome), exit_not_found,
+                         "program not found: " + program + " (searched " + detail::sandbox_path + ")");
+    case ProgramLookup::not_executable:
+      return not_started(std::move(outcome), exit_not_executable, "program not executable: " + program);
+    case ProgramLookup::as_given:
+    case ProgramLookup::found: break;
+  }
+  return run_command(command, request, std::move(outcome), std::move(stop), hooks);
 }
 
-Result<Outcome> Executor::run_command(const Request& request, Outcome outcome, std::vector<std::string> argv,
+Result<Outcome> Executor::run_command(const Command& command, const Request& request, Outcome outcome,
                                       std::stop_token stop, const RunHooks& hooks) const {
   const Sandbox& sandbox = parts_.sandbox;
+  const std::string& twin = command.twin_id();
   const auto limits = limits_for(outcome.decision, request.timeout_cap);
 
   // 1. A command that can write the workspace does not start while it is over its quota.
   const std::uint64_t quota = commands_write_workspace(sandbox.isolation()) ? limits.workspace_bytes : 0;
   if (quota != 0) {
-    const auto before = workspaces_->usage(request.twin_id, quota);
+    const auto before = workspaces_->usage(twin, quota);
     if (!before) {
       return detail::refused_by_quota(std::move(outcome), before.error().message() +
                                                               "; commands that can write the workspace are refused "
@@ -266,58 +299,39 @@ Result<Outcome> Executor::run_command(const Request& request, Outcome outcome, s
   const auto run_as = sys::command_credentials(sandbox.spec());
   detail::Placement place{
       .execution_id = outcome.execution_id,
-      .twin_id = request.twin_id,
-      .workspace = sandbox.root_dir() / request.twin_id,
-      .execution_dir = host_folder ? sandbox.root_dir() / request.twin_id / outcome.execution_id : std::filesystem::path(),
+      .twin_id = twin,
+      .workspace = sandbox.root_dir() / twin,
+      .execution_dir = host_folder ? sandbox.root_dir() / twin / outcome.execution_id : std::filesystem::path(),
   };
   auto dir = [&]() -> Result<std::filesystem::path> {
-    if (host_folder) return sys::make_execution_dir(sandbox.root_dir(), request.twin_id, outcome.execution_id, run_as);
+    if (host_folder) return sys::make_execution_dir(sandbox.root_dir(), twin, outcome.execution_id, run_as);
     if (sandbox.isolation() == Isolation::native) {
-      return sys::prepare_native_workspace(sandbox.root_dir(), request.twin_id, sys::native_workspace_group(sandbox.spec()));
+      return sys::prepare_native_workspace(sandbox.root_dir(), twin, sys::native_workspace_group(sandbox.spec()));
     }
-    return run_as ? sys::prepare_native_workspace(sandbox.root_dir(), request.twin_id, run_as->gid)
-                  : sys::make_twin_dir(sandbox.root_dir(), request.twin_id);
+    return run_as ? sys::prepare_native_workspace(sandbox.root_dir(), twin, run_as->gid)
+                  : sys::make_twin_dir(sandbox.root_dir(), twin);
   }();
   if (!dir) return tl::unexpected(dir.error());
+
+  // 3. Run exactly the judged argv under the twin's limits (the time limit also capped by the
+  //    caller's deadline), measure what it left in the workspace, then drop its folder: what a
+  //    twin keeps belongs in its workspace.
+  const auto plan = detail::make_launch_plan(sandbox, command, place, limits, outcome.decision.network);
+  if (hooks.started) hooks.started(outcome);
+  if (quota != 0) workspaces_->command_started(twin, outcome.execution_id);
+  auto result = parts_.spawner->spawn(plan, std::move(stop), hooks.output);
+  std::optional<Result<WorkspaceUsage>> after;
+  if (quota != 0) after = workspaces_->command_finished(twin, quota);
   // The folder goes after the response: its processes are dead, nothing waits for it.
-  const auto cleanup = [&] {
-    if (!host_folder) return;
+  if (host_folder) {
     auto meter = quota != 0 ? workspaces_ : nullptr;
-    sys::Janitor::instance().post([dir = place.execution_dir, meter, twin = request.twin_id, id = outcome.execution_id] {
+    sys::Janitor::instance().post([dir = place.execution_dir, meter, twin, id = outcome.execution_id] {
       (void)sys::remove_tree(dir);
       if (meter) meter->working_folder_removed(twin, id);
     });
-  };
-
-  // 3. Resolve a bare program name in the sandbox's PATH, so "not found" is 127 in every mode.
-  std::string& program = argv.front();
-  if (program.find('/') == std::string::npos) {
-    const auto lookup = sys::find_program(program, detail::sandbox_path);
-    using Found = sys::ProgramLookup::Found;
-    if (lookup.found != Found::executable) {
-      cleanup();
-      return lookup.found == Found::missing
-                 ? not_started(std::move(outcome), exit_not_found,
-                               "program not found: " + program + " (searched " + detail::sandbox_path + ")")
-                 : not_started(std::move(outcome), exit_not_executable,
-                               "program not executable: " + lookup.path);
-    }
-    program = lookup.path;
   }
-
-  // 4. Run it under the twin's limits (the time limit also capped by the caller's deadline),
-  //    measure what it left in the workspace, then drop its folder: what a twin keeps belongs
-  //    in its workspace.
-  const auto shown_program = program;
-  const auto plan = detail::make_launch_plan(sandbox, std::move(argv), place, limits, outcome.decision.network);
-  if (hooks.started) hooks.started(outcome);
-  if (quota != 0) workspaces_->command_started(request.twin_id, outcome.execution_id);
-  auto result = parts_.spawner->spawn(plan, std::move(stop), hooks.output);
-  std::optional<Result<WorkspaceUsage>> after;
-  if (quota != 0) after = workspaces_->command_finished(request.twin_id, quota);
-  cleanup();
   if (!result) return tl::unexpected(result.error());
-  auto finished = finish(std::move(outcome), std::move(*result), shown_program, plan.limits);
+  auto finished = finish(std::move(outcome), std::move(*result), command.argv().front(), plan.limits);
   if (after) note_workspace(finished, *after);
   return finished;
 }

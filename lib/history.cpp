@@ -15,27 +15,88 @@ std::uint64_t output_size(const ExecutionRecord& record) {
   return bytes;
 }
 
+// Each length-delimited field: tag (at most 2 bytes for field numbers below 2048), length varint
+// (at most 5 bytes for sizes below 4 GiB), and the bytes; numbers and booleans fit in 11 too.
+constexpr std::uint64_t per_field = 11;
+
+std::uint64_t field_bytes(const std::string& text) noexcept { return text.size() + per_field; }
+
+std::uint64_t field_bytes(const std::vector<std::string>& texts) noexcept {
+  std::uint64_t bytes = 0;
+  for (const auto& text : texts) bytes += field_bytes(text);
+  return bytes;
+}
+
+std::string bounded(std::string_view text, std::size_t limit) {
+  bool ignored = false;
+  return bounded_text(text, limit, ignored);
+}
+
 }  // namespace
+
+std::string bounded_text(std::string_view text, std::size_t limit, bool& cut) {
+  if (text.size() <= limit) return std::string(text);
+  cut = true;
+  std::size_t n = limit;
+  const auto continuation = [&](std::size_t i) { return (static_cast<unsigned char>(text[i]) & 0xC0U) == 0x80U; };
+  for (int back = 0; back < 3 && n > 0 && continuation(n); ++back) --n;
+  return std::string(text.substr(0, n));
+}
+
+BoundedArgs bounded_args(std::span<const std::string> args, std::size_t total_bytes, std::size_t each_bytes) {
+  BoundedArgs out;
+  std::size_t budget = total_bytes;
+  for (const auto& arg : args) {
+    if (budget == 0) {
+      out.truncated = true;
+      break;
+    }
+    auto kept = bounded_text(arg, std::min(each_bytes, budget), out.truncated);
+    budget -= std::max<std::size_t>(kept.size(), 1);  // an empty arg counts one byte: a million are not free
+    out.kept.push_back(std::move(kept));
+  }
+  return out;
+}
+
+std::uint64_t encoded_size_bound(const ExecutionRecord& r) noexcept {
+  constexpr std::uint64_t fixed_fields = 16;  // numbers, booleans, times, the element's own tag and length
+  std::uint64_t bytes = fixed_fields * per_field + 2 * 40;  // two RFC 3339 times of at most 40 bytes
+  for (const auto* text : {&r.execution_id, &r.twin_id, &r.job_id, &r.ns, &r.tool, &r.reason, &r.rule, &r.message}) {
+    bytes += field_bytes(*text);
+  }
+  return bytes + field_bytes(r.args) + field_bytes(r.out.lines) + field_bytes(r.err.lines);
+}
+
+ExecutionRecord fitted(ExecutionRecord record, std::uint64_t max_bytes) {
+  if (encoded_size_bound(record) <= max_bytes) return record;
+  record.out.lines.clear();
+  record.err.lines.clear();
+  record.output_dropped = true;
+  return record;
+}
 
 ExecutionRecord make_record(const Request& request, const Outcome& outcome, std::chrono::system_clock::time_point started,
                             std::chrono::system_clock::time_point finished) {
+  auto args = bounded_args(request.args, max_recorded_args_bytes);
   return ExecutionRecord{
       .execution_id = outcome.execution_id,
-      .twin_id = request.twin_id,
-      .job_id = request.job_id,
-      .ns = request.ns,
-      .tool = request.tool,
-      .args = request.args,
+      .twin_id = bounded(request.twin_id, max_recorded_args_bytes),
+      .job_id = bounded(request.job_id, max_recorded_args_bytes),
+      .ns = bounded(request.ns, max_recorded_args_bytes),
+      .tool = bounded(request.tool, max_recorded_args_bytes),
+      .args = std::move(args.kept),
+      .arg_count = request.args.size(),
+      .args_truncated = args.truncated,
       .allowed = outcome.decision.allowed,
-      .reason = outcome.decision.reason,
-      .rule = outcome.decision.rule,
+      .reason = bounded(outcome.decision.reason, max_recorded_text_bytes),
+      .rule = bounded(outcome.decision.rule, max_recorded_text_bytes),
       .ran = outcome.ran,
       .exit_code = outcome.exit_code,
       .signal = outcome.signal,
       .timed_out = outcome.timed_out,
       .limit_hit = outcome.limit_hit,
       .isolation = outcome.isolation,
-      .message = outcome.message,
+      .message = bounded(outcome.message, max_recorded_text_bytes),
       .out = outcome.out,
       .err = outcome.err,
       .started = started,
@@ -112,6 +173,7 @@ std::vector<ExecutionRecord> History::newest_first(std::size_t limit) const {
 HistoryPage History::query(const HistoryQuery& query) const {
   std::lock_guard lock(mutex_);
   HistoryPage page;
+  std::uint64_t page_bytes = 0;
   const std::size_t page_size = std::clamp<std::size_t>(query.page_size, 1, 1000);
   for (std::size_t i = 0; i < size_; ++i) {
     const auto& record = nth_newest(i);
@@ -119,11 +181,15 @@ HistoryPage History::query(const HistoryQuery& query) const {
     if (!query.twin_id.empty() && record.twin_id != query.twin_id) continue;
     if (!query.job_id.empty() && record.job_id != query.job_id) continue;
     if (query.outcome && !matches(record, *query.outcome)) continue;
-    if (page.records.size() == page_size) {  // one more exists: there is a next page
+    const auto bytes = encoded_size_bound(record);
+    const bool full = page.records.size() == page_size ||
+                      (!page.records.empty() && page_bytes + bytes > query.max_page_bytes);
+    if (full) {  // one more exists: there is a next page
       page.next_before = page.records.back().sequence;
       break;
     }
-    page.records.push_back(record);
+    page.records.push_back(fitted(record, query.max_page_bytes));  // alone too big: without its output
+    page_bytes += encoded_size_bound(page.records.back());
   }
   return page;
 }

@@ -74,29 +74,10 @@ std::vector<std::string> bwrap_argv(const Sandbox& sandbox, const Placement& pla
 
 }  // namespace
 
-Result<std::vector<std::string>> command_argv(const ToolEntry* entry, const Request& request) {
-  if (entry != nullptr && entry->kind == ToolKind::shell_bridge) {
-    if (request.args.empty()) {
-      return fail(Errc::invalid_request, std::string(shell_bridge_tool) +
-                                             " needs args[0]: the shell command line to run with /bin/sh -c");
-    }
-    std::vector<std::string> argv{"/bin/sh", "-c", request.args[0], std::string(shell_bridge_tool)};
-    argv.insert(argv.end(), request.args.begin() + 1, request.args.end());
-    return argv;
-  }
-  std::vector<std::string> argv;
-  if (entry != nullptr && entry->kind == ToolKind::program) {
-    argv.push_back(entry->program);
-    argv.insert(argv.end(), entry->args.begin(), entry->args.end());
-  } else {
-    argv.push_back(request.tool);
-  }
-  argv.insert(argv.end(), request.args.begin(), request.args.end());
-  return argv;
-}
+namespace {
 
-LaunchPlan make_launch_plan(const Sandbox& sandbox, std::vector<std::string> argv, const Placement& place,
-                            const Limits& limits, bool network) {
+LaunchPlan plan_for(const Sandbox& sandbox, std::vector<std::string> argv, const Placement& place, const Limits& limits,
+                    bool network) {
   LaunchPlan plan{.cwd = place.execution_dir, .workspace = place.workspace, .isolation = sandbox.isolation(),
                   .limits = limits, .network = network};
   // cwd and bwrap: commands never act as host root unless the operator asked for it.
@@ -123,6 +104,18 @@ LaunchPlan make_launch_plan(const Sandbox& sandbox, std::vector<std::string> arg
       break;
   }
   return plan;
+}
+
+}  // namespace
+
+LaunchPlan make_launch_plan(const Sandbox& sandbox, const Command& command, const Placement& place,
+                            const Limits& limits, bool network) {
+  return plan_for(sandbox, command.argv(), place, limits, network);
+}
+
+LaunchPlan make_probe_plan(const Sandbox& sandbox, std::vector<std::string> argv, const Placement& place,
+                           const Limits& limits) {
+  return plan_for(sandbox, std::move(argv), place, limits, false);
 }
 
 }  // namespace pagi_exec::detail
@@ -155,7 +148,7 @@ Result<void> check_isolation(const Sandbox& sandbox) {
                                                std::filesystem::perms::others_exec, ec);
   auto limits = sandbox.limits();
   limits.timeout = std::chrono::seconds(10);
-  const auto plan = detail::make_launch_plan(sandbox, {"/bin/true"}, place, limits);
+  const auto plan = detail::make_probe_plan(sandbox, {"/bin/true"}, place, limits);
   const auto result = spawner->spawn(plan, {}, {});
   std::filesystem::remove_all(probe_root, ec);
   if (!result) return tl::unexpected(result.error());

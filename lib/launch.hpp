@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "pagi_exec/command.hpp"
 #include "pagi_exec/error.hpp"
 #include "pagi_exec/request.hpp"
 #include "pagi_exec/sandbox.hpp"
@@ -34,14 +35,14 @@ struct Placement {
   std::filesystem::path execution_dir;  ///< cwd: SANDBOX_DIR/<twin>/<execution_id>; unused by native and bwrap
 };
 
-/// The command's argv before resolution: the shell bridge becomes /bin/sh -c args[0] (further
-/// args become $1...), a catalog program gets its fixed arguments, any other tool is argv[0].
-/// Errc::invalid_request for command_exec without a command line.
-[[nodiscard]] Result<std::vector<std::string>> command_argv(const ToolEntry* entry, const Request& request);
+/// The launch plan for `command` (a program or the shell bridge) under the sandbox's isolation,
+/// with these limits (the sandbox's, adjusted for this twin and caller), with or without network.
+/// The command's argv is copied unchanged to the end of the plan's argv: the judged argv runs.
+[[nodiscard]] LaunchPlan make_launch_plan(const Sandbox& sandbox, const Command& command, const Placement& place,
+                                          const Limits& limits, bool network = false);
 
-/// The launch plan for `argv` (argv[0] already resolved) under the sandbox's isolation, with
-/// these limits (the sandbox's, adjusted for this twin and caller), with or without network.
-[[nodiscard]] LaunchPlan make_launch_plan(const Sandbox& sandbox, std::vector<std::string> argv,
-                                          const Placement& place, const Limits& limits, bool network = false);
+/// The same for a fixed argv the server itself runs (the start-up probe), never a request's.
+[[nodiscard]] LaunchPlan make_probe_plan(const Sandbox& sandbox, std::vector<std::string> argv, const Placement& place,
+                                         const Limits& limits);
 
 }  // namespace pagi_exec::detail

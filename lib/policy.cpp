@@ -20,28 +20,49 @@ const std::string* find_program(const std::vector<std::string>& names, std::stri
   return it == names.end() ? nullptr : &*it;
 }
 
-// A refusal list entry (always_refused, deny) that matches the tool or, for the shell bridge,
-// any command word of its line; `what` is the matching spelling.
+// Where a refusal list entry matched: the tool as asked, the program it maps to (a catalog
+// tool), or a program named inside its arguments (a shell line, `sudo rm`, `find -exec rm`).
+enum class Where : std::uint8_t { tool, program, line };
+
 struct Hit {
   const std::string* entry = nullptr;
   std::string_view what;
-  bool in_line = false;  // found in the shell line rather than as the tool itself
+  Where where = Where::tool;
 };
 
-Hit find_refused(const std::vector<std::string>& names, std::string_view tool, const ShellScan& scan) {
-  if (const auto* entry = find_program(names, tool)) return {entry, tool, false};
+Hit find_refused(const std::vector<std::string>& names, const Command& command, const ShellScan& scan) {
+  if (const auto* entry = find_program(names, command.tool())) return {entry, command.tool(), Where::tool};
+  if (command.kind() == ToolKind::program && !command.argv().empty()) {
+    if (const auto* entry = find_program(names, command.argv().front())) {
+      return {entry, command.argv().front(), Where::program};
+    }
+  }
   for (const auto& word : scan.command_words) {
-    if (const auto* entry = find_program(names, word)) return {entry, word, true};
+    if (const auto* entry = find_program(names, word)) return {entry, word, Where::line};
   }
   return {};
+}
+
+// `text` quoted for a reason, cut to a readable length (a tool may be a megabyte long).
+std::string quoted(std::string_view text) {
+  constexpr std::size_t max_shown = 200;
+  if (text.size() <= max_shown) return "'" + std::string(text) + "'";
+  return "'" + std::string(text.substr(0, max_shown)) + "...' (" + std::to_string(text.size()) + " bytes)";
 }
 
 // "'rm'" or "'/bin/rm' (program 'rm')".
 std::string spelled(std::string_view what) {
   const auto program = program_name(what);
-  std::string s = "'" + std::string(what) + "'";
-  if (program != what) s += " (program '" + std::string(program) + "')";
+  std::string s = quoted(what);
+  if (program != what) s += " (program " + quoted(program) + ")";
   return s;
+}
+
+// What runs the refused program, for a reason: "the command_exec line", "command 'cleanup'".
+std::string runner_of(const Command& command, Where where) {
+  if (where == Where::program) return "command " + quoted(command.tool());
+  if (command.kind() == ToolKind::shell_bridge) return "the " + std::string(shell_bridge_tool) + " line";
+  return "the arguments of command " + quoted(command.tool());
 }
 
 Decision refuse(std::string reason, std::string rule) {
@@ -96,41 +117,49 @@ Result<Policy> Policy::make(PolicySpec spec) {
 }
 
 // Rules 2-5 of policy.hpp: the refusals that come before any grant is looked at.
-std::optional<Decision> Policy::refusal(const Request& request, const ShellScan& scan) const {
-  const std::string& twin = request.twin_id;
-  if (const auto hit = find_refused(spec_.always_refused, request.tool, scan); hit.entry != nullptr) {
-    const auto reason = hit.in_line ? "the command_exec line runs " + spelled(hit.what) + ", which is always refused"
-                                    : "command " + spelled(hit.what) + " is always refused";
+std::optional<Decision> Policy::refusal(const Command& command, const ShellScan& scan) const {
+  const std::string& twin = command.twin_id();
+  if (const auto hit = find_refused(spec_.always_refused, command, scan); hit.entry != nullptr) {
+    const auto reason = hit.where == Where::tool ? "command " + spelled(hit.what) + " is always refused"
+                                                 : runner_of(command, hit.where) + " runs " + spelled(hit.what) +
+                                                       ", which is always refused";
     return refuse(reason, "always_refused[" + *hit.entry + "]");
   }
   const auto found = spec_.twins.find(twin);
   if (found == spec_.twins.end()) {
-    return refuse("twin '" + twin + "' is not known to the policy and may run nothing", "default_deny");
+    return refuse("twin " + quoted(twin) + " is not known to the policy and may run nothing", "default_deny");
   }
-  if (const auto hit = find_refused(found->second.deny, request.tool, scan); hit.entry != nullptr) {
-    const auto program = std::string(program_name(hit.what));
-    return refuse("twin '" + twin + "' is refused '" + program + "'" + (hit.in_line ? ", which the command_exec line runs" : ""),
+  if (const auto hit = find_refused(found->second.deny, command, scan); hit.entry != nullptr) {
+    const auto by = hit.where == Where::tool ? std::string() : ", which " + runner_of(command, hit.where) + " runs";
+    return refuse("twin '" + twin + "' is refused " + quoted(program_name(hit.what)) + by,
                   "twins." + twin + ".deny[" + *hit.entry + "]");
   }
-  if (spec_.safe_mode && request.tool == shell_bridge_tool) {
-    return refuse("safe mode refuses the shell bridge '" + request.tool + "'", "safe_mode");
+  if (spec_.safe_mode && command.kind() == ToolKind::shell_bridge) {
+    return refuse("safe mode refuses the shell bridge '" + command.tool() + "'", "safe_mode");
   }
   return std::nullopt;
 }
 
 Decision Policy::decide(const Request& request) const {
-  const std::string& twin = request.twin_id;
-  const std::string& tool = request.tool;
+  auto command = Command::make(request, ToolCatalog::seed_default());
+  if (!command) return refuse(command.error().message(), std::string(invalid_request_rule));
+  return decide(*command);
+}
+
+Decision Policy::decide(const Command& command) const {
+  const std::string& twin = command.twin_id();
+  const std::string& tool = command.tool();
   if (twin.empty()) {
     return refuse("no twin_id given: every request must name the twin it acts for", "default_deny");
   }
   if (program_name(tool).empty()) {
     return refuse("no command given: set command to a tool or program name", "invalid_command");
   }
-  const bool shell = tool == shell_bridge_tool;
-  const ShellScan scan = shell && !request.args.empty() ? scan_shell(request.args.front()) : ShellScan{};
+  const ShellScan scan = command.kind() == ToolKind::shell_bridge ? scan_shell(command.shell_line())
+                         : command.kind() == ToolKind::program   ? scan_argv(command.argv())
+                                                                  : ShellScan{};
   auto decision = [&]() -> Decision {
-    if (auto refused = refusal(request, scan)) return std::move(*refused);
+    if (auto refused = refusal(command, scan)) return std::move(*refused);
     static const TwinGrants no_grants;  // refusal() has refused unknown twins already
     const auto found = spec_.twins.find(twin);
     const TwinGrants& grants = found == spec_.twins.end() ? no_grants : found->second;
@@ -146,10 +175,10 @@ Decision Policy::decide(const Request& request) const {
       allowed.rule = prefix + ".allow[" + tool + "]";
       return allowed;
     }
-    if (!grants_tool(grant_all)) return refuse("twin '" + twin + "' is not granted '" + tool + "'", "default_deny");
+    if (!grants_tool(grant_all)) return refuse("twin '" + twin + "' is not granted " + quoted(tool), "default_deny");
     if (spec_.safe_mode) {
       return refuse("safe mode: twin '" + twin + "' holds only '*', which grants nothing in safe mode; "
-                    "grant '" + tool + "' by name",
+                    "grant " + quoted(tool) + " by name",
                     "safe_mode");
     }
     allowed.reason = "twin '" + twin + "' is granted every tool that is not refused";

@@ -193,7 +193,9 @@ void Scanner::read_dollar(ShellWord& w) {
   const char next = at(pos_ + 1);
   if (next == '(' && at(pos_ + 2) == '(') {
     pos_ += 3;
-    if (!read_arithmetic()) {  // not closed by "))": bash reads it as $( ( ... ) ... )
+    // Not closed by "))": bash reads it again as $( ( ... ) ... ). Nested, such re-reads could
+    // multiply the work: each is paid for from the budget, and past it the text stays read once.
+    if (!read_arithmetic() && charge(pos_ - start)) {
       pos_ = start + 2;
       nested_list(w, start, "command substitution");
     }

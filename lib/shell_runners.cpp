@@ -97,15 +97,36 @@ std::optional<std::size_t> wrapped_program(const Runner& r, const std::vector<Sh
 }
 
 // find: every -exec/-execdir/-ok/-okdir PROGRAM is judged; returns the first such PROGRAM.
+// -delete removes what the expression matches, which no name list can judge.
 std::optional<std::size_t> find_exec(RunnerSink& sink, const std::vector<ShellWord>& args, std::size_t i) {
   std::optional<std::size_t> first;
-  for (; i + 1 < args.size(); ++i) {
+  for (; i < args.size(); ++i) {
     const std::string& arg = args[i].text;
+    if (arg == "-delete") sink.note("`find -delete` deletes files");
+    if (i + 1 == args.size()) break;
     if (arg != "-exec" && arg != "-execdir" && arg != "-ok" && arg != "-okdir") continue;
     sink.note("`find " + arg + "` runs another program");
     if (judge_word(sink, args[i + 1]) && !first) first = i + 1;
   }
   return first;
+}
+
+// env -S STRING / --split-string=STRING: STRING is split into a command line of its own. Scanned
+// as a shell line (a superset of what env's splitting can spell).
+bool env_split_string(RunnerSink& sink, const std::vector<ShellWord>& args, std::size_t i) {
+  for (; i < args.size(); ++i) {
+    const std::string& arg = args[i].text;
+    std::string_view split;
+    if ((arg == "-S" || arg == "--split-string") && i + 1 < args.size()) split = args[i + 1].text;
+    else if (arg.starts_with("--split-string=")) split = std::string_view(arg).substr(15);
+    else if (arg.starts_with("-S") && arg.size() > 2) split = std::string_view(arg).substr(2);
+    else if (!is_option(arg) && !is_assignment(args[i].raw)) return false;
+    if (split.data() == nullptr) continue;
+    sink.note("`env -S` runs a string split into a command");
+    sink.sub_scan(split);
+    return true;
+  }
+  return false;
 }
 
 // sh -c STRING (also -ec, -xc, su -c): STRING is shell code to scan.
@@ -177,6 +198,7 @@ void follow_runners(RunnerSink& sink, std::string_view program, const std::vecto
     const std::string shown(program_name(program));
     if (shell_code_arguments(sink, r->runs, shown, args, next)) return;
     if (r->runs == Runs::shell) return shell_string(sink, shown, args, next);
+    if (r->name == "env" && env_split_string(sink, args, next)) return;
     std::optional<std::size_t> runs;
     if (r->runs == Runs::find) {
       runs = find_exec(sink, args, next);

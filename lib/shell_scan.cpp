@@ -25,15 +25,28 @@ constexpr auto reserved_words = std::to_array<std::string_view>(
 
 }  // namespace
 
+// Bounded: past max_scan_notes the rest are summed up in one note, so a line of a million
+// substitutions costs a million cheap calls, not a million searches of a growing list.
 void Scanner::note(std::string what) {
-  if (std::find(out_.unjudgeable.begin(), out_.unjudgeable.end(), what) == out_.unjudgeable.end()) {
-    out_.unjudgeable.push_back(std::move(what));
+  auto& notes = out_.unjudgeable;
+  if (notes.size() >= max_scan_notes) return;
+  if (std::find(notes.begin(), notes.end(), what) != notes.end()) return;
+  notes.push_back(notes.size() + 1 == max_scan_notes ? std::string(more_notes) : std::move(what));
+}
+
+bool Scanner::charge(std::size_t bytes) {
+  if (out_.work_bytes + bytes > budget_) {
+    note(std::string(too_much));
+    return false;
   }
+  out_.work_bytes += bytes;
+  return true;
 }
 
 void Scanner::sub_scan(std::string_view text, bool expansions_only) {
   if (depth_ + 1 > max_scan_depth) return note(std::string(too_deep));
-  Scanner inner(text, out_, depth_ + 1);
+  if (!charge(text.size())) return;
+  Scanner inner(text, out_, depth_ + 1, budget_);
   if (expansions_only) inner.scan_expansions();
   else inner.run();
 }
@@ -188,8 +201,23 @@ void Scanner::finish(CommandList& l) {
 namespace pagi_exec {
 
 ShellScan scan_shell(std::string_view line) {
+  ShellScan out{.work_bytes = line.size()};
+  detail::Scanner(line, out, 0, detail::scan_work_budget(line.size())).run();
+  return out;
+}
+
+ShellScan scan_argv(std::span<const std::string> argv) {
   ShellScan out;
-  detail::Scanner(line, out, 0).run();
+  if (argv.empty()) return out;
+  // execve words are final: no quotes to remove, nothing expands or globs, no reserved words.
+  std::vector<detail::ShellWord> words;
+  words.reserve(argv.size() - 1);
+  for (const auto& arg : argv.subspan(1)) words.push_back({.text = arg, .raw = arg, .quoted = true});
+  std::uint64_t bytes = 0;
+  for (const auto& arg : argv) bytes += arg.size();
+  out.work_bytes = bytes;
+  detail::Scanner sink({}, out, 0, detail::scan_work_budget(bytes));
+  detail::follow_runners(sink, argv.front(), words);
   return out;
 }
 

@@ -17,6 +17,16 @@ namespace pagi_exec::detail {
 /// Nesting ($( ), ${ }, backquotes, sh -c, eval) deeper than this is noted, not followed.
 inline constexpr int max_scan_depth = 16;
 inline constexpr std::string_view too_deep = "nesting deeper than 16 levels";
+/// Noted when nested code (sh -c, eval, substitutions re-read as bash does) would take the scan
+/// past its work budget (scan_work_budget): the rest of it is not followed.
+inline constexpr std::string_view too_much = "more nested code than the scanner follows";
+/// The bytes a scan may read in all, re-reads and nested scans included, for `bytes` of input:
+/// this bound is what keeps every scan linear in the size of its input.
+[[nodiscard]] constexpr std::uint64_t scan_work_budget(std::uint64_t bytes) noexcept {
+  return 4 * bytes + (64U << 10U);
+}
+/// The last note when there were more than max_scan_notes.
+inline constexpr std::string_view more_notes = "more unjudgeable parts than are listed";
 
 /// Token kinds of XCU 2.3, grouped by what the parser does with them.
 enum class Tok : std::uint8_t { word, separator, case_end, lparen, rparen, redirect, heredoc, heredoc_tabs, end };
@@ -52,7 +62,9 @@ struct Heredoc {
 /// Reads one text (a command line, a here-document body, a `sh -c` string) into `out`.
 class Scanner final : public RunnerSink {
  public:
-  Scanner(std::string_view text, ShellScan& out, int depth) : text_(text), out_(out), depth_(depth) {}
+  /// `out.work_bytes` counts what every scanner of one scan reads; `budget` bounds it.
+  Scanner(std::string_view text, ShellScan& out, int depth, std::uint64_t budget)
+      : text_(text), out_(out), depth_(depth), budget_(budget) {}
 
   void run() { parse_list(false); }
   /// A here-document body: only $ and ` mean anything there.
@@ -78,6 +90,8 @@ class Scanner final : public RunnerSink {
   };
 
   void sub_scan(std::string_view text, bool expansions_only);
+  /// Counts `bytes` more read; false (and a note) when that would pass the budget.
+  bool charge(std::size_t bytes);
   [[nodiscard]] char at(std::size_t i) const noexcept { return i < text_.size() ? text_[i] : '\0'; }
 
   // Lexer (shell_lex.cpp).
@@ -107,6 +121,7 @@ class Scanner final : public RunnerSink {
   std::size_t pos_ = 0;
   ShellScan& out_;
   int depth_;
+  std::uint64_t budget_;
   std::vector<Heredoc> heredocs_;
 };
 

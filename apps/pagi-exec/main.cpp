@@ -26,6 +26,7 @@ struct Options {
   std::uint32_t run_as_uid = 65534;
   std::uint32_t run_as_gid = 65534;
   bool run_as_root = false;
+  pagi_exec::RequestLimits request_limits;  // as the server's TOOLS_MAX_ARGS / TOOLS_MAX_REQUEST_BYTES
 };
 
 // The policy file (or the seed matrix), with --safe-mode forcing safe mode on; exit status 2
@@ -53,7 +54,11 @@ pagi_exec::Request to_request(const Options& o) {
 int check(const Options& o) {
   const auto policy = load_policy(o);
   if (!policy) return 2;
-  const auto decision = policy->policy.decide(to_request(o));
+  // The same normalisation as a run (catalog, NUL bytes, sizes), so check judges what run would.
+  const auto command = pagi_exec::Command::make(to_request(o), policy->catalog, o.request_limits);
+  const auto decision = command ? policy->policy.decide(*command)
+                                : pagi_exec::Decision{.allowed = false, .reason = command.error().message(),
+                                                      .rule = std::string(pagi_exec::invalid_request_rule)};
   std::cout << (decision.allowed ? "allowed: " : "refused: ") << decision.reason << " (rule " << decision.rule
             << ", policy " << policy->policy.revision() << ")\n";
   for (const auto& note : decision.notes) std::cout << "note: " << note << "\n";
@@ -106,8 +111,10 @@ int run(const Options& o) {
   }
   auto policy = load_policy(o);
   if (!policy) return 2;
-  auto executor = pagi_exec::Executor::make(
-      {.policy = std::move(policy->policy), .sandbox = *sandbox, .catalog = std::move(policy->catalog)});
+  auto executor = pagi_exec::Executor::make({.policy = std::move(policy->policy),
+                                             .sandbox = *sandbox,
+                                             .catalog = std::move(policy->catalog),
+                                             .request_limits = o.request_limits});
   if (!executor) {
     std::cerr << "pagi-exec: " << executor.error().message() << "\n";
     return 2;
@@ -199,6 +206,15 @@ int main(int argc, char** argv) {
     sub->add_option("--twin", o.twin, "the twin the request acts for")->required();
     sub->add_flag("--safe-mode", o.safe_mode, "decide as the server does in safe mode");
     sub->add_option("--policy", o.policy_file, "a policy file (TOML, docs/policy.md); default: the seed matrix");
+    sub->add_option("--max-args", o.request_limits.max_args, "most arguments a request may carry")
+        ->envname("TOOLS_MAX_ARGS")
+        ->capture_default_str()
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
+    sub->add_option("--max-request-bytes", o.request_limits.max_request_bytes,
+                    "most bytes a request may carry (command, args and ids together)")
+        ->envname("TOOLS_MAX_REQUEST_BYTES")
+        ->capture_default_str()
+        ->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 30));
     sub->add_option("command", o.command, "tool or program, then its arguments (use -- before them)")->required();
   };
   auto* check_cmd = app.add_subcommand("check", "decide only: prints allowed/refused and why; exit 0 when allowed, 1 when refused");

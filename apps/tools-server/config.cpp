@@ -196,6 +196,19 @@ const auto settings = std::to_array<Setting>({
        c.memory_budget_bytes = bytes;
        return problem;
      }},
+    {"--max-args", "TOOLS_MAX_ARGS", "N",
+     "most arguments one request may carry; beyond it the request is refused before it is judged (default 1024)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       return apply_uint(t, 1, 1'000'000, "an argument count", c.request_limits.max_args);
+     }},
+    {"--max-request-bytes", "TOOLS_MAX_REQUEST_BYTES", "BYTES",
+     "most bytes one request may carry (command, args, ids and metadata together); beyond it the request is "
+     "refused before it is judged (default 1048576; gRPC itself refuses messages over 4 MiB)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       return apply_uint(t, 1024, 1ULL << 30, "a byte count", c.request_limits.max_request_bytes);
+     }},
     {"--history-size", "TOOLS_HISTORY_SIZE", "N", "executions remembered for audit (default 1000)", false,
      [](std::string_view t, ServerConfig& c) {
        return apply_uint(t, 1, 1'000'000, "a history size", c.history_size);

@@ -51,6 +51,7 @@ struct ServerConfig {
   std::optional<int> max_concurrency_per_twin;      ///< unset: pagi_exec::default_per_twin_limit
   std::optional<std::uint64_t> memory_budget_bytes;  ///< unset: half the host's memory; 0: none
   std::size_t history_size = 1000;
+  pagi_exec::RequestLimits request_limits;  ///< most args and bytes one request may carry
   pagi_exec::Limits limits;  ///< the resource limits; timeout and output caps are the fields above
   std::uint32_t run_as_uid = 65534;  ///< commands' uid and gid when the server is root (every mode)
   std::uint32_t run_as_gid = 65534;

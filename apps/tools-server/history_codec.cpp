@@ -63,6 +63,8 @@ tools::ExecutionRecord to_proto(const pagi_exec::ExecutionRecord& record) {
   out.set_namespace_(record.ns);
   out.set_command(record.tool);
   for (const auto& arg : record.args) out.add_args(arg);
+  out.set_arg_count(static_cast<std::uint32_t>(record.arg_count));
+  out.set_args_truncated(record.args_truncated);
   out.set_allowed(record.allowed);
   out.set_reason(record.reason);
   out.set_policy_rule(record.rule);

@@ -153,6 +153,7 @@ tl::expected<Library, StartupError> make_library(const ServerConfig& config) {
       .audit = sink,
       .audit_required = config.audit_required,
       .admission = *admission,
+      .request_limits = config.request_limits,
   });
   if (!executor) {
     return tl::unexpected(StartupError{.message = "SANDBOX_DIR / --sandbox-dir: " + executor.error().message()});

@@ -101,7 +101,8 @@ grpc::Status ToolExecutorService::GetExecution(grpc::ServerContext* context,
   if (!record || (*proven && record->twin_id != **proven)) {  // another twin's record does not exist for it
     return {grpc::StatusCode::NOT_FOUND, "no execution '" + request->execution_id() + "' in the history"};
   }
-  *response = codec::to_proto(*record);
+  // Like a page, one record must fit a default client's 4 MiB message.
+  *response = codec::to_proto(pagi_exec::fitted(*record, pagi_exec::HistoryQuery::default_max_page_bytes));
   return grpc::Status::OK;
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "pagi_exec/error.hpp"
+#include "pagi_exec/history.hpp"
 #include "pagi_exec/outcome.hpp"
 #include "pagi_exec/request.hpp"
 
@@ -63,9 +64,10 @@ struct AuditOptions {
   enum class Sync : std::uint8_t { every, interval } sync = Sync::every;
   std::chrono::milliseconds sync_interval{1000};
   std::uint64_t rotate_bytes = 0;     ///< rename to path + ".1" before a record would pass it; 0: never
-  std::size_t max_arg_bytes = 4096;   ///< each request string (arg, tool, twin...) is cut to this
+  std::size_t max_arg_bytes = max_recorded_args_bytes;  ///< each request string (arg, tool, twin...) is cut to this
   bool required = false;              ///< recorded for the host: refuse executions that cannot be audited
-  std::size_t max_args_total_bytes = 65536;  ///< all args together are cut to this
+  /// All args together are cut to this (see bounded_args).
+  std::size_t max_args_total_bytes = max_recorded_args_bytes;
   bool operator==(const AuditOptions&) const = default;
 };
 
@@ -148,6 +150,7 @@ struct AuditEntry {
   std::vector<std::string> args;
   bool args_truncated = false;
   bool allowed = false;
+  std::vector<std::string> notes;  ///< what the policy could not judge ("unjudgeable: ...")
   std::string reason;
   std::string rule;
   std::string isolation;

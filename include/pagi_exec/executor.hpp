@@ -10,6 +10,7 @@
 
 #include "pagi_exec/admission.hpp"
 #include "pagi_exec/audit.hpp"
+#include "pagi_exec/command.hpp"
 #include "pagi_exec/error.hpp"
 #include "pagi_exec/history.hpp"
 #include "pagi_exec/outcome.hpp"
@@ -35,10 +36,15 @@ struct ExecutorParts {
   std::shared_ptr<AuditSink> audit;        ///< null: no audit records
   bool audit_required = false;             ///< refuse to run what the audit sink cannot record
   std::shared_ptr<Admission> admission;    ///< null: no limit on executions running at once
+  RequestLimits request_limits;            ///< what one request may carry (args, bytes)
 };
 
 /// Optional callbacks of one run, for callers that stream (all may be empty).
 struct RunHooks {
+  /// The request has been normalised and judged: the Command the policy decided on (the one
+  /// that runs, if allowed) and the decision, before anything runs or is recorded. Not called
+  /// for a request that could not be normalised.
+  std::function<void(const Command&, const Decision&)> decided;
   /// An allowed request is about to run: the outcome so far (execution id, decision, isolation).
   std::function<void(const Outcome&)> started;
   /// Output as it is produced (see OutputSink): flow control, and false stops the run.
@@ -54,11 +60,15 @@ class Executor {
   /// Errc::sandbox_setup when it cannot be created or is not a directory.
   [[nodiscard]] static Result<Executor> make(ExecutorParts parts);
 
-  /// Decides without running anything or touching the disk (a dry run).
-  [[nodiscard]] Decision check(const Request& request) const { return parts_.policy.decide(request); }
+  /// Decides without running anything or creating anything (a dry run): normalises the request
+  /// with the catalog and the request limits (a bare program name is looked up in the PATH),
+  /// then asks the policy. A request that cannot be normalised is refused with rule
+  /// invalid_request_rule and a reason naming the field.
+  [[nodiscard]] Decision check(const Request& request) const;
 
-  /// The limits a run decided by `decision` gets: the sandbox's, with the policy's per-twin values
-  /// in place, and the time limit capped by `timeout_cap` (a caller's deadline; never raised).
+  /// The limits a run decided by `decision` gets: the sandbox's, each lowered to the policy's
+  /// per-twin value where that is lower (a twin's limits never raise the server's), and the time
+  /// limit capped by `timeout_cap` (a caller's deadline; never raised).
   [[nodiscard]] Limits limits_for(const Decision& decision,
                                   std::optional<std::chrono::milliseconds> timeout_cap = std::nullopt) const;
 
@@ -66,10 +76,13 @@ class Executor {
   /// timeout are Outcomes, not errors. Every request, refused or not, is added to history().
   /// `stop` ends the execution early (its process tree is killed; Outcome::cancelled).
   /// With an audit sink, the decision is recorded before anything runs and the outcome after.
+  /// A request Command::make refuses (a NUL byte in command, args, twin_id or job_id; more than
+  /// request_limits) is recorded as a refusal with rule
+  /// invalid_request_rule, then returned as that Errc::invalid_request error; nothing runs.
   /// An allowed request runs only when the admission grants it a slot; otherwise it ends at once
   /// with Errc::resource_exhausted, and is neither recorded in history() nor audited (it was
   /// decided, but nothing was attempted). Refusals never need a slot.
-  /// Errors: Errc::invalid_request (e.g. command_exec without args, a bad file_write path),
+  /// Errors: Errc::invalid_request (as above, command_exec without args, a bad file_write path),
   /// Errc::resource_exhausted, Errc::sandbox_setup, Errc::spawn_failed, Errc::io,
   /// Errc::audit_unavailable (required audit
   /// failed to record the decision: nothing ran).
@@ -106,9 +119,9 @@ class Executor {
  private:
   Executor(ExecutorParts parts, std::shared_ptr<detail::WorkspaceMeter> workspaces)
       : parts_(std::move(parts)), workspaces_(std::move(workspaces)) {}
-  [[nodiscard]] Result<Outcome> run_allowed(const Request& request, Outcome outcome, std::stop_token stop,
-                                            const RunHooks& hooks) const;
-  [[nodiscard]] Result<Outcome> run_command(const Request& request, Outcome outcome, std::vector<std::string> argv,
+  [[nodiscard]] Result<Outcome> run_allowed(const Command& command, const Request& request, Outcome outcome,
+                                            std::stop_token stop, const RunHooks& hooks) const;
+  [[nodiscard]] Result<Outcome> run_command(const Command& command, const Request& request, Outcome outcome,
                                             std::stop_token stop, const RunHooks& hooks) const;
   ExecutorParts parts_;
   std::shared_ptr<detail::WorkspaceMeter> workspaces_;

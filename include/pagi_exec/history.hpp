@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +17,26 @@
 
 namespace pagi_exec {
 
+/// How much of a request a record keeps (history and audit alike): all args together are cut to
+/// this many bytes, and so is each other string taken from the request (tool, ids, namespace).
+inline constexpr std::size_t max_recorded_args_bytes = 4096;
+/// A decision's reason and an outcome's message are cut to this in a record.
+inline constexpr std::size_t max_recorded_text_bytes = 4096;
+
+/// `text` cut to at most `limit` bytes, never splitting a UTF-8 sequence (at most 3 more bytes are
+/// given back, so invalid input cannot make it back up further). Sets `cut` when anything went.
+[[nodiscard]] std::string bounded_text(std::string_view text, std::size_t limit, bool& cut);
+
+/// The prefix of a request's args a record keeps.
+struct BoundedArgs {
+  std::vector<std::string> kept;  ///< the first args, the last one possibly cut short
+  bool truncated = false;         ///< something was left out
+};
+/// At most `total_bytes` of `args` in all (an empty arg counting one byte) and `each_bytes` of any
+/// one, in order: each arg is cut to what is left, and when nothing is left the rest are dropped.
+[[nodiscard]] BoundedArgs bounded_args(std::span<const std::string> args, std::size_t total_bytes,
+                                       std::size_t each_bytes = SIZE_MAX);
+
 /// One remembered request: who asked what, what was decided, how it ended.
 struct ExecutionRecord {
   std::uint64_t sequence = 0;  ///< order of insertion, from 1; set by History::record
@@ -24,7 +45,9 @@ struct ExecutionRecord {
   std::string job_id;
   std::string ns;
   std::string tool;
-  std::vector<std::string> args;
+  std::vector<std::string> args;  ///< a prefix of at most max_recorded_args_bytes bytes
+  std::size_t arg_count = 0;      ///< how many args the request had
+  bool args_truncated = false;    ///< `args` is not all of them (see max_recorded_args_bytes)
   bool allowed = false;
   std::string reason;  ///< the policy decision's reason
   std::string rule;    ///< the policy rule that decided
@@ -43,7 +66,8 @@ struct ExecutionRecord {
   bool operator==(const ExecutionRecord&) const = default;
 };
 
-/// Builds the record of a finished request.
+/// Builds the record of a finished request, keeping a bounded prefix of what the request carried
+/// (max_recorded_args_bytes, max_recorded_text_bytes): a record stays small whatever was asked.
 [[nodiscard]] ExecutionRecord make_record(const Request& request, const Outcome& outcome,
                                           std::chrono::system_clock::time_point started,
                                           std::chrono::system_clock::time_point finished);
@@ -58,12 +82,28 @@ enum class RecordOutcome : std::uint8_t { allowed, refused, succeeded, failed, t
 
 /// A page of history, newest first, filtered.
 struct HistoryQuery {
+  /// Default of max_page_bytes: gRPC's default 4 MiB message limit, less 64 KiB for the rest of
+  /// the response (encoded_size_bound is an upper bound, so a page of this bound always fits).
+  static constexpr std::uint64_t default_max_page_bytes = (4ULL << 20) - (64ULL << 10);
+
   std::string twin_id;                  ///< empty: any
   std::string job_id;                   ///< empty: any
   std::optional<RecordOutcome> outcome;
   std::size_t page_size = 50;
   std::uint64_t before_sequence = 0;    ///< 0: from the newest; else only older records
+  /// A page ends early (with next_before set) before its records' encoded_size_bound() passes
+  /// this. A single record larger than this on its own comes without its output
+  /// (output_dropped), so every page fits.
+  std::uint64_t max_page_bytes = default_max_page_bytes;
 };
+
+/// An upper bound of the bytes `record` takes in a length-delimited encoding such as protobuf's,
+/// as one element of a repeated field: each string and number costs at most its bytes plus 11.
+[[nodiscard]] std::uint64_t encoded_size_bound(const ExecutionRecord& record) noexcept;
+
+/// `record` within `max_bytes` of encoded_size_bound(): itself, or when too big without its
+/// captured output (output_dropped set). Other fields are bounded by make_record.
+[[nodiscard]] ExecutionRecord fitted(ExecutionRecord record, std::uint64_t max_bytes);
 
 struct HistoryPage {
   std::vector<ExecutionRecord> records;

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pagi_exec/command.hpp"
 #include "pagi_exec/error.hpp"
 #include "pagi_exec/paths.hpp"
 #include "pagi_exec/program_name.hpp"
@@ -19,8 +20,9 @@
 
 namespace pagi_exec {
 
-/// The logical tool that hands args[0] to /bin/sh -c.
-inline constexpr std::string_view shell_bridge_tool = "command_exec";
+/// Decision::rule of a request refused before the policy could judge it (Command::make failed:
+/// a NUL byte, too many args or bytes, command_exec without a line).
+inline constexpr std::string_view invalid_request_rule = "invalid_request";
 /// A grant of every tool that is not refused.
 inline constexpr std::string_view grant_all = "*";
 /// PolicySpec::revision of a policy that was not loaded from a file.
@@ -112,10 +114,12 @@ struct Decision {
 
 /// A validated, immutable policy. Default deny. Rules, in order (first match decides):
 ///  1. no twin_id or no tool: refused;
-///  2. the tool's program name (program_name()), or for the shell bridge the program name of any
-///     command word of args[0] (scan_shell()), is always refused: refused, whatever the twin;
+///  2. the tool's program name (program_name()), the program a catalog tool maps to, or the program
+///     name of any command word its arguments run (for the shell bridge, of args[0] by scan_shell();
+///     for a program, what `sh -c LINE`, `sudo X`, `find -exec X` run, by scan_argv()) is always
+///     refused: refused, whatever the twin;
 ///  3. an unknown twin has no grants: refused;
-///  4. the twin's deny list names that program (tool, or a shell command word): refused;
+///  4. the twin's deny list names one of those programs: refused;
 ///  5. safe mode refuses the shell bridge (command_exec);
 ///  6. the twin's allow list names the tool exactly: allowed;
 ///  7. the allow list holds "*": allowed, except in safe mode, where "*" grants nothing;
@@ -135,8 +139,13 @@ class Policy {
   /// The seed's matrix (PolicySpec::seed_default()), which always validates.
   [[nodiscard]] static Policy seed_default() { return Policy(PolicySpec::seed_default()); }
 
-  /// Decides one request. Pure: the same (policy, request) always gives the same Decision.
-  /// Thread-safe; never fails (a malformed request is refused with a reason).
+  /// Decides one normalised request: the form the launcher runs (Command::argv()). Pure: the
+  /// same (policy, command) always gives the same Decision. Thread-safe; never fails.
+  [[nodiscard]] Decision decide(const Command& command) const;
+
+  /// Decides `request` normalised with the seed catalog and default RequestLimits; a request
+  /// Command::make refuses is refused here with rule invalid_request_rule. Hosts with their own
+  /// catalog use Executor::check, which normalises with it.
   [[nodiscard]] Decision decide(const Request& request) const;
 
   [[nodiscard]] const PolicySpec& spec() const noexcept { return spec_; }
@@ -154,7 +163,7 @@ class Policy {
 
  private:
   explicit Policy(PolicySpec spec) : spec_(std::move(spec)) {}
-  [[nodiscard]] std::optional<Decision> refusal(const Request& request, const ShellScan& scan) const;
+  [[nodiscard]] std::optional<Decision> refusal(const Command& command, const ShellScan& scan) const;
   PolicySpec spec_;
 };
 

@@ -2,11 +2,15 @@
 // scan_shell: a conservative look at a POSIX sh command line, to find every program it names.
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace pagi_exec {
+
+/// ShellScan::unjudgeable holds at most this many notes (a line can hold a million of them).
+inline constexpr std::size_t max_scan_notes = 32;
 
 /// What scan_shell found in one sh command line.
 struct ShellScan {
@@ -19,7 +23,13 @@ struct ShellScan {
   /// What the scanner could not judge, one short description each, without duplicates:
   /// e.g. "command substitution: $(date)", "expansion in command position: $CMD",
   /// "`python3` runs code the scanner cannot read". Empty when the whole line was judged.
+  /// At most max_notes entries; the last then says that more were left out.
   std::vector<std::string> unjudgeable;
+  /// The bytes the scan read in all: the input, plus every nested text scanned (sh -c strings,
+  /// eval's arguments, here-documents) and every stretch read again. Never more than 4 times
+  /// the input plus 64 KiB: past that, nested code is noted as unjudgeable, not followed. This
+  /// is what makes the scan linear in its input; tests and benchmarks read it as a work count.
+  std::uint64_t work_bytes = 0;
 
   bool operator==(const ShellScan&) const = default;
 };
@@ -35,5 +45,13 @@ struct ShellScan {
 /// size and nesting is safe (nesting deeper than 16 levels is reported as unjudgeable).
 /// Pure and thread-safe.
 [[nodiscard]] ShellScan scan_shell(std::string_view line);
+
+/// Judges an argv handed to execve (no shell in between) as scan_shell judges one simple command
+/// whose words are exactly these: what argv[0] runs is reported (`sh -c LINE` and `bash -ec LINE`
+/// scan LINE as scan_shell would, `sudo rm` reports `rm`, `find . -exec rm` reports `rm`) and what
+/// it runs that cannot be read is noted (`python3 -c`, `perl -e`, `env`, `xargs`, `busybox`,
+/// `find -delete`). argv[0] itself is not in command_words: the caller judges it. The same
+/// guarantees as scan_shell (never fails, any size, pure, thread-safe).
+[[nodiscard]] ShellScan scan_argv(std::span<const std::string> argv);
 
 }  // namespace pagi_exec

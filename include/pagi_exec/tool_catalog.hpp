@@ -8,9 +8,10 @@
 #include <string_view>
 #include <vector>
 
-#include "pagi_exec/policy.hpp"
-
 namespace pagi_exec {
+
+/// The logical tool that hands args[0] to /bin/sh -c.
+inline constexpr std::string_view shell_bridge_tool = "command_exec";
 
 enum class ToolKind : std::uint8_t {
   shell_bridge,  ///< args[0] runs through /bin/sh -c (command_exec)

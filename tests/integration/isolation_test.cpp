@@ -438,6 +438,20 @@ const Probe probes[] = {
        }
        return true;
      }},
+    {"run a refused program hidden behind a NUL byte (\"/bin/rm\\0\")",
+     [](const Executor& e, const std::filesystem::path& scratch) {
+       std::ofstream(scratch / "victim") << "x";
+       using namespace std::string_literals;
+       auto o = e.run({.tool = "/bin/rm\0"s, .args = {(scratch / "victim").string()}, .twin_id = "twin-aegis"});
+       auto line = e.run(test_support::shell("rm " + (scratch / "victim").string() + "\0 now"s));
+       return !o && !line && std::filesystem::exists(scratch / "victim");
+     }},
+    {"run a refused program through a shell granted by name (sh -c)",
+     [](const Executor& e, const std::filesystem::path& scratch) {
+       std::ofstream(scratch / "victim2") << "x";
+       auto o = e.run({.tool = "/bin/sh", .args = {"-ec", "rm " + (scratch / "victim2").string()}, .twin_id = "twin-aegis"});
+       return o && !o->decision.allowed && std::filesystem::exists(scratch / "victim2");
+     }},
 };
 
 // What README claims each mode contains. A change here is a change of the documented guarantee.
@@ -476,6 +490,8 @@ const std::map<std::string, std::map<Isolation, bool>> claimed = {
     {"read the server's command line or environment in /proc", {{Isolation::cwd, false}, {Isolation::bwrap, false}}},
     {"hang a server thread: file_write into a FIFO in the workspace", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
     {"fill the workspace past its quota with file_write", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
+    {"run a refused program hidden behind a NUL byte (\"/bin/rm\\0\")", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
+    {"run a refused program through a shell granted by name (sh -c)", {{Isolation::cwd, true}, {Isolation::bwrap, true}}},
 };
 
 // The native sandbox claims every row that does not say otherwise.

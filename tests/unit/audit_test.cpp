@@ -417,4 +417,23 @@ TEST_SUITE("audit") {
       CHECK_FALSE_MESSAGE(parse_rfc3339(bad), bad);
     }
   }
+
+  TEST_CASE("a decision's unjudgeable notes are in its record; arguments keep a 4 KiB prefix by default") {
+    TempDir dir;
+    auto log = open_log({.path = dir.path() / "a.jsonl"});
+    auto request = sample_request();
+    request.args = std::vector<std::string>(100, std::string(1000, 'a'));
+    auto outcome = allowed_outcome();
+    outcome.decision.notes = {"unjudgeable: `python3` runs code the scanner cannot read"};
+    REQUIRE(log->decided(request, outcome));
+    const auto entries = read_all(dir.path() / "a.jsonl");
+    REQUIRE(entries.size() == 1);
+    CHECK(entries[0].notes == outcome.decision.notes);
+    CHECK(entries[0].args_truncated);
+    std::size_t kept = 0;
+    for (const auto& arg : entries[0].args) kept += arg.size();
+    CHECK(kept <= pagi_exec::max_recorded_args_bytes);
+    CHECK(has(entries[0], R"("arg_count":100)"));
+  }
 }
+

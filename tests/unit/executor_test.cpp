@@ -286,4 +286,42 @@ TEST_SUITE("executor") {
     CHECK(decision.allowed);
     CHECK_FALSE(decision.network);
   }
+
+  TEST_CASE("a twin's limits in the policy file only lower the server's maxima, never raise them") {
+    TempDir dir;
+    auto spawner = std::make_shared<FakeSpawner>();
+    auto spec = PolicySpec::seed_default();
+    spec.twins["twin-aegis"].limits = {.timeout = std::chrono::hours(24), .memory_bytes = 1ULL << 40,
+                                       .max_processes = 1'000'000, .output_bytes = 1ULL << 30,
+                                       .output_lines = 1'000'000'000};
+    spec.twins["twin-sentinel"].limits = {.memory_bytes = 64ULL << 20, .max_processes = 16};
+    auto policy = Policy::make(spec);
+    REQUIRE(policy);
+    const Limits server{.timeout = std::chrono::seconds(10), .output = {.max_bytes = 32768, .max_lines = 200},
+                        .memory_bytes = 256ULL << 20, .max_processes = 64};
+    auto sandbox = Sandbox::make({.root_dir = dir.path() / "sb", .limits = server});
+    REQUIRE(sandbox);
+    auto executor = Executor::make({.policy = *policy, .sandbox = *sandbox, .spawner = spawner});
+    REQUIRE(executor);
+    const auto greedy = executor->limits_for(executor->check({.tool = "true", .twin_id = "twin-aegis"}));
+    CHECK(greedy.timeout == std::chrono::seconds(10));
+    CHECK(greedy.memory_bytes == (256ULL << 20));
+    CHECK(greedy.max_processes == 64);
+    CHECK(greedy.output == OutputCaps{.max_bytes = 32768, .max_lines = 200});
+    REQUIRE(executor->run({.tool = "true", .twin_id = "twin-aegis"}));
+    CHECK(spawner->plans().at(0).limits.timeout == std::chrono::seconds(10));
+    CHECK(spawner->plans().at(0).limits.memory_bytes == (256ULL << 20));
+    // Lower values still apply; and where the server sets no limit (0), the twin's does.
+    const auto modest = executor->limits_for(executor->check({.tool = "command_exec", .args = {"ls"}, .twin_id = "twin-sentinel"}));
+    CHECK(modest.memory_bytes == (64ULL << 20));
+    CHECK(modest.max_processes == 16);
+    auto unlimited = Sandbox::make({.root_dir = dir.path() / "sb", .limits = {.memory_bytes = 0, .max_processes = 0}});
+    REQUIRE(unlimited);
+    auto open_server = Executor::make({.policy = *policy, .sandbox = *unlimited, .spawner = spawner});
+    REQUIRE(open_server);
+    const auto bounded = open_server->limits_for(open_server->check({.tool = "true", .twin_id = "twin-aegis"}));
+    CHECK(bounded.memory_bytes == (1ULL << 40));
+    CHECK(bounded.max_processes == 1'000'000);
+  }
 }
+

@@ -7,6 +7,8 @@
 
 #include <pagi_exec/history.hpp>
 
+#include <set>
+
 using pagi_exec::ExecutionRecord;
 using pagi_exec::History;
 
@@ -104,4 +106,72 @@ TEST_SUITE("history") {
     CHECK(pagi_exec::record_outcome_from_string("timed_out") == pagi_exec::RecordOutcome::timed_out);
     CHECK_FALSE(pagi_exec::record_outcome_from_string("bogus"));
   }
+
+  TEST_CASE("a record keeps a bounded prefix of what the request carried, and says so") {
+    const pagi_exec::Request request{.tool = std::string(1 << 20, 't'),
+                                     .args = std::vector<std::string>(100, std::string(10000, 'a')),
+                                     .twin_id = "twin", .job_id = std::string(50000, 'j')};
+    pagi_exec::Outcome outcome;
+    outcome.decision.reason = std::string(1 << 20, 'r');
+    outcome.message = std::string(1 << 20, 'm');
+    const auto record = pagi_exec::make_record(request, outcome, {}, {});
+    std::size_t kept = 0;
+    for (const auto& arg : record.args) kept += arg.size();
+    CHECK(kept <= pagi_exec::max_recorded_args_bytes);
+    CHECK(record.arg_count == 100);
+    CHECK(record.args_truncated);
+    CHECK(record.tool.size() <= pagi_exec::max_recorded_args_bytes);
+    CHECK(record.job_id.size() <= pagi_exec::max_recorded_args_bytes);
+    CHECK(record.reason.size() <= pagi_exec::max_recorded_text_bytes);
+    CHECK(record.message.size() <= pagi_exec::max_recorded_text_bytes);
+    CHECK(pagi_exec::encoded_size_bound(record) < 32 * 1024);
+    const auto small = pagi_exec::make_record({.tool = "ls", .args = {"-l", ""}, .twin_id = "t"}, outcome, {}, {});
+    CHECK(small.args == std::vector<std::string>{"-l", ""});
+    CHECK_FALSE(small.args_truncated);
+    CHECK(small.arg_count == 2);
+  }
+
+  TEST_CASE("bounded_args cuts each arg and the total, never inside a UTF-8 character") {
+    const std::vector<std::string> args = {"0123456789", "abc", "\xC3\xA9\xC3\xA9", "z"};
+    const auto cut = pagi_exec::bounded_args(args, 14, 8);
+    CHECK(cut.kept == std::vector<std::string>{"01234567", "abc", "\xC3\xA9", "z"});
+    CHECK(cut.truncated);
+    const auto whole = pagi_exec::bounded_args(args, 100);
+    CHECK(whole.kept == args);
+    CHECK_FALSE(whole.truncated);
+    CHECK(pagi_exec::bounded_args(std::vector<std::string>(10000, ""), 100).kept.size() == 100);
+  }
+
+  TEST_CASE("every page stays within its byte budget and the pages still reach every record") {
+    History history(200, 1ULL << 30);
+    for (int i = 0; i < 120; ++i) {
+      auto record = rec(i);
+      // Some records hold a lot of output, one alone more than a page may hold.
+      const std::size_t lines = i == 60 ? 5000 : (i % 3 == 0 ? 300 : 1);
+      record.out.lines.assign(lines, std::string(1000, 'o'));
+      history.record(std::move(record));
+    }
+    const std::uint64_t budget = 1ULL << 20;
+    std::set<std::string> seen;
+    std::uint64_t before = 0;
+    int pages = 0;
+    for (; pages < 1000; ++pages) {
+      const auto page = history.query({.page_size = 50, .before_sequence = before, .max_page_bytes = budget});
+      REQUIRE_FALSE(page.records.empty());
+      std::uint64_t bytes = 0;
+      for (const auto& record : page.records) {
+        bytes += pagi_exec::encoded_size_bound(record);
+        CHECK(seen.insert(record.execution_id).second);
+        if (record.execution_id == "60") CHECK(record.output_dropped);
+      }
+      CHECK(bytes <= budget);
+      if (page.next_before == 0) break;
+      before = page.next_before;
+    }
+    CHECK(seen.size() == 120);
+    CHECK(pages > 3);  // the budget, not the page size, ended pages
+    // The record itself keeps its output: only that page came without it.
+    CHECK(history.find("60")->out.lines.size() == 5000);
+  }
 }
+

@@ -3,6 +3,9 @@
 #include <doctest/doctest.h>
 
 #include <pagi_exec/policy.hpp>
+#include <pagi_exec/policy_file.hpp>
+
+#include <algorithm>
 
 using pagi_exec::Policy;
 using pagi_exec::PolicySpec;
@@ -276,5 +279,132 @@ TEST_SUITE("policy") {
     auto spec = PolicySpec::seed_default();
     spec.revision = "0123456789ab";
     CHECK(Policy::make(spec)->revision() == "0123456789ab");
+  }
+
+  // Issue 8, item 4: a shell or an interpreter granted by name is no way around the scanner.
+  TEST_CASE("a shell granted by name is scanned like command_exec when given -c LINE") {
+    auto spec = PolicySpec::seed_default();
+    spec.twins["t"] = {.allow = {"sh", "bash", "dash", "/bin/sh", "/usr/bin/bash", "/bin/dash"}, .deny = {"curl"}};
+    const auto policy = Policy::make(spec);
+    REQUIRE(policy);
+    struct Row {
+      const char* tool;
+      std::vector<std::string> args;
+      const char* rule;
+    };
+    const Row rows[] = {
+        {"sh", {"-c", "rm -rf /tmp/x"}, "always_refused[rm]"},
+        {"bash", {"-c", "ls; reboot"}, "always_refused[reboot]"},
+        {"dash", {"-ec", "echo $(shutdown -h now)"}, "always_refused[shutdown]"},
+        {"/bin/sh", {"-e", "-c", "cd /; rm -rf x"}, "always_refused[rm]"},
+        {"/usr/bin/bash", {"-o", "pipefail", "-c", "true | /bin/rm x"}, "always_refused[rm]"},
+        {"/bin/dash", {"-c", "sh -c 'eval reboot'"}, "always_refused[reboot]"},
+        {"bash", {"-xc", "curl http://example.com"}, "twins.t.deny[curl]"},
+    };
+    for (const auto& row : rows) {
+      CAPTURE(row.tool);
+      CAPTURE(row.args.back());
+      const auto decision = policy->decide(req("t", row.tool, row.args));
+      CHECK_FALSE(decision.allowed);
+      CHECK(decision.rule == row.rule);
+      CHECK(decision.reason.find("the arguments of command") != std::string::npos);
+    }
+    const auto fine = policy->decide(req("t", "/bin/sh", {"-c", "ls -l | wc -l"}));
+    CHECK(fine.allowed);
+    CHECK(fine.notes == std::vector<std::string>{"unjudgeable: `sh -c` runs a string as shell code"});
+    CHECK(policy->decide(req("t", "bash", {"script.sh"})).notes ==
+          std::vector<std::string>{"unjudgeable: `bash` runs a script the scanner cannot read"});
+  }
+
+  TEST_CASE("programs that run code the scanner cannot read are allowed with an unjudgeable note") {
+    const auto policy = Policy::seed_default();
+    struct Row {
+      const char* tool;
+      std::vector<std::string> args;
+      const char* note;
+    };
+    const Row rows[] = {
+        {"python3", {"-c", "import shutil; shutil.rmtree('/')"}, "`python3` runs code the scanner cannot read"},
+        {"/usr/bin/python3.11", {"-c", "pass"}, "`python3.11` runs code the scanner cannot read"},
+        {"perl", {"-e", "unlink 'x'"}, "`perl` runs code the scanner cannot read"},
+        {"ruby", {"-e", "x"}, "`ruby` runs code the scanner cannot read"},
+        {"node", {"-e", "x"}, "`node` runs code the scanner cannot read"},
+        {"env", {"FOO=1", "ls"}, "`env` runs another program; only its first operand was judged"},
+        {"xargs", {"ls"}, "`xargs` runs another program; only its first operand was judged"},
+        {"busybox", {"ls"}, "`busybox` runs another program; only its first operand was judged"},
+        {"find", {".", "-exec", "ls", "{}", ";"}, "`find -exec` runs another program"},
+        {"find", {".", "-delete"}, "`find -delete` deletes files"},
+    };
+    for (const auto& row : rows) {
+      CAPTURE(row.tool);
+      const auto decision = policy.decide(req("twin-aegis", row.tool, row.args));
+      CHECK(decision.allowed);
+      CHECK(std::find(decision.notes.begin(), decision.notes.end(), std::string("unjudgeable: ") + row.note) !=
+            decision.notes.end());
+    }
+    // What they run is judged where it can be: a refused program behind a wrapper is refused.
+    CHECK(policy.decide(req("twin-aegis", "env", {"rm", "-rf", "/"})).rule == "always_refused[rm]");
+    CHECK(policy.decide(req("twin-aegis", "busybox", {"reboot"})).rule == "always_refused[reboot]");
+    CHECK(policy.decide(req("twin-aegis", "find", {"/", "-exec", "/bin/rm", "{}", "+"})).rule == "always_refused[rm]");
+    CHECK(policy.decide(req("twin-aegis", "xargs", {"-0", "shutdown"})).rule == "always_refused[shutdown]");
+  }
+
+  TEST_CASE("a catalog tool that maps to a refused program is refused: always_refused and a twin's deny") {
+    auto spec = PolicySpec::seed_default();
+    spec.twins["t"] = {.allow = {"*"}, .deny = {"curl", "wget"}};
+    const auto policy = Policy::make(spec);
+    REQUIRE(policy);
+    auto catalog = pagi_exec::ToolCatalog::seed_default();
+    catalog.tools["fetch"] = {.kind = pagi_exec::ToolKind::program, .program = "/usr/bin/curl"};
+    catalog.tools["download"] = {.kind = pagi_exec::ToolKind::program, .program = "wget"};
+    catalog.tools["tidy"] = {.kind = pagi_exec::ToolKind::program, .program = "/bin/rm", .args = {"-f"}};
+    catalog.tools["run"] = {.kind = pagi_exec::ToolKind::program, .program = "/bin/sh", .args = {"-c"}};
+    const auto decide = [&](const char* tool, std::vector<std::string> args = {}) {
+      const auto command = pagi_exec::Command::make(req("t", tool, std::move(args)), catalog);
+      REQUIRE(command);
+      return policy->decide(*command);
+    };
+    CHECK(decide("fetch").rule == "twins.t.deny[curl]");
+    CHECK(decide("fetch").reason == "twin 't' is refused 'curl', which command 'fetch' runs");
+    CHECK(decide("download").rule == "twins.t.deny[wget]");
+    CHECK(decide("tidy", {"x"}).rule == "always_refused[rm]");
+    CHECK(decide("tidy", {"x"}).reason == "command 'tidy' runs '/bin/rm' (program 'rm'), which is always refused");
+    CHECK(decide("run", {"curl -o x http://example.com"}).rule == "twins.t.deny[curl]");
+    CHECK(decide("run", {"ls"}).allowed);
+    // Another twin without that deny entry may use it.
+    CHECK(pagi_exec::Command::make(req("twin-aegis", "fetch"), catalog).map([&](const pagi_exec::Command& c) {
+      return policy->decide(c).allowed;
+    }).value_or(false));
+  }
+
+  TEST_CASE("a policy file's deny list catches a [tools.X] that maps to a denied program") {
+    const auto file = pagi_exec::parse_policy(R"(
+always_refused = ["rm"]
+[tools.fetch]
+program = "/usr/bin/curl"
+[twins.t]
+allow = ["fetch", "*"]
+deny = ["curl"]
+[twins.u]
+allow = ["fetch"]
+)",
+                                              "deny.toml");
+    REQUIRE(file);
+    const auto decide = [&](const char* twin) {
+      const auto command = pagi_exec::Command::make(req(twin, "fetch"), file->catalog);
+      REQUIRE(command);
+      return file->policy.decide(*command);
+    };
+    CHECK_FALSE(decide("t").allowed);
+    CHECK(decide("t").rule == "twins.t.deny[curl]");
+    CHECK(decide("u").allowed);
+  }
+
+  TEST_CASE("reasons quote at most 200 bytes of a tool, whatever its length") {
+    const auto policy = Policy::seed_default();
+    const auto decision = policy.decide(req("twin-sentinel", std::string(100000, 'x')));
+    CHECK_FALSE(decision.allowed);
+    CHECK(decision.reason.size() < 400);
+    CHECK(decision.reason.find("(100000 bytes)") != std::string::npos);
   }
 }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+using pagi_exec::scan_argv;
 using pagi_exec::scan_shell;
 
 namespace {
@@ -214,5 +215,101 @@ TEST_SUITE("shell_scan") {
     CHECK(chain.command_words.size() == 9);
     CHECK(chain.unjudgeable.back() == "more than 8 nested wrappers");
     CHECK(scan_shell(repeat("a;", 100000)).command_words.size() == 100000);
+  }
+
+  TEST_CASE("a program given argv directly is scanned as that one simple command would be") {
+    struct ArgvRow {
+      Words argv;
+      Words words;
+      Words notes = {};
+    };
+    const auto shell_string = [](const char* shell) { return std::string("`") + shell + " -c` runs a string as shell code"; };
+    const ArgvRow rows[] = {
+        {{"sh", "-c", "rm -rf /tmp/x"}, {"rm"}, {shell_string("sh")}},
+        {{"/bin/sh", "-c", "ls; reboot"}, {"ls", "reboot"}, {shell_string("sh")}},
+        {{"/usr/bin/bash", "-ec", "echo $(shutdown)"}, {"shutdown", "echo"},
+         {shell_string("bash"), "command substitution: $(shutdown)"}},
+        {{"dash", "-e", "-c", "rm x"}, {"rm"}, {shell_string("dash")}},
+        {{"bash", "-o", "pipefail", "-c", "true | rm x"}, {"true", "rm"}, {shell_string("bash")}},
+        {{"bash", "--norc", "-xc", "sudo rm x"}, {"sudo", "rm"},
+         {shell_string("bash"), "`sudo` runs another program; only its first operand was judged"}},
+        {{"sh", "script.sh"}, {}, {"`sh` runs a script the scanner cannot read"}},
+        {{"python3", "-c", "import os; os.system('rm -rf /')"}, {}, {"`python3` runs code the scanner cannot read"}},
+        {{"/usr/bin/perl", "-e", "unlink 'x'"}, {}, {"`perl` runs code the scanner cannot read"}},
+        {{"ruby", "-e", "File.delete('x')"}, {}, {"`ruby` runs code the scanner cannot read"}},
+        {{"node", "-e", "require('fs')"}, {}, {"`node` runs code the scanner cannot read"}},
+        {{"env", "X=1", "rm", "x"}, {"rm"}, {"`env` runs another program; only its first operand was judged"}},
+        {{"env"}, {}, {"`env` runs another program; only its first operand was judged"}},
+        {{"env", "-S", "rm -rf x"}, {"rm"}, {"`env -S` runs a string split into a command"}},
+        {{"/usr/bin/env", "-i", "--split-string=reboot now"}, {"reboot"}, {"`env -S` runs a string split into a command"}},
+        {{"xargs", "-n1", "rm"}, {"rm"}, {"`xargs` runs another program; only its first operand was judged"}},
+        {{"busybox", "rm", "-rf", "x"}, {"rm"}, {"`busybox` runs another program; only its first operand was judged"}},
+        {{"find", ".", "-name", "*.o", "-exec", "rm", "{}", ";"}, {"rm"}, {"`find -exec` runs another program"}},
+        {{"find", ".", "-execdir", "shutdown", ";"}, {"shutdown"}, {"`find -execdir` runs another program"}},
+        {{"find", "/tmp", "-name", "x", "-delete"}, {}, {"`find -delete` deletes files"}},
+        {{"echo", "; rm -rf ~", "$(reboot)", "`shutdown`"}, {}},  // arguments of echo are data
+        {{"ls", "-la"}, {}},
+        {{"sh", "-c", "eval 'reboot'"}, {"eval", "reboot"}, {shell_string("sh"), "`eval` runs its arguments as shell code"}},
+    };
+    for (const auto& row : rows) {
+      CAPTURE(row.argv.front());
+      CAPTURE(row.argv.back());
+      const auto scan = scan_argv(row.argv);
+      CHECK(scan.command_words == row.words);
+      CHECK(scan.unjudgeable == row.notes);
+    }
+    CHECK(scan_argv(Words{}).command_words.empty());
+  }
+
+  TEST_CASE("a line with a hundred thousand unjudgeable parts keeps a bounded list of notes") {
+    std::string line;
+    for (int i = 0; i < 100000; ++i) line += "$x" + std::to_string(i) + ";";
+    const auto scan = scan_shell(line);
+    REQUIRE(scan.unjudgeable.size() == pagi_exec::max_scan_notes);
+    CHECK(scan.unjudgeable.front() == "expansion in command position: $x0");
+    CHECK(scan.unjudgeable.back() == "more unjudgeable parts than are listed");
+  }
+
+  // The scan reads each byte a bounded number of times whatever the shape: ShellScan::work_bytes
+  // counts the input, every nested text scanned and every stretch read again (where the work of
+  // a quadratic scanner would hide). 3 MB lines of each shape that used to blow up are scanned,
+  // within the budget, and ten times the input costs ten times the work.
+  TEST_CASE("the scan is linear: 3 MB lines of hostile shapes cost ten times 0.3 MB ones") {
+    struct Shape {
+      const char* name;
+      std::string prefix, unit, suffix;
+    };
+    const Shape shapes[] = {
+        {"many commands", "", "ls;", ""},
+        {"distinct unjudgeable parts", "", "$x;", ""},
+        {"distinct substitutions", "echo ", "$(a) $(b) ", ""},
+        {"$(( re-read as $( ( at each of 16 levels", repeat("$((", 16), "a ", repeat(") ", 16)},
+        {"eval of eval", "", "eval ", "rm"},
+        {"sh -c of sh -c", repeat("sh -c '", 1), "eval \\\\ ", "'"},
+        {"backquotes in backquotes", "", "`a \\`b\\` ` ", ""},
+        {"here-documents that expand", "", "cat <<E\n$(ls)\nE\n", ""},
+    };
+    for (const auto& shape : shapes) {
+      CAPTURE(shape.name);
+      std::uint64_t work[2] = {0, 0};
+      const std::size_t sizes[2] = {300'000, 3'000'000};
+      for (int i = 0; i < 2; ++i) {
+        std::string line = shape.prefix;
+        while (line.size() < sizes[i]) line += shape.unit;
+        line += shape.suffix;
+        const auto scan = scan_shell(line);
+        work[i] = scan.work_bytes;
+        CHECK(scan.work_bytes >= line.size());
+        CHECK(scan.work_bytes <= 4 * line.size() + (64U << 10U));
+        CHECK(scan.unjudgeable.size() <= pagi_exec::max_scan_notes);
+      }
+      MESSAGE(std::string(shape.name) << ": work " << work[0] << " -> " << work[1]);
+      CHECK(work[1] <= 11 * work[0]);
+    }
+  }
+
+  TEST_CASE("$(( that is not arithmetic is still read as a command substitution within the budget") {
+    const auto scan = scan_shell("echo $((rm x) )");
+    CHECK(scan.command_words == Words{"rm", "echo"});
   }
 }
