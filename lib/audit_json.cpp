@@ -217,7 +217,7 @@ Result<std::string> auth_rejected_line(const Request& request, const AuthRejecti
     Json j = common_fields(AuditRecordType::auth_rejected, request, outcome, now, options);
     j.erase("isolation");  // nothing was placed anywhere
     bool ignored = false;
-    j["peer"] = capped(rejection.peer, options.max_arg_bytes, ignored);
+    j["peer"] = bounded_text(rejection.peer, options.max_arg_bytes, ignored);
     j["rpc"] = rejection.rpc;
     auto line = j.dump(-1, ' ', false, Json::error_handler_t::replace);
     line += '\n';
