@@ -61,7 +61,7 @@ void check_fifo_writes_refused(Server& server) {
 
 TEST_SUITE("disk") {
   TEST_CASE("file_write into a FIFO the twin planted is refused at once; the server keeps serving (cwd)") {
-    Server server({.env = {{"TOOLS_MAX_CONCURRENCY", "4"}}});
+    Server server({.env = {{"TOOLS_MAX_CONCURRENCY", "4"}, {"TOOLS_MAX_CONCURRENCY_PER_TWIN", "4"}}});
     const auto planted = execute(server.stub(), "twin-sentinel", "command_exec", {"mkfifo \"$PAGI_WORKSPACE/f\""});
     REQUIRE(planted.status.ok());
     REQUIRE(planted.response.success());
@@ -69,7 +69,7 @@ TEST_SUITE("disk") {
   }
 
   TEST_CASE("file_write into a FIFO on the host path is refused at once (native)") {
-    Server server({.env = {{"TOOLS_MAX_CONCURRENCY", "4"}, {"TOOLS_ISOLATION", "native"},
+    Server server({.env = {{"TOOLS_MAX_CONCURRENCY", "4"}, {"TOOLS_MAX_CONCURRENCY_PER_TWIN", "4"}, {"TOOLS_ISOLATION", "native"},
                            {"TOOLS_REQUIRE_ISOLATION", "false"}}});
     if (health(server).status() != "SERVING") {
       MESSAGE("skipped: the native sandbox does not work here: " << health(server).message());
@@ -82,7 +82,8 @@ TEST_SUITE("disk") {
   }
 
   TEST_CASE("24 file_writes of 3.5 MiB under a 32 MiB quota: those past it are refused, nothing past it is on disk") {
-    Server server({.env = {{"TOOLS_WORKSPACE_QUOTA_MB", "32"}}});
+    // The attack used 3.5 MiB writes: above the default request size limit, so raised here.
+    Server server({.env = {{"TOOLS_WORKSPACE_QUOTA_MB", "32"}, {"TOOLS_MAX_REQUEST_BYTES", "4000000"}}});
     const std::string chunk(3 * mib + mib / 2, 'x');
     int written = 0;
     int refused = 0;

@@ -392,9 +392,9 @@ const Probe probes[] = {
     {"fill the workspace past its quota with file_write",
      [](const Executor& e, const std::filesystem::path& scratch) {
        auto spec = PolicySpec::seed_default();
-       spec.twins["twin-quota"] = {.allow = {"file_write"}, .limits = {.workspace_bytes = 8ULL << 20}};
+       spec.twins["twin-quota"] = {.allow = {"file_write"}, .limits = {.workspace_bytes = 2ULL << 20}};
        const auto limited = e.with_policy(*Policy::make(spec));
-       const std::string chunk(3ULL << 20, 'x');
+       const std::string chunk(768ULL << 10, 'x');  // under the default request size limit
        int refused = 0;
        for (int i = 0; i < 4; ++i) {
          const auto o = limited.run({.tool = "file_write", .args = {"f" + std::to_string(i), chunk}, .twin_id = "twin-quota"});
@@ -405,7 +405,7 @@ const Probe probes[] = {
          struct stat st{};
          if (::lstat(entry.path().c_str(), &st) == 0) used += static_cast<std::uint64_t>(st.st_blocks) * 512;
        }
-       return refused == 2 && used <= (8ULL << 20);
+       return refused == 2 && used <= (2ULL << 20);
      }},
     {"learn the workspace's host path (mountinfo, environment, working folder)",
      [](const Executor& e, const std::filesystem::path& scratch) {
