@@ -54,16 +54,6 @@ class Flood {
   std::list<Run> runs_;  // a list: a running thread's Run never moves
 };
 
-tools::HealthCheckResponse health(Server& server) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + 10s);
-  tools::HealthCheckResponse response;
-  const auto status = server.stub().HealthCheck(&context, google::protobuf::Empty(), &response);
-  CAPTURE(status.error_message());
-  CHECK(status.ok());
-  return response;
-}
-
 void check_exhausted(const e2e::Call& call, const std::string& limit) {
   CAPTURE(call.status.error_message());
   CHECK(call.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);

@@ -13,13 +13,6 @@ using e2e::Server;
 
 namespace {
 
-tools::HealthCheckResponse health(Server& server) {
-  grpc::ClientContext context;
-  tools::HealthCheckResponse response;
-  REQUIRE(server.stub().HealthCheck(&context, google::protobuf::Empty(), &response).ok());
-  return response;
-}
-
 std::set<std::string> ids_of(const pagi_exec::AuditReport& report, std::string_view type) {
   std::set<std::string> ids;
   for (const auto& entry : report.entries) {

@@ -18,25 +18,6 @@ using namespace std::chrono_literals;
 
 constexpr std::uint64_t mib = 1024 * 1024;
 
-tools::HealthCheckResponse health(Server& server) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + 20s);
-  tools::HealthCheckResponse response;
-  REQUIRE(server.stub().HealthCheck(&context, google::protobuf::Empty(), &response).ok());
-  return response;
-}
-
-// Allocated bytes under `dir`, as du counts them.
-std::uint64_t du(const std::filesystem::path& dir) {
-  std::uint64_t total = 0;
-  struct stat st{};
-  if (::lstat(dir.c_str(), &st) == 0) total += static_cast<std::uint64_t>(st.st_blocks) * 512;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
-    if (::lstat(entry.path().c_str(), &st) == 0) total += static_cast<std::uint64_t>(st.st_blocks) * 512;
-  }
-  return total;
-}
-
 // Four file_writes into the FIFO at once, with four server threads: each must be answered (the
 // deadline only stops a hung call from hanging the test), and then the server must still serve.
 void check_fifo_writes_refused(Server& server) {
@@ -105,7 +86,7 @@ TEST_SUITE("disk") {
     }
     CHECK(written == 9);  // 9 x 3.5 MiB = 31.5 MiB
     CHECK(refused == 15);
-    CHECK(du(server.sandbox_dir() / "twin-sentinel") <= 32 * mib);
+    CHECK(test_support::du(server.sandbox_dir() / "twin-sentinel") <= 32 * mib);
     CHECK(health(server).message().find("largest_workspace=twin-sentinel 31.5 MiB of 32.0 MiB") != std::string::npos);
   }
 

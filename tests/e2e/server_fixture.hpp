@@ -231,6 +231,18 @@ inline std::pair<std::optional<int>, std::string> run_expecting_exit(const Env& 
 }
 
 /// True when `pid` no longer runs (gone, or a zombie waiting to be reaped).
+// The server's HealthCheck answer; the call itself must succeed within 20 s (a server whose
+// threads are all taken would fail it).
+inline tools::HealthCheckResponse health(Server& server) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  tools::HealthCheckResponse response;
+  const auto status = server.stub().HealthCheck(&context, google::protobuf::Empty(), &response);
+  CAPTURE(status.error_message());
+  REQUIRE(status.ok());
+  return response;
+}
+
 inline bool process_gone(pid_t pid) {
   if (::kill(pid, 0) != 0) return true;
   const auto stat = read_text("/proc/" + std::to_string(pid) + "/stat");

@@ -18,13 +18,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-tools::HealthCheckResponse health(Server& server) {
-  grpc::ClientContext context;
-  tools::HealthCheckResponse response;
-  REQUIRE(server.stub().HealthCheck(&context, google::protobuf::Empty(), &response).ok());
-  return response;
-}
-
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

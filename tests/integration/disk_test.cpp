@@ -38,17 +38,6 @@ Executor executor_with_quota(const std::filesystem::path& root, std::uint64_t qu
   return *executor;
 }
 
-// Allocated bytes under `dir`, as du counts them, by the test's own walk.
-std::uint64_t du(const std::filesystem::path& dir) {
-  std::uint64_t total = 0;
-  struct stat st{};
-  if (::lstat(dir.c_str(), &st) == 0) total += static_cast<std::uint64_t>(st.st_blocks) * 512;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
-    if (::lstat(entry.path().c_str(), &st) == 0) total += static_cast<std::uint64_t>(st.st_blocks) * 512;
-  }
-  return total;
-}
-
 // A unix socket bound at `path`; the socket stays bound (the file stays a socket) after close.
 bool plant_socket(const std::filesystem::path& path) {
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -192,7 +181,7 @@ TEST_SUITE("disk") {
     const auto replaced = executor.run(write_req("f1", chunk));
     REQUIRE(replaced);
     CHECK(replaced->success());
-    CHECK(du(dir.path() / "twin-sentinel") <= 1 * mib);
+    CHECK(test_support::du(dir.path() / "twin-sentinel") <= 1 * mib);
     // The cached figure matches a fresh walk.
     CHECK(replaced->workspace->bytes == sys::measure_tree(dir.path() / "twin-sentinel")->bytes);
     // Another twin has its own quota.

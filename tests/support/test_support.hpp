@@ -116,6 +116,17 @@ inline Ran run_program(const std::vector<std::string>& argv, bool with_stderr = 
 }
 
 /// Reads a whole file, or "" when it cannot be read.
+// Allocated bytes under `dir` (itself included), as du(1) counts them, by the test's own walk.
+inline std::uint64_t du(const std::filesystem::path& dir) {
+  std::uint64_t total = 0;
+  struct stat st{};
+  if (::lstat(dir.c_str(), &st) == 0) total += static_cast<std::uint64_t>(st.st_blocks) * 512;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (::lstat(entry.path().c_str(), &st) == 0) total += static_cast<std::uint64_t>(st.st_blocks) * 512;
+  }
+  return total;
+}
+
 inline std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path);
   std::stringstream ss;
