@@ -68,7 +68,13 @@ void log_command_identity(const ServerConfig& config, pagi_exec::Isolation effec
   const auto ids = std::to_string(config.run_as_uid) + ":" + std::to_string(config.run_as_gid);
   const bool root = ::geteuid() == 0;
   if (effective == pagi_exec::Isolation::native) {
-    log(LogLevel::info, "commands run as " + (root ? ids : std::string("uid ") + ids + " of a user namespace"));
+    const auto& pool = config.native_ids;
+    if (root && pool.count != 0) {
+      log(LogLevel::info, "native commands run as a uid = gid of their own from TOOLS_UID_POOL (" +
+                              std::to_string(pool.first + 1) + "-" + std::to_string(pool.first + pool.count - 1) + ")");
+    } else {
+      log(LogLevel::info, "commands run as " + (root ? ids : std::string("uid ") + ids + " of a user namespace"));
+    }
   } else if (config.run_as_root) {
     log(LogLevel::warn, std::string("!!! TOOLS_RUN_AS_ROOT=true: ") + pagi_exec::to_string(effective) +
                             " commands run as the server's own uid " + std::to_string(::geteuid()) +
