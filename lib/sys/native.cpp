@@ -213,10 +213,13 @@ const char* to_string(InitStep step) noexcept {
 void run_init_in_child(const ChildArgs& args, const NativeArgs& native, int maps_ready_fd) noexcept {
   ChildReport report{};
   const std::int64_t started = monotonic_us();
-  // 1. Hold nothing of the server's but what the sandbox needs; leave its session.
-  const int keep[] = {args.stdout_fd, args.stderr_fd,          args.report_fd,          args.control_fd,
-                      native.template_fd, native.netns_fd,        native.cgroup_procs[0], native.cgroup_procs[1],
-                      native.workspace_tree};
+  // 1. Hold nothing of the server's but what the sandbox needs; leave its session. The maps pipe
+  //    stays open until its EOF: closed here, the wait below would end at once (EBADF) and the
+  //    init would race the parent writing its uid/gid maps.
+  const int keep[] = {args.stdout_fd,     args.stderr_fd,         args.report_fd,
+                      args.control_fd,    native.template_fd,     native.netns_fd,
+                      native.cgroup_procs[0], native.cgroup_procs[1], native.workspace_tree,
+                      maps_ready_fd};
   if (!close_fds_except(keep, sizeof keep / sizeof keep[0])) fail(args, report, InitStep::close_fds, errno);
   struct sigaction ign{};
   ign.sa_handler = SIG_IGN;
@@ -225,6 +228,7 @@ void run_init_in_child(const ChildArgs& args, const NativeArgs& native, int maps
   if (native.user_namespace) {
     char ignored;
     while (::read(maps_ready_fd, &ignored, 1) < 0 && errno == EINTR) {}
+    ::close(maps_ready_fd);
   }
   // 2. Still privileged: the sandbox around us, then no privilege left.
   contain(args, native, report);
