@@ -14,22 +14,31 @@
 
 namespace tools_server {
 
+/// The generated service with the three RPCs that take an ExecutionRequest taken out of it: the
+/// service serves them from raw bytes instead (see request_decoder.hpp).
+using ToolExecutorServiceBase = tools::ToolExecutorService::WithGenericMethod_RequestExecution<
+    tools::ToolExecutorService::WithGenericMethod_StreamExecution<
+        tools::ToolExecutorService::WithGenericMethod_CheckPolicy<tools::ToolExecutorService::Service>>>;
+
 /// Each RPC authenticates, decodes, runs the Executor with a stop token tied to the call,
 /// encodes and returns.
 /// No policy, limits or defaults live here. Thread-safe: one instance serves every gRPC thread.
-class ToolExecutorService final : public tools::ToolExecutorService::Service {
+class ToolExecutorService final : public ToolExecutorServiceBase {
  public:
   /// `executor`, `watcher` and `auth` must outlive the service.
   /// `audit` (may be null) records rejected credentials.
   ToolExecutorService(const ExecutorHolder& executor, codec::HealthReport health, CancellationWatcher& watcher,
-                      const AuthHolder& auth, std::shared_ptr<pagi_exec::AuditSink> audit)
-      : executor_(executor), health_(std::move(health)), watcher_(watcher), auth_(auth), audit_(std::move(audit)) {}
+                      const AuthHolder& auth, std::shared_ptr<pagi_exec::AuditSink> audit);
 
-  /// Decides and runs one request; see codec::to_proto for what the client gets back.
-  grpc::Status RequestExecution(grpc::ServerContext* context, const tools::ExecutionRequest* request,
-                                tools::ExecutionResponse* response) override;
+  // RequestExecution, StreamExecution and CheckPolicy take the request's raw bytes: a request
+  // the server cannot parse (not protobuf, invalid UTF-8 in a string field) is INVALID_ARGUMENT
+  // naming the field, with one log line, instead of grpc++'s INTERNAL with no message.
 
-  /// SERVING or DEGRADED, the version, and the isolation, safe mode and sandbox in effect.
+  /// RequestExecution: decides and runs one request; see codec::to_proto for what the client gets back.
+  grpc::Status request_execution(grpc::ServerContext* context, const grpc::ByteBuffer* request,
+                                 grpc::ByteBuffer* response);
+
+  /// "healthy" or "degraded" (with why), the version, and the isolation, safe mode and sandbox in effect.
   grpc::Status HealthCheck(grpc::ServerContext* context, const google::protobuf::Empty* request,
                            tools::HealthCheckResponse* response) override;
 
@@ -41,15 +50,16 @@ class ToolExecutorService final : public tools::ToolExecutorService::Service {
   grpc::Status GetExecution(grpc::ServerContext* context, const tools::GetExecutionRequest* request,
                             tools::ExecutionRecord* response) override;
 
-  /// Runs one request and streams it: `started`, then stdout/stderr chunks as they are produced,
-  /// then `finished` (a refusal is a single `finished`). Writes block while the client is slow,
-  /// which slows the command; a client that goes away ends the whole process tree.
-  grpc::Status StreamExecution(grpc::ServerContext* context, const tools::ExecutionRequest* request,
-                               grpc::ServerWriter<tools::ExecutionEvent>* writer) override;
+  /// StreamExecution: runs one request and streams it: `started`, then stdout/stderr chunks as
+  /// they are produced, then `finished` (a refusal or a call that cannot run as asked is a single
+  /// `finished`). Writes block while the client is slow, which slows the command; a client that
+  /// goes away ends the whole process tree.
+  grpc::Status stream_execution(grpc::ServerContext* context, const grpc::ByteBuffer* request,
+                                grpc::ServerWriter<grpc::ByteBuffer>* writer);
 
-  /// A dry run: the decision, the rule, the limits a run would get; nothing runs, nothing is created.
-  grpc::Status CheckPolicy(grpc::ServerContext* context, const tools::ExecutionRequest* request,
-                           tools::PolicyDecision* response) override;
+  /// CheckPolicy: a dry run: the decision (Executor::check, the same a run makes), the rule, the
+  /// limits a run would get; nothing runs, nothing is created.
+  grpc::Status check_policy(grpc::ServerContext* context, const grpc::ByteBuffer* request, grpc::ByteBuffer* response);
 
  private:
   const ExecutorHolder& executor_;  // each RPC runs on one snapshot of it
@@ -62,6 +72,10 @@ class ToolExecutorService final : public tools::ToolExecutorService::Service {
   // a refused credential is logged and audited before its status is returned.
   [[nodiscard]] grpc::Status bind(grpc::ServerContext& context, const char* rpc, pagi_exec::Request& request) const;
   [[nodiscard]] grpc::Status bind(grpc::ServerContext& context, const char* rpc, std::string& twin_id) const;
+  // The raw request as a library Request, then bound as above. A request that does not parse is
+  // logged in one line; an unauthenticated caller gets UNAUTHENTICATED whatever it sent.
+  [[nodiscard]] grpc::Status decode_and_bind(grpc::ServerContext& context, const char* rpc, const grpc::ByteBuffer& bytes,
+                                             pagi_exec::Request& request) const;
   void report_rejection(const grpc::ServerContext& context, const char* rpc, const pagi_exec::Request& request,
                         const grpc::Status& status) const;
 };

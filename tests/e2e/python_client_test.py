@@ -86,7 +86,9 @@ def run_checks(address):
               "the refusal's message is its reason")
 
         health = stub.HealthCheck(empty_pb2.Empty(), timeout=10)
-        check(health.status == "SERVING", "HealthCheck says SERVING")
+        check(health.status == "healthy", "HealthCheck says healthy")
+        check(health.message.startswith("Tool executor service is operational"),
+              "HealthCheck's message starts with the original's sentence")
         check(health.version != "", "HealthCheck names a version")
         check("isolation=" in health.message, "HealthCheck states the isolation in effect")
 
