@@ -26,33 +26,40 @@ grpc::ByteBuffer to_bytes(const Message& message) {
   return bytes;
 }
 
-// The paths of tools.proto's methods, as the generated service registers them.
-constexpr const char* request_execution_path = "/tools.ToolExecutorService/RequestExecution";
-constexpr const char* stream_execution_path = "/tools.ToolExecutorService/StreamExecution";
-constexpr const char* check_policy_path = "/tools.ToolExecutorService/CheckPolicy";
+// A unary method of this service taking `Request` and answering `Response`.
+template <class Request, class Response>
+grpc::internal::RpcServiceMethod* unary(const char* path, ToolExecutorService* service,
+                                        grpc::Status (ToolExecutorService::*method)(grpc::ServerContext*,
+                                                                                    const Request*, Response*)) {
+  return new grpc::internal::RpcServiceMethod(
+      path, grpc::internal::RpcMethod::NORMAL_RPC,
+      new grpc::internal::RpcMethodHandler<ToolExecutorService, Request, Response>(std::mem_fn(method), service));
+}
 
 }  // namespace
 
-// The generated service (ToolExecutorServiceBase) has these three methods marked generic, so it
-// does not register them; here they are registered again under the same paths, with grpc++'s own
-// synchronous handlers (what the generated code itself uses) instantiated for ByteBuffer, whose
-// deserialisation cannot fail. They run on the same threads and with the same ServerContext
-// (deadline, cancellation, peer) as the typed methods.
+// Why the service registers its methods itself: grpc++ parses a request before the handler runs,
+// and the generated service cannot be told to hand over the bytes of a synchronous method instead
+// (its "generic" and "raw" variants need an asynchronous or callback service). So the six methods
+// of tools.proto are registered here, under the paths the generated code uses, with the same
+// synchronous handlers it instantiates: typed for the three without an ExecutionRequest, over
+// ByteBuffer (whose deserialisation cannot fail) for the three with one, which decode it
+// themselves (request_decoder.hpp). All run on the same threads with the same ServerContext.
+// The e2e tests call every method through the generated stub, so a wrong path cannot go unseen.
 ToolExecutorService::ToolExecutorService(const ExecutorHolder& executor, codec::HealthReport health,
                                          CancellationWatcher& watcher, const AuthHolder& auth,
                                          std::shared_ptr<pagi_exec::AuditSink> audit)
     : executor_(executor), health_(std::move(health)), watcher_(watcher), auth_(auth), audit_(std::move(audit)) {
   using grpc::ByteBuffer;
-  using grpc::internal::RpcMethod;
-  using grpc::internal::RpcServiceMethod;
-  using Unary = grpc::internal::RpcMethodHandler<ToolExecutorService, ByteBuffer, ByteBuffer>;
-  using Streaming = grpc::internal::ServerStreamingHandler<ToolExecutorService, ByteBuffer, ByteBuffer>;
-  AddMethod(new RpcServiceMethod(request_execution_path, RpcMethod::NORMAL_RPC,
-                                 new Unary(std::mem_fn(&ToolExecutorService::request_execution), this)));
-  AddMethod(new RpcServiceMethod(stream_execution_path, RpcMethod::SERVER_STREAMING,
-                                 new Streaming(std::mem_fn(&ToolExecutorService::stream_execution), this)));
-  AddMethod(new RpcServiceMethod(check_policy_path, RpcMethod::NORMAL_RPC,
-                                 new Unary(std::mem_fn(&ToolExecutorService::check_policy), this)));
+  AddMethod(unary("/tools.ToolExecutorService/RequestExecution", this, &ToolExecutorService::request_execution));
+  AddMethod(unary("/tools.ToolExecutorService/HealthCheck", this, &ToolExecutorService::HealthCheck));
+  AddMethod(unary("/tools.ToolExecutorService/ListExecutions", this, &ToolExecutorService::ListExecutions));
+  AddMethod(unary("/tools.ToolExecutorService/GetExecution", this, &ToolExecutorService::GetExecution));
+  AddMethod(new grpc::internal::RpcServiceMethod(
+      "/tools.ToolExecutorService/StreamExecution", grpc::internal::RpcMethod::SERVER_STREAMING,
+      new grpc::internal::ServerStreamingHandler<ToolExecutorService, ByteBuffer, ByteBuffer>(
+          std::mem_fn(&ToolExecutorService::stream_execution), this)));
+  AddMethod(unary("/tools.ToolExecutorService/CheckPolicy", this, &ToolExecutorService::check_policy));
 }
 
 grpc::Status ToolExecutorService::decode_and_bind(grpc::ServerContext& context, const char* rpc,

@@ -14,16 +14,12 @@
 
 namespace tools_server {
 
-/// The generated service with the three RPCs that take an ExecutionRequest taken out of it: the
-/// service serves them from raw bytes instead (see request_decoder.hpp).
-using ToolExecutorServiceBase = tools::ToolExecutorService::WithGenericMethod_RequestExecution<
-    tools::ToolExecutorService::WithGenericMethod_StreamExecution<
-        tools::ToolExecutorService::WithGenericMethod_CheckPolicy<tools::ToolExecutorService::Service>>>;
-
-/// Each RPC authenticates, decodes, runs the Executor with a stop token tied to the call,
-/// encodes and returns.
+/// tools.proto's ToolExecutorService. Each RPC authenticates, decodes, runs the Executor with a
+/// stop token tied to the call, encodes and returns.
+/// It registers the six methods itself rather than deriving from the generated service, so that
+/// the three taking an ExecutionRequest receive its raw bytes (see service.cpp).
 /// No policy, limits or defaults live here. Thread-safe: one instance serves every gRPC thread.
-class ToolExecutorService final : public ToolExecutorServiceBase {
+class ToolExecutorService final : public grpc::Service {
  public:
   /// `executor`, `watcher` and `auth` must outlive the service.
   /// `audit` (may be null) records rejected credentials.
@@ -40,15 +36,15 @@ class ToolExecutorService final : public ToolExecutorServiceBase {
 
   /// "healthy" or "degraded" (with why), the version, and the isolation, safe mode and sandbox in effect.
   grpc::Status HealthCheck(grpc::ServerContext* context, const google::protobuf::Empty* request,
-                           tools::HealthCheckResponse* response) override;
+                           tools::HealthCheckResponse* response);
 
   /// A page of the history (allowed and refused requests), newest first, filtered.
   grpc::Status ListExecutions(grpc::ServerContext* context, const tools::ListExecutionsRequest* request,
-                              tools::ListExecutionsResponse* response) override;
+                              tools::ListExecutionsResponse* response);
 
   /// One remembered request by execution id; NOT_FOUND when it is no longer (or never was) held.
   grpc::Status GetExecution(grpc::ServerContext* context, const tools::GetExecutionRequest* request,
-                            tools::ExecutionRecord* response) override;
+                            tools::ExecutionRecord* response);
 
   /// StreamExecution: runs one request and streams it: `started`, then stdout/stderr chunks as
   /// they are produced, then `finished` (a refusal or a call that cannot run as asked is a single
