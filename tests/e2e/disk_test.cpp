@@ -135,6 +135,8 @@ TEST_SUITE("disk") {
     tools::ExecutionRequest request;
     request.set_twin_id("twin-sentinel");
     request.set_command("file_write");
+    request.add_args("a");  // the dry run judges the call as a run would: file_write takes a path and content
+    request.add_args("x");
     tools::PolicyDecision decision;
     REQUIRE(server.stub().CheckPolicy(&context, request, &decision).ok());
     CHECK(decision.limits().workspace_bytes() == 1 * mib);
