@@ -92,6 +92,22 @@ def run_checks(address):
         check(health.version != "", "HealthCheck names a version")
         check("isolation=" in health.message, "HealthCheck states the isolation in effect")
 
+        # A mistake in a tool's arguments is an answer the caller can correct, not an RPC error.
+        usage = stub.RequestExecution(
+            tools_pb2.ExecutionRequest(command="file_write", args=["only-a-path"], twin_id="twin-sentinel"), timeout=20)
+        check(not usage.success and usage.exit_code == 2, "file_write with one argument answers exit_code 2 in-band")
+        check(list(usage.stderr_logs) == [usage.message] and "file_write needs exactly 2 arguments" in usage.message,
+              "the usage error's message is its first stderr line, without 'Policy violation: '")
+
+        # Bytes that are not a valid ExecutionRequest (invalid UTF-8 in twin_id): INVALID_ARGUMENT naming it.
+        raw = channel.unary_unary("/tools.ToolExecutorService/RequestExecution")
+        try:
+            raw(b"\x0a\x04echo\x1a\x02\xff\xfe", timeout=20)
+            check(False, "invalid UTF-8 is refused")
+        except grpc.RpcError as error:
+            check(error.code() == grpc.StatusCode.INVALID_ARGUMENT, "invalid UTF-8 in a string field is INVALID_ARGUMENT")
+            check("twin_id is not valid UTF-8" in error.details(), "the status message names the field")
+
 
 def main():
     binary = os.environ.get("TOOLS_SERVER_BIN")
