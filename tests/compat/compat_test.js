@@ -211,7 +211,8 @@ function expectStatus(result, code, field) {
 
 const exec = (command, args, twin_id, extra = {}) => ({ command, args, twin_id, job_id: 'compat', ...extra });
 
-// The rows of docs/compatibility.md, by their id there. Each gets {client, timeoutClient, mode, sandbox}.
+// The rows of docs/compatibility.md, by their id there. Each gets {mode, sandbox, client, timeoutClient
+// (TOOLS_EXEC_TIMEOUT_MS=1000), degradedClient (an audit log that fails)}.
 // X8 (execution ids) is checked by main() over every answer of the others.
 const rows = [
   ['H1', 'HealthCheck: status "healthy", a version, the original sentence first', async (t) => {
@@ -221,6 +222,16 @@ const rows = [
     expect(h.status === 'healthy', `status "healthy" (got ${show(h.status)})`);
     expect(h.version.length > 0, 'version is not empty');
     expect(h.message.startsWith(HEALTH_SENTENCE), `message starts with the original's sentence (got ${show(h.message.slice(0, 80))})`);
+  }],
+  ['H2', 'HealthCheck when the audit log fails: status "degraded", the reason after the original sentence', async (t) => {
+    // /dev/full accepts the open and fails every write with ENOSPC: the first record fails.
+    expectExit(await call(t.degradedClient, 'RequestExecution', exec('echo', ['recorded?'], 'twin-aegis')), 0);
+    const result = await call(t.degradedClient, 'HealthCheck', {});
+    expect(result.code === grpc.status.OK, `gRPC status OK (got ${result.code})`);
+    const h = result.response;
+    expect(h.status === 'degraded', `status "degraded" (got ${show(h.status)})`);
+    expect(h.message.startsWith(HEALTH_SENTENCE), `message starts with the original's sentence (got ${show(h.message.slice(0, 80))})`);
+    expect(/audit/i.test(h.message), `message names the audit log (got ${show(h.message)})`);
   }],
   ['R1', 'refusal (twin-trace runs ls): OK, success=false, exit 1, "Policy violation: " + reason', async (t) => {
     expectRefusal(await call(t.client, 'RequestExecution', exec('ls', ['-l'], 'twin-trace')));
@@ -399,13 +410,16 @@ async function main() {
     servers.push(main);
     const limited = await startServer(binary, workDir, 'timeout', mode, { TOOLS_EXEC_TIMEOUT_MS: TIME_LIMIT_MS });
     servers.push(limited);
-    for (const s of [main, limited]) {
+    const degraded = await startServer(binary, workDir, 'degraded', mode, { TOOLS_AUDIT_LOG: '/dev/full' });
+    servers.push(degraded);
+    for (const s of servers) {
       if (!s.failed) continue;
       if (mode === 'native' && process.getuid() !== 0) skip(`isolation native does not work here: ${s.failed}`);
       console.log(`not ok - [${mode}] the server starts: ${s.failed}`);
       return 1;
     }
-    const t = { mode, sandbox: main.sandbox, client: connect(main.address), timeoutClient: connect(limited.address) };
+    const t = { mode, sandbox: main.sandbox, client: connect(main.address), timeoutClient: connect(limited.address),
+                degradedClient: connect(degraded.address) };
     const ids = seenIds;
     let index = 0;
     for (const [id, name, run] of rows) {
@@ -431,8 +445,7 @@ async function main() {
       failures += 1;
       console.log(`not ok ${index} - [${mode}] ${idRow}: ${e.message}`);
     }
-    t.client.close();
-    t.timeoutClient.close();
+    for (const client of [t.client, t.timeoutClient, t.degradedClient]) client.close();
     console.log(`1..${index}`);
   } finally {
     for (const s of servers) {
