@@ -94,6 +94,12 @@ function lengthDelimited(fieldNumber, bytes) {
 
 // ---- the server under test ---------------------------------------------------------------------
 
+// Every server started, so that no exit path (a skip, a crash) leaves one running.
+const started = [];
+process.on('exit', () => {
+  for (const proc of started) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+});
+
 // Starts tools-server in `mode`; resolves to {proc, address, stderrPath} or {failed: reason}.
 function startServer(binary, workDir, name, mode, extraEnv) {
   const sandbox = path.join(workDir, `sandbox-${name}`);
@@ -108,6 +114,7 @@ function startServer(binary, workDir, name, mode, extraEnv) {
   };
   if (process.env.PAGI_EXEC_BWRAP) env.TOOLS_BWRAP_PATH = process.env.PAGI_EXEC_BWRAP;
   const proc = spawn(binary, ['--listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'pipe', stderrFd] });
+  started.push(proc);
   fs.closeSync(stderrFd);
   return new Promise((resolve) => {
     let buffered = '';
@@ -400,7 +407,7 @@ async function main() {
   const unavailable = modeUnavailable(mode);
   if (unavailable) skip(`isolation ${mode}: ${unavailable}`);
 
-  const started = Date.now();
+  const began = Date.now();
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), `pagi-compat-${mode}-`));
   fs.chmodSync(workDir, 0o711);  // commands run as an unprivileged uid: the sandbox must be reachable
   const servers = [];
@@ -414,7 +421,10 @@ async function main() {
     servers.push(degraded);
     for (const s of servers) {
       if (!s.failed) continue;
-      if (mode === 'native' && process.getuid() !== 0) skip(`isolation native does not work here: ${s.failed}`);
+      if (mode === 'native' && process.getuid() !== 0) {
+        console.log(`SKIP: isolation native does not work here (not root): ${s.failed}`);
+        return SKIP;
+      }
       console.log(`not ok - [${mode}] the server starts: ${s.failed}`);
       return 1;
     }
@@ -459,7 +469,7 @@ async function main() {
     fs.rmSync(workDir, { recursive: true, force: true });
   }
   console.log(`${failures === 0 ? 'all rows pass' : `${failures} row(s) fail`} in isolation ${mode} ` +
-              `(${((Date.now() - started) / 1000).toFixed(1)}s)`);
+              `(${((Date.now() - began) / 1000).toFixed(1)}s)`);
   return failures === 0 ? 0 : 1;
 }
 
