@@ -7,7 +7,7 @@
 //   node compat_test.js <cwd|bwrap|native>
 //
 // Needs TOOLS_SERVER_BIN (set by tests/compat/meson.build). Exits 77 (meson: skipped) with the
-// reason when the npm packages are not installed (scripts/install-deps.sh runs `npm ci`) or the
+// reason when the npm packages are not installed (tests/compat/setup.sh runs `npm ci`) or the
 // isolation mode cannot work on this machine; 1 when any row fails.
 'use strict';
 
@@ -26,7 +26,7 @@ try {
   grpc = require('@grpc/grpc-js');
   protoLoader = require('@grpc/proto-loader');
 } catch (e) {
-  skip(`the npm packages are not installed (${e.code || e.message}); run scripts/install-deps.sh, ` +
+  skip(`the npm packages are not installed (${e.code || e.message}); run tests/compat/setup.sh, ` +
        `which runs \`npm ci\` in tests/compat`);
 }
 
