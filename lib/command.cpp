@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "file_write.hpp"
 #include "launch.hpp"
 #include "sys/workspace.hpp"
 
@@ -66,6 +67,20 @@ std::string why_not_request(const Request& request, const RequestLimits& limits)
     if (const auto at = nul_at(request.args[i]); at != std::string_view::npos) {
       return nul_problem("args[" + std::to_string(i) + "]", at);
     }
+  }
+  return {};
+}
+
+std::string why_not_call(const Command& command, const Request& request) {
+  switch (command.kind()) {
+    case ToolKind::shell_bridge:
+      if (command.argv().empty()) {
+        return command.tool() + " needs args[0]: the shell command line to run with /bin/sh -c";
+      }
+      return {};
+    case ToolKind::file_write: return detail::why_not_file_write(request);
+    case ToolKind::program:
+    case ToolKind::unavailable: return {};
   }
   return {};
 }

@@ -42,14 +42,27 @@ Limits Executor::limits_for(const Decision& decision, std::optional<std::chrono:
 
 namespace {
 
-// The refusal of a request Command::make would not normalise: its reason names the field.
-Decision not_normalised(const Error& error) {
-  return Decision{.allowed = false, .reason = error.message(), .rule = std::string(invalid_request_rule)};
+// The one judgement of run() and check(): a request that has no Command (a NUL byte, too big)
+// cannot be judged; one the policy allows may still be a call its tool cannot take.
+Decision judge(const Policy& policy, const Result<Command>& command, const Request& request) {
+  if (!command) return Decision::invalid_request(command.error().message());
+  auto decision = policy.decide(*command);
+  if (!decision.allowed) return decision;
+  if (auto why = why_not_call(*command, request); !why.empty()) return Decision::invalid_request(std::move(why));
+  return decision;
 }
 
-Outcome refused(Outcome outcome) {
-  outcome.exit_code = 1;
+// A request that was not run: refused by the policy (exit 1; the wire adds "Policy violation: "),
+// or a call that cannot run as asked (a usage error, exit 2, the reason on stderr).
+Outcome not_run(Outcome outcome) {
   outcome.message = outcome.decision.reason;
+  if (!outcome.decision.is_invalid_request()) {
+    outcome.exit_code = 1;
+    return outcome;
+  }
+  outcome.exit_code = exit_usage;
+  outcome.err.lines = {outcome.message};
+  outcome.err.total_bytes = outcome.message.size() + 1;
   return outcome;
 }
 
@@ -174,10 +187,12 @@ Result<Executor> Executor::make(ExecutorParts parts) {
 
 void Executor::wait_for_cleanup() { sys::Janitor::instance().drain(); }
 
+Decision judge(const Policy& policy, const ToolCatalog& catalog, const RequestLimits& limits, const Request& request) {
+  return judge(policy, Command::make(request, catalog, limits), request);
+}
+
 Decision Executor::check(const Request& request) const {
-  const auto command = Command::make(request, parts_.catalog, parts_.request_limits);
-  if (!command) return not_normalised(command.error());
-  return parts_.policy.decide(*command);
+  return judge(parts_.policy, parts_.catalog, parts_.request_limits, request);
 }
 
 Result<Outcome> Executor::run(const Request& request, std::stop_token stop, const RunHooks& hooks) const {
@@ -187,9 +202,10 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop, cons
   outcome.execution_id = sys::new_uuid_v4();
   outcome.isolation = parts_.sandbox.isolation();
   // 1. One normalised form, judged and run: a request that has none (a NUL byte, too big) is
-  //    refused here, before the policy or anything else reads it.
+  //    answered here, before the policy or anything else reads it; so is an allowed call its tool
+  //    cannot take (Decision::invalid_request).
   const auto command = Command::make(request, parts_.catalog, parts_.request_limits);
-  outcome.decision = command ? parts_.policy.decide(*command) : not_normalised(command.error());
+  outcome.decision = judge(parts_.policy, command, request);
   if (command && hooks.decided) hooks.decided(*command, outcome.decision);
   // 2. A refusal costs nothing; an allowed request needs a slot first (its twin's share, the
   //    total, the memory budget), or it ends here, before anything is recorded or created.
@@ -210,13 +226,16 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop, cons
     }
   }
   if (!outcome.decision.allowed) {
-    auto refusal = refused(std::move(outcome));
-    parts_.history->record(make_record(request, refusal, started, Clock::now()));
-    if (!command) return tl::unexpected(command.error());  // an argument error until issue 9
-    return refusal;
+    auto answer = not_run(std::move(outcome));
+    parts_.history->record(make_record(request, answer, started, Clock::now()));
+    return answer;
   }
-  // 4. Run it; record how it ended, whatever happened.
+  // 4. Run it; record how it ended, whatever happened. What the tool finds wrong with its
+  //    arguments only while running (file_write's target is a folder) is a usage error too.
   auto result = run_allowed(*command, request, outcome, std::move(stop), hooks);
+  if (!result && result.error().code == Errc::invalid_request) {
+    result = not_started(outcome, exit_usage, result.error().message());
+  }
   const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
   Outcome ended = result ? *result : outcome;
   if (result) {
@@ -255,9 +274,7 @@ Result<Outcome> Executor::run_allowed(const Command& command, const Request& req
     case ToolKind::shell_bridge:
     case ToolKind::program: break;
   }
-  if (command.argv().empty()) {
-    return fail(Errc::invalid_request, command.tool() + " needs args[0]: the shell command line to run with /bin/sh -c");
-  }
+  if (command.argv().empty()) return fail(Errc::invalid_request, why_not_call(command, request));  // judge() said so
   const std::string& program = command.argv().front();
   switch (command.lookup()) {
     case ProgramLookup::missing:

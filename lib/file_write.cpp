@@ -17,20 +17,24 @@ Outcome refused_by_quota(Outcome outcome, std::string reason) {
   return outcome;
 }
 
+std::string why_not_file_write(const Request& request) {
+  if (request.args.size() != 2) {
+    return "file_write needs exactly 2 arguments (a path relative to the twin's workspace, then the content); got " +
+           std::to_string(request.args.size());
+  }
+  if (auto valid = validate_workspace_path(request.args[0]); !valid) return valid.error().message();
+  if (request.args[1].size() > max_file_write_bytes) {
+    return "file_write content is " + std::to_string(request.args[1].size()) + " bytes; the limit is " +
+           std::to_string(max_file_write_bytes);
+  }
+  return {};
+}
+
 Result<Outcome> run_file_write(WorkspaceMeter& workspaces, const Request& request, std::uint64_t quota_bytes,
                                const std::optional<Credentials>& owner, Outcome outcome) {
-  if (request.args.size() != 2) {
-    return fail(Errc::invalid_request, "file_write needs exactly 2 arguments (a path relative to the "
-                                       "twin's workspace, then the content); got " +
-                                           std::to_string(request.args.size()));
-  }
+  if (auto why = why_not_file_write(request); !why.empty()) return fail(Errc::invalid_request, std::move(why));
   const auto& path = request.args[0];
   const auto& content = request.args[1];
-  if (auto valid = validate_workspace_path(path); !valid) return tl::unexpected(valid.error());
-  if (content.size() > max_file_write_bytes) {
-    return fail(Errc::invalid_request, "file_write content is " + std::to_string(content.size()) +
-                                           " bytes; the limit is " + std::to_string(max_file_write_bytes));
-  }
   const auto written = workspaces.write(request.twin_id, path, content, quota_bytes, owner);
   if (!written) return tl::unexpected(written.error());
   if (quota_bytes != 0) outcome.workspace = written->usage;

@@ -108,9 +108,26 @@ LaunchPlan plan_for(const Sandbox& sandbox, std::vector<std::string> argv, const
 
 }  // namespace
 
+// Why bwrap starts a program through a shell: bwrap execvp()s the command itself and, when that
+// fails, prints "bwrap: execvp ..." and exits 1, which cannot be told from the command's own exit
+// 1. Deciding 126/127 on the host instead would have to reproduce bwrap's view exactly (fresh
+// tmpfs /tmp and /work, a few /etc files, symlinks resolved inside the view), and any difference
+// would answer wrongly. So the program is exec'd by `exec "$0" "$@"` in /bin/sh, which exists in
+// every view (the shell bridge needs it) and answers a failed exec the shell's way, inside the
+// very view the program would run in: 127 when it is missing, 126 when it cannot be executed (a
+// folder, no execute permission), with the reason on stderr. $0 and "$@" are passed as words,
+// never parsed, so the shell adds no interpretation of its own; the program replaces it. The
+// program's own exit 126/127 reads the same, as it does in any shell.
+inline constexpr const char* bwrap_exec_line = "exec \"$0\" \"$@\"";
+
 LaunchPlan make_launch_plan(const Sandbox& sandbox, const Command& command, const Placement& place,
                             const Limits& limits, bool network) {
-  return plan_for(sandbox, command.argv(), place, limits, network);
+  if (sandbox.isolation() != Isolation::bwrap || command.kind() != ToolKind::program) {
+    return plan_for(sandbox, command.argv(), place, limits, network);
+  }
+  std::vector<std::string> argv{"/bin/sh", "-c", bwrap_exec_line};
+  argv.insert(argv.end(), command.argv().begin(), command.argv().end());
+  return plan_for(sandbox, std::move(argv), place, limits, network);
 }
 
 LaunchPlan make_probe_plan(const Sandbox& sandbox, std::vector<std::string> argv, const Placement& place,

@@ -142,7 +142,7 @@ std::optional<Decision> Policy::refusal(const Command& command, const ShellScan&
 
 Decision Policy::decide(const Request& request) const {
   auto command = Command::make(request, ToolCatalog::seed_default());
-  if (!command) return refuse(command.error().message(), std::string(invalid_request_rule));
+  if (!command) return Decision::invalid_request(command.error().message());
   return decide(*command);
 }
 
@@ -152,9 +152,9 @@ Decision Policy::decide(const Command& command) const {
   if (twin.empty()) {
     return refuse("no twin_id given: every request must name the twin it acts for", "default_deny");
   }
-  if (program_name(tool).empty()) {
-    return refuse("no command given: set command to a tool or program name", "invalid_command");
-  }
+  // A call without a command is the caller's mistake, not the policy's refusal. "/" is a
+  // command (a folder, which cannot be executed: 126, as the original answers).
+  if (tool.empty()) return Decision::invalid_request("no command given: set command to a tool or program name");
   const ShellScan scan = command.kind() == ToolKind::shell_bridge ? scan_shell(command.shell_line())
                          : command.kind() == ToolKind::program   ? scan_argv(command.argv())
                                                                   : ShellScan{};

@@ -54,11 +54,8 @@ pagi_exec::Request to_request(const Options& o) {
 int check(const Options& o) {
   const auto policy = load_policy(o);
   if (!policy) return 2;
-  // The same normalisation as a run (catalog, NUL bytes, sizes), so check judges what run would.
-  const auto command = pagi_exec::Command::make(to_request(o), policy->catalog, o.request_limits);
-  const auto decision = command ? policy->policy.decide(*command)
-                                : pagi_exec::Decision{.allowed = false, .reason = command.error().message(),
-                                                      .rule = std::string(pagi_exec::invalid_request_rule)};
+  // The same judgement as a run (catalog, NUL bytes, sizes, the tool's arguments).
+  const auto decision = pagi_exec::judge(policy->policy, policy->catalog, o.request_limits, to_request(o));
   std::cout << (decision.allowed ? "allowed: " : "refused: ") << decision.reason << " (rule " << decision.rule
             << ", policy " << policy->policy.revision() << ")\n";
   for (const auto& note : decision.notes) std::cout << "note: " << note << "\n";

@@ -27,7 +27,8 @@ void encode_refusal(const pagi_exec::Outcome& outcome, tools::ExecutionResponse&
   response.set_isolation(pagi_exec::to_string(outcome.isolation));  // where it would have run
 }
 
-// An allowed request that reached its end (ran or not): everything is in-band.
+// An allowed request that reached its end (ran or not), or a call that cannot run as asked (exit
+// 2, the reason in message and stderr_logs, no "Policy violation: "): everything is in-band.
 void encode_finished(const pagi_exec::Outcome& outcome, tools::ExecutionResponse& response) {
   response.set_success(outcome.success());
   response.set_exit_code(outcome.timed_out ? pagi_exec::exit_timeout : outcome.exit_code);
@@ -72,6 +73,24 @@ std::string describe_workspaces(const HealthReport& report) {
   return text;
 }
 
+// What HealthReport::degraded() found, in a few words each; the details follow in describe().
+std::string degraded_reasons(const HealthReport& report) {
+  std::vector<std::string> reasons;
+  if (report.requested && *report.requested != report.effective) {
+    reasons.push_back("isolation " + std::string(pagi_exec::to_string(*report.requested)) + " requested, " +
+                      pagi_exec::to_string(report.effective) + " in effect");
+  }
+  if (report.audit) {
+    if (const auto status = report.audit->status(); !status.healthy) reasons.push_back("audit log failing: " + status.last_error);
+  }
+  if (!report.reload_error.empty()) {
+    reasons.push_back("last policy reload failed, the previous policy stays in effect: " + report.reload_error);
+  }
+  std::string text;
+  for (const auto& reason : reasons) text += (text.empty() ? "" : "; ") + reason;
+  return text;
+}
+
 }  // namespace
 
 grpc::Status to_status(const pagi_exec::Error& error) {
@@ -97,23 +116,6 @@ grpc::Status cancelled_status(const pagi_exec::Outcome& outcome, StopCause stop)
   return {grpc::StatusCode::CANCELLED, "execution " + outcome.execution_id + " cancelled: the call ended"};
 }
 
-pagi_exec::Request from_proto(const tools::ExecutionRequest& message) {
-  pagi_exec::Request request{
-      .tool = message.command(),
-      .args = {message.args().begin(), message.args().end()},
-      .twin_id = message.twin_id(),
-      .job_id = message.job_id(),
-      .ns = message.namespace_(),
-      .metadata = {},
-      .timeout_cap = std::nullopt,
-  };
-  for (const auto& [key, value] : message.metadata()) {
-    // Only the server says who a caller proved to be (see Authenticator::bind).
-    if (key != pagi_exec::authenticated_twin_key) request.metadata.emplace(key, value);
-  }
-  return request;
-}
-
 std::optional<std::chrono::milliseconds> timeout_cap(std::chrono::system_clock::time_point deadline,
                                                      std::chrono::system_clock::time_point now) {
   // grpc reports "no deadline" as time_point::max(); subtracting `now` from it would overflow.
@@ -126,7 +128,7 @@ grpc::Status to_proto(const pagi_exec::Result<pagi_exec::Outcome>& result, StopC
                       tools::ExecutionResponse& response) {
   if (!result) return to_status(result.error());
   const auto& outcome = *result;
-  if (!outcome.decision.allowed) {
+  if (!outcome.decision.allowed && !outcome.decision.is_invalid_request()) {
     encode_refusal(outcome, response);
     return grpc::Status::OK;
   }
@@ -193,9 +195,11 @@ std::string describe(const HealthReport& report) {
 
 tools::HealthCheckResponse to_proto(const HealthReport& report) {
   tools::HealthCheckResponse response;
-  response.set_status(report.degraded() ? "DEGRADED" : "SERVING");
+  response.set_status(report.degraded() ? health_degraded : health_healthy);
   response.set_version(pagi_exec::version);
-  response.set_message(describe(report));
+  std::string headline = health_sentence;
+  if (report.degraded()) headline += " but degraded (" + degraded_reasons(report) + ")";
+  response.set_message(headline + "; " + describe(report));
   return response;
 }
 

@@ -16,9 +16,7 @@
 
 namespace tools_server::codec {
 
-/// The wire request as a library Request. Total: any message converts, validation is the
-/// library's (Policy::decide, Executor::run).
-[[nodiscard]] pagi_exec::Request from_proto(const tools::ExecutionRequest& message);
+// The wire request becomes a library Request in request_decoder.hpp (decode), from its raw bytes.
 
 /// The time left until an RPC deadline, as a Request::timeout_cap: nullopt when the deadline is
 /// further than pagi_exec::max_timeout away (including "no deadline"), at least 1 ms otherwise.
@@ -37,8 +35,11 @@ enum class StopCause : std::uint8_t {
 ///    stderr_logs[0] = "Policy violation: <reason>", policy_rule;
 ///  - a command that ran (any exit code, signal, timeout, truncation): OK with in-band fields;
 ///    a timeout is exit_code 124 with message "execution_timeout";
+///  - a call that cannot run as asked (Decision::invalid_request, or its tool's argument error):
+///    OK, success=false, exit_code=2, message and stderr_logs[0] = the reason (no prefix);
 ///  - an execution cancelled early: CANCELLED (client) or UNAVAILABLE (shutdown);
-///  - Errc::invalid_request: INVALID_ARGUMENT; every other Errc: INTERNAL; with the error message.
+///  - Errc::audit_unavailable: UNAVAILABLE; Errc::resource_exhausted: RESOURCE_EXHAUSTED; every
+///    other Errc: INTERNAL; with the error message.
 [[nodiscard]] grpc::Status to_proto(const pagi_exec::Result<pagi_exec::Outcome>& result, StopCause stop,
                                     tools::ExecutionResponse& response);
 
@@ -64,12 +65,21 @@ struct HealthReport {
   std::shared_ptr<const pagi_exec::Admission> admission;  ///< its limits and usage are reported; may be null
   std::vector<std::string> host_network_twins;  ///< twins whose runs share the host's network
   std::vector<pagi_exec::TwinWorkspace> workspaces;  ///< as last measured, over quota first (Executor::workspaces)
+  std::string reload_error;  ///< why the last policy reload failed (the older policy is in effect); empty: none
 
-  /// True when the requested isolation is not in effect, or the audit log is failing.
+  /// True when the requested isolation is not in effect, the audit log is failing, or the last
+  /// policy reload failed: the server serves, but not as it was configured to. A twin over its
+  /// workspace quota is not: that twin's writes are refused, everyone else is served as configured.
   [[nodiscard]] bool degraded() const {
-    return (requested && *requested != effective) || (audit && !audit->status().healthy);
+    return (requested && *requested != effective) || (audit && !audit->status().healthy) || !reload_error.empty();
   }
 };
+
+/// HealthCheck's status and the first sentence of its message, as the original service answers
+/// them (clients compare the status string).
+inline constexpr const char* health_healthy = "healthy";
+inline constexpr const char* health_degraded = "degraded";
+inline constexpr const char* health_sentence = "Tool executor service is operational";
 
 /// The twins whose executions share the host's network under `policy` with `isolation`: those
 /// granted `network = true` (none in safe mode), or every twin of the policy in cwd isolation.
@@ -78,8 +88,10 @@ struct HealthReport {
 /// The warning about `twins` (non-empty) for the log and HealthCheck.
 [[nodiscard]] std::string host_network_warning(const std::vector<std::string>& twins, pagi_exec::Isolation isolation);
 
-/// status "SERVING" (or "DEGRADED" when the isolation fell back), version, and a message stating
-/// the isolation in effect, safe mode and the sandbox folder, with a loud note on a fallback.
+/// status "healthy" (or "degraded", see HealthReport::degraded), version, and a message that
+/// always starts with the original's sentence: "Tool executor service is operational", or when
+/// degraded "Tool executor service is operational but degraded (<reasons>)"; then "; " and
+/// describe(report).
 [[nodiscard]] tools::HealthCheckResponse to_proto(const HealthReport& report);
 
 /// The one-sentence summary of `report` used by HealthCheck and the start-up log line.

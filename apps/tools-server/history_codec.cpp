@@ -129,7 +129,7 @@ tools::ExecutionEvent finished_event(const pagi_exec::Outcome& outcome) {
   done.set_execution_id(outcome.execution_id);
   done.set_allowed(outcome.decision.allowed);
   done.set_success(outcome.success());
-  done.set_exit_code(outcome.decision.allowed ? outcome.exit_code : 1);
+  done.set_exit_code(outcome.exit_code);  // 1 for a refusal, 2 for a call that cannot run as asked
   done.set_signal(outcome.signal);
   done.set_reason(outcome.decision.allowed ? outcome.message : outcome.decision.reason);
   done.set_policy_rule(outcome.decision.rule);

@@ -201,6 +201,7 @@ void reload_policy(const ServerConfig& config, ExecutorHolder& executor) {
   auto file = load_policy(config);
   if (!file) {
     log(LogLevel::error, "SIGHUP: policy NOT reloaded, the old one stays in effect: " + file.error());
+    executor.reload_failed(file.error());  // HealthCheck says "degraded" until a reload succeeds
     return;
   }
   const auto revision = file->policy.revision();

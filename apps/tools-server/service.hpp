@@ -14,42 +14,48 @@
 
 namespace tools_server {
 
-/// Each RPC authenticates, decodes, runs the Executor with a stop token tied to the call,
-/// encodes and returns.
+/// tools.proto's ToolExecutorService. Each RPC authenticates, decodes, runs the Executor with a
+/// stop token tied to the call, encodes and returns.
+/// It registers the six methods itself rather than deriving from the generated service, so that
+/// the three taking an ExecutionRequest receive its raw bytes (see service.cpp).
 /// No policy, limits or defaults live here. Thread-safe: one instance serves every gRPC thread.
-class ToolExecutorService final : public tools::ToolExecutorService::Service {
+class ToolExecutorService final : public grpc::Service {
  public:
   /// `executor`, `watcher` and `auth` must outlive the service.
   /// `audit` (may be null) records rejected credentials.
   ToolExecutorService(const ExecutorHolder& executor, codec::HealthReport health, CancellationWatcher& watcher,
-                      const AuthHolder& auth, std::shared_ptr<pagi_exec::AuditSink> audit)
-      : executor_(executor), health_(std::move(health)), watcher_(watcher), auth_(auth), audit_(std::move(audit)) {}
+                      const AuthHolder& auth, std::shared_ptr<pagi_exec::AuditSink> audit);
 
-  /// Decides and runs one request; see codec::to_proto for what the client gets back.
-  grpc::Status RequestExecution(grpc::ServerContext* context, const tools::ExecutionRequest* request,
-                                tools::ExecutionResponse* response) override;
+  // RequestExecution, StreamExecution and CheckPolicy take the request's raw bytes: a request
+  // the server cannot parse (not protobuf, invalid UTF-8 in a string field) is INVALID_ARGUMENT
+  // naming the field, with one log line, instead of grpc++'s INTERNAL with no message.
 
-  /// SERVING or DEGRADED, the version, and the isolation, safe mode and sandbox in effect.
+  /// RequestExecution: decides and runs one request; see codec::to_proto for what the client gets back.
+  grpc::Status request_execution(grpc::ServerContext* context, const grpc::ByteBuffer* request,
+                                 grpc::ByteBuffer* response);
+
+  /// "healthy" or "degraded" (with why), the version, and the isolation, safe mode and sandbox in effect.
   grpc::Status HealthCheck(grpc::ServerContext* context, const google::protobuf::Empty* request,
-                           tools::HealthCheckResponse* response) override;
+                           tools::HealthCheckResponse* response);
 
   /// A page of the history (allowed and refused requests), newest first, filtered.
   grpc::Status ListExecutions(grpc::ServerContext* context, const tools::ListExecutionsRequest* request,
-                              tools::ListExecutionsResponse* response) override;
+                              tools::ListExecutionsResponse* response);
 
   /// One remembered request by execution id; NOT_FOUND when it is no longer (or never was) held.
   grpc::Status GetExecution(grpc::ServerContext* context, const tools::GetExecutionRequest* request,
-                            tools::ExecutionRecord* response) override;
+                            tools::ExecutionRecord* response);
 
-  /// Runs one request and streams it: `started`, then stdout/stderr chunks as they are produced,
-  /// then `finished` (a refusal is a single `finished`). Writes block while the client is slow,
-  /// which slows the command; a client that goes away ends the whole process tree.
-  grpc::Status StreamExecution(grpc::ServerContext* context, const tools::ExecutionRequest* request,
-                               grpc::ServerWriter<tools::ExecutionEvent>* writer) override;
+  /// StreamExecution: runs one request and streams it: `started`, then stdout/stderr chunks as
+  /// they are produced, then `finished` (a refusal or a call that cannot run as asked is a single
+  /// `finished`). Writes block while the client is slow, which slows the command; a client that
+  /// goes away ends the whole process tree.
+  grpc::Status stream_execution(grpc::ServerContext* context, const grpc::ByteBuffer* request,
+                                grpc::ServerWriter<grpc::ByteBuffer>* writer);
 
-  /// A dry run: the decision, the rule, the limits a run would get; nothing runs, nothing is created.
-  grpc::Status CheckPolicy(grpc::ServerContext* context, const tools::ExecutionRequest* request,
-                           tools::PolicyDecision* response) override;
+  /// CheckPolicy: a dry run: the decision (Executor::check, the same a run makes), the rule, the
+  /// limits a run would get; nothing runs, nothing is created.
+  grpc::Status check_policy(grpc::ServerContext* context, const grpc::ByteBuffer* request, grpc::ByteBuffer* response);
 
  private:
   const ExecutorHolder& executor_;  // each RPC runs on one snapshot of it
@@ -62,6 +68,10 @@ class ToolExecutorService final : public tools::ToolExecutorService::Service {
   // a refused credential is logged and audited before its status is returned.
   [[nodiscard]] grpc::Status bind(grpc::ServerContext& context, const char* rpc, pagi_exec::Request& request) const;
   [[nodiscard]] grpc::Status bind(grpc::ServerContext& context, const char* rpc, std::string& twin_id) const;
+  // The raw request as a library Request, then bound as above. A request that does not parse is
+  // logged in one line; an unauthenticated caller gets UNAUTHENTICATED whatever it sent.
+  [[nodiscard]] grpc::Status decode_and_bind(grpc::ServerContext& context, const char* rpc, const grpc::ByteBuffer& bytes,
+                                             pagi_exec::Request& request) const;
   void report_rejection(const grpc::ServerContext& context, const char* rpc, const pagi_exec::Request& request,
                         const grpc::Status& status) const;
 };

@@ -82,4 +82,10 @@ class Command {
 /// on a catalog (NUL bytes, sizes). The message names the field: "args[2] contains a NUL byte ...".
 [[nodiscard]] std::string why_not_request(const Request& request, const RequestLimits& limits = {});
 
+/// Why `request`, normalised as `command`, cannot run as asked, or empty: the argument rules of
+/// its tool, checked without touching anything (the shell bridge needs args[0]; file_write takes
+/// exactly a workspace-relative path and the content, within its size limit). The message says
+/// what to change, for the caller (a model) to correct itself.
+[[nodiscard]] std::string why_not_call(const Command& command, const Request& request);
+
 }  // namespace pagi_exec

@@ -51,6 +51,13 @@ struct RunHooks {
   OutputSink output;
 };
 
+/// The decision on `request`: normalised with `catalog` and `limits` (Command::make), judged by
+/// `policy`, and when allowed checked against its tool's argument rules (why_not_call). A request
+/// that cannot be normalised, or an allowed call its tool cannot take, gets
+/// Decision::invalid_request with a reason naming what to change. Nothing runs, nothing is created.
+[[nodiscard]] Decision judge(const Policy& policy, const ToolCatalog& catalog, const RequestLimits& limits,
+                             const Request& request);
+
 /// Composes Policy + Sandbox + ToolCatalog. Copies share the History, the Spawner and what is
 /// known of the twins' workspaces (their usage against the quota, Limits::workspace_bytes).
 /// run() and check() are const and thread-safe: one Executor serves every gRPC thread.
@@ -60,10 +67,8 @@ class Executor {
   /// Errc::sandbox_setup when it cannot be created or is not a directory.
   [[nodiscard]] static Result<Executor> make(ExecutorParts parts);
 
-  /// Decides without running anything or creating anything (a dry run): normalises the request
-  /// with the catalog and the request limits (a bare program name is looked up in the PATH),
-  /// then asks the policy. A request that cannot be normalised is refused with rule
-  /// invalid_request_rule and a reason naming the field.
+  /// Decides without running anything or creating anything (a dry run): judge() with this
+  /// executor's policy, catalog and request limits: the same Decision run() makes.
   [[nodiscard]] Decision check(const Request& request) const;
 
   /// The limits a run decided by `decision` gets: the sandbox's, each lowered to the policy's
@@ -76,16 +81,16 @@ class Executor {
   /// timeout are Outcomes, not errors. Every request, refused or not, is added to history().
   /// `stop` ends the execution early (its process tree is killed; Outcome::cancelled).
   /// With an audit sink, the decision is recorded before anything runs and the outcome after.
-  /// A request Command::make refuses (a NUL byte in command, args, twin_id or job_id; more than
-  /// request_limits) is recorded as a refusal with rule
-  /// invalid_request_rule, then returned as that Errc::invalid_request error; nothing runs.
+  /// A call that cannot run as asked (Decision::invalid_request: a NUL byte or more than
+  /// request_limits, command_exec without a line, file_write without a path and content) is an
+  /// Outcome too: not run, exit_code exit_usage (2), the reason as message and the one stderr
+  /// line; recorded and audited like a refusal. So is an argument problem the tool finds only
+  /// while running (file_write's target is a folder), with the decision that allowed it.
   /// An allowed request runs only when the admission grants it a slot; otherwise it ends at once
   /// with Errc::resource_exhausted, and is neither recorded in history() nor audited (it was
   /// decided, but nothing was attempted). Refusals never need a slot.
-  /// Errors: Errc::invalid_request (as above, command_exec without args, a bad file_write path),
-  /// Errc::resource_exhausted, Errc::sandbox_setup, Errc::spawn_failed, Errc::io,
-  /// Errc::audit_unavailable (required audit
-  /// failed to record the decision: nothing ran).
+  /// Errors: Errc::resource_exhausted, Errc::sandbox_setup, Errc::spawn_failed, Errc::io,
+  /// Errc::audit_unavailable (required audit failed to record the decision: nothing ran).
   [[nodiscard]] Result<Outcome> run(const Request& request, std::stop_token stop = {},
                                     const RunHooks& hooks = {}) const;
 

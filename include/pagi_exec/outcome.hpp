@@ -14,6 +14,8 @@
 namespace pagi_exec {
 
 /// Exit codes with a fixed meaning, as in the seed service and coreutils' timeout(1).
+/// A tool called with arguments it cannot take (a usage error, as shells and getopt use 2).
+inline constexpr int exit_usage = 2;
 inline constexpr int exit_timeout = 124;
 inline constexpr int exit_not_executable = 126;
 inline constexpr int exit_not_found = 127;

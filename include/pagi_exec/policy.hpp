@@ -20,8 +20,10 @@
 
 namespace pagi_exec {
 
-/// Decision::rule of a request refused before the policy could judge it (Command::make failed:
-/// a NUL byte, too many args or bytes, command_exec without a line).
+/// Decision::rule of a request that cannot run as asked: refused before the policy could judge it
+/// (Command::make failed: a NUL byte, too many args or bytes), or allowed by the policy but with
+/// arguments its tool cannot take (why_not_call: command_exec without a line, file_write without
+/// a path and content). Not a policy refusal: it is answered as a usage error (exit_usage).
 inline constexpr std::string_view invalid_request_rule = "invalid_request";
 /// A grant of every tool that is not refused.
 inline constexpr std::string_view grant_all = "*";
@@ -109,11 +111,20 @@ struct Decision {
   bool network = false;  ///< allowed and the twin has network; never true in safe mode
   /// What the decision could not see, e.g. "unjudgeable: command substitution: $(date)".
   std::vector<std::string> notes;
+
+  /// The request cannot run as asked (rule invalid_request_rule): a mistake in the call, which
+  /// the caller can correct, not a refusal by the policy.
+  [[nodiscard]] static Decision invalid_request(std::string reason) {
+    return Decision{.allowed = false, .reason = std::move(reason), .rule = std::string(invalid_request_rule)};
+  }
+  /// True for a Decision made by invalid_request().
+  [[nodiscard]] bool is_invalid_request() const noexcept { return !allowed && rule == invalid_request_rule; }
+
   bool operator==(const Decision&) const = default;
 };
 
 /// A validated, immutable policy. Default deny. Rules, in order (first match decides):
-///  1. no twin_id or no tool: refused;
+///  1. no twin_id: refused; no tool: Decision::invalid_request;
 ///  2. the tool's program name (program_name()), the program a catalog tool maps to, or the program
 ///     name of any command word its arguments run (for the shell bridge, of args[0] by scan_shell();
 ///     for a program, what `sh -c LINE`, `sudo X`, `find -exec X` run, by scan_argv()) is always

@@ -62,7 +62,7 @@ void check_exhausted(const e2e::Call& call, const std::string& limit) {
 
 // Everything that must be served while executions fill the slots.
 void check_cheap_calls_served(Server& server) {
-  CHECK(health(server).status() == "SERVING");
+  CHECK(health(server).status() == "healthy");
   {
     grpc::ClientContext context;
     tools::ExecutionRequest request;

@@ -10,6 +10,8 @@
 
 #include <pagi_exec/pagi_exec.hpp>
 
+#include <grpcpp/generic/generic_stub.h>
+
 #include "server_fixture.hpp"
 
 using e2e::Server;
@@ -88,6 +90,30 @@ TEST_SUITE("auth") {
       REQUIRE(as_trace.status.ok());
       CHECK_FALSE(as_trace.response.success());  // twin-trace may not run echo: an in-band refusal
       CHECK(as_trace.response.message().find("twin-trace") != std::string::npos);
+    }
+    SUBCASE("bytes that do not parse: UNAUTHENTICATED without a token, INVALID_ARGUMENT with one") {
+      const auto raw = [&](const std::string& token) {
+        grpc::GenericStub stub(channel);
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+        if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+        grpc::Slice slice(std::string("\x0a\x02\xff\xfe"));  // command: invalid UTF-8
+        grpc::CompletionQueue cq;
+        auto rpc = stub.PrepareUnaryCall(&context, "/tools.ToolExecutorService/RequestExecution",
+                                         grpc::ByteBuffer(&slice, 1), &cq);
+        rpc->StartCall();
+        grpc::ByteBuffer reply;
+        grpc::Status status;
+        rpc->Finish(&reply, &status, &status);
+        void* tag = nullptr;
+        bool ok = false;
+        REQUIRE(cq.Next(&tag, &ok));
+        return status;
+      };
+      CHECK(raw("").error_code() == grpc::StatusCode::UNAUTHENTICATED);  // a stranger learns nothing
+      const auto known = raw("aegis-secret");
+      CHECK(known.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+      CHECK(known.error_message().rfind("command is not valid UTF-8", 0) == 0);
     }
     SUBCASE("a twin-trace token claiming twin-aegis is refused") {
       const auto forged = call(channel, "twin-aegis", "true", "trace-secret");

@@ -141,6 +141,18 @@ TEST_SUITE("policy file") {
     const auto still = check(server, "twin-trace", "echo");
     CHECK(still.allowed());
     CHECK(still.policy_revision() == revision);
+    // HealthCheck says so until a reload succeeds.
+    const auto degraded = e2e::health(server);
+    CHECK(degraded.status() == "degraded");
+    CHECK(degraded.message().rfind("Tool executor service is operational but degraded (last policy reload failed", 0) == 0);
+    write(file, refuses_echo);
+    ::kill(server.process().pid(), SIGHUP);
+    bool reloaded = false;
+    for (int i = 0; i < 100 && !reloaded; ++i, std::this_thread::sleep_for(20ms)) {
+      reloaded = server.process().stderr_text().find("policy reloaded from") != std::string::npos;
+    }
+    REQUIRE(reloaded);
+    CHECK(e2e::health(server).status() == "healthy");
   }
 
   TEST_CASE("safe mode switched on by reload refuses the shell bridge") {

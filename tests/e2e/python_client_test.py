@@ -86,9 +86,27 @@ def run_checks(address):
               "the refusal's message is its reason")
 
         health = stub.HealthCheck(empty_pb2.Empty(), timeout=10)
-        check(health.status == "SERVING", "HealthCheck says SERVING")
+        check(health.status == "healthy", "HealthCheck says healthy")
+        check(health.message.startswith("Tool executor service is operational"),
+              "HealthCheck's message starts with the original's sentence")
         check(health.version != "", "HealthCheck names a version")
         check("isolation=" in health.message, "HealthCheck states the isolation in effect")
+
+        # A mistake in a tool's arguments is an answer the caller can correct, not an RPC error.
+        usage = stub.RequestExecution(
+            tools_pb2.ExecutionRequest(command="file_write", args=["only-a-path"], twin_id="twin-sentinel"), timeout=20)
+        check(not usage.success and usage.exit_code == 2, "file_write with one argument answers exit_code 2 in-band")
+        check(list(usage.stderr_logs) == [usage.message] and "file_write needs exactly 2 arguments" in usage.message,
+              "the usage error's message is its first stderr line, without 'Policy violation: '")
+
+        # Bytes that are not a valid ExecutionRequest (invalid UTF-8 in twin_id): INVALID_ARGUMENT naming it.
+        raw = channel.unary_unary("/tools.ToolExecutorService/RequestExecution")
+        try:
+            raw(b"\x0a\x04echo\x1a\x02\xff\xfe", timeout=20)
+            check(False, "invalid UTF-8 is refused")
+        except grpc.RpcError as error:
+            check(error.code() == grpc.StatusCode.INVALID_ARGUMENT, "invalid UTF-8 in a string field is INVALID_ARGUMENT")
+            check("twin_id is not valid UTF-8" in error.details(), "the status message names the field")
 
 
 def main():

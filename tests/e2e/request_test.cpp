@@ -128,9 +128,13 @@ TEST_SUITE("requests") {
     };
     for (const auto& row : rows) {
       CAPTURE(row.field);
-      const auto answer = call(*f.server, row.request);
-      CHECK(answer.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-      CHECK(answer.status.error_message().rfind(std::string(row.field) + " contains a NUL byte", 0) == 0);
+      const auto answer = call(*f.server, row.request);  // a mistake in the call: answered in-band, exit 2
+      REQUIRE(answer.status.ok());
+      CHECK_FALSE(answer.response.success());
+      CHECK(answer.response.exit_code() == 2);
+      CHECK(answer.response.message().rfind(std::string(row.field) + " contains a NUL byte", 0) == 0);
+      REQUIRE(answer.response.stderr_logs_size() == 1);
+      CHECK(answer.response.stderr_logs(0) == answer.response.message());
       // The dry run refuses the same way, in-band.
       const auto decision = check(*f.server, row.request);
       CHECK_FALSE(decision.allowed());
@@ -217,8 +221,9 @@ TEST_SUITE("requests") {
     REQUIRE(big.ByteSizeLong() > (3U << 20U) + (512U << 10U));
     for (int i = 0; i < 60; ++i) {
       const auto answer = call(*f.server, big);
-      REQUIRE(answer.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-      CHECK(answer.status.error_message().find("TOOLS_MAX_REQUEST_BYTES") != std::string::npos);
+      REQUIRE(answer.status.ok());
+      REQUIRE(answer.response.exit_code() == 2);
+      CHECK(answer.response.message().find("TOOLS_MAX_REQUEST_BYTES") != std::string::npos);
     }
     const auto after = rss_bytes(pid);
     const auto grown = after > before ? after - before : 0;
@@ -242,8 +247,9 @@ TEST_SUITE("requests") {
     CHECK(call(*f.server, fits).response.success());
     const auto too_many = make_request("twin-aegis", "/usr/bin/true", std::vector<std::string>(1025, "a"));
     const auto refused = call(*f.server, too_many);
-    CHECK(refused.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-    CHECK(refused.status.error_message() == "the request has 1025 args; at most 1024 are accepted (TOOLS_MAX_ARGS)");
+    REQUIRE(refused.status.ok());
+    CHECK(refused.response.exit_code() == 2);
+    CHECK(refused.response.message() == "the request has 1025 args; at most 1024 are accepted (TOOLS_MAX_ARGS)");
   }
 
   TEST_CASE("every ListExecutions page fits a default client however much output the records hold") {

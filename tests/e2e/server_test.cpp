@@ -54,7 +54,7 @@ void check_isolated_server(const std::string& kind, e2e::Env env) {
   grpc::ClientContext context;
   tools::HealthCheckResponse health;
   REQUIRE(server.stub().HealthCheck(&context, google::protobuf::Empty(), &health).ok());
-  if (health.status() != "SERVING") {
+  if (health.status() != "healthy") {
     MESSAGE("skipped: " << kind << " isolation does not work on this machine: " << health.message());
     return;
   }
@@ -195,14 +195,19 @@ TEST_SUITE("server") {
     }
   }
 
-  TEST_CASE("file_write outside the workspace is INVALID_ARGUMENT") {
+  TEST_CASE("file_write outside the workspace is a usage error answered in-band (exit 2), nothing written") {
     Server server;
     for (const char* path : {"../x", "/etc/x"}) {
       CAPTURE(path);
       const auto call = execute(server.stub(), "twin-sentinel", "file_write", {path, "data"});
-      CHECK(call.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-      CHECK(call.status.error_message().find(path) != std::string::npos);
+      REQUIRE(call.status.ok());
+      CHECK_FALSE(call.response.success());
+      CHECK(call.response.exit_code() == 2);
+      CHECK(call.response.message().find(path) != std::string::npos);
+      REQUIRE(call.response.stderr_logs_size() == 1);
+      CHECK(call.response.stderr_logs(0) == call.response.message());
     }
+    CHECK_FALSE(std::filesystem::exists(server.sandbox_dir() / "x"));
   }
 
   TEST_CASE("vector_query answers 127: this server has no program for it") {
@@ -214,12 +219,13 @@ TEST_SUITE("server") {
     CHECK(call.response.message().find("no program") != std::string::npos);
   }
 
-  TEST_CASE("HealthCheck reports SERVING, the version, isolation, safe mode and sandbox dir") {
+  TEST_CASE("HealthCheck answers as the original does (healthy, its sentence first), then the version, isolation, safe mode and sandbox dir") {
     Server server;
     grpc::ClientContext context;
     tools::HealthCheckResponse response;
     REQUIRE(server.stub().HealthCheck(&context, google::protobuf::Empty(), &response).ok());
-    CHECK(response.status() == "SERVING");
+    CHECK(response.status() == "healthy");
+    CHECK(response.message().rfind("Tool executor service is operational; ", 0) == 0);
     CHECK(response.version() == pagi_exec::version);
     CHECK(response.message().find("isolation=cwd") != std::string::npos);
     CHECK(response.message().find("safe_mode=false") != std::string::npos);
@@ -396,7 +402,7 @@ TEST_SUITE("server") {
     CHECK(fine.response.limit_hit().empty());
   }
 
-  TEST_CASE("bwrap requested but unusable: fall back to cwd and say DEGRADED, or refuse to start") {
+  TEST_CASE("bwrap requested but unusable: fall back to cwd and say degraded, or refuse to start") {
     const e2e::Env bogus{{"TOOLS_ISOLATION", ""},  // unset: the fixture pins cwd, which would contradict
                          {"TOOLS_USE_BWRAP", "true"}, {"TOOLS_BWRAP_PATH", "/nonexistent/pagi-e2e/bwrap"}};
     SUBCASE("fallback") {
@@ -404,7 +410,8 @@ TEST_SUITE("server") {
       grpc::ClientContext context;
       tools::HealthCheckResponse health;
       REQUIRE(server.stub().HealthCheck(&context, google::protobuf::Empty(), &health).ok());
-      CHECK(health.status() == "DEGRADED");
+      CHECK(health.status() == "degraded");
+      CHECK(health.message().rfind("Tool executor service is operational but degraded (isolation bwrap requested, cwd in effect)", 0) == 0);
       CHECK(health.message().find("isolation=cwd") != std::string::npos);
       CHECK(health.message().find("bwrap") != std::string::npos);
       const auto call = execute(server.stub(), "twin-aegis", "echo", {"still works"});

@@ -76,7 +76,7 @@ TEST_SUITE("startup") {
 
   TEST_CASE("TOOLS_AUTH=none given on purpose serves beyond loopback, with a loud warning") {
     Server server({.env = {{"TOOLS_AUTH", "none"}}, .listen = "0.0.0.0:0"});
-    CHECK(health(server).status() == "SERVING");
+    CHECK(health(server).status() == "healthy");
     CHECK(server.process().stderr_text().find("WITHOUT AUTHENTICATION (TOOLS_AUTH=none was set)") != std::string::npos);
   }
 
@@ -99,7 +99,7 @@ TEST_SUITE("startup") {
       Server server({.env = {{"TOOLS_ISOLATION", setting}}});
       const auto report = health(server);
       CAPTURE(report.message());
-      CHECK(report.status() == "SERVING");
+      CHECK(report.status() == "healthy");
       CHECK(report.message().find(" (auto: ") != std::string::npos);
       const auto ran = execute(server.stub(), "twin-aegis", "echo", {"hi"});
       REQUIRE(ran.status.ok());
@@ -177,6 +177,6 @@ TEST_SUITE("startup") {
     CHECK(lines >= 1);
     CHECK(lines < 2 * calls);  // rate-limited: not one line per failed record
     CHECK(log.find("No space left on device") != std::string::npos);
-    CHECK(health(server).status() == "DEGRADED");
+    CHECK(health(server).status() == "degraded");
   }
 }

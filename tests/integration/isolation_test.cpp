@@ -387,7 +387,7 @@ const Probe probes[] = {
        char c = 0;
        const bool wrote = reader >= 0 && ::read(reader, &c, 1) == 1;
        if (reader >= 0) ::close(reader);
-       return reader >= 0 && !o && !wrote;
+       return reader >= 0 && o && !o->ran && o->exit_code == exit_usage && !wrote;  // answered, never opened
      }},
     {"fill the workspace past its quota with file_write",
      [](const Executor& e, const std::filesystem::path& scratch) {
@@ -444,7 +444,8 @@ const Probe probes[] = {
        using namespace std::string_literals;
        auto o = e.run({.tool = "/bin/rm\0"s, .args = {(scratch / "victim").string()}, .twin_id = "twin-aegis"});
        auto line = e.run(test_support::shell("rm " + (scratch / "victim").string() + "\0 now"s));
-       return !o && !line && std::filesystem::exists(scratch / "victim");
+       const auto not_run = [](const Result<Outcome>& r) { return r && !r->ran && r->exit_code == exit_usage; };
+       return not_run(o) && not_run(line) && std::filesystem::exists(scratch / "victim");
      }},
     {"run a refused program through a shell granted by name (sh -c)",
      [](const Executor& e, const std::filesystem::path& scratch) {

@@ -46,9 +46,10 @@ TEST_SUITE("workspace") {
     const auto executor = test_support::make_executor(dir.path());
     for (const char* path : {"../escape", "/etc/pagi-exec-test", "a/../../escape", "", "./x"}) {
       CAPTURE(path);
-      const auto outcome = executor.run(write_req(path, "x"));
-      REQUIRE_FALSE(outcome);
-      CHECK(outcome.error().code == Errc::invalid_request);
+      const auto outcome = executor.run(write_req(path, "x"));  // a usage error, answered in-band
+      REQUIRE(outcome);
+      CHECK(outcome->exit_code == exit_usage);
+      CHECK_FALSE(outcome->ran);
     }
     CHECK_FALSE(std::filesystem::exists(dir.path() / "escape"));
     CHECK_FALSE(std::filesystem::exists("/etc/pagi-exec-test"));
@@ -65,9 +66,10 @@ TEST_SUITE("workspace") {
     for (const char* path : {"link/pwned", "file"}) {
       CAPTURE(path);
       const auto outcome = executor.run(write_req(path, "pwned", "twin-aegis"));
-      REQUIRE_FALSE(outcome);
-      CHECK(outcome.error().code == Errc::invalid_request);
-      CHECK(outcome.error().message().find("symlink") != std::string::npos);
+      REQUIRE(outcome);
+      CHECK(outcome->exit_code == exit_usage);
+      CHECK_FALSE(outcome->ran);
+      CHECK(outcome->message.find("symlink") != std::string::npos);
     }
     CHECK(std::filesystem::is_empty(outside));
   }
@@ -75,8 +77,9 @@ TEST_SUITE("workspace") {
   TEST_CASE("file_write refuses wrong argument counts and oversize content") {
     TempDir dir;
     const auto executor = test_support::make_executor(dir.path());
-    CHECK_FALSE(executor.run({.tool = "file_write", .args = {"only-path"}, .twin_id = "twin-sentinel"}));
-    CHECK_FALSE(executor.run(write_req("big", std::string(16 * 1024 * 1024 + 1, 'x'))));
+    CHECK(executor.run({.tool = "file_write", .args = {"only-path"}, .twin_id = "twin-sentinel"})->exit_code == exit_usage);
+    CHECK(executor.run(write_req("big", std::string(16 * 1024 * 1024 + 1, 'x')))->exit_code == exit_usage);
+    CHECK_FALSE(std::filesystem::exists(dir.path() / "twin-sentinel" / "big"));
   }
 
   TEST_CASE("each execution gets a fresh folder, removed afterwards; twins are kept apart") {

@@ -175,10 +175,14 @@ TEST_SUITE("command") {
       CHECK_FALSE(decision.allowed);
       CHECK(decision.rule == invalid_request_rule);
 
+      // Answered in-band as a usage error (exit 2), the reason naming the field.
       const auto outcome = f.executor.run(row.request);
-      REQUIRE_FALSE(outcome);
-      CHECK(outcome.error().code == Errc::invalid_request);
-      CHECK(outcome.error().message().find(row.field) != std::string::npos);
+      REQUIRE(outcome);
+      CHECK(outcome->decision.is_invalid_request());
+      CHECK_FALSE(outcome->ran);
+      CHECK(outcome->exit_code == exit_usage);
+      CHECK(outcome->message.find(row.field) != std::string::npos);
+      CHECK(outcome->err.lines == std::vector<std::string>{outcome->message});
       // Recorded as a refusal, in the history and in the audit.
       const auto record = f.executor.history().newest_first(1).at(0);
       CHECK_FALSE(record.allowed);
@@ -200,7 +204,7 @@ TEST_SUITE("command") {
     CHECK(command->argv().size() == 1);
   }
 
-  TEST_CASE("requests beyond the argument and byte limits are refused before they are judged") {
+  TEST_CASE("requests beyond the argument and byte limits are answered exit 2 before they are judged") {
     const RequestLimits limits{.max_args = 8, .max_request_bytes = 4096};
     Fixture f(Isolation::cwd, limits);
     const Request many{.tool = "echo", .args = std::vector<std::string>(9, "x"), .twin_id = "twin-aegis"};
@@ -208,12 +212,13 @@ TEST_SUITE("command") {
     const Request big_id{.tool = "echo", .twin_id = "twin-aegis", .job_id = std::string(5000, 'j')};
     for (const auto* request : {&many, &big, &big_id}) {
       const auto outcome = f.executor.run(*request);
-      REQUIRE_FALSE(outcome);
-      CHECK(outcome.error().code == Errc::invalid_request);
+      REQUIRE(outcome);
+      CHECK(outcome->exit_code == exit_usage);
+      CHECK(outcome->decision.is_invalid_request());
       CHECK(f.executor.check(*request).rule == invalid_request_rule);
     }
-    CHECK(f.executor.run(many).error().message() == "the request has 9 args; at most 8 are accepted (TOOLS_MAX_ARGS)");
-    CHECK(f.executor.run(big).error().message().find("at most 4096 are accepted (TOOLS_MAX_REQUEST_BYTES)") !=
+    CHECK(f.executor.run(many)->message == "the request has 9 args; at most 8 are accepted (TOOLS_MAX_ARGS)");
+    CHECK(f.executor.run(big)->message.find("at most 4096 are accepted (TOOLS_MAX_REQUEST_BYTES)") !=
           std::string::npos);
     CHECK(f.spawner->argvs().empty());
     // At the limits exactly, it runs.
@@ -255,9 +260,9 @@ TEST_SUITE("command") {
         const auto outcome = f.executor.run(request, {}, hooks);
         const auto argvs = f.spawner->argvs();
         const bool spawned_now = argvs.size() > before;
-        if (has_nul(request)) {  // refused before anything judged it
-          REQUIRE_FALSE(outcome);
-          CHECK(outcome.error().code == Errc::invalid_request);
+        if (has_nul(request)) {  // answered before anything judged it
+          REQUIRE(outcome);
+          CHECK(outcome->exit_code == exit_usage);
           CHECK_FALSE(judged);
           CHECK_FALSE(spawned_now);
           CHECK(f.executor.history().newest_first(1).at(0).rule == invalid_request_rule);
@@ -276,10 +281,20 @@ TEST_SUITE("command") {
         const auto& ran = argvs.back();
         const auto& want = judged->first;
         REQUIRE(ran.size() >= want.size());
-        // cwd: the argv itself; bwrap: bwrap's options, "--", then exactly the judged argv.
+        // cwd: the argv itself; bwrap: bwrap's options, "--", then exactly the judged argv (a
+        // program behind the fixed `/bin/sh -c 'exec "$0" "$@"'` that answers 126/127).
         CHECK(std::equal(want.begin(), want.end(), ran.end() - static_cast<std::ptrdiff_t>(want.size())));
         if (isolation == Isolation::cwd) CHECK(ran == want);
-        if (isolation == Isolation::bwrap) CHECK(*(ran.end() - static_cast<std::ptrdiff_t>(want.size()) - 1) == "--");
+        if (isolation == Isolation::bwrap) {
+          const auto before_want = ran.end() - static_cast<std::ptrdiff_t>(want.size());
+          const bool bridge = want.front() == "/bin/sh" && want.size() > 3 && want[3] == "command_exec";
+          if (bridge) {
+            CHECK(*(before_want - 1) == "--");
+          } else {
+            CHECK(std::vector<std::string>(before_want - 4, before_want) ==
+                  std::vector<std::string>{"--", "/bin/sh", "-c", "exec \"$0\" \"$@\""});
+          }
+        }
         // An oracle apart from the policy: nothing that ran names a refused program, not even
         // inside a shell line handed to sh -c.
         CHECK_FALSE(always_refused(want.front()));

@@ -181,12 +181,45 @@ TEST_SUITE("executor") {
     CHECK(f.spawner->plans().empty());
   }
 
-  TEST_CASE("command_exec without a command line is an invalid request, remembered") {
+  TEST_CASE("a call its tool cannot take is answered exit 2 with the reason, remembered, judged the same by check") {
+    struct Row {
+      Request request;
+      const char* says;
+    };
+    const Row rows[] = {
+        {{.tool = "command_exec", .twin_id = "twin-sentinel"}, "command_exec needs args[0]"},
+        {{.tool = "file_write", .args = {"only-a-path"}, .twin_id = "twin-sentinel"}, "file_write needs exactly 2 arguments"},
+        {{.tool = "file_write", .args = {"../up", "x"}, .twin_id = "twin-sentinel"}, "path '../up' has a '..' component"},
+        {{.tool = "", .twin_id = "twin-aegis"}, "no command given"},
+    };
     Fixture f;
-    const auto outcome = f.executor.run({.tool = "command_exec", .twin_id = "twin-sentinel"});
-    REQUIRE_FALSE(outcome);
-    CHECK(outcome.error().code == Errc::invalid_request);
-    CHECK(f.executor.history().size() == 1);
+    for (const auto& row : rows) {
+      CAPTURE(row.says);
+      const auto outcome = f.executor.run(row.request);
+      REQUIRE(outcome);
+      CHECK_FALSE(outcome->ran);
+      CHECK_FALSE(outcome->success());
+      CHECK(outcome->exit_code == exit_usage);
+      CHECK(outcome->decision.is_invalid_request());
+      CHECK(outcome->message.find(row.says) != std::string::npos);
+      CHECK(outcome->err.lines == std::vector<std::string>{outcome->message});
+      CHECK(f.executor.check(row.request) == outcome->decision);
+      const auto record = f.executor.history().newest_first(1).at(0);
+      CHECK(record.rule == invalid_request_rule);
+      CHECK(record.exit_code == exit_usage);
+    }
+    CHECK(f.spawner->plans().empty());
+    // The policy speaks first: a twin not granted the tool is refused, whatever its arguments.
+    const auto refused = f.executor.run({.tool = "file_write", .args = {"x"}, .twin_id = "twin-trace"});
+    REQUIRE(refused);
+    CHECK(refused->exit_code == 1);
+    CHECK(refused->decision.rule == "default_deny");
+  }
+
+  TEST_CASE("a folder given as the command is allowed to be tried, and cannot start: 126") {
+    const auto command = Command::make({.tool = "/", .twin_id = "twin-aegis"}, ToolCatalog::seed_default());
+    REQUIRE(command);
+    CHECK(Policy::seed_default().decide(*command).allowed);
   }
 
   TEST_CASE("bwrap mode wraps the command: workspace read-only at /workspace, /tmp and /work capped tmpfs, seccomp") {
@@ -201,9 +234,11 @@ TEST_SUITE("executor") {
       CAPTURE(flag);
       CHECK(has(plan.argv, flag));
     }
+    // After "--": the program, behind a shell that answers 126/127 when it cannot start.
     const auto dashdash = std::find(plan.argv.begin(), plan.argv.end(), "--");
-    REQUIRE(dashdash != plan.argv.end());
-    CHECK(program_name(*(dashdash + 1)) == "id");
+    REQUIRE(plan.argv.end() - dashdash == 5);
+    CHECK(std::vector<std::string>(dashdash + 1, dashdash + 4) == std::vector<std::string>{"/bin/sh", "-c", "exec \"$0\" \"$@\""});
+    CHECK(program_name(*(dashdash + 4)) == "id");
     // The workspace is bound read-only; nothing binds it writable.
     const auto workspace = std::find(plan.argv.begin(), plan.argv.end(), "/workspace");
     REQUIRE(workspace != plan.argv.end());
@@ -282,7 +317,7 @@ TEST_SUITE("executor") {
 
     const auto safe = Executor::make({.policy = policy->with_safe_mode(true), .sandbox = *sandbox, .spawner = spawner});
     REQUIRE(safe);
-    const auto decision = safe->check({.tool = "file_write", .twin_id = "twin-sentinel"});
+    const auto decision = safe->check({.tool = "file_write", .args = {"f", "x"}, .twin_id = "twin-sentinel"});
     CHECK(decision.allowed);
     CHECK_FALSE(decision.network);
   }

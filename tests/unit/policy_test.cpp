@@ -42,7 +42,7 @@ TEST_SUITE("policy") {
         {"twin-trace", "file_write", false, "default_deny"},
         {"twin-unknown", "vector_query", false, "default_deny"},
         {"", "echo", false, "default_deny"},
-        {"twin-aegis", "", false, "invalid_command"},
+        {"twin-aegis", "", false, "invalid_request"},
         {"TWIN-AEGIS", "echo", false, "default_deny"},  // twin ids are case-sensitive
     };
     for (const auto& row : rows) {

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: Apache-2.0
+// An ExecutionRequest read from the raw bytes of a call: bytes the server cannot parse are
+// INVALID_ARGUMENT naming the field, not grpc++'s INTERNAL with an empty message.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/status.h>
+
+#include <pagi_exec/pagi_exec.hpp>
+
+namespace tools_server::codec {
+
+/// `bytes` (a tools.ExecutionRequest on the wire) as a library Request, field for field
+/// (metadata: the last value of a key wins, as in a protobuf map; the authenticated-twin key is
+/// dropped: only the server says who a caller proved to be). INVALID_ARGUMENT when `bytes` are not a protobuf message of that shape, or when a
+/// field tools.proto declares `string` holds invalid UTF-8, with a message naming the field
+/// ("args[2] is not valid UTF-8 (byte 0xff at offset 5) ..."). Thread-safe.
+[[nodiscard]] grpc::Status decode(const grpc::ByteBuffer& bytes, pagi_exec::Request& request);
+
+/// Offset of the first byte at which `text` stops being valid UTF-8 (no overlong forms, no
+/// surrogates, nothing above U+10FFFF, as protobuf checks a `string`), or npos. Allocation-free.
+[[nodiscard]] std::size_t invalid_utf8_at(std::string_view text) noexcept;
+
+}  // namespace tools_server::codec
