@@ -368,13 +368,20 @@ const rows = [
     const r = expectExit(await call(t.client, 'RequestExecution', exec('file_write', ['notes/a.txt', 'hello'], 'twin-sentinel')), 0);
     expect(show(r.stdout_logs) === show(['wrote 5 bytes to notes/a.txt']), `what it wrote (got ${show(r.stdout_logs)})`);
   }],
-  ['A4', 'a NUL byte in args: INVALID_ARGUMENT naming the field', async (t) => {
-    expectStatus(await call(t.client, 'RequestExecution', exec('echo', ['a\u0000b'], 'twin-aegis')),
-      grpc.status.INVALID_ARGUMENT, 'args');
+  ['A4', 'a NUL byte in args: OK, success=false, exit 2, the message names the field', async (t) => {
+    const r = expectUsageError(await call(t.client, 'RequestExecution', exec('echo', ['a\u0000b'], 'twin-aegis')));
+    expect(r.message.includes('args[0]'), `the message names args[0] (got ${show(r.message)})`);
   }],
-  ['A5', 'more args than TOOLS_MAX_ARGS (1024): INVALID_ARGUMENT naming the limit', async (t) => {
-    expectStatus(await call(t.client, 'RequestExecution', exec('echo', Array(1025).fill('x'), 'twin-aegis')),
-      grpc.status.INVALID_ARGUMENT, 'TOOLS_MAX_ARGS');
+  ['A5', 'more args than TOOLS_MAX_ARGS (1024): OK, success=false, exit 2, the message names the limit', async (t) => {
+    const r = expectUsageError(await call(t.client, 'RequestExecution', exec('echo', Array(1025).fill('x'), 'twin-aegis')));
+    expect(r.message.includes('TOOLS_MAX_ARGS'), `the message names TOOLS_MAX_ARGS (got ${show(r.message)})`);
+  }],
+  ['A6', 'an empty command: OK, success=false, exit 2 (the original: 127)', async (t) => {
+    expectUsageError(await call(t.client, 'RequestExecution', exec('', [], 'twin-aegis')));
+  }],
+  ['A7', 'a file_write path leaving the workspace: OK, success=false, exit 2', async (t) => {
+    const r = expectUsageError(await call(t.client, 'RequestExecution', exec('file_write', ['../escape', 'x'], 'twin-sentinel')));
+    expect(r.message.includes('..'), `the message names the '..' (got ${show(r.message)})`);
   }],
   ['W1', 'unparseable: invalid UTF-8 in command: INVALID_ARGUMENT naming the field', async (t) => {
     const bytes = Buffer.concat([lengthDelimited(1, Buffer.from([0x65, 0xff, 0xfe])),
