@@ -437,7 +437,6 @@ async function main() {
     }
     const t = { mode, sandbox: main.sandbox, client: connect(main.address), timeoutClient: connect(limited.address),
                 degradedClient: connect(degraded.address) };
-    const ids = seenIds;
     let index = 0;
     for (const [id, name, run] of rows) {
       index += 1;
@@ -453,11 +452,11 @@ async function main() {
     index += 1;
     const idRow = 'X8 execution_id: a fresh UUID v4 in every answer (refusals and errors too)';
     try {
-      expect(ids.length >= 20, `collected the ids (got ${ids.length})`);
-      const bad = ids.filter((id) => !UUID_V4.test(id));
+      expect(seenIds.length >= 20, `collected the ids (got ${seenIds.length})`);
+      const bad = seenIds.filter((id) => !UUID_V4.test(id));
       expect(bad.length === 0, `every id is a UUID v4 (not: ${show(bad)})`);
-      expect(new Set(ids).size === ids.length, 'no id repeats');
-      console.log(`ok ${index} - [${mode}] ${idRow} (${ids.length} answers)`);
+      expect(new Set(seenIds).size === seenIds.length, 'no id repeats');
+      console.log(`ok ${index} - [${mode}] ${idRow} (${seenIds.length} answers)`);
     } catch (e) {
       failures += 1;
       console.log(`not ok ${index} - [${mode}] ${idRow}: ${e.message}`);
