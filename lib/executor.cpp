@@ -76,12 +76,18 @@ Outcome not_started(Outcome outcome, int exit_code, std::string message) {
   return outcome;
 }
 
+// The original service's sentence first, word for word (a client may read elapsed_ms out of it),
+// then what it did not say: the signal that ended the command.
 std::string describe_exit(const ProcessResult& result) {
+  const auto ms = std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(result.elapsed).count());
+  std::string text = result.exit_code == 0
+                         ? "Execution completed (elapsed_ms=" + ms + ")"
+                         : "Execution failed (exit_code=" + std::to_string(result.exit_code) + ", elapsed_ms=" + ms + ")";
   if (result.signal != 0) {
     const char* name = ::sigabbrev_np(result.signal);
-    return "killed by signal " + std::to_string(result.signal) + (name ? std::string(" (SIG") + name + ")" : "");
+    text += "; killed by signal " + std::to_string(result.signal) + (name ? std::string(" (SIG") + name + ")" : "");
   }
-  return result.exit_code == 0 ? "completed" : "exited with status " + std::to_string(result.exit_code);
+  return text;
 }
 
 std::string describe_truncation(const char* name, const CapturedStream& stream) {
@@ -124,8 +130,8 @@ Outcome finish(Outcome outcome, ProcessResult result, const std::string& program
   } else if (result.cancelled) {
     outcome.message = "execution_cancelled: the caller went away or the server is stopping";
   } else {
-    const std::string limit = outcome.limit_hit == LimitHit::none ? "" : std::string(to_string(outcome.limit_hit)) + ": ";
-    outcome.message = limit + describe_exit(result) + describe_truncation("stdout", result.out) +
+    const std::string limit = outcome.limit_hit == LimitHit::none ? "" : std::string("; ") + to_string(outcome.limit_hit);
+    outcome.message = describe_exit(result) + limit + describe_truncation("stdout", result.out) +
                       describe_truncation("stderr", result.err);
   }
   outcome.out = std::move(result.out);

@@ -257,24 +257,27 @@ const rows = [
     expectRefusal(await call(t.client, 'RequestExecution', exec('/bin/rm', ['-f', 'x'], 'twin-aegis')));
     expectRefusal(await call(t.client, 'RequestExecution', exec('command_exec', ['rm -rf ~'], 'twin-sentinel')));
   }],
-  ['X1', 'a run exiting 0: success=true, exit 0, stdout as lines, message "completed"', async (t) => {
+  ['X1', 'a run exiting 0: success=true, exit 0, stdout as lines, message "Execution completed (elapsed_ms=N)"', async (t) => {
     const r = expectExit(await call(t.client, 'RequestExecution', exec('echo', ['hello', 'compat'], 'twin-aegis')), 0);
     expect(show(r.stdout_logs) === show(['hello compat']), `stdout_logs ["hello compat"] (got ${show(r.stdout_logs)})`);
     expect(r.stderr_logs.length === 0, `no stderr (got ${show(r.stderr_logs)})`);
-    expect(r.message === 'completed', `message "completed" (got ${show(r.message)})`);
+    expect(/^Execution completed \(elapsed_ms=\d+\)$/.test(r.message),
+      `the original's message "Execution completed (elapsed_ms=N)" (got ${show(r.message)})`);
   }],
-  ['X2', 'a run exiting 3: success=false, exit 3, stdout and stderr as lines, message "exited with status 3"', async (t) => {
+  ['X2', 'a run exiting 3: success=false, exit 3, stdout and stderr as lines, message "Execution failed (exit_code=3, elapsed_ms=N)"', async (t) => {
     const r = expectExit(await call(t.client, 'RequestExecution',
       exec('command_exec', ['echo out; echo err >&2; exit 3'], 'twin-aegis')), 3);
     expect(show(r.stdout_logs) === show(['out']), `stdout_logs ["out"] (got ${show(r.stdout_logs)})`);
     expect(show(r.stderr_logs) === show(['err']), `stderr_logs ["err"] (got ${show(r.stderr_logs)})`);
-    expect(r.message === 'exited with status 3', `message "exited with status 3" (got ${show(r.message)})`);
+    expect(/^Execution failed \(exit_code=3, elapsed_ms=\d+\)$/.test(r.message),
+      `the original's message "Execution failed (exit_code=3, elapsed_ms=N)" (got ${show(r.message)})`);
   }],
   ['X3', 'killed by a signal: success=false, exit 128+N (the original said 1)', async (t) => {
     const r = expectExit(await call(t.client, 'RequestExecution', exec('command_exec', ['kill -KILL $$'], 'twin-aegis')), 137);
     // bubblewrap's own init waits for the command and exits 128+N itself: we see an exit status.
-    const said = t.mode === 'bwrap' ? 'exited with status 137' : 'killed by signal 9 (SIGKILL)';
-    expect(r.message === said, `message ${show(said)} (got ${show(r.message)})`);
+    const said = t.mode === 'bwrap' ? /^Execution failed \(exit_code=137, elapsed_ms=\d+\)$/
+                                    : /^Execution failed \(exit_code=137, elapsed_ms=\d+\); killed by signal 9 \(SIGKILL\)$/;
+    expect(said.test(r.message), `message ${said} (got ${show(r.message)})`);
   }],
   ['X4', 'command_exec runs args[0] through /bin/sh -c (twin-sentinel)', async (t) => {
     const r = expectExit(await call(t.client, 'RequestExecution',
@@ -315,7 +318,7 @@ const rows = [
     const r = expectExit(await call(t.client, 'RequestExecution', exec('seq', ['1', '300'], 'twin-aegis')), 0);
     expect(r.stdout_logs.length === 200, `200 lines (got ${r.stdout_logs.length})`);
     expect(r.stdout_logs[0] === '1' && r.stdout_logs[199] === '200', 'the first 200 lines, in order');
-    expect(r.message.startsWith('completed; stdout truncated'), `message notes it (got ${show(r.message)})`);
+    expect(/^Execution completed \(elapsed_ms=\d+\); stdout truncated/.test(r.message), `message notes it (got ${show(r.message)})`);
   }],
   ['O6', 'stdout bytes: a 40000-byte line comes back as its first 32768 bytes (the original dropped it)', async (t) => {
     const r = expectExit(await call(t.client, 'RequestExecution',

@@ -151,7 +151,7 @@ TEST_SUITE("executor") {
     const auto outcome = f.executor.run({.tool = "true", .twin_id = "twin-aegis"});
     REQUIRE(outcome);
     CHECK(outcome->exit_code == 139);
-    CHECK(outcome->message == "killed by signal 11 (SIGSEGV)");
+    CHECK(outcome->message == "Execution failed (exit_code=139, elapsed_ms=0); killed by signal 11 (SIGSEGV)");
   }
 
   TEST_CASE("truncation is reported in the message") {
@@ -160,7 +160,7 @@ TEST_SUITE("executor") {
     Fixture f(answer);
     const auto outcome = f.executor.run({.tool = "true", .twin_id = "twin-aegis"});
     REQUIRE(outcome);
-    CHECK(outcome->message == "completed; stdout truncated (999 bytes written, 1 lines kept)");
+    CHECK(outcome->message == "Execution completed (elapsed_ms=0); stdout truncated (999 bytes written, 1 lines kept)");
   }
 
   TEST_CASE("the caller's deadline caps the time limit and never raises it") {
