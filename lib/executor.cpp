@@ -326,14 +326,12 @@ Result<Outcome> Executor::run_command(const Command& command, const Request& req
       .workspace = sandbox.root_dir() / twin,
       .execution_dir = host_folder ? sandbox.root_dir() / twin / outcome.execution_id : std::filesystem::path(),
   };
-  auto dir = [&]() -> Result<std::filesystem::path> {
-    if (host_folder) return sys::make_execution_dir(sandbox.root_dir(), twin, outcome.execution_id, run_as);
-    if (sandbox.isolation() == Isolation::native) {
-      return sys::prepare_native_workspace(sandbox.root_dir(), twin, sys::native_workspace_group(sandbox.spec()));
-    }
-    return run_as ? sys::prepare_native_workspace(sandbox.root_dir(), twin, run_as->gid)
-                  : sys::make_twin_dir(sandbox.root_dir(), twin);
-  }();
+  // bwrap's reader is the run gid (TOOLS_RUN_AS_ROOT: the server's own root, gid 0).
+  const std::uint32_t reader_gid = sandbox.isolation() == Isolation::native ? sys::native_workspace_group(sandbox.spec())
+                                   : run_as                                    ? run_as->gid
+                                                                               : 0;
+  auto dir = host_folder ? sys::make_execution_dir(sandbox.root_dir(), twin, outcome.execution_id, run_as)
+                         : sys::prepare_readonly_workspace(sandbox.root_dir(), twin, reader_gid);
   if (!dir) return tl::unexpected(dir.error());
 
   // 3. Run exactly the judged argv under the twin's limits (the time limit also capped by the

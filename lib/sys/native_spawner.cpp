@@ -85,14 +85,7 @@ class NativeSpawner final : public Spawner {
       for (std::size_t i = 0; i < lease->procs.size() && i < 2; ++i) args.cgroup_procs[i] = lease->procs[i].get();
     }
     auto result = run_process_tree(plan, {.native = &args, .cgroup = lease ? &*lease : nullptr}, std::move(stop), sink);
-    if (lease) {
-      const auto usage = held_.cgroups->read_usage(*lease);
-      if (result) {
-        result->oom_killed = usage.oom_killed;
-        result->pids_limit_hit = usage.pids_limit_hit;
-        result->usage.peak_memory_bytes = usage.peak_memory_bytes;
-      }
-    }
+    if (lease) add_cgroup_usage(result, held_.cgroups->read_usage(*lease));
     // The cgroup and the uid go back only after the init's reap, which run_process_tree queued
     // first: when the init (PID 1 of the run's PID namespace) is reaped, no process of the run
     // is left (pid_namespaces(7)), so nothing runs under the uid when the next run gets it.

@@ -77,12 +77,7 @@ class ProcessSpawner final : public Spawner {
     }
     auto result = run_process_tree(plan, setup, std::move(stop), sink);
     if (lease) {
-      const auto usage = pool_->read_usage(*lease);
-      if (result) {
-        result->oom_killed = usage.oom_killed;
-        result->pids_limit_hit = usage.pids_limit_hit;
-        result->usage.peak_memory_bytes = usage.peak_memory_bytes;
-      }
+      add_cgroup_usage(result, pool_->read_usage(*lease));
       // After the supervisor's reap, which run_process_tree queued first.
       auto held = std::make_shared<CgroupLease>(std::move(*lease));
       Janitor::instance().post([pool = pool_, held] { pool->recycle(std::move(*held)); });

@@ -326,6 +326,13 @@ Result<ChildReport> report_without_child(Pump& pump, pid_t child, const TreeSetu
 
 }  // namespace
 
+void add_cgroup_usage(Result<ProcessResult>& result, const CgroupUsage& usage) noexcept {
+  if (!result) return;
+  result->oom_killed = usage.oom_killed;
+  result->pids_limit_hit = usage.pids_limit_hit;
+  result->usage.peak_memory_bytes = usage.peak_memory_bytes;
+}
+
 Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const TreeSetup& setup, std::stop_token stop,
                                        const OutputSink& sink) {
   if (plan.argv.empty()) return fail(Errc::internal, "launch plan without argv");

@@ -8,6 +8,7 @@ namespace pagi_exec::sys {
 
 struct NativeArgs;
 struct CgroupLease;
+struct CgroupUsage;
 
 /// What a spawner adds to a plan's process tree, prepared in the parent.
 struct TreeSetup {
@@ -28,5 +29,8 @@ inline constexpr std::int64_t backstop_grace_us = 2'000'000;
 /// output is abandoned. Thread-safe.
 [[nodiscard]] Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const TreeSetup& setup,
                                                      std::stop_token stop, const OutputSink& sink);
+
+/// What the run's cgroup counted (OOM kill, pids limit, peak memory), added to its result.
+void add_cgroup_usage(Result<ProcessResult>& result, const CgroupUsage& usage) noexcept;
 
 }  // namespace pagi_exec::sys

@@ -143,15 +143,7 @@ Result<std::filesystem::path> make_execution_dir(const std::filesystem::path& ro
   return dir;
 }
 
-Result<std::filesystem::path> make_twin_dir(const std::filesystem::path& root, const std::string& twin) {
-  auto root_fd = open_root(root);
-  if (!root_fd) return tl::unexpected(root_fd.error());
-  auto twin_fd = make_and_open_dir(root_fd->get(), twin, (root / twin).string());
-  if (!twin_fd) return tl::unexpected(twin_fd.error());
-  return root / twin;
-}
-
-Result<std::filesystem::path> prepare_native_workspace(const std::filesystem::path& root, const std::string& twin,
+Result<std::filesystem::path> prepare_readonly_workspace(const std::filesystem::path& root, const std::string& twin,
                                                        std::uint32_t reader_gid) {
   auto root_fd = open_root(root);
   if (!root_fd) return tl::unexpected(root_fd.error());
@@ -179,7 +171,7 @@ void close_native_workspaces(const std::filesystem::path& root, std::uint32_t re
   for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
     const auto name = entry.path().filename().string();
     if (name.empty() || name[0] == '.' || entry.is_symlink(ec) || !entry.is_directory(ec)) continue;
-    (void)prepare_native_workspace(root, name, reader_gid);  // never through a symlink
+    (void)prepare_readonly_workspace(root, name, reader_gid);  // never through a symlink
   }
 }
 

@@ -35,18 +35,16 @@ namespace pagi_exec::sys {
                                                                const std::string& execution_id,
                                                                const std::optional<Credentials>& owner = std::nullopt);
 
-/// Creates `root/twin` (0700) if needed, never through a symlink. Returns it. Errc::sandbox_setup.
-[[nodiscard]] Result<std::filesystem::path> make_twin_dir(const std::filesystem::path& root, const std::string& twin);
-
-/// Creates `root/twin` if needed. A root server makes it root:`reader_gid` 0750, so native runs
-/// (which hold that group) may read it and no other host process may: `reader_gid` comes from
-/// native_workspace_group(). Anyone else keeps it 0700: its runs are its own uid in a user
+/// Creates `root/twin` if needed, for runs that mount it read-only (native, bwrap). A root server
+/// makes it root:`reader_gid` 0750, so those runs (which hold that group) may read it and no
+/// other host process may: native's `reader_gid` comes from native_workspace_group(), bwrap's is
+/// the run gid. Anyone else keeps it 0700: its runs are its own uid in a user
 /// namespace. Returns the folder. Errc::sandbox_setup.
-[[nodiscard]] Result<std::filesystem::path> prepare_native_workspace(const std::filesystem::path& root,
+[[nodiscard]] Result<std::filesystem::path> prepare_readonly_workspace(const std::filesystem::path& root,
                                                                      const std::string& twin, std::uint32_t reader_gid);
 
 /// At start-up: gives every twin folder already in `root` the permissions of
-/// prepare_native_workspace (folders of an older version were readable by host processes running
+/// prepare_readonly_workspace (folders of an older version were readable by host processes running
 /// as nobody). Best effort: a folder it cannot fix is fixed on its twin's next run.
 void close_native_workspaces(const std::filesystem::path& root, std::uint32_t reader_gid);
 
