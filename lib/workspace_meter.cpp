@@ -9,22 +9,6 @@
 
 namespace pagi_exec {
 
-std::string describe_size(std::uint64_t bytes) {
-  constexpr std::uint64_t kib = 1024;
-  constexpr std::uint64_t mib = kib * 1024;
-  if (bytes < kib) return std::to_string(bytes) + " bytes";
-  if (bytes < mib) return std::to_string((bytes + kib / 2) / kib) + " KiB";
-  const auto tenths = (bytes * 10 + mib / 2) / mib;
-  return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10) + " MiB";
-}
-
-std::string describe_over_quota(const WorkspaceUsage& usage) {
-  return "workspace over quota: " + describe_size(usage.bytes) + " of " + describe_size(usage.quota_bytes) +
-         " used; file_write and commands that can write the workspace are refused until it is back under: "
-         "shrink files with file_write <path> \"\" (a write that does not grow the workspace is always "
-         "accepted), or ask the operator to remove files from the twin's workspace";
-}
-
 namespace detail {
 namespace {
 

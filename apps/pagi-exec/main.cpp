@@ -108,7 +108,7 @@ int run(const Options& o) {
   }
   auto policy = load_policy(o);
   if (!policy) return 2;
-  auto executor = pagi_exec::Executor::make({.policy = std::move(policy->policy),
+  auto executor = pagi_exec::Executor::open({.policy = std::move(policy->policy),
                                              .sandbox = *sandbox,
                                              .catalog = std::move(policy->catalog),
                                              .request_limits = o.request_limits});

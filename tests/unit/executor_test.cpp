@@ -52,7 +52,7 @@ struct Fixture {
     auto sandbox = Sandbox::make({.root_dir = root / "sb", .isolation = isolation,
                                   .limits = {.timeout = std::chrono::milliseconds(5000)}});
     REQUIRE(sandbox);
-    auto executor = Executor::make({.sandbox = *sandbox, .spawner = std::move(spawner)});
+    auto executor = Executor::open({.sandbox = *sandbox, .spawner = std::move(spawner)});
     REQUIRE(executor);
     return *executor;
   }
@@ -276,7 +276,7 @@ TEST_SUITE("executor") {
     std::ofstream(dir.path() / "file") << "x";
     auto sandbox = Sandbox::make({.root_dir = dir.path() / "file"});
     REQUIRE(sandbox);
-    const auto executor = Executor::make({.sandbox = *sandbox});
+    const auto executor = Executor::open({.sandbox = *sandbox});
     REQUIRE_FALSE(executor);
     CHECK(executor.error().code == Errc::sandbox_setup);
   }
@@ -301,7 +301,7 @@ TEST_SUITE("executor") {
     REQUIRE(policy);
     auto sandbox = Sandbox::make({.root_dir = dir.path() / "sb"});
     REQUIRE(sandbox);
-    auto executor = Executor::make({.policy = *policy, .sandbox = *sandbox, .spawner = spawner});
+    auto executor = Executor::open({.policy = *policy, .sandbox = *sandbox, .spawner = spawner});
     REQUIRE(executor);
     REQUIRE(executor->run({.tool = "true", .twin_id = "twin-aegis"}));
     REQUIRE(executor->run({.tool = "true", .twin_id = "twin-aegis", .timeout_cap = std::chrono::milliseconds(200)}));
@@ -315,7 +315,7 @@ TEST_SUITE("executor") {
     CHECK(plans[0].network);
     CHECK(plans[1].limits.timeout == std::chrono::milliseconds(200));
 
-    const auto safe = Executor::make({.policy = policy->with_safe_mode(true), .sandbox = *sandbox, .spawner = spawner});
+    const auto safe = Executor::open({.policy = policy->with_safe_mode(true), .sandbox = *sandbox, .spawner = spawner});
     REQUIRE(safe);
     const auto decision = safe->check({.tool = "file_write", .args = {"f", "x"}, .twin_id = "twin-sentinel"});
     CHECK(decision.allowed);
@@ -336,7 +336,7 @@ TEST_SUITE("executor") {
                         .memory_bytes = 256ULL << 20, .max_processes = 64};
     auto sandbox = Sandbox::make({.root_dir = dir.path() / "sb", .limits = server});
     REQUIRE(sandbox);
-    auto executor = Executor::make({.policy = *policy, .sandbox = *sandbox, .spawner = spawner});
+    auto executor = Executor::open({.policy = *policy, .sandbox = *sandbox, .spawner = spawner});
     REQUIRE(executor);
     const auto greedy = executor->limits_for(executor->check({.tool = "true", .twin_id = "twin-aegis"}));
     CHECK(greedy.timeout == std::chrono::seconds(10));
@@ -352,7 +352,7 @@ TEST_SUITE("executor") {
     CHECK(modest.max_processes == 16);
     auto unlimited = Sandbox::make({.root_dir = dir.path() / "sb", .limits = {.memory_bytes = 0, .max_processes = 0}});
     REQUIRE(unlimited);
-    auto open_server = Executor::make({.policy = *policy, .sandbox = *unlimited, .spawner = spawner});
+    auto open_server = Executor::open({.policy = *policy, .sandbox = *unlimited, .spawner = spawner});
     REQUIRE(open_server);
     const auto bounded = open_server->limits_for(open_server->check({.tool = "true", .twin_id = "twin-aegis"}));
     CHECK(bounded.memory_bytes == (1ULL << 40));
