@@ -21,7 +21,7 @@ Result<void> check_isolation(const Sandbox& sandbox) {
   std::shared_ptr<const Spawner> spawner = make_process_spawner();
   if (sandbox.isolation() == Isolation::native) {
     auto native = make_native_spawner(sandbox);
-    if (!native) return tl::unexpected(native.error());
+    if (!native) return error_of(native);
     spawner = std::move(*native);
   }
   // Probe in a throw-away workspace with exactly the options real executions use. It lives in
@@ -40,7 +40,7 @@ Result<void> check_isolation(const Sandbox& sandbox) {
   const auto plan = detail::make_probe_plan(sandbox, {"/bin/true"}, place, limits);
   const auto result = spawner->spawn(plan, {}, {});
   std::filesystem::remove_all(probe_root, ec);
-  if (!result) return tl::unexpected(result.error());
+  if (!result) return error_of(result);
   if (result->exec_errno != 0) {
     return fail(Errc::sandbox_setup, "cannot execute " + plan.argv[0], result->exec_errno);
   }
@@ -58,15 +58,15 @@ Result<IsolationChoice> choose_isolation(const SandboxSpec& spec) {
     auto candidate = spec;
     candidate.isolation = kind;
     auto sandbox = Sandbox::make(candidate);
-    const auto works = sandbox ? check_isolation(*sandbox) : Result<void>(tl::unexpected(sandbox.error()));
+    const auto works = sandbox.and_then([](const Sandbox& made) { return check_isolation(made); });
     if (works) return IsolationChoice{std::move(*sandbox), reason + to_string(kind) + " works here"};
     reason += std::string(to_string(kind)) + " does not work here (" + works.error().message() + "); ";
   }
   auto candidate = spec;
   candidate.isolation = Isolation::cwd;
-  auto sandbox = Sandbox::make(candidate);
-  if (!sandbox) return tl::unexpected(sandbox.error());
-  return IsolationChoice{std::move(*sandbox), reason + "cwd, which contains nothing but the process tree"};
+  return Sandbox::make(candidate).map([&](Sandbox sandbox) {
+    return IsolationChoice{std::move(sandbox), reason + "cwd, which contains nothing but the process tree"};
+  });
 }
 
 }  // namespace pagi_exec

@@ -72,8 +72,9 @@ Result<QuotaWrite> WorkspaceMeter::write(const std::string& id, std::string_view
   const auto unmetered = [&](const sys::FileWrite&) -> Result<void> { return {}; };
   if (quota_bytes == 0) {
     auto written = sys::write_file_beneath(root_, id, relative, content, unmetered, owner);
-    if (!written) return tl::unexpected(written.error());
-    return QuotaWrite{.refused = false, .reason = {}, .written = written->written, .usage = {}};
+    return written.map([](const sys::FileWrite& change) {
+      return QuotaWrite{.refused = false, .reason = {}, .written = change.written, .usage = {}};
+    });
   }
   const auto entry = twin(id);
   const std::lock_guard writing(entry->writing);
@@ -98,7 +99,7 @@ Result<QuotaWrite> WorkspaceMeter::write(const std::string& id, std::string_view
   };
   auto written = sys::write_file_beneath(root_, id, relative, content, admit, owner);
   if (!written && !refusal.empty()) return QuotaWrite{.refused = true, .reason = refusal, .written = 0, .usage = *now};
-  if (!written) return tl::unexpected(written.error());
+  if (!written) return error_of(written);
   WorkspaceUsage usage{.bytes = after(*written), .entries = now->entries + written->entries_added,
                        .quota_bytes = quota_bytes};
   const std::lock_guard lock(mutex_);
