@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <set>
 #include <mutex>
 
@@ -146,6 +147,30 @@ TEST_SUITE("executor") {
     CHECK_FALSE(outcome->success());
   }
 
+  TEST_CASE("a timeout keeps its exact message when the run leaves the workspace over its quota") {
+    // Writes past the quota into the twin's workspace (the working folder's parent), then times out.
+    class Filler final : public Spawner {
+     public:
+      Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token, const OutputSink&) const override {
+        std::ofstream(plan.cwd.parent_path() / "big") << std::string(64 * 1024, 'x');
+        return ProcessResult{.exit_code = 137, .signal = 9, .timed_out = true};
+      }
+    };
+    TempDir dir;
+    auto sandbox = Sandbox::make({.root_dir = dir.path() / "sb",
+                                  .limits = {.timeout = std::chrono::milliseconds(5000), .workspace_bytes = 4096}});
+    REQUIRE(sandbox);
+    auto executor = Executor::open({.sandbox = *sandbox, .spawner = std::make_shared<Filler>()});
+    REQUIRE(executor);
+    const auto outcome = executor->run({.tool = "sleep", .args = {"100"}, .twin_id = "twin-aegis"});
+    REQUIRE(outcome);
+    CHECK(outcome->exit_code == exit_timeout);
+    CHECK(outcome->message == timeout_message);
+    CHECK(outcome->limit_hit == LimitHit::timeout);
+    REQUIRE(outcome->workspace);
+    CHECK(outcome->workspace->over_quota());
+  }
+
   TEST_CASE("a signal is 128+N and named") {
     Fixture f(ProcessResult{.exit_code = 128 + 11, .signal = 11});
     const auto outcome = f.executor.run({.tool = "true", .twin_id = "twin-aegis"});
@@ -271,7 +296,7 @@ TEST_SUITE("executor") {
     CHECK(ids.size() == 50);
   }
 
-  TEST_CASE("make refuses a sandbox root that is a file") {
+  TEST_CASE("open refuses a sandbox root that is a file") {
     TempDir dir;
     std::ofstream(dir.path() / "file") << "x";
     auto sandbox = Sandbox::make({.root_dir = dir.path() / "file"});
@@ -279,6 +304,22 @@ TEST_SUITE("executor") {
     const auto executor = Executor::open({.sandbox = *sandbox});
     REQUIRE_FALSE(executor);
     CHECK(executor.error().code == Errc::sandbox_setup);
+  }
+
+  TEST_CASE("Sandbox::with_isolation validates the new kind's rules") {
+    const auto as_root = Sandbox::make({.root_dir = "/tmp/sb", .sandbox_uid = 0, .sandbox_gid = 0, .run_as_root = true});
+    REQUIRE(as_root);
+    CHECK(as_root->with_isolation(Isolation::bwrap));
+    const auto native = as_root->with_isolation(Isolation::native);
+    REQUIRE_FALSE(native);
+    CHECK(native.error().code == Errc::invalid_config);
+  }
+
+  TEST_CASE("the peak memory clients see is the tree's, else the largest process's") {
+    CHECK(Usage{.max_rss_bytes = 3, .peak_memory_bytes = 8}.peak_bytes() == 8);
+    CHECK(Usage{.max_rss_bytes = 3}.peak_bytes() == 3);
+    CHECK(Usage{.cpu_user = std::chrono::microseconds(2), .cpu_system = std::chrono::microseconds(5)}.cpu_time() ==
+          std::chrono::microseconds(7));
   }
 
   TEST_CASE("Sandbox::make names what is wrong") {
