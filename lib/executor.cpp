@@ -168,14 +168,10 @@ void note_workspace(Outcome& outcome, const Result<WorkspaceUsage>& usage) {
   outcome.message += "; " + describe_over_quota(*usage);
 }
 
-}  // namespace
-
-namespace {
-
 // The refusal of a command that could write a workspace that is over its quota, or that cannot
 // be measured; nullopt when it may start.
-std::optional<Outcome> quota_refusal(detail::WorkspaceMeter& workspaces, const std::string& twin,
-                                          std::uint64_t quota, const Outcome& outcome) {
+std::optional<Outcome> quota_refusal(detail::WorkspaceMeter& workspaces, const std::string& twin, std::uint64_t quota,
+                                     const Outcome& outcome) {
   const auto before = workspaces.usage(twin, quota);
   if (!before) {
     return detail::refused_by_quota(outcome, before.error().message() +
@@ -211,8 +207,8 @@ Result<detail::Placement> place_execution(const Sandbox& sandbox, const std::str
 }
 
 // The sandbox root on disk, before the first run: 0711, so other users may not list the twins'
-// folders; reachable by the uid cwd and bwrap commands drop to; in native, twin folders an older
-// version left readable closed to anyone but native runs.
+// folders; reachable by the uid cwd and bwrap commands drop to; in native, twin folders already
+// there given the permissions native runs expect (close_native_workspaces).
 Result<void> prepare_root(const Sandbox& sandbox) {
   if (auto made = sys::ensure_directory(sandbox.root_dir(), 0711); !made) return made;
   if (sandbox.isolation() == Isolation::native) {
@@ -262,7 +258,7 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop, cons
   if (command && hooks.decided) hooks.decided(*command, outcome.decision);
   // 2. A refusal costs nothing; an allowed request needs a slot first (its twin's share, the
   //    total, the memory budget), or it ends here, before anything is recorded or created.
-  auto slot = admit(request, outcome.decision);
+  auto slot = admit(request, outcome.decision);  // held until run() returns
   if (!slot) return error_of(slot);
   // 3. The decision is on record before anything runs; a required audit log that cannot record
   //    it means nothing runs.
@@ -277,7 +273,8 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop, cons
   if (!result && result.error().code == Errc::invalid_request) {
     result = not_started(outcome, exit_usage, result.error().message());
   }
-  if (result) result->elapsed = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+  const auto elapsed = std::chrono::steady_clock::now() - t0;
+  if (result) result->elapsed = std::chrono::duration_cast<std::chrono::microseconds>(elapsed);
   Outcome ended = result ? *result : outcome;
   if (!result) ended.message = result.error().message();  // the decision stands, nothing ran
   if (parts_.audit) (void)parts_.audit->finished(request, ended);  // it ran: too late to refuse

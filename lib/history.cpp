@@ -75,7 +75,8 @@ ExecutionRecord fitted(ExecutionRecord record, std::uint64_t max_bytes) {
   return record;
 }
 
-ExecutionRecord make_record(const Request& request, const Outcome& outcome, std::chrono::system_clock::time_point started,
+ExecutionRecord make_record(const Request& request, const Outcome& outcome,
+                            std::chrono::system_clock::time_point started,
                             std::chrono::system_clock::time_point finished, const RecordBounds& bounds) {
   auto args = bounded_args(request.args, bounds.args_bytes, bounds.field_bytes);
   return ExecutionRecord{
