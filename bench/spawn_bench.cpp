@@ -75,7 +75,7 @@ double percentile(std::vector<double> v, double p) {
 pagi_exec::Executor executor_for(const std::string& root, pagi_exec::Isolation isolation) {
   auto sandbox = pagi_exec::Sandbox::make({.root_dir = root, .isolation = isolation});
   if (!sandbox) std::abort();
-  auto executor = pagi_exec::Executor::make({.sandbox = *sandbox});
+  auto executor = pagi_exec::Executor::open({.sandbox = *sandbox});
   if (!executor) {
     std::fprintf(stderr, "cannot make %s executor: %s\n", to_string(isolation), executor.error().message().c_str());
     std::exit(77);

@@ -31,7 +31,7 @@ double median(std::vector<double> v) {
 
 pagi_exec::Executor executor(const std::filesystem::path& root, std::uint64_t quota) {
   auto sandbox = pagi_exec::Sandbox::make({.root_dir = root, .limits = {.workspace_bytes = quota}});
-  auto made = pagi_exec::Executor::make({.policy = pagi_exec::Policy::seed_default(), .sandbox = *sandbox});
+  auto made = pagi_exec::Executor::open({.policy = pagi_exec::Policy::seed_default(), .sandbox = *sandbox});
   if (!made) std::abort();
   return *made;
 }

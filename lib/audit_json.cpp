@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Audit records <-> JSON with nlohmann/json, and RFC 3339 times; no escaping by hand.
+// Audit records <-> JSON with nlohmann/json; no escaping by hand.
 #include "audit_json.hpp"
 
 #include <algorithm>
@@ -11,102 +11,7 @@
 
 namespace pagi_exec {
 
-namespace {
-
 using Clock = std::chrono::system_clock;
-
-// Reads exactly `n` decimal digits from the front of `text`.
-std::optional<int> take_digits(std::string_view& text, std::size_t n) {
-  if (text.size() < n) return std::nullopt;
-  int value = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const char c = text[i];
-    if (c < '0' || c > '9') return std::nullopt;
-    value = value * 10 + (c - '0');
-  }
-  text.remove_prefix(n);
-  return value;
-}
-
-bool take(std::string_view& text, std::string_view one_of) {
-  if (text.empty() || one_of.find(text.front()) == std::string_view::npos) return false;
-  text.remove_prefix(1);
-  return true;
-}
-
-// ".685" -> 685 ms as nanoseconds; at least one digit, digits past nanoseconds are ignored.
-std::optional<std::chrono::nanoseconds> take_fraction(std::string_view& text) {
-  std::int64_t nanos = 0;
-  std::size_t digits = 0;
-  while (!text.empty() && text.front() >= '0' && text.front() <= '9') {
-    if (digits < 9) nanos = nanos * 10 + (text.front() - '0');
-    ++digits;
-    text.remove_prefix(1);
-  }
-  if (digits == 0) return std::nullopt;
-  for (std::size_t i = digits; i < 9; ++i) nanos *= 10;
-  return std::chrono::nanoseconds(nanos);
-}
-
-// "Z" or "+hh:mm" / "-hh:mm": the zone's offset from UTC.
-std::optional<std::chrono::minutes> take_offset(std::string_view& text) {
-  if (take(text, "Zz")) return std::chrono::minutes(0);
-  const bool negative = !text.empty() && text.front() == '-';
-  if (!take(text, "+-")) return std::nullopt;
-  const auto hours = take_digits(text, 2);
-  if (!hours || !take(text, ":")) return std::nullopt;
-  const auto minutes = take_digits(text, 2);
-  if (!minutes || *hours > 23 || *minutes > 59) return std::nullopt;
-  const std::chrono::minutes offset(*hours * 60 + *minutes);
-  return negative ? -offset : offset;
-}
-
-}  // namespace
-
-std::string to_rfc3339(Clock::time_point time) {
-  using namespace std::chrono;
-  const auto ms = floor<milliseconds>(time);
-  const auto day = floor<days>(ms);
-  const year_month_day date{day};
-  const hh_mm_ss clock{ms - day};
-  char text[40];
-  std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(date.year()),
-                static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
-                static_cast<int>(clock.hours().count()), static_cast<int>(clock.minutes().count()),
-                static_cast<int>(clock.seconds().count()), static_cast<int>(clock.subseconds().count()));
-  return text;
-}
-
-std::optional<Clock::time_point> parse_rfc3339(std::string_view text) {
-  using namespace std::chrono;
-  const auto y = take_digits(text, 4);
-  if (!y || !take(text, "-")) return std::nullopt;
-  const auto m = take_digits(text, 2);
-  if (!m || !take(text, "-")) return std::nullopt;
-  const auto d = take_digits(text, 2);
-  if (!d) return std::nullopt;
-  const year_month_day date{year{*y}, month{static_cast<unsigned>(*m)}, day{static_cast<unsigned>(*d)}};
-  if (!date.ok()) return std::nullopt;
-  Clock::time_point result{sys_days{date}};
-  if (text.empty()) return result;  // a date alone: midnight UTC
-  if (!take(text, "Tt ")) return std::nullopt;
-  const auto hh = take_digits(text, 2);
-  if (!hh || !take(text, ":")) return std::nullopt;
-  const auto mm = take_digits(text, 2);
-  if (!mm || !take(text, ":")) return std::nullopt;
-  const auto ss = take_digits(text, 2);
-  if (!ss || *hh > 23 || *mm > 59 || *ss > 60) return std::nullopt;  // 60: a leap second
-  nanoseconds fraction{0};
-  if (take(text, ".")) {
-    const auto parsed = take_fraction(text);
-    if (!parsed) return std::nullopt;
-    fraction = *parsed;
-  }
-  const auto offset = take_offset(text);
-  if (!offset || !text.empty()) return std::nullopt;
-  result += duration_cast<Clock::duration>(hours(*hh) + minutes(*mm) + seconds(*ss) + fraction);
-  return result - *offset;
-}
 
 namespace detail {
 
@@ -118,59 +23,72 @@ std::int64_t whole_ms(std::chrono::microseconds duration) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
 }
 
-// The fields both record types share: who asked what, and the decision.
-Json common_fields(AuditRecordType type, const Request& request, const Outcome& outcome, Clock::time_point now,
+// How much of a request and its outcome a record keeps: each request string and the decision's
+// texts to max_arg_bytes, the args together to max_args_total_bytes, the message whole.
+RecordBounds bounds_of(const AuditOptions& options) {
+  return {.field_bytes = options.max_arg_bytes,
+          .args_bytes = options.max_args_total_bytes,
+          .text_bytes = options.max_arg_bytes,
+          .message_bytes = SIZE_MAX};
+}
+
+// The fields every record type shares: who asked what, and the decision.
+Json common_fields(AuditRecordType type, const ExecutionRecord& record, const Request& request,
                    const AuditOptions& options) {
-  bool ignored = false;  // single strings are cut silently; only args report it
-  const auto cap = [&](const std::string& text) { return bounded_text(text, options.max_arg_bytes, ignored); };
   Json j;
-  switch (type) {
-    case AuditRecordType::decision: j["type"] = "decision"; break;
-    case AuditRecordType::execution: j["type"] = "execution"; break;
-    case AuditRecordType::auth_rejected: j["type"] = "auth_rejected"; break;
-  }
-  j["time"] = to_rfc3339(now);
-  j["execution_id"] = outcome.execution_id;
-  j["twin_id"] = cap(request.twin_id);
+  j["type"] = std::string(to_string(type));
+  j["time"] = to_rfc3339(record.finished);
+  j["execution_id"] = record.execution_id;
+  j["twin_id"] = record.twin_id;
   const auto authenticated = request.metadata.find(std::string(authenticated_twin_key));
-  j["authenticated_twin"] = authenticated == request.metadata.end() ? Json(nullptr) : Json(cap(authenticated->second));
-  j["job_id"] = cap(request.job_id);
-  j["namespace"] = cap(request.ns);
-  j["tool"] = cap(request.tool);
-  auto args = bounded_args(request.args, options.max_args_total_bytes, options.max_arg_bytes);
-  j["args"] = std::move(args.kept);
-  j["arg_count"] = request.args.size();
-  j["args_truncated"] = args.truncated;
-  j["allowed"] = outcome.decision.allowed;
-  j["reason"] = cap(outcome.decision.reason);
-  j["rule"] = cap(outcome.decision.rule);
-  j["notes"] = outcome.decision.notes;
-  j["isolation"] = to_string(outcome.isolation);
+  bool ignored = false;  // single strings are cut silently; only args report it
+  j["authenticated_twin"] = authenticated == request.metadata.end()
+                                ? Json(nullptr)
+                                : Json(bounded_text(authenticated->second, options.max_arg_bytes, ignored));
+  j["job_id"] = record.job_id;
+  j["namespace"] = record.ns;
+  j["tool"] = record.tool;
+  j["args"] = record.args;
+  j["arg_count"] = record.arg_count;
+  j["args_truncated"] = record.args_truncated;
+  j["allowed"] = record.allowed;
+  j["reason"] = record.reason;
+  j["rule"] = record.rule;
+  j["notes"] = record.notes;
+  j["isolation"] = to_string(record.isolation);
   return j;
 }
 
-void add_execution_fields(Json& j, const Outcome& outcome, Clock::time_point now) {
-  j["started"] = to_rfc3339(now - outcome.elapsed);
-  j["ran"] = outcome.ran;
-  j["exit_code"] = outcome.exit_code;
-  j["signal"] = outcome.signal;
-  j["timed_out"] = outcome.timed_out;
-  j["cancelled"] = outcome.cancelled;
-  j["limit_hit"] = to_string(outcome.limit_hit);
-  j["duration_ms"] = whole_ms(outcome.elapsed);
-  j["cpu_user_ms"] = whole_ms(outcome.usage.cpu_user);
-  j["cpu_system_ms"] = whole_ms(outcome.usage.cpu_system);
-  j["max_rss_bytes"] = outcome.usage.max_rss_bytes;
-  j["peak_memory_bytes"] = outcome.usage.peak_memory_bytes;
-  j["message"] = outcome.message;
-  j["stdout_bytes"] = outcome.out.total_bytes;
-  j["stderr_bytes"] = outcome.err.total_bytes;
-  j["stdout_truncated"] = outcome.out.truncated;
-  j["stderr_truncated"] = outcome.err.truncated;
-  if (outcome.workspace) {
-    j["workspace_bytes"] = outcome.workspace->bytes;
-    j["workspace_quota_bytes"] = outcome.workspace->quota_bytes;
+void add_execution_fields(Json& j, const ExecutionRecord& record) {
+  j["started"] = to_rfc3339(record.started);
+  j["ran"] = record.ran;
+  j["exit_code"] = record.exit_code;
+  j["signal"] = record.signal;
+  j["timed_out"] = record.timed_out;
+  j["cancelled"] = record.cancelled;
+  j["limit_hit"] = to_string(record.limit_hit);
+  j["duration_ms"] = whole_ms(record.elapsed);
+  j["cpu_user_ms"] = whole_ms(record.usage.cpu_user);
+  j["cpu_system_ms"] = whole_ms(record.usage.cpu_system);
+  j["max_rss_bytes"] = record.usage.max_rss_bytes;
+  j["peak_memory_bytes"] = record.usage.peak_memory_bytes;
+  j["message"] = record.message;
+  j["stdout_bytes"] = record.out.total_bytes;
+  j["stderr_bytes"] = record.err.total_bytes;
+  j["stdout_truncated"] = record.out.truncated;
+  j["stderr_truncated"] = record.err.truncated;
+  if (record.workspace) {
+    j["workspace_bytes"] = record.workspace->bytes;
+    j["workspace_quota_bytes"] = record.workspace->quota_bytes;
   }
+}
+
+// One JSON line. dump() throws on invalid UTF-8 unless told to replace it: arguments and messages
+// come from twins and commands, so anything may be in them.
+std::string to_line(const Json& j) {
+  auto line = j.dump(-1, ' ', false, Json::error_handler_t::replace);
+  line += '\n';
+  return line;
 }
 
 std::string text_field(const nlohmann::json& j, const char* key) {
@@ -195,13 +113,10 @@ std::optional<T> number_field(const nlohmann::json& j, const char* key) {
 Result<std::string> audit_line(AuditRecordType type, const Request& request, const Outcome& outcome,
                                Clock::time_point now, const AuditOptions& options) {
   try {
-    Json j = common_fields(type, request, outcome, now, options);
-    if (type == AuditRecordType::execution) add_execution_fields(j, outcome, now);
-    // dump() throws on invalid UTF-8 unless told to replace it: arguments and messages come from
-    // twins and commands, so anything may be in them.
-    auto line = j.dump(-1, ' ', false, Json::error_handler_t::replace);
-    line += '\n';
-    return line;
+    const auto record = make_record(request, outcome, now - outcome.elapsed, now, bounds_of(options));
+    Json j = common_fields(type, record, request, options);
+    if (type == AuditRecordType::execution) add_execution_fields(j, record);
+    return to_line(j);
   } catch (const nlohmann::json::exception& e) {
     return fail(Errc::internal, std::string("encode audit record: ") + e.what());
   }
@@ -214,14 +129,13 @@ Result<std::string> auth_rejected_line(const Request& request, const AuthRejecti
     outcome.execution_id = id;
     outcome.decision.reason = rejection.status + ": " + rejection.reason;
     outcome.decision.rule = "authentication";
-    Json j = common_fields(AuditRecordType::auth_rejected, request, outcome, now, options);
+    Json j = common_fields(AuditRecordType::auth_rejected, make_record(request, outcome, now, now, bounds_of(options)),
+                           request, options);
     j.erase("isolation");  // nothing was placed anywhere
     bool ignored = false;
     j["peer"] = bounded_text(rejection.peer, options.max_arg_bytes, ignored);
     j["rpc"] = rejection.rpc;
-    auto line = j.dump(-1, ' ', false, Json::error_handler_t::replace);
-    line += '\n';
-    return line;
+    return to_line(j);
   } catch (const nlohmann::json::exception& e) {
     return fail(Errc::internal, std::string("encode audit record: ") + e.what());
   }
@@ -235,8 +149,7 @@ std::optional<AuditEntry> audit_entry_from_line(std::string line) {
     e.type = text_field(j, "type");
     e.execution_id = text_field(j, "execution_id");
     e.time = text_field(j, "time");
-    if ((e.type != "decision" && e.type != "execution" && e.type != "auth_rejected") || e.execution_id.empty() ||
-        e.time.empty()) {
+    if (!audit_record_type_from_string(e.type) || e.execution_id.empty() || e.time.empty()) {
       return std::nullopt;
     }
     e.twin_id = text_field(j, "twin_id");

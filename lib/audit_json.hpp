@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "pagi_exec/audit.hpp"
 #include "pagi_exec/error.hpp"
@@ -16,6 +17,24 @@ namespace pagi_exec::detail {
 
 /// Which record type to write.
 enum class AuditRecordType : std::uint8_t { decision, execution, auth_rejected };
+
+/// The record's "type": "decision", "execution" or "auth_rejected".
+[[nodiscard]] constexpr std::string_view to_string(AuditRecordType type) noexcept {
+  switch (type) {
+    case AuditRecordType::decision: return "decision";
+    case AuditRecordType::execution: return "execution";
+    case AuditRecordType::auth_rejected: return "auth_rejected";
+  }
+  return "unknown";
+}
+
+/// The AuditRecordType named `name`; nullopt for anything else.
+[[nodiscard]] constexpr std::optional<AuditRecordType> audit_record_type_from_string(std::string_view name) noexcept {
+  for (const auto type : {AuditRecordType::decision, AuditRecordType::execution, AuditRecordType::auth_rejected}) {
+    if (to_string(type) == name) return type;
+  }
+  return std::nullopt;
+}
 
 /// One record as a JSON line ending in '\n', strings capped as `options` says and invalid UTF-8
 /// replaced by U+FFFD. `now` is the record's time (the finish time of an execution).

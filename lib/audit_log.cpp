@@ -215,7 +215,7 @@ Result<std::shared_ptr<AuditLog>> AuditLog::open(AuditOptions options) {
   }
   auto state = std::make_unique<detail::AuditLogState>();
   state->options = std::move(options);
-  if (auto opened = open_file(*state); !opened) return tl::unexpected(opened.error());
+  if (auto opened = open_file(*state); !opened) return error_of(opened);
   if (state->options.sync == AuditOptions::Sync::interval) {
     state->syncer = std::jthread([s = state.get()](std::stop_token stop) { sync_loop(*s, std::move(stop)); });
   }
@@ -252,7 +252,7 @@ Result<void> AuditSink::rejected(const Request& /*request*/, const AuthRejection
 
 Result<void> AuditLog::append(Result<std::string> line) {
   std::lock_guard lock(state_->mutex);
-  Result<void> done = line ? write_record(*state_, *line) : Result<void>(tl::unexpected(line.error()));
+  auto done = line.and_then([&](std::string& text) { return write_record(*state_, text); });
   note(*state_, done);
   return done;
 }

@@ -2,8 +2,6 @@
 // read_audit_log: reads an audit log line by line, filters it and counts, tolerating a torn last line.
 #include "pagi_exec/audit.hpp"
 
-#include <array>
-#include <algorithm>
 #include <cerrno>
 #include <fstream>
 #include <system_error>
@@ -13,9 +11,6 @@
 namespace pagi_exec {
 
 namespace {
-
-constexpr std::array<std::string_view, 6> known_outcomes = {"allowed",   "refused",   "succeeded",
-                                                            "failed",    "timed_out", "auth_rejected"};
 
 bool matches(const AuditEntry& entry, const AuditFilter& filter) {
   if (filter.twin && entry.twin_id != *filter.twin && entry.authenticated_twin != filter.twin) return false;
@@ -31,29 +26,23 @@ bool matches(const AuditEntry& entry, const AuditFilter& filter) {
 }
 
 void count(AuditReport& report, const AuditEntry& entry) {
-  const auto outcome = entry.outcome();
-  if (entry.type == "auth_rejected") {
-    ++report.auth_rejected;
-    return;
-  }
-  if (entry.type == "decision") {
-    ++report.decisions;
-    if (outcome == "refused") ++report.refused;
-    return;
+  switch (entry.record_outcome()) {
+    case RecordOutcome::auth_rejected: ++report.auth_rejected; return;
+    case RecordOutcome::refused: ++report.refused; [[fallthrough]];
+    case RecordOutcome::allowed: ++report.decisions; return;
+    case RecordOutcome::succeeded: ++report.succeeded; break;
+    case RecordOutcome::failed: ++report.failed; break;
+    case RecordOutcome::timed_out: ++report.timed_out; break;
   }
   ++report.executions;
-  if (outcome == "succeeded") ++report.succeeded;
-  if (outcome == "failed") ++report.failed;
-  if (outcome == "timed_out") ++report.timed_out;
 }
 
 }  // namespace
 
 Result<AuditReport> read_audit_log(const std::filesystem::path& path, const AuditFilter& filter) {
-  if (filter.outcome &&
-      std::find(known_outcomes.begin(), known_outcomes.end(), *filter.outcome) == known_outcomes.end()) {
-    return fail(Errc::invalid_request, "unknown outcome '" + *filter.outcome +
-                                           "': use allowed, refused, succeeded, failed, timed_out or auth_rejected");
+  if (filter.outcome && !record_outcome_from_string(*filter.outcome)) {
+    return fail(Errc::invalid_request,
+                "unknown outcome '" + *filter.outcome + "': use " + list_names(all_record_outcomes, " or "));
   }
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {

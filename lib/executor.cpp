@@ -151,8 +151,13 @@ bool commands_write_workspace(Isolation isolation) noexcept {
   return true;
 }
 
-// What a run that could write the workspace left there: reported, and over the quota, noted.
+// What a run that could write the workspace left there: reported, and over the quota, noted in the
+// message, except a timeout's: clients match its exact timeout_message.
 void note_workspace(Outcome& outcome, const Result<WorkspaceUsage>& usage) {
+  if (outcome.timed_out) {
+    if (usage) outcome.workspace = *usage;
+    return;
+  }
   if (!usage) {
     outcome.message += "; " + usage.error().message() + " (commands that can write it are refused until it can be)";
     return;
@@ -163,30 +168,68 @@ void note_workspace(Outcome& outcome, const Result<WorkspaceUsage>& usage) {
   outcome.message += "; " + describe_over_quota(*usage);
 }
 
+// The refusal of a command that could write a workspace that is over its quota, or that cannot
+// be measured; nullopt when it may start.
+std::optional<Outcome> quota_refusal(detail::WorkspaceMeter& workspaces, const std::string& twin, std::uint64_t quota,
+                                     const Outcome& outcome) {
+  const auto before = workspaces.usage(twin, quota);
+  if (!before) {
+    return detail::refused_by_quota(outcome, before.error().message() +
+                                                 "; commands that can write the workspace are refused until it can "
+                                                 "be measured");
+  }
+  if (!before->over_quota()) return std::nullopt;
+  auto refused = detail::refused_by_quota(outcome, describe_over_quota(*before));
+  refused.workspace = *before;
+  return refused;
+}
+
+// cwd: a fresh folder for this execution inside the twin's workspace, both owned by the uid the
+// command runs as. native and bwrap: the working folder is a tmpfs inside the sandbox instead,
+// and the workspace is mounted read-only (readable by the sandbox's group).
+Result<detail::Placement> place_execution(const Sandbox& sandbox, const std::string& twin,
+                                          const std::string& execution_id) {
+  const bool host_folder = sandbox.isolation() == Isolation::cwd;
+  const auto run_as = sys::command_credentials(sandbox.spec());
+  detail::Placement place{
+      .execution_id = execution_id,
+      .twin_id = twin,
+      .workspace = sandbox.root_dir() / twin,
+      .execution_dir = host_folder ? sandbox.root_dir() / twin / execution_id : std::filesystem::path(),
+  };
+  // bwrap's reader is the run gid (TOOLS_RUN_AS_ROOT: the server's own root, gid 0).
+  const std::uint32_t reader_gid = sandbox.isolation() == Isolation::native ? sys::native_workspace_group(sandbox.spec())
+                                   : run_as                                    ? run_as->gid
+                                                                               : 0;
+  auto dir = host_folder ? sys::make_execution_dir(sandbox.root_dir(), twin, execution_id, run_as)
+                         : sys::prepare_readonly_workspace(sandbox.root_dir(), twin, reader_gid);
+  return dir.map([&](const std::filesystem::path&) { return place; });
+}
+
+// The sandbox root on disk, before the first run: 0711, so other users may not list the twins'
+// folders; reachable by the uid cwd and bwrap commands drop to; in native, twin folders already
+// there given the permissions native runs expect (close_native_workspaces).
+Result<void> prepare_root(const Sandbox& sandbox) {
+  if (auto made = sys::ensure_directory(sandbox.root_dir(), 0711); !made) return made;
+  if (sandbox.isolation() == Isolation::native) {
+    sys::close_native_workspaces(sandbox.root_dir(), sys::native_workspace_group(sandbox.spec()));
+    return {};
+  }
+  const auto run_as = sys::command_credentials(sandbox.spec());
+  return run_as ? sys::check_reachable(sandbox.root_dir(), *run_as) : Result<void>{};
+}
+
 }  // namespace
 
-Result<Executor> Executor::make(ExecutorParts parts) {
+Result<Executor> Executor::open(ExecutorParts parts) {
   if (!parts.spawner && parts.sandbox.isolation() == Isolation::native) {
     auto native = make_native_spawner(parts.sandbox);
-    if (!native) return tl::unexpected(native.error());
+    if (!native) return error_of(native);
     parts.spawner = std::move(*native);
   }
   if (!parts.spawner) parts.spawner = make_process_spawner();
   if (!parts.history) parts.history = std::make_shared<History>();
-  // 0711: other users may not list the twins' folders.
-  if (auto made = sys::ensure_directory(parts.sandbox.root_dir(), 0711); !made) {
-    return tl::unexpected(made.error());
-  }
-  // cwd and bwrap commands drop to the sandbox's uid: they must reach their folders.
-  const auto run_as = sys::command_credentials(parts.sandbox.spec());
-  if (run_as && parts.sandbox.isolation() != Isolation::native) {
-    if (auto reachable = sys::check_reachable(parts.sandbox.root_dir(), *run_as); !reachable) {
-      return tl::unexpected(reachable.error());
-    }
-  }
-  if (parts.sandbox.isolation() == Isolation::native) {
-    sys::close_native_workspaces(parts.sandbox.root_dir(), sys::native_workspace_group(parts.sandbox.spec()));
-  }
+  if (auto ready = prepare_root(parts.sandbox); !ready) return error_of(ready);
   auto workspaces = std::make_shared<detail::WorkspaceMeter>(parts.sandbox.root_dir());
   return Executor(std::move(parts), std::move(workspaces));
 }
@@ -215,50 +258,54 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop, cons
   if (command && hooks.decided) hooks.decided(*command, outcome.decision);
   // 2. A refusal costs nothing; an allowed request needs a slot first (its twin's share, the
   //    total, the memory budget), or it ends here, before anything is recorded or created.
-  std::optional<Admission::Slot> slot;
-  if (outcome.decision.allowed && parts_.admission) {
-    auto granted = parts_.admission->admit(request.twin_id, limits_for(outcome.decision, request.timeout_cap).memory_bytes,
-                                           outcome.decision.limits.max_running);
-    if (!granted) return tl::unexpected(granted.error());
-    slot.emplace(std::move(*granted));
-  }
+  auto slot = admit(request, outcome.decision);  // held until run() returns
+  if (!slot) return error_of(slot);
   // 3. The decision is on record before anything runs; a required audit log that cannot record
   //    it means nothing runs.
-  if (parts_.audit) {
-    if (auto recorded = parts_.audit->decided(request, outcome); !recorded && parts_.audit_required) {
-      outcome.message = "audit log unavailable, nothing was run: " + recorded.error().message();
-      parts_.history->record(make_record(request, outcome, started, Clock::now()));
-      return fail(Errc::audit_unavailable, outcome.message);
-    }
+  if (auto audited = audit_decision(request, outcome); !audited) {
+    remember(request, std::move(outcome), started);
+    return error_of(audited);
   }
-  if (!outcome.decision.allowed) {
-    auto answer = not_run(std::move(outcome));
-    parts_.history->record(make_record(request, answer, started, Clock::now()));
-    return answer;
-  }
+  if (!outcome.decision.allowed) return remember(request, not_run(std::move(outcome)), started);
   // 4. Run it; record how it ended, whatever happened. What the tool finds wrong with its
   //    arguments only while running (file_write's target is a folder) is a usage error too.
   auto result = run_allowed(*command, request, outcome, std::move(stop), hooks);
   if (!result && result.error().code == Errc::invalid_request) {
     result = not_started(outcome, exit_usage, result.error().message());
   }
-  const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+  const auto elapsed = std::chrono::steady_clock::now() - t0;
+  if (result) result->elapsed = std::chrono::duration_cast<std::chrono::microseconds>(elapsed);
   Outcome ended = result ? *result : outcome;
-  if (result) {
-    result->elapsed = elapsed;
-    ended.elapsed = elapsed;
-  } else {
-    ended.message = result.error().message();  // the decision stands, nothing ran
-  }
+  if (!result) ended.message = result.error().message();  // the decision stands, nothing ran
   if (parts_.audit) (void)parts_.audit->finished(request, ended);  // it ran: too late to refuse
-  parts_.history->record(make_record(request, ended, started, Clock::now()));
+  remember(request, std::move(ended), started);
   return result;
+}
+
+Result<std::optional<Admission::Slot>> Executor::admit(const Request& request, const Decision& decision) const {
+  if (!decision.allowed || !parts_.admission) return std::optional<Admission::Slot>();
+  return parts_.admission
+      ->admit(request.twin_id, limits_for(decision, request.timeout_cap).memory_bytes, decision.limits.max_running)
+      .map([](Admission::Slot slot) { return std::optional<Admission::Slot>(std::move(slot)); });
+}
+
+Result<void> Executor::audit_decision(const Request& request, Outcome& outcome) const {
+  if (!parts_.audit) return {};
+  auto recorded = parts_.audit->decided(request, outcome);
+  if (recorded || !parts_.audit_required) return {};
+  outcome.message = "audit log unavailable, nothing was run: " + recorded.error().message();
+  return fail(Errc::audit_unavailable, outcome.message);
+}
+
+Outcome Executor::remember(const Request& request, Outcome outcome, Clock::time_point started) const {
+  parts_.history->record(make_record(request, outcome, started, Clock::now()));
+  return outcome;
 }
 
 Result<Outcome> Executor::run_allowed(const Command& command, const Request& request, Outcome outcome,
                                       std::stop_token stop, const RunHooks& hooks) const {
   // 1. The twin id becomes a folder name: it must be one safe path component.
-  if (auto valid = validate_twin_id(command.twin_id()); !valid) return tl::unexpected(valid.error());
+  if (auto valid = validate_twin_id(command.twin_id()); !valid) return error_of(valid);
 
   // 2. What the tool means: a built-in, a tool without a program, or a program (the shell
   //    bridge is /bin/sh), found or not.
@@ -303,36 +350,14 @@ Result<Outcome> Executor::run_command(const Command& command, const Request& req
   // 1. A command that can write the workspace does not start while it is over its quota.
   const std::uint64_t quota = commands_write_workspace(sandbox.isolation()) ? limits.workspace_bytes : 0;
   if (quota != 0) {
-    const auto before = workspaces_->usage(twin, quota);
-    if (!before) {
-      return detail::refused_by_quota(std::move(outcome), before.error().message() +
-                                                              "; commands that can write the workspace are refused "
-                                                              "until it can be measured");
-    }
-    if (before->over_quota()) {
-      outcome.workspace = *before;
-      return detail::refused_by_quota(std::move(outcome), describe_over_quota(*before));
-    }
+    if (auto refused = quota_refusal(*workspaces_, twin, quota, outcome)) return std::move(*refused);
   }
 
-  // 2. cwd: a fresh folder for this execution inside the twin's workspace, both owned by the
-  //    uid the command runs as. native and bwrap: the working folder is a tmpfs inside the
-  //    sandbox instead, and the workspace is mounted read-only (readable by the sandbox's group).
+  // 2. Its folders: see place_execution.
   const bool host_folder = sandbox.isolation() == Isolation::cwd;
-  const auto run_as = sys::command_credentials(sandbox.spec());
-  detail::Placement place{
-      .execution_id = outcome.execution_id,
-      .twin_id = twin,
-      .workspace = sandbox.root_dir() / twin,
-      .execution_dir = host_folder ? sandbox.root_dir() / twin / outcome.execution_id : std::filesystem::path(),
-  };
-  // bwrap's reader is the run gid (TOOLS_RUN_AS_ROOT: the server's own root, gid 0).
-  const std::uint32_t reader_gid = sandbox.isolation() == Isolation::native ? sys::native_workspace_group(sandbox.spec())
-                                   : run_as                                    ? run_as->gid
-                                                                               : 0;
-  auto dir = host_folder ? sys::make_execution_dir(sandbox.root_dir(), twin, outcome.execution_id, run_as)
-                         : sys::prepare_readonly_workspace(sandbox.root_dir(), twin, reader_gid);
-  if (!dir) return tl::unexpected(dir.error());
+  const auto placed = place_execution(sandbox, twin, outcome.execution_id);
+  if (!placed) return error_of(placed);
+  const detail::Placement& place = *placed;
 
   // 3. Run exactly the judged argv under the twin's limits (the time limit also capped by the
   //    caller's deadline), measure what it left in the workspace, then drop its folder: what a

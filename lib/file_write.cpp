@@ -36,7 +36,7 @@ Result<Outcome> run_file_write(WorkspaceMeter& workspaces, const Request& reques
   const auto& path = request.args[0];
   const auto& content = request.args[1];
   const auto written = workspaces.write(request.twin_id, path, content, quota_bytes, owner);
-  if (!written) return tl::unexpected(written.error());
+  if (!written) return error_of(written);
   if (quota_bytes != 0) outcome.workspace = written->usage;
   if (written->refused) return refused_by_quota(std::move(outcome), written->reason);
   outcome.ran = true;

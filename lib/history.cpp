@@ -75,51 +75,59 @@ ExecutionRecord fitted(ExecutionRecord record, std::uint64_t max_bytes) {
   return record;
 }
 
-ExecutionRecord make_record(const Request& request, const Outcome& outcome, std::chrono::system_clock::time_point started,
-                            std::chrono::system_clock::time_point finished) {
-  auto args = bounded_args(request.args, max_recorded_args_bytes);
+ExecutionRecord make_record(const Request& request, const Outcome& outcome,
+                            std::chrono::system_clock::time_point started,
+                            std::chrono::system_clock::time_point finished, const RecordBounds& bounds) {
+  auto args = bounded_args(request.args, bounds.args_bytes, bounds.field_bytes);
   return ExecutionRecord{
       .execution_id = outcome.execution_id,
-      .twin_id = bounded(request.twin_id, max_recorded_args_bytes),
-      .job_id = bounded(request.job_id, max_recorded_args_bytes),
-      .ns = bounded(request.ns, max_recorded_args_bytes),
-      .tool = bounded(request.tool, max_recorded_args_bytes),
+      .twin_id = bounded(request.twin_id, bounds.field_bytes),
+      .job_id = bounded(request.job_id, bounds.field_bytes),
+      .ns = bounded(request.ns, bounds.field_bytes),
+      .tool = bounded(request.tool, bounds.field_bytes),
       .args = std::move(args.kept),
       .arg_count = request.args.size(),
       .args_truncated = args.truncated,
       .allowed = outcome.decision.allowed,
-      .reason = bounded(outcome.decision.reason, max_recorded_text_bytes),
-      .rule = bounded(outcome.decision.rule, max_recorded_text_bytes),
+      .reason = bounded(outcome.decision.reason, bounds.text_bytes),
+      .rule = bounded(outcome.decision.rule, bounds.text_bytes),
+      .notes = outcome.decision.notes,
       .ran = outcome.ran,
       .exit_code = outcome.exit_code,
       .signal = outcome.signal,
       .timed_out = outcome.timed_out,
+      .cancelled = outcome.cancelled,
       .limit_hit = outcome.limit_hit,
       .isolation = outcome.isolation,
-      .message = bounded(outcome.message, max_recorded_text_bytes),
+      .message = bounded(outcome.message, bounds.message_bytes),
       .out = outcome.out,
       .err = outcome.err,
+      .usage = outcome.usage,
+      .elapsed = outcome.elapsed,
+      .workspace = outcome.workspace,
       .started = started,
       .finished = finished,
   };
 }
 
-std::optional<RecordOutcome> record_outcome_from_string(std::string_view name) noexcept {
-  if (name == "allowed") return RecordOutcome::allowed;
-  if (name == "refused") return RecordOutcome::refused;
-  if (name == "succeeded") return RecordOutcome::succeeded;
-  if (name == "failed") return RecordOutcome::failed;
-  if (name == "timed_out") return RecordOutcome::timed_out;
-  return std::nullopt;
+Result<RecordOutcome> history_outcome_from_string(std::string_view name) {
+  const auto outcome = record_outcome_from_string(name);
+  if (!outcome || std::find(history_outcomes.begin(), history_outcomes.end(), *outcome) == history_outcomes.end()) {
+    return fail(Errc::invalid_request,
+                "outcome '" + std::string(name) + "' is not one of " + list_names(history_outcomes));
+  }
+  return *outcome;
 }
 
 bool matches(const ExecutionRecord& record, RecordOutcome outcome) noexcept {
   switch (outcome) {
     case RecordOutcome::allowed: return record.allowed;
     case RecordOutcome::refused: return !record.allowed;
-    case RecordOutcome::succeeded: return record.ran && record.exit_code == 0;
-    case RecordOutcome::failed: return record.allowed && !(record.ran && record.exit_code == 0) && !record.timed_out;
-    case RecordOutcome::timed_out: return record.timed_out;
+    case RecordOutcome::succeeded:
+    case RecordOutcome::failed:
+    case RecordOutcome::timed_out:
+      return record.allowed && how_it_ended(record.ran, record.exit_code, record.timed_out) == outcome;
+    case RecordOutcome::auth_rejected: return false;
   }
   return false;
 }

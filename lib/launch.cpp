@@ -4,7 +4,6 @@
 
 #include "pagi_exec/policy.hpp"
 #include "sys/mountns.hpp"
-#include "sys/random.hpp"
 #include "sys/run_as.hpp"
 #include "sys/workspace.hpp"
 
@@ -136,48 +135,3 @@ LaunchPlan make_probe_plan(const Sandbox& sandbox, std::vector<std::string> argv
 }
 
 }  // namespace pagi_exec::detail
-
-namespace pagi_exec {
-
-Result<void> check_isolation(const Sandbox& sandbox) {
-  if (sandbox.isolation() == Isolation::cwd) return {};
-  if (sandbox.isolation() == Isolation::bwrap) {
-    if (const int err = sys::executable_error(sandbox.spec().bwrap_path); err != 0) {
-      return fail(Errc::sandbox_setup, "bwrap not usable at " + sandbox.spec().bwrap_path.string(), err);
-    }
-  }
-  std::shared_ptr<const Spawner> spawner = make_process_spawner();
-  if (sandbox.isolation() == Isolation::native) {
-    auto native = make_native_spawner(sandbox);
-    if (!native) return tl::unexpected(native.error());
-    spawner = std::move(*native);
-  }
-  // Probe in a throw-away workspace with exactly the options real executions use. It lives in
-  // the sandbox dir (where native mounts workspaces from) under a name no twin id can take.
-  const auto id = sys::new_uuid_v4();
-  const auto probe_root = sandbox.root_dir() / (".probe-" + id);
-  const detail::Placement place{.execution_id = id, .twin_id = "probe",
-                                .workspace = probe_root, .execution_dir = probe_root / id};
-  std::error_code ec;
-  std::filesystem::create_directories(place.execution_dir, ec);
-  if (ec) return fail(Errc::sandbox_setup, "create " + place.execution_dir.string(), ec.value());
-  std::filesystem::permissions(probe_root, std::filesystem::perms::owner_all | std::filesystem::perms::group_exec |
-                                               std::filesystem::perms::others_exec, ec);
-  auto limits = sandbox.limits();
-  limits.timeout = std::chrono::seconds(10);
-  const auto plan = detail::make_probe_plan(sandbox, {"/bin/true"}, place, limits);
-  const auto result = spawner->spawn(plan, {}, {});
-  std::filesystem::remove_all(probe_root, ec);
-  if (!result) return tl::unexpected(result.error());
-  if (result->exec_errno != 0) {
-    return fail(Errc::sandbox_setup, "cannot execute " + plan.argv[0], result->exec_errno);
-  }
-  if (result->exit_code != 0) {
-    std::string said = result->err.lines.empty() ? std::string("no message") : result->err.lines.front();
-    return fail(Errc::sandbox_setup, std::string(to_string(sandbox.isolation())) + " isolation does not work here (exit " +
-                                         std::to_string(result->exit_code) + "): " + said);
-  }
-  return {};
-}
-
-}  // namespace pagi_exec

@@ -9,22 +9,6 @@
 
 namespace pagi_exec {
 
-std::string describe_size(std::uint64_t bytes) {
-  constexpr std::uint64_t kib = 1024;
-  constexpr std::uint64_t mib = kib * 1024;
-  if (bytes < kib) return std::to_string(bytes) + " bytes";
-  if (bytes < mib) return std::to_string((bytes + kib / 2) / kib) + " KiB";
-  const auto tenths = (bytes * 10 + mib / 2) / mib;
-  return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10) + " MiB";
-}
-
-std::string describe_over_quota(const WorkspaceUsage& usage) {
-  return "workspace over quota: " + describe_size(usage.bytes) + " of " + describe_size(usage.quota_bytes) +
-         " used; file_write and commands that can write the workspace are refused until it is back under: "
-         "shrink files with file_write <path> \"\" (a write that does not grow the workspace is always "
-         "accepted), or ask the operator to remove files from the twin's workspace";
-}
-
 namespace detail {
 namespace {
 
@@ -88,8 +72,9 @@ Result<QuotaWrite> WorkspaceMeter::write(const std::string& id, std::string_view
   const auto unmetered = [&](const sys::FileWrite&) -> Result<void> { return {}; };
   if (quota_bytes == 0) {
     auto written = sys::write_file_beneath(root_, id, relative, content, unmetered, owner);
-    if (!written) return tl::unexpected(written.error());
-    return QuotaWrite{.refused = false, .reason = {}, .written = written->written, .usage = {}};
+    return written.map([](const sys::FileWrite& change) {
+      return QuotaWrite{.refused = false, .reason = {}, .written = change.written, .usage = {}};
+    });
   }
   const auto entry = twin(id);
   const std::lock_guard writing(entry->writing);
@@ -114,7 +99,7 @@ Result<QuotaWrite> WorkspaceMeter::write(const std::string& id, std::string_view
   };
   auto written = sys::write_file_beneath(root_, id, relative, content, admit, owner);
   if (!written && !refusal.empty()) return QuotaWrite{.refused = true, .reason = refusal, .written = 0, .usage = *now};
-  if (!written) return tl::unexpected(written.error());
+  if (!written) return error_of(written);
   WorkspaceUsage usage{.bytes = after(*written), .entries = now->entries + written->entries_added,
                        .quota_bytes = quota_bytes};
   const std::lock_guard lock(mutex_);

@@ -108,7 +108,7 @@ int run(const Options& o) {
   }
   auto policy = load_policy(o);
   if (!policy) return 2;
-  auto executor = pagi_exec::Executor::make({.policy = std::move(policy->policy),
+  auto executor = pagi_exec::Executor::open({.policy = std::move(policy->policy),
                                              .sandbox = *sandbox,
                                              .catalog = std::move(policy->catalog),
                                              .request_limits = o.request_limits});
@@ -155,7 +155,9 @@ std::string describe(const pagi_exec::AuditEntry& e) {
   if (e.type == "decision") return line + " (" + printable(e.rule) + ")";
   if (e.exit_code) line += ", exit " + std::to_string(*e.exit_code);
   if (e.duration_ms) line += ", " + std::to_string(*e.duration_ms) + " ms";
-  if (e.outcome() != "succeeded" && !e.message.empty()) line += " (" + printable(e.message) + ")";
+  if (e.record_outcome() != pagi_exec::RecordOutcome::succeeded && !e.message.empty()) {
+    line += " (" + printable(e.message) + ")";
+  }
   return line;
 }
 
@@ -236,8 +238,10 @@ int main(int argc, char** argv) {
   audit_cmd->add_option("file", audit_args.file, "the audit log (JSON Lines)")->required();
   audit_cmd->add_option("--twin", audit_args.twin, "only this twin (as claimed or authenticated)");
   audit_cmd->add_option("--job", audit_args.job, "only this job id");
-  audit_cmd->add_option("--outcome", audit_args.outcome, "allowed, refused, succeeded, failed, timed_out or auth_rejected")
-      ->check(CLI::IsMember({"allowed", "refused", "succeeded", "failed", "timed_out", "auth_rejected"}));
+  std::vector<std::string> outcome_names;
+  for (const auto outcome : pagi_exec::all_record_outcomes) outcome_names.emplace_back(pagi_exec::to_string(outcome));
+  audit_cmd->add_option("--outcome", audit_args.outcome, pagi_exec::list_names(pagi_exec::all_record_outcomes, " or "))
+      ->check(CLI::IsMember(outcome_names));
   audit_cmd->add_option("--since", audit_args.since, "records at or after this time (RFC 3339 or a date)");
   audit_cmd->add_option("--until", audit_args.until, "records before this time (RFC 3339 or a date)");
   audit_cmd->add_flag("--json", audit_args.json, "print the records as stored (JSON Lines); counts go to stderr");

@@ -15,11 +15,12 @@ void add_lines(const std::vector<std::string>& lines, google::protobuf::Repeated
   for (const auto& line : lines) out.Add()->assign(line);
 }
 
-// A refusal, in the exact shape existing clients of the seed service parse.
+// A refusal, in the exact shape existing clients of the seed service parse. The Outcome holds its
+// exit code (1) and message (the reason); the wire adds the "Policy violation: " line.
 void encode_refusal(const pagi_exec::Outcome& outcome, tools::ExecutionResponse& response) {
   response.set_success(false);
-  response.set_exit_code(1);
-  response.set_message(outcome.decision.reason);
+  response.set_exit_code(outcome.exit_code);
+  response.set_message(outcome.message);
   response.add_stderr_logs(policy_violation_prefix + outcome.decision.reason);
   response.set_execution_id(outcome.execution_id);
   response.set_policy_rule(outcome.decision.rule);
@@ -28,13 +29,14 @@ void encode_refusal(const pagi_exec::Outcome& outcome, tools::ExecutionResponse&
 }
 
 // An allowed request that reached its end (ran or not), or a call that cannot run as asked (exit
-// 2, the reason in message and stderr_logs, no "Policy violation: "): everything is in-band.
+// 2, the reason in message and stderr_logs, no "Policy violation: "): everything is in-band, as
+// the Outcome holds it (a timeout's 124 and "execution_timeout" included).
 void encode_finished(const pagi_exec::Outcome& outcome, tools::ExecutionResponse& response) {
   response.set_success(outcome.success());
-  response.set_exit_code(outcome.timed_out ? pagi_exec::exit_timeout : outcome.exit_code);
+  response.set_exit_code(outcome.exit_code);
   add_lines(outcome.out.lines, *response.mutable_stdout_logs());
   add_lines(outcome.err.lines, *response.mutable_stderr_logs());
-  response.set_message(outcome.timed_out ? pagi_exec::timeout_message : outcome.message);
+  response.set_message(outcome.message);
   response.set_execution_id(outcome.execution_id);
   response.set_stdout_truncated(outcome.out.truncated);
   response.set_stderr_truncated(outcome.err.truncated);
@@ -44,11 +46,8 @@ void encode_finished(const pagi_exec::Outcome& outcome, tools::ExecutionResponse
   response.set_isolation(pagi_exec::to_string(outcome.isolation));  // also when it could not start
   response.set_policy_rule(outcome.decision.rule);
   response.set_limit_hit(pagi_exec::to_string(outcome.limit_hit));
-  response.set_cpu_time_ms(std::chrono::duration_cast<std::chrono::milliseconds>(outcome.usage.cpu_user +
-                                                                                 outcome.usage.cpu_system)
-                               .count());
-  response.set_peak_memory_bytes(outcome.usage.peak_memory_bytes != 0 ? outcome.usage.peak_memory_bytes
-                                                                       : outcome.usage.max_rss_bytes);
+  response.set_cpu_time_ms(std::chrono::duration_cast<std::chrono::milliseconds>(outcome.usage.cpu_time()).count());
+  response.set_peak_memory_bytes(outcome.usage.peak_bytes());
   if (outcome.workspace) {
     response.set_workspace_bytes(outcome.workspace->bytes);
     response.set_workspace_quota_bytes(outcome.workspace->quota_bytes);

@@ -3,20 +3,13 @@
 #include "history_codec.hpp"
 
 #include <charconv>
-#include <ctime>
 
 namespace tools_server::codec {
 namespace {
 
+// A time the record does not have (zero) stays empty on the wire.
 std::string rfc3339(std::chrono::system_clock::time_point time) {
-  if (time.time_since_epoch().count() == 0) return {};
-  const auto seconds = std::chrono::system_clock::to_time_t(time);
-  const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count() % 1000;
-  std::tm utc{};
-  ::gmtime_r(&seconds, &utc);
-  char text[40];
-  const auto n = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &utc);
-  return std::string(text, n) + "." + (millis < 100 ? (millis < 10 ? "00" : "0") : "") + std::to_string(millis) + "Z";
+  return time.time_since_epoch().count() == 0 ? std::string() : pagi_exec::to_rfc3339(time);
 }
 
 std::int64_t millis(std::chrono::microseconds us) {
@@ -28,12 +21,9 @@ std::int64_t millis(std::chrono::microseconds us) {
 tl::expected<pagi_exec::HistoryQuery, grpc::Status> from_proto(const tools::ListExecutionsRequest& message) {
   pagi_exec::HistoryQuery query{.twin_id = message.twin_id(), .job_id = message.job_id()};
   if (!message.outcome().empty()) {
-    query.outcome = pagi_exec::record_outcome_from_string(message.outcome());
-    if (!query.outcome) {
-      return tl::unexpected(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                         "outcome '" + message.outcome() +
-                                             "' is not one of allowed, refused, succeeded, failed, timed_out"));
-    }
+    auto outcome = pagi_exec::history_outcome_from_string(message.outcome());
+    if (!outcome) return tl::unexpected(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, outcome.error().message()));
+    query.outcome = *outcome;
   }
   if (message.page_size() < 0) {
     return tl::unexpected(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "page_size must not be negative"));
@@ -129,16 +119,15 @@ tools::ExecutionEvent finished_event(const pagi_exec::Outcome& outcome) {
   done.set_execution_id(outcome.execution_id);
   done.set_allowed(outcome.decision.allowed);
   done.set_success(outcome.success());
-  done.set_exit_code(outcome.exit_code);  // 1 for a refusal, 2 for a call that cannot run as asked
+  done.set_exit_code(outcome.exit_code);
   done.set_signal(outcome.signal);
-  done.set_reason(outcome.decision.allowed ? outcome.message : outcome.decision.reason);
+  done.set_reason(outcome.message);  // a refusal's message is its reason
   done.set_policy_rule(outcome.decision.rule);
   done.set_timed_out(outcome.timed_out);
   done.set_limit_hit(pagi_exec::to_string(outcome.limit_hit));
   done.set_duration_ms(millis(outcome.elapsed));
-  done.set_cpu_time_ms(millis(outcome.usage.cpu_user + outcome.usage.cpu_system));
-  done.set_peak_memory_bytes(outcome.usage.peak_memory_bytes != 0 ? outcome.usage.peak_memory_bytes
-                                                                   : outcome.usage.max_rss_bytes);
+  done.set_cpu_time_ms(millis(outcome.usage.cpu_time()));
+  done.set_peak_memory_bytes(outcome.usage.peak_bytes());
   done.set_stdout_truncated(outcome.out.truncated);
   done.set_stderr_truncated(outcome.err.truncated);
   if (outcome.ran) done.set_isolation(pagi_exec::to_string(outcome.isolation));

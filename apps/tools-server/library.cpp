@@ -60,7 +60,9 @@ tl::expected<pagi_exec::Sandbox, StartupError> make_sandbox(const ServerConfig& 
   log(LogLevel::warn, "!!! isolation '" + requested + "' does not work here (" + fallback +
                           "): FALLING BACK TO 'cwd', commands are NOT isolated from the host; set "
                           "TOOLS_REQUIRE_ISOLATION=true to refuse to start instead");
-  return sandbox->with_isolation(pagi_exec::Isolation::cwd);
+  return sandbox->with_isolation(pagi_exec::Isolation::cwd).map_error([](const pagi_exec::Error& error) {
+    return StartupError{.message = "sandbox: " + error.message()};
+  });
 }
 
 // Who commands run as, said once at start-up; loudly when it is the server's own root.
@@ -150,7 +152,7 @@ tl::expected<Library, StartupError> make_library(const ServerConfig& config) {
   if (!admission) return tl::unexpected(admission.error());
   std::shared_ptr<pagi_exec::AuditSink> sink;
   if (*audit) sink = std::make_shared<LoggingAuditSink>(*audit);
-  auto executor = pagi_exec::Executor::make(pagi_exec::ExecutorParts{
+  auto executor = pagi_exec::Executor::open(pagi_exec::ExecutorParts{
       .policy = policy->policy,
       .sandbox = *sandbox,
       .catalog = policy->catalog,

@@ -16,6 +16,7 @@
 #include "pagi_exec/history.hpp"
 #include "pagi_exec/outcome.hpp"
 #include "pagi_exec/request.hpp"
+#include "pagi_exec/rfc3339.hpp"
 
 namespace pagi_exec {
 
@@ -120,18 +121,11 @@ class AuditLog final : public AuditSink {
   std::unique_ptr<detail::AuditLogState> state_;
 };
 
-/// `time` formatted as RFC 3339 in UTC with milliseconds: "2026-11-29T16:48:36.685Z".
-[[nodiscard]] std::string to_rfc3339(std::chrono::system_clock::time_point time);
-/// Parses RFC 3339 ("2026-11-29T16:48:36.685Z", "...+02:00", any fraction) or a date alone
-/// ("2026-11-29", midnight UTC); nullopt when `text` is neither.
-[[nodiscard]] std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
-
 /// Which records read_audit_log keeps. Every set field must match.
 struct AuditFilter {
   std::optional<std::string> twin;     ///< twin_id as claimed, or authenticated_twin
   std::optional<std::string> job;      ///< job_id
-  /// AuditEntry::outcome(): "allowed", "refused", "succeeded", "failed", "timed_out" or
-  /// "auth_rejected".
+  /// AuditEntry::outcome(): a RecordOutcome's name (all_record_outcomes).
   std::optional<std::string> outcome;
   std::optional<std::chrono::system_clock::time_point> since;  ///< time >= since
   std::optional<std::chrono::system_clock::time_point> until;  ///< time < until
@@ -166,14 +160,15 @@ struct AuditEntry {
   std::string rpc;                           ///< auth_rejected only: the call refused
   std::string raw_json;                      ///< the line as stored
 
-  /// Decisions: "allowed" or "refused"; executions: "timed_out", "succeeded" (ran, exit 0) or
-  /// "failed" (everything else, cancelled included); rejected credentials: "auth_rejected".
-  [[nodiscard]] std::string_view outcome() const noexcept {
-    if (type == "auth_rejected") return "auth_rejected";
-    if (type != "execution") return allowed ? "allowed" : "refused";
-    if (timed_out) return "timed_out";
-    return ran && exit_code == 0 ? "succeeded" : "failed";
+  /// Decisions: allowed or refused; executions: how_it_ended() (timed_out, succeeded, or failed:
+  /// everything else, cancelled included); rejected credentials: auth_rejected.
+  [[nodiscard]] RecordOutcome record_outcome() const noexcept {
+    if (type == "auth_rejected") return RecordOutcome::auth_rejected;
+    if (type != "execution") return allowed ? RecordOutcome::allowed : RecordOutcome::refused;
+    return how_it_ended(ran, exit_code.value_or(-1), timed_out);
   }
+  /// The name of record_outcome(), as AuditFilter::outcome holds it.
+  [[nodiscard]] std::string_view outcome() const noexcept { return to_string(record_outcome()); }
 };
 
 /// The matching records of one file, and counts. The summary counts cover the matching records;

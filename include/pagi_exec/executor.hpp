@@ -2,8 +2,10 @@
 // Executor: decides a request with a Policy and runs it in a Sandbox, remembering it in History.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -58,14 +60,19 @@ struct RunHooks {
 [[nodiscard]] Decision judge(const Policy& policy, const ToolCatalog& catalog, const RequestLimits& limits,
                              const Request& request);
 
-/// Composes Policy + Sandbox + ToolCatalog. Copies share the History, the Spawner and what is
-/// known of the twins' workspaces (their usage against the quota, Limits::workspace_bytes).
-/// run() and check() are const and thread-safe: one Executor serves every gRPC thread.
+/// Composes Policy + Sandbox + ToolCatalog with the services that run and remember requests.
+/// An Executor is a handle, not a plain value: its copies, and the executors with_policy() makes,
+/// share one History, audit sink, Spawner, Admission and workspace meter (what is known of the
+/// twins' workspaces against Limits::workspace_bytes); only Policy, Sandbox and ToolCatalog are
+/// each copy's own. run() and check() are const and thread-safe: one Executor serves every gRPC
+/// thread.
 class Executor {
  public:
-  /// Creates the sandbox root folder (mode 0711) if needed.
-  /// Errc::sandbox_setup when it cannot be created or is not a directory.
-  [[nodiscard]] static Result<Executor> make(ExecutorParts parts);
+  /// Opens an executor on `parts.sandbox`: creates its root folder (mode 0711) if needed, checks
+  /// that the uid commands run as can reach it, and in native isolation closes workspaces a
+  /// previous run left open to their group. Errc::sandbox_setup when the folder cannot be created,
+  /// is not a directory or cannot be reached; errors of make_native_spawner().
+  [[nodiscard]] static Result<Executor> open(ExecutorParts parts);
 
   /// Decides without running anything or creating anything (a dry run): judge() with this
   /// executor's policy, catalog and request limits: the same Decision run() makes.
@@ -107,7 +114,8 @@ class Executor {
   [[nodiscard]] const ToolCatalog& catalog() const noexcept { return parts_.catalog; }
   [[nodiscard]] const History& history() const noexcept { return *parts_.history; }
 
-  /// The same executor (sharing history and spawner) with another policy: the hot-reload seam.
+  /// The same executor (sharing its history, audit, spawner, admission and workspace meter) with
+  /// another policy: the hot-reload seam.
   [[nodiscard]] Executor with_policy(Policy policy) const {
     auto parts = parts_;
     parts.policy = std::move(policy);
@@ -124,6 +132,13 @@ class Executor {
  private:
   Executor(ExecutorParts parts, std::shared_ptr<detail::WorkspaceMeter> workspaces)
       : parts_(std::move(parts)), workspaces_(std::move(workspaces)) {}
+  // A slot from the admission for an allowed request (none needed: nullopt).
+  [[nodiscard]] Result<std::optional<Admission::Slot>> admit(const Request& request, const Decision& decision) const;
+  // Records the decision in the audit log; a failure matters only when the audit is required
+  // (Errc::audit_unavailable, and outcome.message says why nothing ran).
+  [[nodiscard]] Result<void> audit_decision(const Request& request, Outcome& outcome) const;
+  // Adds `outcome` to the history, and hands it back.
+  Outcome remember(const Request& request, Outcome outcome, std::chrono::system_clock::time_point started) const;
   [[nodiscard]] Result<Outcome> run_allowed(const Command& command, const Request& request, Outcome outcome,
                                             std::stop_token stop, const RunHooks& hooks) const;
   [[nodiscard]] Result<Outcome> run_command(const Command& command, const Request& request, Outcome outcome,

@@ -2,6 +2,7 @@
 // History: the most recent decisions and outcomes, allowed and refused, in a fixed-size ring.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pagi_exec/error.hpp"
 #include "pagi_exec/outcome.hpp"
 #include "pagi_exec/request.hpp"
 
@@ -37,7 +39,16 @@ struct BoundedArgs {
 [[nodiscard]] BoundedArgs bounded_args(std::span<const std::string> args, std::size_t total_bytes,
                                        std::size_t each_bytes = SIZE_MAX);
 
-/// One remembered request: who asked what, what was decided, how it ended.
+/// How much of a request and its outcome a record keeps.
+struct RecordBounds {
+  std::size_t field_bytes = max_recorded_args_bytes;    ///< each string of the request: tool, ids, each arg
+  std::size_t args_bytes = max_recorded_args_bytes;     ///< all args together (see bounded_args)
+  std::size_t text_bytes = max_recorded_text_bytes;     ///< the decision's reason and rule
+  std::size_t message_bytes = max_recorded_text_bytes;  ///< the outcome's message
+};
+
+/// One request flattened: who asked what, what was decided, how it ended. The one record the
+/// history holds, the audit log writes (docs/audit.md) and the gRPC adapter encodes.
 struct ExecutionRecord {
   std::uint64_t sequence = 0;  ///< order of insertion, from 1; set by History::record
   std::string execution_id;
@@ -51,33 +62,45 @@ struct ExecutionRecord {
   bool allowed = false;
   std::string reason;  ///< the policy decision's reason
   std::string rule;    ///< the policy rule that decided
+  std::vector<std::string> notes;  ///< what the policy could not judge ("unjudgeable: ...")
   bool ran = false;
   int exit_code = 0;
   int signal = 0;
   bool timed_out = false;
+  bool cancelled = false;
   LimitHit limit_hit = LimitHit::none;
   Isolation isolation = Isolation::cwd;
   std::string message;
   CapturedStream out;  ///< kept while the history's output budget allows (see History)
   CapturedStream err;
   bool output_dropped = false;  ///< the output was dropped to stay within the budget
+  Usage usage;
+  std::chrono::microseconds elapsed{0};     ///< Outcome::elapsed: how long the command ran
+  std::optional<WorkspaceUsage> workspace;  ///< Outcome::workspace
   std::chrono::system_clock::time_point started;
   std::chrono::system_clock::time_point finished;
   bool operator==(const ExecutionRecord&) const = default;
 };
 
 /// Builds the record of a finished request, keeping a bounded prefix of what the request carried
-/// (max_recorded_args_bytes, max_recorded_text_bytes): a record stays small whatever was asked.
+/// and of the decision's texts (`bounds`): a record stays small whatever was asked.
 [[nodiscard]] ExecutionRecord make_record(const Request& request, const Outcome& outcome,
                                           std::chrono::system_clock::time_point started,
-                                          std::chrono::system_clock::time_point finished);
+                                          std::chrono::system_clock::time_point finished,
+                                          const RecordBounds& bounds = {});
 
-/// How a remembered request ended, for filtering.
-enum class RecordOutcome : std::uint8_t { allowed, refused, succeeded, failed, timed_out };
+/// The outcomes a History holds: all but auth_rejected (a call refused for its credential never
+/// reaches the executor).
+inline constexpr std::array<RecordOutcome, 5> history_outcomes = {
+    RecordOutcome::allowed, RecordOutcome::refused, RecordOutcome::succeeded, RecordOutcome::failed,
+    RecordOutcome::timed_out};
 
-/// "allowed", "refused", "succeeded", "failed", "timed_out"; nullopt for anything else.
-[[nodiscard]] std::optional<RecordOutcome> record_outcome_from_string(std::string_view name) noexcept;
-/// True when `record` ended as `outcome` says.
+/// One of history_outcomes by name; Errc::invalid_request naming them for anything else.
+[[nodiscard]] Result<RecordOutcome> history_outcome_from_string(std::string_view name);
+
+/// True when `record` ended as `outcome` says: allowed and refused by its decision, the others by
+/// how_it_ended() of an allowed request. A record of an allowed request matches two (allowed and
+/// how it ended); none matches auth_rejected.
 [[nodiscard]] bool matches(const ExecutionRecord& record, RecordOutcome outcome) noexcept;
 
 /// A page of history, newest first, filtered.

@@ -16,7 +16,7 @@ namespace pagi_exec {
 /// How a command is contained. See README "Isolation modes" for what each does and does not hold.
 enum class Isolation : std::uint8_t {
   cwd,    ///< a fresh working folder only; the command sees the host as the server does
-  bwrap,  ///< the bubblewrap CLI: namespaces, read-only system dirs, no network
+  bwrap,  ///< the bubblewrap CLI: namespaces, read-only system dirs, network as the policy grants
   native, ///< built in: namespaces, minimal read-only root, seccomp, cgroups, unprivileged uid
 };
 
@@ -96,8 +96,8 @@ struct SandboxSpec {
   bool operator==(const SandboxSpec&) const = default;
 };
 
-/// A validated sandbox description. Making one touches nothing on disk; Executor::make creates
-/// the root folder and check_isolation() probes that the isolation works.
+/// A validated sandbox description. Making one touches nothing on disk; Executor::open creates
+/// the root folder and check_isolation() (isolation_probe.hpp) probes that the isolation works.
 class Sandbox {
  public:
   /// Errc::invalid_config when root_dir is not absolute, the timeout is not in (0, 1 day], an
@@ -145,11 +145,12 @@ class Sandbox {
   [[nodiscard]] Isolation isolation() const noexcept { return spec_.isolation; }
   [[nodiscard]] const Limits& limits() const noexcept { return spec_.limits; }
 
-  /// The same sandbox with another isolation kind (e.g. the documented fallback to cwd).
-  [[nodiscard]] Sandbox with_isolation(Isolation isolation) const {
+  /// The same sandbox with another isolation kind (e.g. the documented fallback to cwd), validated
+  /// again: each kind has rules of its own. Errors as make().
+  [[nodiscard]] Result<Sandbox> with_isolation(Isolation isolation) const {
     auto spec = spec_;
     spec.isolation = isolation;
-    return Sandbox(std::move(spec));
+    return make(std::move(spec));
   }
 
   bool operator==(const Sandbox&) const = default;
@@ -158,22 +159,5 @@ class Sandbox {
   explicit Sandbox(SandboxSpec spec) : spec_(std::move(spec)) {}
   SandboxSpec spec_;
 };
-
-/// Runs a trivial command (/bin/true) under the sandbox's isolation once, to learn whether it
-/// works on this machine (bwrap: the CLI; native: namespaces, cgroups, seccomp). Errc::sandbox_setup with the tool's own complaint when it does not.
-/// Meant for start-up, not for every request. Not const-noexcept: it spawns a process.
-[[nodiscard]] Result<void> check_isolation(const Sandbox& sandbox);
-
-/// The isolation choose_isolation() settled on, and why, in words for a log line.
-struct IsolationChoice {
-  Sandbox sandbox;     ///< the spec given, with the chosen isolation
-  std::string reason;  ///< "native works here" or "native does not work here (...); bwrap works here"
-};
-
-/// The strongest isolation that works on this machine: probes native, then bwrap (with
-/// check_isolation), and settles on cwd, which always works, when neither does. The spec's own
-/// isolation is ignored. Errc::invalid_config when `spec` is not valid for the mode probed last.
-/// Spawns processes: meant for start-up.
-[[nodiscard]] Result<IsolationChoice> choose_isolation(const SandboxSpec& spec);
 
 }  // namespace pagi_exec

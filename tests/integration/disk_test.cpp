@@ -33,7 +33,7 @@ Executor executor_with_quota(const std::filesystem::path& root, std::uint64_t qu
                              Isolation isolation = Isolation::cwd) {
   auto sandbox = Sandbox::make({.root_dir = root, .isolation = isolation, .limits = {.workspace_bytes = quota_bytes}});
   REQUIRE(sandbox);
-  auto executor = Executor::make({.policy = Policy::seed_default(), .sandbox = *sandbox});
+  auto executor = Executor::open({.policy = Policy::seed_default(), .sandbox = *sandbox});
   REQUIRE(executor);
   return *executor;
 }

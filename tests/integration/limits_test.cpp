@@ -14,7 +14,7 @@ namespace {
 Executor native_executor(const std::filesystem::path& root, Limits limits) {
   auto sandbox = Sandbox::make({.root_dir = root, .isolation = Isolation::native, .limits = limits});
   REQUIRE(sandbox);
-  auto executor = Executor::make({.sandbox = *sandbox});
+  auto executor = Executor::open({.sandbox = *sandbox});
   REQUIRE_MESSAGE(executor, "native sandbox unavailable: " << executor.error().message());
   return *executor;
 }

@@ -27,7 +27,7 @@ namespace {
 Executor native_executor(const std::filesystem::path& root, IdRange ids = default_native_ids) {
   auto sandbox = Sandbox::make({.root_dir = root, .isolation = Isolation::native, .native_ids = ids});
   REQUIRE(sandbox);
-  auto executor = Executor::make({.policy = Policy::seed_default(), .sandbox = *sandbox});
+  auto executor = Executor::open({.policy = Policy::seed_default(), .sandbox = *sandbox});
   REQUIRE_MESSAGE(executor, "native sandbox unavailable: " << executor.error().message());
   return *executor;
 }
@@ -192,7 +192,7 @@ TEST_SUITE("native_runs") {
     REQUIRE(policy);
     auto sandbox = Sandbox::make({.root_dir = dir.path(), .isolation = Isolation::native});
     REQUIRE(sandbox);
-    auto executor = Executor::make({.policy = *policy, .sandbox = *sandbox});
+    auto executor = Executor::open({.policy = *policy, .sandbox = *sandbox});
     REQUIRE(executor);
     const auto line = "readlink /proc/self/ns/net";
     const auto granted = executor->run(as_twin("twin-net", line));

@@ -38,7 +38,7 @@ Executor make(const std::filesystem::path& root, Isolation isolation, std::chron
     const auto works = check_isolation(*sandbox);
     REQUIRE_MESSAGE(works, (works ? "" : works.error().message()));
   }
-  auto executor = Executor::make({.policy = Policy::seed_default(), .sandbox = *sandbox});
+  auto executor = Executor::open({.policy = Policy::seed_default(), .sandbox = *sandbox});
   REQUIRE_MESSAGE(executor, (executor ? "" : executor.error().message()));
   return *executor;
 }
@@ -176,7 +176,7 @@ TEST_SUITE("unprivileged") {
     TempDir dir;
     auto sandbox = Sandbox::make({.root_dir = dir.path() / "sb", .sandbox_uid = 4242, .sandbox_gid = 4343});
     REQUIRE(sandbox);
-    auto e = Executor::make({.policy = Policy::seed_default(), .sandbox = *sandbox});
+    auto e = Executor::open({.policy = Policy::seed_default(), .sandbox = *sandbox});
     REQUIRE(e);
     auto o = e->run(test_support::shell("id -u; id -g"));
     REQUIRE(o);
@@ -335,7 +335,7 @@ TEST_SUITE("unprivileged") {
     REQUIRE(::chmod(hidden.c_str(), 0700) == 0);
     auto sandbox = Sandbox::make({.root_dir = hidden / "sb"});
     REQUIRE(sandbox);
-    const auto e = Executor::make({.policy = Policy::seed_default(), .sandbox = *sandbox});
+    const auto e = Executor::open({.policy = Policy::seed_default(), .sandbox = *sandbox});
     REQUIRE_FALSE(e);
     CHECK(e.error().message().find("cannot reach") != std::string::npos);
     CHECK(e.error().message().find(hidden.string() + " is mode 0700") != std::string::npos);

@@ -27,7 +27,7 @@ class TempDir {
     std::string pattern = (std::filesystem::temp_directory_path() / "pagi-exec-test-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr) std::abort();
     // Reachable, not listable, by the unprivileged uid commands run as (a sandbox dir inside
-    // must be, or Executor::make refuses it).
+    // must be, or Executor::open refuses it).
     if (::chmod(pattern.c_str(), 0711) != 0) std::abort();
     path_ = pattern;
   }
@@ -52,7 +52,7 @@ inline pagi_exec::Executor make_executor(const std::filesystem::path& root,
                                            .isolation = isolation,
                                            .limits = {.timeout = timeout, .output = caps}});
   if (!sandbox) std::abort();
-  auto executor = pagi_exec::Executor::make({.policy = pagi_exec::Policy::seed_default(), .sandbox = *sandbox});
+  auto executor = pagi_exec::Executor::open({.policy = pagi_exec::Policy::seed_default(), .sandbox = *sandbox});
   if (!executor) std::abort();
   return *executor;
 }

@@ -87,7 +87,7 @@ TEST_SUITE("admission") {
     auto spawner = std::make_shared<CountingSpawner>(admission);
     auto sandbox = Sandbox::make({.root_dir = dir.path() / "sb"});
     REQUIRE(sandbox);
-    auto executor = Executor::make({.sandbox = *sandbox, .spawner = spawner, .admission = admission});
+    auto executor = Executor::open({.sandbox = *sandbox, .spawner = spawner, .admission = admission});
     REQUIRE(executor);
     const auto ran = executor->run({.tool = "/bin/true", .twin_id = "twin-aegis"});
     REQUIRE(ran);

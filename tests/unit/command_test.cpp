@@ -86,7 +86,7 @@ struct Fixture {
     REQUIRE(sandbox);
     auto policy = Policy::make(test_policy());
     REQUIRE(policy);
-    auto executor = Executor::make({.policy = *policy, .sandbox = *sandbox, .catalog = test_catalog(),
+    auto executor = Executor::open({.policy = *policy, .sandbox = *sandbox, .catalog = test_catalog(),
                                     .spawner = std::move(spawner), .audit = std::move(audit),
                                     .request_limits = limits});
     REQUIRE(executor);

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <set>
 #include <mutex>
 
@@ -52,7 +53,7 @@ struct Fixture {
     auto sandbox = Sandbox::make({.root_dir = root / "sb", .isolation = isolation,
                                   .limits = {.timeout = std::chrono::milliseconds(5000)}});
     REQUIRE(sandbox);
-    auto executor = Executor::make({.sandbox = *sandbox, .spawner = std::move(spawner)});
+    auto executor = Executor::open({.sandbox = *sandbox, .spawner = std::move(spawner)});
     REQUIRE(executor);
     return *executor;
   }
@@ -144,6 +145,30 @@ TEST_SUITE("executor") {
     CHECK(outcome->timed_out);
     CHECK(outcome->message == "execution_timeout");
     CHECK_FALSE(outcome->success());
+  }
+
+  TEST_CASE("a timeout keeps its exact message when the run leaves the workspace over its quota") {
+    // Writes past the quota into the twin's workspace (the working folder's parent), then times out.
+    class Filler final : public Spawner {
+     public:
+      Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token, const OutputSink&) const override {
+        std::ofstream(plan.cwd.parent_path() / "big") << std::string(64 * 1024, 'x');
+        return ProcessResult{.exit_code = 137, .signal = 9, .timed_out = true};
+      }
+    };
+    TempDir dir;
+    auto sandbox = Sandbox::make({.root_dir = dir.path() / "sb",
+                                  .limits = {.timeout = std::chrono::milliseconds(5000), .workspace_bytes = 4096}});
+    REQUIRE(sandbox);
+    auto executor = Executor::open({.sandbox = *sandbox, .spawner = std::make_shared<Filler>()});
+    REQUIRE(executor);
+    const auto outcome = executor->run({.tool = "sleep", .args = {"100"}, .twin_id = "twin-aegis"});
+    REQUIRE(outcome);
+    CHECK(outcome->exit_code == exit_timeout);
+    CHECK(outcome->message == timeout_message);
+    CHECK(outcome->limit_hit == LimitHit::timeout);
+    REQUIRE(outcome->workspace);
+    CHECK(outcome->workspace->over_quota());
   }
 
   TEST_CASE("a signal is 128+N and named") {
@@ -271,14 +296,30 @@ TEST_SUITE("executor") {
     CHECK(ids.size() == 50);
   }
 
-  TEST_CASE("make refuses a sandbox root that is a file") {
+  TEST_CASE("open refuses a sandbox root that is a file") {
     TempDir dir;
     std::ofstream(dir.path() / "file") << "x";
     auto sandbox = Sandbox::make({.root_dir = dir.path() / "file"});
     REQUIRE(sandbox);
-    const auto executor = Executor::make({.sandbox = *sandbox});
+    const auto executor = Executor::open({.sandbox = *sandbox});
     REQUIRE_FALSE(executor);
     CHECK(executor.error().code == Errc::sandbox_setup);
+  }
+
+  TEST_CASE("Sandbox::with_isolation validates the new kind's rules") {
+    const auto as_root = Sandbox::make({.root_dir = "/tmp/sb", .sandbox_uid = 0, .sandbox_gid = 0, .run_as_root = true});
+    REQUIRE(as_root);
+    CHECK(as_root->with_isolation(Isolation::bwrap));
+    const auto native = as_root->with_isolation(Isolation::native);
+    REQUIRE_FALSE(native);
+    CHECK(native.error().code == Errc::invalid_config);
+  }
+
+  TEST_CASE("the peak memory clients see is the tree's, else the largest process's") {
+    CHECK(Usage{.max_rss_bytes = 3, .peak_memory_bytes = 8}.peak_bytes() == 8);
+    CHECK(Usage{.max_rss_bytes = 3}.peak_bytes() == 3);
+    CHECK(Usage{.cpu_user = std::chrono::microseconds(2), .cpu_system = std::chrono::microseconds(5)}.cpu_time() ==
+          std::chrono::microseconds(7));
   }
 
   TEST_CASE("Sandbox::make names what is wrong") {
@@ -301,7 +342,7 @@ TEST_SUITE("executor") {
     REQUIRE(policy);
     auto sandbox = Sandbox::make({.root_dir = dir.path() / "sb"});
     REQUIRE(sandbox);
-    auto executor = Executor::make({.policy = *policy, .sandbox = *sandbox, .spawner = spawner});
+    auto executor = Executor::open({.policy = *policy, .sandbox = *sandbox, .spawner = spawner});
     REQUIRE(executor);
     REQUIRE(executor->run({.tool = "true", .twin_id = "twin-aegis"}));
     REQUIRE(executor->run({.tool = "true", .twin_id = "twin-aegis", .timeout_cap = std::chrono::milliseconds(200)}));
@@ -315,7 +356,7 @@ TEST_SUITE("executor") {
     CHECK(plans[0].network);
     CHECK(plans[1].limits.timeout == std::chrono::milliseconds(200));
 
-    const auto safe = Executor::make({.policy = policy->with_safe_mode(true), .sandbox = *sandbox, .spawner = spawner});
+    const auto safe = Executor::open({.policy = policy->with_safe_mode(true), .sandbox = *sandbox, .spawner = spawner});
     REQUIRE(safe);
     const auto decision = safe->check({.tool = "file_write", .args = {"f", "x"}, .twin_id = "twin-sentinel"});
     CHECK(decision.allowed);
@@ -336,7 +377,7 @@ TEST_SUITE("executor") {
                         .memory_bytes = 256ULL << 20, .max_processes = 64};
     auto sandbox = Sandbox::make({.root_dir = dir.path() / "sb", .limits = server});
     REQUIRE(sandbox);
-    auto executor = Executor::make({.policy = *policy, .sandbox = *sandbox, .spawner = spawner});
+    auto executor = Executor::open({.policy = *policy, .sandbox = *sandbox, .spawner = spawner});
     REQUIRE(executor);
     const auto greedy = executor->limits_for(executor->check({.tool = "true", .twin_id = "twin-aegis"}));
     CHECK(greedy.timeout == std::chrono::seconds(10));
@@ -352,7 +393,7 @@ TEST_SUITE("executor") {
     CHECK(modest.max_processes == 16);
     auto unlimited = Sandbox::make({.root_dir = dir.path() / "sb", .limits = {.memory_bytes = 0, .max_processes = 0}});
     REQUIRE(unlimited);
-    auto open_server = Executor::make({.policy = *policy, .sandbox = *unlimited, .spawner = spawner});
+    auto open_server = Executor::open({.policy = *policy, .sandbox = *unlimited, .spawner = spawner});
     REQUIRE(open_server);
     const auto bounded = open_server->limits_for(open_server->check({.tool = "true", .twin_id = "twin-aegis"}));
     CHECK(bounded.memory_bytes == (1ULL << 40));

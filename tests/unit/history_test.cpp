@@ -102,6 +102,31 @@ TEST_SUITE("history") {
     }
   }
 
+  TEST_CASE("one table of outcome names; a history holds all but auth_rejected") {
+    for (const auto outcome : pagi_exec::all_record_outcomes) {
+      CHECK(pagi_exec::record_outcome_from_string(pagi_exec::to_string(outcome)) == outcome);
+    }
+    CHECK(pagi_exec::history_outcome_from_string("failed") == pagi_exec::RecordOutcome::failed);
+    const auto rejected = pagi_exec::history_outcome_from_string("auth_rejected");
+    REQUIRE_FALSE(rejected);
+    CHECK(rejected.error().code == pagi_exec::Errc::invalid_request);
+    CHECK(rejected.error().message() ==
+          "outcome 'auth_rejected' is not one of allowed, refused, succeeded, failed, timed_out");
+  }
+
+  TEST_CASE("a record of an allowed request matches allowed and how it ended, nothing else") {
+    using pagi_exec::RecordOutcome;
+    const ExecutionRecord ok{.allowed = true, .ran = true, .exit_code = 0};
+    const ExecutionRecord timed{.allowed = true, .ran = true, .exit_code = 124, .timed_out = true};
+    const ExecutionRecord refused{.allowed = false, .exit_code = 1};
+    for (const auto outcome : pagi_exec::all_record_outcomes) {
+      CAPTURE(pagi_exec::to_string(outcome));
+      CHECK(pagi_exec::matches(ok, outcome) == (outcome == RecordOutcome::allowed || outcome == RecordOutcome::succeeded));
+      CHECK(pagi_exec::matches(timed, outcome) == (outcome == RecordOutcome::allowed || outcome == RecordOutcome::timed_out));
+      CHECK(pagi_exec::matches(refused, outcome) == (outcome == RecordOutcome::refused));
+    }
+  }
+
   TEST_CASE("outcome names parse") {
     CHECK(pagi_exec::record_outcome_from_string("timed_out") == pagi_exec::RecordOutcome::timed_out);
     CHECK_FALSE(pagi_exec::record_outcome_from_string("bogus"));
