@@ -132,8 +132,8 @@ Json common_fields(AuditRecordType type, const Request& request, const Outcome& 
   j["time"] = to_rfc3339(now);
   j["execution_id"] = outcome.execution_id;
   j["twin_id"] = cap(request.twin_id);
-  const auto authenticated = request.metadata.find(std::string(authenticated_twin_key));
-  j["authenticated_twin"] = authenticated == request.metadata.end() ? Json(nullptr) : Json(cap(authenticated->second));
+  // Request::authenticated_twin, null when the host proved none. No metadata is recorded.
+  j["authenticated_twin"] = request.authenticated_twin ? Json(cap(*request.authenticated_twin)) : Json(nullptr);
   j["job_id"] = cap(request.job_id);
   j["namespace"] = cap(request.ns);
   j["tool"] = cap(request.tool);
