@@ -169,6 +169,7 @@ grpc::Status Authenticator::bind(const grpc::ServerContext& context, pagi_exec::
 }
 
 namespace {
+
 pagi_exec::Result<std::string> read_pem(const std::filesystem::path& path, const char* setting) {
   std::ifstream in(path);
   std::stringstream text;
@@ -178,38 +179,47 @@ pagi_exec::Result<std::string> read_pem(const std::filesystem::path& path, const
   }
   return text.str();
 }
+
+pagi_exec::Result<Authenticator> make_authenticator(const std::string& mode, const std::filesystem::path& tokens) {
+  if (mode == "mtls") return Authenticator::with_client_certificates();
+  if (mode != "token") return Authenticator::none();
+  return TokenTable::load(tokens).map(&Authenticator::with_tokens).map_error([](const pagi_exec::Error& error) {
+    return pagi_exec::Error::make(error.code, "TOOLS_AUTH_TOKENS_FILE / --auth-tokens-file: " + error.message());
+  });
+}
+
+// The server's certificate chain and key; with mtls also the CA client certificates must chain to.
+pagi_exec::Result<grpc::SslServerCredentialsOptions> tls_options(const std::string& mode, const std::filesystem::path& cert,
+                                                                 const std::filesystem::path& key,
+                                                                 const std::filesystem::path& client_ca) {
+  grpc::SslServerCredentialsOptions options(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  return read_pem(cert, "TOOLS_TLS_CERT / --tls-cert")
+      .and_then([&](std::string cert_pem) {
+        return read_pem(key, "TOOLS_TLS_KEY / --tls-key").map([&](std::string key_pem) {
+          options.pem_key_cert_pairs.push_back({std::move(key_pem), std::move(cert_pem)});
+        });
+      })
+      .and_then([&]() -> pagi_exec::Result<void> {
+        if (mode != "mtls") return {};
+        return read_pem(client_ca, "TOOLS_TLS_CLIENT_CA / --tls-client-ca").map([&](std::string ca_pem) {
+          options.pem_root_certs = std::move(ca_pem);
+          options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+        });
+      })
+      .map([&] { return options; });
+}
+
 }  // namespace
 
 pagi_exec::Result<Security> make_security(const std::string& mode, const std::filesystem::path& tokens,
-                                                  const std::filesystem::path& cert, const std::filesystem::path& key,
-                                                  const std::filesystem::path& client_ca) {
-  Security security;
-  if (mode == "token") {
-    auto table = TokenTable::load(tokens);
-    if (!table) return invalid("TOOLS_AUTH_TOKENS_FILE / --auth-tokens-file: " + table.error().message());
-    security.authenticator = Authenticator::with_tokens(std::move(*table));
-  } else if (mode == "mtls") {
-    security.authenticator = Authenticator::with_client_certificates();
-  }
-  if (cert.empty()) {
-    security.credentials = grpc::InsecureServerCredentials();
-    return security;
-  }
-  auto cert_pem = read_pem(cert, "TOOLS_TLS_CERT / --tls-cert");
-  if (!cert_pem) return tl::unexpected(cert_pem.error());
-  auto key_pem = read_pem(key, "TOOLS_TLS_KEY / --tls-key");
-  if (!key_pem) return tl::unexpected(key_pem.error());
-  grpc::SslServerCredentialsOptions options(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-  options.pem_key_cert_pairs.push_back({*key_pem, *cert_pem});
-  if (mode == "mtls") {
-    auto ca_pem = read_pem(client_ca, "TOOLS_TLS_CLIENT_CA / --tls-client-ca");
-    if (!ca_pem) return tl::unexpected(ca_pem.error());
-    options.pem_root_certs = *ca_pem;
-    options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
-  }
-  security.credentials = grpc::SslServerCredentials(options);
-  security.tls = true;
-  return security;
+                                          const std::filesystem::path& cert, const std::filesystem::path& key,
+                                          const std::filesystem::path& client_ca) {
+  return make_authenticator(mode, tokens).and_then([&](Authenticator authenticator) -> pagi_exec::Result<Security> {
+    if (cert.empty()) return Security{grpc::InsecureServerCredentials(), std::move(authenticator), false};
+    return tls_options(mode, cert, key, client_ca).map([&](const grpc::SslServerCredentialsOptions& options) {
+      return Security{grpc::SslServerCredentials(options), std::move(authenticator), true};
+    });
+  });
 }
 
 }  // namespace tools_server
