@@ -173,55 +173,69 @@ int audit(const AuditArgs& a) {
   return 0;
 }
 
+// The options check and run share: who asks, the policy, what a request may carry, the command.
+void add_request_options(CLI::App& sub, Options& o) {
+  sub.add_option("--twin", o.twin, "the twin the request acts for")->required();
+  sub.add_flag("--safe-mode", o.host.safe_mode, "decide as the server does in safe mode");
+  sub.add_option("--policy", o.host.policy_file, "a policy file (TOML, docs/policy.md); default: the seed matrix");
+  sub.add_option("--max-args", o.host.request_limits.max_args, "most arguments a request may carry")
+      ->envname("TOOLS_MAX_ARGS")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
+  sub.add_option("--max-request-bytes", o.host.request_limits.max_request_bytes,
+                 "most bytes a request may carry (command, args and ids together)")
+      ->envname("TOOLS_MAX_REQUEST_BYTES")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 30));
+  sub.add_option("command", o.command, "tool or program, then its arguments (use -- before them)")->required();
+}
+
+// Where and how run runs the command.
+void add_sandbox_options(CLI::App& run, Options& o) {
+  run.add_option("--sandbox-dir", o.host.sandbox.root_dir, "workspace root")->default_str(o.host.sandbox.root_dir.string());
+  run.add_option("--isolation", o.isolation,
+                 "auto (the strongest that works here: native, else bwrap, else cwd), native, bwrap or cwd")
+      ->capture_default_str();
+  run.add_option("--timeout-ms", o.timeout_ms, "time limit")
+      ->capture_default_str()
+      ->check(CLI::Range(1LL, static_cast<long long>(pagi_exec::max_timeout.count())));
+  run.add_option("--run-as-uid", o.host.sandbox.sandbox_uid, "uid the command runs as when run as root; 0 needs --run-as-root")
+      ->envname("TOOLS_RUN_AS_UID")
+      ->capture_default_str();
+  run.add_option("--run-as-gid", o.host.sandbox.sandbox_gid, "gid the command runs as when run as root; 0 needs --run-as-root")
+      ->envname("TOOLS_RUN_AS_GID")
+      ->capture_default_str();
+  run.add_flag("--run-as-root", o.host.sandbox.run_as_root,
+               "cwd and bwrap: run the command as this process's own uid (root when run as root), as the "
+               "original did; unsafe")
+      ->envname("TOOLS_RUN_AS_ROOT");
+}
+
+void add_audit_options(CLI::App& audit_cmd, AuditArgs& a) {
+  audit_cmd.add_option("file", a.file, "the audit log (JSON Lines)")->required();
+  audit_cmd.add_option("--twin", a.twin, "only this twin (as claimed or authenticated)");
+  audit_cmd.add_option("--job", a.job, "only this job id");
+  audit_cmd.add_option("--outcome", a.outcome, "allowed, refused, succeeded, failed, timed_out or auth_rejected")
+      ->check(CLI::IsMember({"allowed", "refused", "succeeded", "failed", "timed_out", "auth_rejected"}));
+  audit_cmd.add_option("--since", a.since, "records at or after this time (RFC 3339 or a date)");
+  audit_cmd.add_option("--until", a.until, "records before this time (RFC 3339 or a date)");
+  audit_cmd.add_flag("--json", a.json, "print the records as stored (JSON Lines); counts go to stderr");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"pagi-exec: check or run one request with the pagi-exec library, or read an audit log"};
   app.require_subcommand(1);
   Options o;
-  auto add_common = [&](CLI::App* sub) {
-    sub->add_option("--twin", o.twin, "the twin the request acts for")->required();
-    sub->add_flag("--safe-mode", o.host.safe_mode, "decide as the server does in safe mode");
-    sub->add_option("--policy", o.host.policy_file, "a policy file (TOML, docs/policy.md); default: the seed matrix");
-    sub->add_option("--max-args", o.host.request_limits.max_args, "most arguments a request may carry")
-        ->envname("TOOLS_MAX_ARGS")
-        ->capture_default_str()
-        ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
-    sub->add_option("--max-request-bytes", o.host.request_limits.max_request_bytes,
-                    "most bytes a request may carry (command, args and ids together)")
-        ->envname("TOOLS_MAX_REQUEST_BYTES")
-        ->capture_default_str()
-        ->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 30));
-    sub->add_option("command", o.command, "tool or program, then its arguments (use -- before them)")->required();
-  };
   auto* check_cmd = app.add_subcommand("check", "decide only: prints allowed/refused and why; exit 0 when allowed, 1 when refused");
-  add_common(check_cmd);
+  add_request_options(*check_cmd, o);
   auto* run_cmd = app.add_subcommand("run", "decide and run; exits with the command's exit code");
-  add_common(run_cmd);
-  run_cmd->add_option("--sandbox-dir", o.host.sandbox.root_dir, "workspace root")
-      ->default_str(o.host.sandbox.root_dir.string());
-  run_cmd->add_option("--isolation", o.isolation,
-                      "auto (the strongest that works here: native, else bwrap, else cwd), native, bwrap or cwd")
-      ->capture_default_str();
-  run_cmd->add_option("--timeout-ms", o.timeout_ms, "time limit")->capture_default_str()->check(CLI::Range(1LL, static_cast<long long>(pagi_exec::max_timeout.count())));
-  run_cmd->add_option("--run-as-uid", o.host.sandbox.sandbox_uid, "uid the command runs as when run as root; 0 needs --run-as-root")
-      ->envname("TOOLS_RUN_AS_UID")->capture_default_str();
-  run_cmd->add_option("--run-as-gid", o.host.sandbox.sandbox_gid, "gid the command runs as when run as root; 0 needs --run-as-root")
-      ->envname("TOOLS_RUN_AS_GID")->capture_default_str();
-  run_cmd->add_flag("--run-as-root", o.host.sandbox.run_as_root,
-                    "cwd and bwrap: run the command as this process's own uid (root when run as root), as the "
-                    "original did; unsafe")
-      ->envname("TOOLS_RUN_AS_ROOT");
+  add_request_options(*run_cmd, o);
+  add_sandbox_options(*run_cmd, o);
   AuditArgs audit_args;
   auto* audit_cmd = app.add_subcommand("audit", "print the records of an audit log that match, then counts; exit 0, 2 on errors");
-  audit_cmd->add_option("file", audit_args.file, "the audit log (JSON Lines)")->required();
-  audit_cmd->add_option("--twin", audit_args.twin, "only this twin (as claimed or authenticated)");
-  audit_cmd->add_option("--job", audit_args.job, "only this job id");
-  audit_cmd->add_option("--outcome", audit_args.outcome, "allowed, refused, succeeded, failed, timed_out or auth_rejected")
-      ->check(CLI::IsMember({"allowed", "refused", "succeeded", "failed", "timed_out", "auth_rejected"}));
-  audit_cmd->add_option("--since", audit_args.since, "records at or after this time (RFC 3339 or a date)");
-  audit_cmd->add_option("--until", audit_args.until, "records before this time (RFC 3339 or a date)");
-  audit_cmd->add_flag("--json", audit_args.json, "print the records as stored (JSON Lines); counts go to stderr");
+  add_audit_options(*audit_cmd, audit_args);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

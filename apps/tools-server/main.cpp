@@ -137,6 +137,25 @@ std::shared_ptr<pagi_exec::AuditSink> logging_sink(std::shared_ptr<pagi_exec::Au
   return std::make_shared<tools_server::LoggingAuditSink>(std::move(log));
 }
 
+// What the operator reads once the server listens; the first stdout line gives the address.
+void announce(const ServerConfig& config, const pagi_exec::Host& host, const std::string& bound, bool tls) {
+  warn_if_exposed(config, bound, tls);
+  const auto health = host.health();
+  tools_server::log(pagi_exec::isolation_notices(health));
+  tools_server::log(host.host_network_notices());
+  std::cout << "listening on " << bound << std::endl;  // tests read the port here
+  tools_server::log(LogLevel::info, "tools-server " + std::string(pagi_exec::version) + " listening on " + bound + " " +
+                                        pagi_exec::describe(health));
+}
+
+// Serves until SIGTERM or SIGINT, reloading at each SIGHUP; the signal that ended it.
+int wait_for_stop(const sigset_t& signals, pagi_exec::Host& host, const ServerConfig& config,
+                  tools_server::AuthHolder& auth) {
+  int signal_number = 0;
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) reload(host, config, auth);
+  return signal_number;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -163,17 +182,9 @@ int main(int argc, char** argv) {
   std::string bound;
   auto server = start_server(*config, security->credentials, service, bound);
   if (!server) return fail_startup(server.error(), exit_cannot_listen);
-  warn_if_exposed(*config, bound, security->tls);
-  const auto health = (*host)->health();
-  tools_server::log(pagi_exec::isolation_notices(health));
-  tools_server::log((*host)->host_network_notices());
+  announce(*config, **host, bound, security->tls);
 
-  std::cout << "listening on " << bound << std::endl;  // first stdout line: tests read the port here
-  tools_server::log(LogLevel::info, "tools-server " + std::string(pagi_exec::version) + " listening on " + bound +
-                                        " " + pagi_exec::describe(health));
-
-  int signal_number = 0;
-  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) reload(**host, *config, auth);
+  const int signal_number = wait_for_stop(signals, **host, *config, auth);
   tools_server::log(LogLevel::info, std::string("received ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM") +
                                         ": stopping running executions and shutting down");
   watcher.stop_all();  // kills the running process trees; their handlers return promptly
