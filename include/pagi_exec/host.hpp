@@ -2,7 +2,6 @@
 // Host: the library objects of a long-running host (the gRPC server), made once from its settings.
 #pragma once
 
-#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
