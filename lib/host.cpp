@@ -65,9 +65,31 @@ void check_uid_pool(const HostSettings& settings, Isolation effective, Notices& 
                                             "): native runs beyond that many at once are refused"});
 }
 
+// The facts of the report fixed at start-up; health() adds what changes.
+HealthReport started_report(const HostSettings& settings, const OpenedSandbox& opened, const Policy& policy,
+                            std::shared_ptr<AuditLog> audit, std::shared_ptr<const Admission> admission) {
+  const auto effective = opened.sandbox.isolation();
+  return HealthReport{
+      .requested = settings.isolation,
+      .effective = effective,
+      .isolation_reason = opened.reason.empty() ? "requested by TOOLS_ISOLATION" : opened.reason,
+      .fallback_reason = opened.fallback,
+      .safe_mode = policy.safe_mode(),
+      .sandbox_dir = settings.sandbox.root_dir.string(),
+      .limits = opened.sandbox.limits(),
+      .audit = std::move(audit),
+      .policy_revision = policy.revision(),
+      .admission = std::move(admission),
+      .host_network_twins = host_network_twins(policy, effective),
+      .workspaces = {},
+      .reload_error = {},
+  };
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Host>> Host::start(const HostSettings& settings, Notices& notices, const AuditSinkFor& sink_for) {
+  // What may run, then where it runs (probed once: a fallback is loud), then who commands are.
   auto policy = load_host_policy(settings).map_error(in_setting("TOOLS_POLICY_FILE / --policy"));
   if (!policy) return tl::unexpected(policy.error());
   auto opened = open_named_sandbox(settings);
@@ -77,6 +99,7 @@ Result<std::unique_ptr<Host>> Host::start(const HostSettings& settings, Notices&
   const auto identity = command_identity_notices(settings, effective, ::geteuid());
   notices.insert(notices.end(), identity.begin(), identity.end());
   check_uid_pool(settings, effective, notices);
+  // What records the executions and how many run at once, then the executor over all of it.
   auto audit = open_audit(settings);
   if (!audit) return tl::unexpected(audit.error());
   auto admission = make_admission(settings, notices);
@@ -95,21 +118,7 @@ Result<std::unique_ptr<Host>> Host::start(const HostSettings& settings, Notices&
       .request_limits = settings.request_limits,
   });
   if (!executor) return tl::unexpected(in_setting("SANDBOX_DIR / --sandbox-dir")(executor.error()));
-  HealthReport health{
-      .requested = settings.isolation,
-      .effective = effective,
-      .isolation_reason = opened->reason.empty() ? "requested by TOOLS_ISOLATION" : opened->reason,
-      .fallback_reason = opened->fallback,
-      .safe_mode = policy->policy.safe_mode(),
-      .sandbox_dir = settings.sandbox.root_dir.string(),
-      .limits = opened->sandbox.limits(),
-      .audit = *audit,
-      .policy_revision = policy->policy.revision(),
-      .admission = *admission,
-      .host_network_twins = host_network_twins(policy->policy, effective),
-      .workspaces = {},
-      .reload_error = {},
-  };
+  auto health = started_report(settings, *opened, policy->policy, *audit, *admission);
   return std::unique_ptr<Host>(new Host(settings, std::move(*executor), std::move(health), *audit, sink));
 }
 
