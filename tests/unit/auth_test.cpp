@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // Unit: the tokens file (good and bad lines), the token check, the twin a client certificate
-// names, and the security settings' file errors; no handshake, no socket.
+// names, the bearer-token check and the binding of a request to the proven twin (metadata injected
+// into a ServerContext), and the security settings' file errors; no handshake, no socket.
 #include <doctest/doctest.h>
 
 #include <string>
+
+#include <grpcpp/test/server_context_test_spouse.h>
 
 #include "auth.hpp"
 
@@ -20,6 +23,12 @@ std::string error_of(std::string_view text) {
   REQUIRE_FALSE(table);
   CHECK(table.error().code == pagi_exec::Errc::invalid_config);
   return table.error().message();
+}
+
+Authenticator token_authenticator() {
+  auto table = TokenTable::parse(digest_a + " twin-a\n", "tokens.txt");
+  REQUIRE(table);
+  return Authenticator::with_tokens(std::move(*table));
 }
 
 }  // namespace
@@ -72,5 +81,52 @@ TEST_SUITE("auth") {
     security = make_security("none", {}, {}, {}, {});
     REQUIRE(security);
     CHECK_FALSE(security->tls);
+  }
+
+  TEST_CASE("a bearer token proves its twin; a missing, malformed or unknown one is UNAUTHENTICATED") {
+    const auto auth = token_authenticator();
+    grpc::ServerContext none;
+    CHECK(auth.authenticate(none).error().error_message() == "missing 'authorization: Bearer <token>' metadata");
+    grpc::ServerContext basic;
+    grpc::testing::ServerContextTestSpouse basic_spouse(&basic);
+    basic_spouse.AddClientMetadata("authorization", "Basic secret-a");
+    CHECK(auth.authenticate(basic).error().error_code() == grpc::StatusCode::UNAUTHENTICATED);
+    grpc::ServerContext unknown;
+    grpc::testing::ServerContextTestSpouse unknown_spouse(&unknown);
+    unknown_spouse.AddClientMetadata("authorization", "Bearer secret-b");
+    CHECK(auth.authenticate(unknown).error().error_message() == "unknown or revoked token");
+    grpc::ServerContext good;
+    grpc::testing::ServerContextTestSpouse good_spouse(&good);
+    good_spouse.AddClientMetadata("authorization", "Bearer secret-a");
+    const auto proven = auth.authenticate(good);
+    REQUIRE(proven);
+    CHECK(*proven == "twin-a");
+  }
+
+  TEST_CASE("binding: the proven twin fills an empty twin_id, another is PERMISSION_DENIED") {
+    const auto auth = token_authenticator();
+    grpc::ServerContext context;
+    grpc::testing::ServerContextTestSpouse spouse(&context);
+    spouse.AddClientMetadata("authorization", "Bearer secret-a");
+    pagi_exec::Request request;
+    REQUIRE(auth.bind(context, request).ok());
+    CHECK(request.twin_id == "twin-a");
+    CHECK(request.authenticated_twin == "twin-a");  // what the audit log records
+    pagi_exec::Request other{.twin_id = "twin-b"};
+    const auto denied = auth.bind(context, other);
+    CHECK(denied.error_code() == grpc::StatusCode::PERMISSION_DENIED);
+    CHECK(denied.error_message() == "authenticated as twin 'twin-a' but the request names twin 'twin-b'");
+  }
+
+  TEST_CASE("without authentication the request's twin stands and nothing is proven") {
+    const auto auth = Authenticator::none();
+    grpc::ServerContext context;
+    const auto proven = auth.authenticate(context);
+    REQUIRE(proven);
+    CHECK_FALSE(*proven);
+    pagi_exec::Request request{.twin_id = "twin-b"};
+    REQUIRE(auth.bind(context, request).ok());
+    CHECK(request.twin_id == "twin-b");
+    CHECK_FALSE(request.authenticated_twin);
   }
 }
