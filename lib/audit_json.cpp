@@ -40,11 +40,11 @@ Json common_fields(AuditRecordType type, const ExecutionRecord& record, const Re
   j["time"] = to_rfc3339(record.finished);
   j["execution_id"] = record.execution_id;
   j["twin_id"] = record.twin_id;
-  const auto authenticated = request.metadata.find(std::string(authenticated_twin_key));
+  // Request::authenticated_twin, null when the host proved none. No metadata is recorded.
   bool ignored = false;  // single strings are cut silently; only args report it
-  j["authenticated_twin"] = authenticated == request.metadata.end()
-                                ? Json(nullptr)
-                                : Json(bounded_text(authenticated->second, options.max_arg_bytes, ignored));
+  j["authenticated_twin"] = request.authenticated_twin
+                                ? Json(bounded_text(*request.authenticated_twin, options.max_arg_bytes, ignored))
+                                : Json(nullptr);
   j["job_id"] = record.job_id;
   j["namespace"] = record.ns;
   j["tool"] = record.tool;

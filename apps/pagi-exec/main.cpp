@@ -18,31 +18,20 @@ namespace {
 struct Options {
   std::string twin;
   std::vector<std::string> command;  // tool, then its args
-  bool safe_mode = false;
-  std::string sandbox_dir = "/tmp/pagi-sandbox";
   std::string isolation = "auto";
-  long long timeout_ms = 10'000;
-  std::string policy_file;  // empty: the embedded seed matrix
-  std::uint32_t run_as_uid = 65534;
-  std::uint32_t run_as_gid = 65534;
-  bool run_as_root = false;
-  pagi_exec::RequestLimits request_limits;  // as the server's TOOLS_MAX_ARGS / TOOLS_MAX_REQUEST_BYTES
+  long long timeout_ms = pagi_exec::Limits{}.timeout.count();
+  pagi_exec::HostSettings host;  // the library's settings and defaults, as the server's
 };
 
 // The policy file (or the seed matrix), with --safe-mode forcing safe mode on; exit status 2
 // and the file's line and column on a bad file.
 std::optional<pagi_exec::PolicyFile> load_policy(const Options& o) {
-  pagi_exec::PolicyFile file{pagi_exec::Policy::seed_default(), pagi_exec::ToolCatalog::seed_default()};
-  if (!o.policy_file.empty()) {
-    auto loaded = pagi_exec::load_policy_file(o.policy_file);
-    if (!loaded) {
-      std::cerr << "pagi-exec: " << loaded.error().message() << "\n";
-      return std::nullopt;
-    }
-    file = std::move(*loaded);
+  auto file = pagi_exec::load_host_policy(o.host);
+  if (!file) {
+    std::cerr << "pagi-exec: " << file.error().message() << "\n";
+    return std::nullopt;
   }
-  if (o.safe_mode) file.policy = file.policy.with_safe_mode(true);
-  return file;
+  return std::move(*file);
 }
 
 pagi_exec::Request to_request(const Options& o) {
@@ -55,54 +44,45 @@ int check(const Options& o) {
   const auto policy = load_policy(o);
   if (!policy) return 2;
   // The same judgement as a run (catalog, NUL bytes, sizes, the tool's arguments).
-  const auto decision = pagi_exec::judge(policy->policy, policy->catalog, o.request_limits, to_request(o));
+  const auto decision = pagi_exec::judge(policy->policy, policy->catalog, o.host.request_limits, to_request(o));
   std::cout << (decision.allowed ? "allowed: " : "refused: ") << decision.reason << " (rule " << decision.rule
             << ", policy " << policy->policy.revision() << ")\n";
   for (const auto& note : decision.notes) std::cout << "note: " << note << "\n";
   return decision.allowed ? 0 : 1;
 }
 
-// The sandbox --isolation asks for, probed; with auto the strongest that works here, stated on
-// stderr. nullopt (after saying why) when it cannot be had.
+// The sandbox --isolation asks for, probed (the CLI never falls back: it runs the command as
+// asked or not at all); with auto the strongest that works here, stated on stderr. nullopt
+// (after saying why) when it cannot be had.
 std::optional<pagi_exec::Sandbox> make_sandbox(const Options& o) {
-  const pagi_exec::SandboxSpec spec{.root_dir = o.sandbox_dir,
-                                    .limits = {.timeout = std::chrono::milliseconds(o.timeout_ms)},
-                                    .sandbox_uid = o.run_as_uid,
-                                    .sandbox_gid = o.run_as_gid,
-                                    .run_as_root = o.run_as_root};
-  if (o.isolation == "auto") {
-    auto choice = pagi_exec::choose_isolation(spec);
-    if (!choice) {
-      std::cerr << "pagi-exec: " << choice.error().message() << "\n";
+  auto settings = o.host;
+  settings.sandbox.limits.timeout = std::chrono::milliseconds(o.timeout_ms);
+  if (o.isolation != "auto") {
+    settings.isolation = pagi_exec::isolation_from_string(o.isolation);
+    if (!settings.isolation) {
+      std::cerr << "pagi-exec: --isolation must be auto, native, bwrap or cwd, not '" << o.isolation << "'\n";
       return std::nullopt;
     }
-    std::cerr << "pagi-exec: isolation " << pagi_exec::to_string(choice->sandbox.isolation()) << " (auto: "
-              << choice->reason << ")\n";
-    return std::move(choice->sandbox);
+    settings.require_isolation = true;
   }
-  const auto isolation = pagi_exec::isolation_from_string(o.isolation);
-  if (!isolation) {
-    std::cerr << "pagi-exec: --isolation must be auto, native, bwrap or cwd, not '" << o.isolation << "'\n";
+  auto opened = pagi_exec::open_sandbox(settings);
+  if (!opened) {
+    const auto& error = opened.error();
+    std::cerr << "pagi-exec: " << (error.code == pagi_exec::Errc::sandbox_setup ? "isolation " + o.isolation + " unavailable: " : "")
+              << error.message() << "\n";
     return std::nullopt;
   }
-  auto with_kind = spec;
-  with_kind.isolation = *isolation;
-  auto sandbox = pagi_exec::Sandbox::make(with_kind);
-  if (!sandbox) {
-    std::cerr << "pagi-exec: " << sandbox.error().message() << "\n";
-    return std::nullopt;
+  if (!settings.isolation) {
+    std::cerr << "pagi-exec: isolation " << pagi_exec::to_string(opened->sandbox.isolation()) << " (" << opened->reason
+              << ")\n";
   }
-  if (auto works = pagi_exec::check_isolation(*sandbox); !works) {
-    std::cerr << "pagi-exec: isolation " << o.isolation << " unavailable: " << works.error().message() << "\n";
-    return std::nullopt;
-  }
-  return *sandbox;
+  return std::move(opened->sandbox);
 }
 
 int run(const Options& o) {
   const auto sandbox = make_sandbox(o);
   if (!sandbox) return 2;
-  if (o.run_as_root && sandbox->isolation() != pagi_exec::Isolation::native) {
+  if (o.host.sandbox.run_as_root && sandbox->isolation() != pagi_exec::Isolation::native) {
     std::cerr << "pagi-exec: WARNING: --run-as-root: the command runs as this process's own uid (root when run "
                  "as root), as the original did\n";
   }
@@ -111,7 +91,7 @@ int run(const Options& o) {
   auto executor = pagi_exec::Executor::open({.policy = std::move(policy->policy),
                                              .sandbox = *sandbox,
                                              .catalog = std::move(policy->catalog),
-                                             .request_limits = o.request_limits});
+                                             .request_limits = o.host.request_limits});
   if (!executor) {
     std::cerr << "pagi-exec: " << executor.error().message() << "\n";
     return 2;
@@ -195,56 +175,71 @@ int audit(const AuditArgs& a) {
   return 0;
 }
 
+// The options check and run share: who asks, the policy, what a request may carry, the command.
+void add_request_options(CLI::App& sub, Options& o) {
+  sub.add_option("--twin", o.twin, "the twin the request acts for")->required();
+  sub.add_flag("--safe-mode", o.host.safe_mode, "decide as the server does in safe mode");
+  sub.add_option("--policy", o.host.policy_file, "a policy file (TOML, docs/policy.md); default: the seed matrix");
+  sub.add_option("--max-args", o.host.request_limits.max_args, "most arguments a request may carry")
+      ->envname("TOOLS_MAX_ARGS")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
+  sub.add_option("--max-request-bytes", o.host.request_limits.max_request_bytes,
+                 "most bytes a request may carry (command, args and ids together)")
+      ->envname("TOOLS_MAX_REQUEST_BYTES")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 30));
+  sub.add_option("command", o.command, "tool or program, then its arguments (use -- before them)")->required();
+}
+
+// Where and how run runs the command.
+void add_sandbox_options(CLI::App& run, Options& o) {
+  run.add_option("--sandbox-dir", o.host.sandbox.root_dir, "workspace root")->default_str(o.host.sandbox.root_dir.string());
+  run.add_option("--isolation", o.isolation,
+                 "auto (the strongest that works here: native, else bwrap, else cwd), native, bwrap or cwd")
+      ->capture_default_str();
+  run.add_option("--timeout-ms", o.timeout_ms, "time limit")
+      ->capture_default_str()
+      ->check(CLI::Range(1LL, static_cast<long long>(pagi_exec::max_timeout.count())));
+  run.add_option("--run-as-uid", o.host.sandbox.sandbox_uid, "uid the command runs as when run as root; 0 needs --run-as-root")
+      ->envname("TOOLS_RUN_AS_UID")
+      ->capture_default_str();
+  run.add_option("--run-as-gid", o.host.sandbox.sandbox_gid, "gid the command runs as when run as root; 0 needs --run-as-root")
+      ->envname("TOOLS_RUN_AS_GID")
+      ->capture_default_str();
+  run.add_flag("--run-as-root", o.host.sandbox.run_as_root,
+               "cwd and bwrap: run the command as this process's own uid (root when run as root), as the "
+               "original did; unsafe")
+      ->envname("TOOLS_RUN_AS_ROOT");
+}
+
+void add_audit_options(CLI::App& audit_cmd, AuditArgs& a) {
+  audit_cmd.add_option("file", a.file, "the audit log (JSON Lines)")->required();
+  audit_cmd.add_option("--twin", a.twin, "only this twin (as claimed or authenticated)");
+  audit_cmd.add_option("--job", a.job, "only this job id");
+  std::vector<std::string> outcome_names;
+  for (const auto outcome : pagi_exec::all_record_outcomes) outcome_names.emplace_back(pagi_exec::to_string(outcome));
+  audit_cmd.add_option("--outcome", a.outcome, pagi_exec::list_names(pagi_exec::all_record_outcomes, " or "))
+      ->check(CLI::IsMember(outcome_names));
+  audit_cmd.add_option("--since", a.since, "records at or after this time (RFC 3339 or a date)");
+  audit_cmd.add_option("--until", a.until, "records before this time (RFC 3339 or a date)");
+  audit_cmd.add_flag("--json", a.json, "print the records as stored (JSON Lines); counts go to stderr");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"pagi-exec: check or run one request with the pagi-exec library, or read an audit log"};
   app.require_subcommand(1);
   Options o;
-  auto add_common = [&](CLI::App* sub) {
-    sub->add_option("--twin", o.twin, "the twin the request acts for")->required();
-    sub->add_flag("--safe-mode", o.safe_mode, "decide as the server does in safe mode");
-    sub->add_option("--policy", o.policy_file, "a policy file (TOML, docs/policy.md); default: the seed matrix");
-    sub->add_option("--max-args", o.request_limits.max_args, "most arguments a request may carry")
-        ->envname("TOOLS_MAX_ARGS")
-        ->capture_default_str()
-        ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
-    sub->add_option("--max-request-bytes", o.request_limits.max_request_bytes,
-                    "most bytes a request may carry (command, args and ids together)")
-        ->envname("TOOLS_MAX_REQUEST_BYTES")
-        ->capture_default_str()
-        ->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 30));
-    sub->add_option("command", o.command, "tool or program, then its arguments (use -- before them)")->required();
-  };
   auto* check_cmd = app.add_subcommand("check", "decide only: prints allowed/refused and why; exit 0 when allowed, 1 when refused");
-  add_common(check_cmd);
+  add_request_options(*check_cmd, o);
   auto* run_cmd = app.add_subcommand("run", "decide and run; exits with the command's exit code");
-  add_common(run_cmd);
-  run_cmd->add_option("--sandbox-dir", o.sandbox_dir, "workspace root")->capture_default_str();
-  run_cmd->add_option("--isolation", o.isolation,
-                      "auto (the strongest that works here: native, else bwrap, else cwd), native, bwrap or cwd")
-      ->capture_default_str();
-  run_cmd->add_option("--timeout-ms", o.timeout_ms, "time limit")->capture_default_str()->check(CLI::Range(1LL, 86'400'000LL));
-  run_cmd->add_option("--run-as-uid", o.run_as_uid, "uid the command runs as when run as root; 0 needs --run-as-root")
-      ->envname("TOOLS_RUN_AS_UID")->capture_default_str();
-  run_cmd->add_option("--run-as-gid", o.run_as_gid, "gid the command runs as when run as root; 0 needs --run-as-root")
-      ->envname("TOOLS_RUN_AS_GID")->capture_default_str();
-  run_cmd->add_flag("--run-as-root", o.run_as_root,
-                    "cwd and bwrap: run the command as this process's own uid (root when run as root), as the "
-                    "original did; unsafe")
-      ->envname("TOOLS_RUN_AS_ROOT");
+  add_request_options(*run_cmd, o);
+  add_sandbox_options(*run_cmd, o);
   AuditArgs audit_args;
   auto* audit_cmd = app.add_subcommand("audit", "print the records of an audit log that match, then counts; exit 0, 2 on errors");
-  audit_cmd->add_option("file", audit_args.file, "the audit log (JSON Lines)")->required();
-  audit_cmd->add_option("--twin", audit_args.twin, "only this twin (as claimed or authenticated)");
-  audit_cmd->add_option("--job", audit_args.job, "only this job id");
-  std::vector<std::string> outcome_names;
-  for (const auto outcome : pagi_exec::all_record_outcomes) outcome_names.emplace_back(pagi_exec::to_string(outcome));
-  audit_cmd->add_option("--outcome", audit_args.outcome, pagi_exec::list_names(pagi_exec::all_record_outcomes, " or "))
-      ->check(CLI::IsMember(outcome_names));
-  audit_cmd->add_option("--since", audit_args.since, "records at or after this time (RFC 3339 or a date)");
-  audit_cmd->add_option("--until", audit_args.until, "records before this time (RFC 3339 or a date)");
-  audit_cmd->add_flag("--json", audit_args.json, "print the records as stored (JSON Lines); counts go to stderr");
+  add_audit_options(*audit_cmd, audit_args);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -48,43 +48,21 @@ std::vector<std::string> property(const grpc::ServerContext& context, const char
 
 grpc::Status unauthenticated(const std::string& why) { return {grpc::StatusCode::UNAUTHENTICATED, why}; }
 
+tl::unexpected<pagi_exec::Error> invalid(std::string message) {
+  return pagi_exec::fail(pagi_exec::Errc::invalid_config, std::move(message));
+}
+
 }  // namespace
 
-const char* to_string(AuthMode mode) noexcept {
-  switch (mode) {
-    case AuthMode::none: return "none";
-    case AuthMode::token: return "token";
-    case AuthMode::mtls: return "mtls";
-  }
-  return "unknown";
-}
-
-std::optional<AuthMode> auth_mode_from_string(std::string_view name) noexcept {
-  if (name == "none") return AuthMode::none;
-  if (name == "token") return AuthMode::token;
-  if (name == "mtls") return AuthMode::mtls;
-  return std::nullopt;
-}
-
-std::string sha256_hex(std::string_view text) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (const auto byte : sha256(text)) {
-    out.push_back(hex[byte >> 4]);
-    out.push_back(hex[byte & 15]);
-  }
-  return out;
-}
-
-tl::expected<TokenTable, std::string> TokenTable::load(const std::filesystem::path& path) {
+pagi_exec::Result<TokenTable> TokenTable::load(const std::filesystem::path& path) {
   std::ifstream in(path);
-  if (!in) return tl::unexpected(path.string() + ": cannot be read");
+  if (!in) return invalid(path.string() + ": cannot be read");
   std::stringstream text;
   text << in.rdbuf();
   return parse(text.str(), path.string());
 }
 
-tl::expected<TokenTable, std::string> TokenTable::parse(std::string_view text, std::string_view source) {
+pagi_exec::Result<TokenTable> TokenTable::parse(std::string_view text, std::string_view source) {
   TokenTable table;
   std::istringstream lines{std::string(text)};
   int number = 0;
@@ -95,18 +73,18 @@ tl::expected<TokenTable, std::string> TokenTable::parse(std::string_view text, s
     std::istringstream fields(line);
     std::string digest, twin, extra;
     if (!(fields >> digest)) continue;  // blank or comment
-    if (!(fields >> twin)) return tl::unexpected(where + "a digest without a twin; write '<sha256 hex> <twin>'");
-    if (fields >> extra) return tl::unexpected(where + "more than a digest and a twin: '" + extra + "'");
+    if (!(fields >> twin)) return invalid(where + "a digest without a twin; write '<sha256 hex> <twin>'");
+    if (fields >> extra) return invalid(where + "more than a digest and a twin: '" + extra + "'");
     const auto bytes = from_hex(digest);
     if (!bytes) {
-      return tl::unexpected(where + "'" + digest + "' is not a SHA-256 digest (64 hex digits); store "
+      return invalid(where + "'" + digest + "' is not a SHA-256 digest (64 hex digits); store "
                                     "sha256(token), never the token itself");
     }
     if (const auto why = pagi_exec::why_not_path_component(twin); !why.empty()) {
-      return tl::unexpected(where + "twin '" + twin + "' " + why);
+      return invalid(where + "twin '" + twin + "' " + why);
     }
     for (const auto& entry : table.entries_) {
-      if (entry.digest == *bytes) return tl::unexpected(where + "the same token digest appears twice");
+      if (entry.digest == *bytes) return invalid(where + "the same token digest appears twice");
     }
     table.entries_.push_back({*bytes, twin});
   }
@@ -186,52 +164,62 @@ grpc::Status Authenticator::bind(const grpc::ServerContext& context, std::string
 
 grpc::Status Authenticator::bind(const grpc::ServerContext& context, pagi_exec::Request& request) const {
   if (auto status = bind(context, request.twin_id); !status.ok()) return status;
-  if (mode_ != AuthMode::none) request.metadata[std::string(pagi_exec::authenticated_twin_key)] = request.twin_id;
+  if (mode_ != AuthMode::none) request.authenticated_twin = request.twin_id;
   return grpc::Status::OK;
 }
 
 namespace {
-tl::expected<std::string, std::string> read_pem(const std::filesystem::path& path, const char* setting) {
+
+pagi_exec::Result<std::string> read_pem(const std::filesystem::path& path, const char* setting) {
   std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
   if (!in || text.str().find("-----BEGIN") == std::string::npos) {
-    return tl::unexpected(std::string(setting) + ": '" + path.string() + "' is not a readable PEM file");
+    return invalid(std::string(setting) + ": '" + path.string() + "' is not a readable PEM file");
   }
   return text.str();
 }
+
+pagi_exec::Result<Authenticator> make_authenticator(const std::string& mode, const std::filesystem::path& tokens) {
+  if (mode == "mtls") return Authenticator::with_client_certificates();
+  if (mode != "token") return Authenticator::none();
+  return TokenTable::load(tokens).map(&Authenticator::with_tokens).map_error([](const pagi_exec::Error& error) {
+    return pagi_exec::Error::make(error.code, "TOOLS_AUTH_TOKENS_FILE / --auth-tokens-file: " + error.message());
+  });
+}
+
+// The server's certificate chain and key; with mtls also the CA client certificates must chain to.
+pagi_exec::Result<grpc::SslServerCredentialsOptions> tls_options(const std::string& mode, const std::filesystem::path& cert,
+                                                                 const std::filesystem::path& key,
+                                                                 const std::filesystem::path& client_ca) {
+  grpc::SslServerCredentialsOptions options(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  return read_pem(cert, "TOOLS_TLS_CERT / --tls-cert")
+      .and_then([&](std::string cert_pem) {
+        return read_pem(key, "TOOLS_TLS_KEY / --tls-key").map([&](std::string key_pem) {
+          options.pem_key_cert_pairs.push_back({std::move(key_pem), std::move(cert_pem)});
+        });
+      })
+      .and_then([&]() -> pagi_exec::Result<void> {
+        if (mode != "mtls") return {};
+        return read_pem(client_ca, "TOOLS_TLS_CLIENT_CA / --tls-client-ca").map([&](std::string ca_pem) {
+          options.pem_root_certs = std::move(ca_pem);
+          options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+        });
+      })
+      .map([&] { return options; });
+}
+
 }  // namespace
 
-tl::expected<Security, std::string> make_security(const std::string& mode, const std::filesystem::path& tokens,
-                                                  const std::filesystem::path& cert, const std::filesystem::path& key,
-                                                  const std::filesystem::path& client_ca) {
-  Security security;
-  if (mode == "token") {
-    auto table = TokenTable::load(tokens);
-    if (!table) return tl::unexpected("TOOLS_AUTH_TOKENS_FILE / --auth-tokens-file: " + table.error());
-    security.authenticator = Authenticator::with_tokens(std::move(*table));
-  } else if (mode == "mtls") {
-    security.authenticator = Authenticator::with_client_certificates();
-  }
-  if (cert.empty()) {
-    security.credentials = grpc::InsecureServerCredentials();
-    return security;
-  }
-  auto cert_pem = read_pem(cert, "TOOLS_TLS_CERT / --tls-cert");
-  if (!cert_pem) return tl::unexpected(cert_pem.error());
-  auto key_pem = read_pem(key, "TOOLS_TLS_KEY / --tls-key");
-  if (!key_pem) return tl::unexpected(key_pem.error());
-  grpc::SslServerCredentialsOptions options(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-  options.pem_key_cert_pairs.push_back({*key_pem, *cert_pem});
-  if (mode == "mtls") {
-    auto ca_pem = read_pem(client_ca, "TOOLS_TLS_CLIENT_CA / --tls-client-ca");
-    if (!ca_pem) return tl::unexpected(ca_pem.error());
-    options.pem_root_certs = *ca_pem;
-    options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
-  }
-  security.credentials = grpc::SslServerCredentials(options);
-  security.tls = true;
-  return security;
+pagi_exec::Result<Security> make_security(const std::string& mode, const std::filesystem::path& tokens,
+                                          const std::filesystem::path& cert, const std::filesystem::path& key,
+                                          const std::filesystem::path& client_ca) {
+  return make_authenticator(mode, tokens).and_then([&](Authenticator authenticator) -> pagi_exec::Result<Security> {
+    if (cert.empty()) return Security{grpc::InsecureServerCredentials(), std::move(authenticator), false};
+    return tls_options(mode, cert, key, client_ca).map([&](const grpc::SslServerCredentialsOptions& options) {
+      return Security{grpc::SslServerCredentials(options), std::move(authenticator), true};
+    });
+  });
 }
 
 }  // namespace tools_server

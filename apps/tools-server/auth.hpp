@@ -7,14 +7,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
 #include <pagi_exec/pagi_exec.hpp>
-#include <tl/expected.hpp>
 
 namespace tools_server {
 
@@ -24,16 +22,14 @@ enum class AuthMode : std::uint8_t {
   mtls,   ///< TLS client certificate: SPIFFE-style URI SAN ".../twin/<id>", else subject CN
 };
 
-[[nodiscard]] const char* to_string(AuthMode mode) noexcept;
-[[nodiscard]] std::optional<AuthMode> auth_mode_from_string(std::string_view name) noexcept;
-
 /// Tokens by digest: one line per token, "<sha256 hex of the token> <twin>", '#' comments.
 /// Plaintext tokens never appear in configuration.
 class TokenTable {
  public:
-  /// Errors name the file and line: "tokens.txt:3: '<x>' is not a SHA-256 digest (64 hex digits)".
-  [[nodiscard]] static tl::expected<TokenTable, std::string> load(const std::filesystem::path& path);
-  [[nodiscard]] static tl::expected<TokenTable, std::string> parse(std::string_view text, std::string_view source);
+  /// Errc::invalid_config naming the file and line: "tokens.txt:3: '<x>' is not a SHA-256 digest
+  /// (64 hex digits)"; load: also when the file cannot be read.
+  [[nodiscard]] static pagi_exec::Result<TokenTable> load(const std::filesystem::path& path);
+  [[nodiscard]] static pagi_exec::Result<TokenTable> parse(std::string_view text, std::string_view source);
 
   /// The twin `token` proves, comparing its digest with every entry in constant time.
   [[nodiscard]] std::optional<std::string> twin_of(std::string_view token) const;
@@ -47,17 +43,12 @@ class TokenTable {
   std::vector<Entry> entries_;
 };
 
-/// Lowercase hex SHA-256 of `text` (what operators put in the tokens file).
-[[nodiscard]] std::string sha256_hex(std::string_view text);
-
 /// Authenticates calls. Thread-safe (immutable after construction).
 class Authenticator {
  public:
   static Authenticator none() { return Authenticator(AuthMode::none, {}); }
   static Authenticator with_tokens(TokenTable tokens) { return Authenticator(AuthMode::token, std::move(tokens)); }
   static Authenticator with_client_certificates() { return Authenticator(AuthMode::mtls, {}); }
-
-  [[nodiscard]] AuthMode mode() const noexcept { return mode_; }
 
   /// The twin the caller proved, or UNAUTHENTICATED (nothing runs). In mode none: nullopt.
   [[nodiscard]] tl::expected<std::optional<std::string>, grpc::Status> authenticate(
@@ -66,8 +57,8 @@ class Authenticator {
   /// Binds `twin_id` to the proven twin: empty takes it, another twin is PERMISSION_DENIED.
   /// Returns OK and leaves `twin_id` alone in mode none.
   [[nodiscard]] grpc::Status bind(const grpc::ServerContext& context, std::string& twin_id) const;
-  /// The same for a request, which also carries the proven twin to the audit log
-  /// (metadata pagi_exec::authenticated_twin_key).
+  /// The same for a request, which also records the proven twin in Request::authenticated_twin
+  /// (for the audit log).
   [[nodiscard]] grpc::Status bind(const grpc::ServerContext& context, pagi_exec::Request& request) const;
 
  private:
@@ -78,36 +69,20 @@ class Authenticator {
 
 /// The server's transport security and authenticator, from the settings (see config.hpp):
 /// TLS when a certificate is given (client certificates required and verified for mtls),
-/// insecure otherwise. Errors name the setting and the file.
+/// insecure otherwise. Errc::invalid_config naming the setting and the file.
 struct Security {
   std::shared_ptr<grpc::ServerCredentials> credentials;
   Authenticator authenticator = Authenticator::none();
   bool tls = false;
 };
-[[nodiscard]] tl::expected<Security, std::string> make_security(const std::string& mode, const std::filesystem::path& tokens,
+[[nodiscard]] pagi_exec::Result<Security> make_security(const std::string& mode, const std::filesystem::path& tokens,
                                                                 const std::filesystem::path& cert,
                                                                 const std::filesystem::path& key,
                                                                 const std::filesystem::path& client_ca);
 
 /// The Authenticator in effect; SIGHUP reloads the tokens file into a new one (revoking a token
-/// needs no restart). Each call takes a snapshot. Thread-safe.
-class AuthHolder {
- public:
-  explicit AuthHolder(Authenticator auth) : current_(std::make_shared<const Authenticator>(std::move(auth))) {}
-  [[nodiscard]] std::shared_ptr<const Authenticator> current() const {
-    std::lock_guard lock(mutex_);
-    return current_;
-  }
-  void replace(Authenticator auth) {
-    auto next = std::make_shared<const Authenticator>(std::move(auth));
-    std::lock_guard lock(mutex_);
-    current_ = std::move(next);
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::shared_ptr<const Authenticator> current_;
-};
+/// needs no restart). Each call takes a snapshot.
+using AuthHolder = pagi_exec::Snapshot<Authenticator>;
 
 /// The twin named by a client certificate's identity: from a URI SAN "spiffe://<domain>/twin/<id>"
 /// (the last two path components must be "twin" and the id), else the subject CN.

@@ -54,42 +54,6 @@ void encode_finished(const pagi_exec::Outcome& outcome, tools::ExecutionResponse
   }
 }
 
-// The twins over their workspace quota (all of them), else the largest workspace.
-std::string describe_workspaces(const HealthReport& report) {
-  const auto& all = report.workspaces;
-  if (all.empty()) return {};
-  const auto one = [](const pagi_exec::TwinWorkspace& w) {
-    return w.twin_id + " " + pagi_exec::describe_size(w.usage.bytes) + " of " +
-           (w.usage.quota_bytes == 0 ? std::string("no quota") : pagi_exec::describe_size(w.usage.quota_bytes));
-  };
-  if (!all.front().usage.over_quota()) return " largest_workspace=" + one(all.front());
-  std::string text = " WORKSPACES OVER QUOTA:";
-  for (const auto& w : all) {
-    if (!w.usage.over_quota()) break;
-    text += " " + one(w) + ";";
-  }
-  text.pop_back();
-  return text;
-}
-
-// What HealthReport::degraded() found, in a few words each; the details follow in describe().
-std::string degraded_reasons(const HealthReport& report) {
-  std::vector<std::string> reasons;
-  if (report.requested && *report.requested != report.effective) {
-    reasons.push_back("isolation " + std::string(pagi_exec::to_string(*report.requested)) + " requested, " +
-                      pagi_exec::to_string(report.effective) + " in effect");
-  }
-  if (report.audit) {
-    if (const auto status = report.audit->status(); !status.healthy) reasons.push_back("audit log failing: " + status.last_error);
-  }
-  if (!report.reload_error.empty()) {
-    reasons.push_back("last policy reload failed, the previous policy stays in effect: " + report.reload_error);
-  }
-  std::string text;
-  for (const auto& reason : reasons) text += (text.empty() ? "" : "; ") + reason;
-  return text;
-}
-
 }  // namespace
 
 grpc::Status to_status(const pagi_exec::Error& error) {
@@ -136,69 +100,11 @@ grpc::Status to_proto(const pagi_exec::Result<pagi_exec::Outcome>& result, StopC
   return grpc::Status::OK;
 }
 
-std::vector<std::string> host_network_twins(const pagi_exec::Policy& policy, pagi_exec::Isolation isolation) {
-  std::vector<std::string> twins;
-  for (const auto& [twin, grants] : policy.spec().twins) {
-    if (isolation == pagi_exec::Isolation::cwd || (grants.network && !policy.safe_mode())) twins.push_back(twin);
-  }
-  return twins;
-}
-
-std::string host_network_warning(const std::vector<std::string>& twins, pagi_exec::Isolation isolation) {
-  std::string names;
-  for (const auto& twin : twins) names += (names.empty() ? "" : ",") + twin;
-  const std::string why = isolation == pagi_exec::Isolation::cwd ? "isolation cwd shares it with every twin"
-                                                                  : "policy network = true";
-  return "WARNING: HOST NETWORK for twins " + names + " (" + why +
-         "): their commands reach every service on the host's loopback (this server's port included), abstract "
-         "unix sockets, the host's LAN and cloud metadata endpoints, as a host process would; see README, Isolation";
-}
-
-std::string describe(const HealthReport& report) {
-  std::string text = "isolation=" + std::string(pagi_exec::to_string(report.effective)) +
-                     " (" + report.isolation_reason + ")" +
-                     " safe_mode=" + (report.safe_mode ? "true" : "false") + " policy=" + report.policy_revision +
-                     " sandbox_dir=" + report.sandbox_dir +
-                     " timeout_ms=" + std::to_string(report.timeout.count()) +
-                     " cpu_limit_s=" + std::to_string(report.limits.cpu_time.count()) +
-                     " file_size_limit_mb=" + std::to_string(report.limits.file_size_bytes >> 20);
-  if (report.effective == pagi_exec::Isolation::native) {
-    text += " memory_limit_mb=" + std::to_string(report.limits.memory_bytes >> 20) +
-            " max_processes=" + std::to_string(report.limits.max_processes) +
-            " tmpfs_size_mb=" + std::to_string(report.limits.tmpfs_bytes >> 20);
-  }
-  if (report.admission) {
-    const auto& spec = report.admission->spec();
-    const auto usage = report.admission->usage();
-    text += " executions=" + std::to_string(usage.running) + "/" + std::to_string(spec.max_running) +
-            " per_twin_limit=" + std::to_string(spec.max_running_per_twin) +
-            " memory_reserved_mb=" + std::to_string(usage.memory_reserved_bytes >> 20) + "/" +
-            (spec.memory_budget_bytes == 0 ? std::string("unlimited") : std::to_string(spec.memory_budget_bytes >> 20));
-  }
-  text += " workspace_quota_mb=" + std::to_string(report.limits.workspace_bytes >> 20) + describe_workspaces(report);
-  if (report.audit) {
-    const auto status = report.audit->status();
-    text += " audit_log=" + report.audit->options().path.string() + (status.healthy ? "" : " AUDIT LOG FAILING: " + status.last_error);
-  }
-  if (!report.host_network_twins.empty()) {
-    text += " " + host_network_warning(report.host_network_twins, report.effective);
-  }
-  if (report.requested && *report.requested != report.effective) {
-    text += " WARNING: isolation '" + std::string(pagi_exec::to_string(*report.requested)) +
-            "' was requested but is unavailable (" + report.fallback_reason +
-            "); commands run with isolation '" + pagi_exec::to_string(report.effective) +
-            "' and can see the host as the server does";
-  }
-  return text;
-}
-
-tools::HealthCheckResponse to_proto(const HealthReport& report) {
+tools::HealthCheckResponse to_proto(const pagi_exec::HealthReport& report) {
   tools::HealthCheckResponse response;
-  response.set_status(report.degraded() ? health_degraded : health_healthy);
+  response.set_status(pagi_exec::health_status(report));
   response.set_version(pagi_exec::version);
-  std::string headline = health_sentence;
-  if (report.degraded()) headline += " but degraded (" + degraded_reasons(report) + ")";
-  response.set_message(headline + "; " + describe(report));
+  response.set_message(pagi_exec::health_message(report));
   return response;
 }
 

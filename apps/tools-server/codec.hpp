@@ -3,10 +3,7 @@
 #pragma once
 
 #include <chrono>
-#include <memory>
 #include <optional>
-#include <string>
-#include <vector>
 
 #include <grpcpp/support/status.h>
 
@@ -50,51 +47,7 @@ enum class StopCause : std::uint8_t {
 /// The status of an execution stopped early: CANCELLED (client) or UNAVAILABLE (shutdown).
 [[nodiscard]] grpc::Status cancelled_status(const pagi_exec::Outcome& outcome, StopCause stop);
 
-/// What HealthCheck reports: the isolation asked for and the one in effect, and why they differ.
-struct HealthReport {
-  std::optional<pagi_exec::Isolation> requested;  ///< unset: auto, the strongest that works
-  pagi_exec::Isolation effective = pagi_exec::Isolation::cwd;
-  std::string isolation_reason;  ///< why `effective` is in effect ("auto: native works here")
-  std::string fallback_reason;   ///< why `effective` differs from `requested`; empty when equal
-  bool safe_mode = false;
-  std::string sandbox_dir;
-  std::chrono::milliseconds timeout{0};
-  pagi_exec::Limits limits;
-  std::shared_ptr<pagi_exec::AuditLog> audit;  ///< asked for its status at every HealthCheck; may be null
-  std::string policy_revision{pagi_exec::builtin_revision};
-  std::shared_ptr<const pagi_exec::Admission> admission;  ///< its limits and usage are reported; may be null
-  std::vector<std::string> host_network_twins;  ///< twins whose runs share the host's network
-  std::vector<pagi_exec::TwinWorkspace> workspaces;  ///< as last measured, over quota first (Executor::workspaces)
-  std::string reload_error;  ///< why the last policy reload failed (the older policy is in effect); empty: none
-
-  /// True when the requested isolation is not in effect, the audit log is failing, or the last
-  /// policy reload failed: the server serves, but not as it was configured to. A twin over its
-  /// workspace quota is not: that twin's writes are refused, everyone else is served as configured.
-  [[nodiscard]] bool degraded() const {
-    return (requested && *requested != effective) || (audit && !audit->status().healthy) || !reload_error.empty();
-  }
-};
-
-/// HealthCheck's status and the first sentence of its message, as the original service answers
-/// them (clients compare the status string).
-inline constexpr const char* health_healthy = "healthy";
-inline constexpr const char* health_degraded = "degraded";
-inline constexpr const char* health_sentence = "Tool executor service is operational";
-
-/// The twins whose executions share the host's network under `policy` with `isolation`: those
-/// granted `network = true` (none in safe mode), or every twin of the policy in cwd isolation.
-[[nodiscard]] std::vector<std::string> host_network_twins(const pagi_exec::Policy& policy, pagi_exec::Isolation isolation);
-
-/// The warning about `twins` (non-empty) for the log and HealthCheck.
-[[nodiscard]] std::string host_network_warning(const std::vector<std::string>& twins, pagi_exec::Isolation isolation);
-
-/// status "healthy" (or "degraded", see HealthReport::degraded), version, and a message that
-/// always starts with the original's sentence: "Tool executor service is operational", or when
-/// degraded "Tool executor service is operational but degraded (<reasons>)"; then "; " and
-/// describe(report).
-[[nodiscard]] tools::HealthCheckResponse to_proto(const HealthReport& report);
-
-/// The one-sentence summary of `report` used by HealthCheck and the start-up log line.
-[[nodiscard]] std::string describe(const HealthReport& report);
+/// HealthCheck's answer: pagi_exec::health_status, the version and pagi_exec::health_message.
+[[nodiscard]] tools::HealthCheckResponse to_proto(const pagi_exec::HealthReport& report);
 
 }  // namespace tools_server::codec

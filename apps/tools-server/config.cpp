@@ -118,16 +118,16 @@ const auto settings = std::to_array<Setting>({
        return problem;
      }},
     {"--sandbox-dir", "SANDBOX_DIR", "DIR", "absolute folder holding the twins' workspaces (default /tmp/pagi-sandbox)",
-     false, [](std::string_view t, ServerConfig& c) { return apply_path(t, c.sandbox_dir); }},
+     false, [](std::string_view t, ServerConfig& c) { return apply_path(t, c.host.sandbox.root_dir); }},
     {"--safe-mode", "SAFE_MODE", "BOOL", "safe mode, whatever the policy file says: refuse the shell bridge, '*' grants nothing, no network, "
      "limits capped (default false)", true,
-     [](std::string_view t, ServerConfig& c) { return apply_bool(t, c.safe_mode); }},
+     [](std::string_view t, ServerConfig& c) { return apply_bool(t, c.host.safe_mode); }},
     {"--timeout-ms", "TOOLS_EXEC_TIMEOUT_MS", "MS", "wall-clock limit of one execution in ms (default 10000)", false,
      [](std::string_view t, ServerConfig& c) {
        std::int64_t ms = 0;
        auto problem = apply_uint(t, 1, static_cast<std::uint64_t>(pagi_exec::max_timeout.count()),
                                  "a time limit in milliseconds", ms);
-       c.timeout = std::chrono::milliseconds(ms);
+       c.host.sandbox.limits.timeout = std::chrono::milliseconds(ms);
        return problem;
      }},
     {"--isolation", "TOOLS_ISOLATION", "KIND",
@@ -136,19 +136,19 @@ const auto settings = std::to_array<Setting>({
      false,
      [](std::string_view t, ServerConfig& c) {
        if (t == "auto") {
-         c.isolation.reset();
+         c.host.isolation.reset();
          return Problem{};
        }
        const auto kind = pagi_exec::isolation_from_string(t);
        if (!kind) return Problem("is not an isolation kind (auto, native, bwrap, cwd)");
-       c.isolation = *kind;
+       c.host.isolation = *kind;
        return Problem{};
      }},
     {"--use-bwrap", "TOOLS_USE_BWRAP", "BOOL", "same as --isolation bwrap (default false)", true,
      [](std::string_view t, ServerConfig& c) {
        bool on = false;
        auto problem = apply_bool(t, on);
-       if (on) c.isolation = pagi_exec::Isolation::bwrap;
+       if (on) c.host.isolation = pagi_exec::Isolation::bwrap;
        return problem;
      }},
     {"--require-isolation", "TOOLS_REQUIRE_ISOLATION", "BOOL",
@@ -157,33 +157,33 @@ const auto settings = std::to_array<Setting>({
      true, [](std::string_view t, ServerConfig& c) {
        bool required = false;
        auto problem = apply_bool(t, required);
-       c.require_isolation = required;
+       c.host.require_isolation = required;
        return problem;
      }},
     {"--bwrap-path", "TOOLS_BWRAP_PATH", "PATH", "absolute path of the bubblewrap binary (default /usr/bin/bwrap)",
-     false, [](std::string_view t, ServerConfig& c) { return apply_path(t, c.bwrap_path); }},
+     false, [](std::string_view t, ServerConfig& c) { return apply_path(t, c.host.sandbox.bwrap_path); }},
     {"--max-output-bytes", "TOOLS_MAX_OUTPUT_BYTES", "BYTES",
      "bytes kept per output stream; the rest is dropped and reported (default 32768)", false,
      [](std::string_view t, ServerConfig& c) {
-       return apply_uint(t, 1, pagi_exec::max_output_bytes, "a byte count", c.max_output_bytes);
+       return apply_uint(t, 1, pagi_exec::max_output_bytes, "a byte count", c.host.sandbox.limits.output.max_bytes);
      }},
     {"--max-output-lines", "TOOLS_MAX_OUTPUT_LINES", "LINES", "lines kept per output stream (default 200)", false,
      [](std::string_view t, ServerConfig& c) {
-       return apply_uint(t, 1, 1'000'000, "a line count", c.max_output_lines);
+       return apply_uint(t, 1, 1'000'000, "a line count", c.host.sandbox.limits.output.max_lines);
      }},
     {"--max-concurrency", "TOOLS_MAX_CONCURRENCY", "N",
      "executions running at once, all twins together; further ones get RESOURCE_EXHAUSTED at once (HealthCheck, "
      "CheckPolicy, history calls and refusals are served besides) (default 64)",
      false,
-     [](std::string_view t, ServerConfig& c) { return apply_uint(t, 1, 4096, "an execution count", c.max_concurrency); }},
+     [](std::string_view t, ServerConfig& c) { return apply_uint(t, 1, 4096, "an execution count", c.host.max_concurrency); }},
     {"--max-concurrency-per-twin", "TOOLS_MAX_CONCURRENCY_PER_TWIN", "N",
      "executions of one twin running at once; further ones get RESOURCE_EXHAUSTED at once (default a quarter of "
      "TOOLS_MAX_CONCURRENCY, at least 1)",
      false,
      [](std::string_view t, ServerConfig& c) {
-       int n = 0;
+       std::uint32_t n = 0;
        auto problem = apply_uint(t, 1, 4096, "an execution count", n);
-       c.max_concurrency_per_twin = n;
+       c.host.max_concurrency_per_twin = n;
        return problem;
      }},
     {"--memory-budget-mb", "TOOLS_MEMORY_BUDGET_MB", "MIB",
@@ -193,52 +193,52 @@ const auto settings = std::to_array<Setting>({
      [](std::string_view t, ServerConfig& c) {
        std::uint64_t bytes = 0;
        auto problem = apply_mib(t, 0, bytes);
-       c.memory_budget_bytes = bytes;
+       c.host.memory_budget_bytes = bytes;
        return problem;
      }},
     {"--max-args", "TOOLS_MAX_ARGS", "N",
      "most arguments one request may carry; beyond it the request is refused before it is judged (default 1024)",
      false,
      [](std::string_view t, ServerConfig& c) {
-       return apply_uint(t, 1, 1'000'000, "an argument count", c.request_limits.max_args);
+       return apply_uint(t, 1, 1'000'000, "an argument count", c.host.request_limits.max_args);
      }},
     {"--max-request-bytes", "TOOLS_MAX_REQUEST_BYTES", "BYTES",
      "most bytes one request may carry (command, args, ids and metadata together); beyond it the request is "
      "refused before it is judged (default 1048576; gRPC itself refuses messages over 4 MiB)",
      false,
      [](std::string_view t, ServerConfig& c) {
-       return apply_uint(t, 1024, 1ULL << 30, "a byte count", c.request_limits.max_request_bytes);
+       return apply_uint(t, 1024, 1ULL << 30, "a byte count", c.host.request_limits.max_request_bytes);
      }},
     {"--history-size", "TOOLS_HISTORY_SIZE", "N", "executions remembered for audit (default 1000)", false,
      [](std::string_view t, ServerConfig& c) {
-       return apply_uint(t, 1, 1'000'000, "a history size", c.history_size);
+       return apply_uint(t, 1, 1'000'000, "a history size", c.host.history_size);
      }},
     {"--memory-limit-mb", "TOOLS_MEMORY_LIMIT_MB", "MIB",
      "memory (and swap) of one execution's whole process tree, cgroup-enforced (native; cwd and bwrap when the "
      "server can make cgroups); 0 = none (default 512)",
      false,
-     [](std::string_view t, ServerConfig& c) { return apply_mib(t, 0, c.limits.memory_bytes); }},
+     [](std::string_view t, ServerConfig& c) { return apply_mib(t, 0, c.host.sandbox.limits.memory_bytes); }},
     {"--max-processes", "TOOLS_MAX_PROCESSES", "N",
      "processes and threads of one execution at once, cgroup-enforced (native; cwd and bwrap when the server can "
      "make cgroups); 0 = none (default 128)", false,
      [](std::string_view t, ServerConfig& c) {
-       return apply_uint(t, 0, 1'000'000, "a process count", c.limits.max_processes);
+       return apply_uint(t, 0, 1'000'000, "a process count", c.host.sandbox.limits.max_processes);
      }},
     {"--cpu-limit-s", "TOOLS_CPU_LIMIT_S", "SECONDS",
      "CPU seconds of each process (RLIMIT_CPU), every mode; 0 = none (default 30)", false,
      [](std::string_view t, ServerConfig& c) {
        std::uint64_t seconds = 0;
        auto problem = apply_uint(t, 0, 86'400, "a number of seconds", seconds);
-       c.limits.cpu_time = std::chrono::seconds(seconds);
+       c.host.sandbox.limits.cpu_time = std::chrono::seconds(seconds);
        return problem;
      }},
     {"--file-size-limit-mb", "TOOLS_FILE_SIZE_LIMIT_MB", "MIB",
      "largest file a command may write (RLIMIT_FSIZE), every mode; 0 = none (default 256)", false,
-     [](std::string_view t, ServerConfig& c) { return apply_mib(t, 0, c.limits.file_size_bytes); }},
+     [](std::string_view t, ServerConfig& c) { return apply_mib(t, 0, c.host.sandbox.limits.file_size_bytes); }},
     {"--open-files", "TOOLS_OPEN_FILES", "N", "open descriptors per process (RLIMIT_NOFILE), every mode (default 1024)",
      false,
      [](std::string_view t, ServerConfig& c) {
-       return apply_uint(t, 16, 1'048'576, "a descriptor count", c.limits.open_files);
+       return apply_uint(t, 16, 1'048'576, "a descriptor count", c.host.sandbox.limits.open_files);
      }},
     {"--uid-pool", "TOOLS_UID_POOL", "FIRST:COUNT",
      "native, server as root: host ids lent to runs, one uid/gid per run at a time (FIRST+1 ...); FIRST is the "
@@ -246,7 +246,7 @@ const auto settings = std::to_array<Setting>({
      false,
      [](std::string_view t, ServerConfig& c) {
        if (t == "off") {
-         c.native_ids = {};
+         c.host.sandbox.native_ids = {};
          return Problem{};
        }
        const auto colon = t.find(':');
@@ -258,30 +258,30 @@ const auto settings = std::to_array<Setting>({
          return Problem("is not FIRST:COUNT (COUNT 2-" + std::to_string(pagi_exec::max_native_ids) +
                         ", the range holding neither 0, 65534, 65535 nor 4294967295) or 'off'");
        }
-       c.native_ids = {static_cast<std::uint32_t>(*first), static_cast<std::uint32_t>(*count)};
+       c.host.sandbox.native_ids = {static_cast<std::uint32_t>(*first), static_cast<std::uint32_t>(*count)};
        return Problem{};
      }},
     {"--tmpfs-size-mb", "TOOLS_TMPFS_SIZE_MB", "MIB",
      "native and bwrap: size of the private /tmp and of the working folder /work, each (default 64)", false,
-     [](std::string_view t, ServerConfig& c) { return apply_mib(t, 1, c.limits.tmpfs_bytes); }},
+     [](std::string_view t, ServerConfig& c) { return apply_mib(t, 1, c.host.sandbox.limits.tmpfs_bytes); }},
     {"--run-as-uid", "TOOLS_RUN_AS_UID", "UID",
      "uid commands run as when the server is root, in every mode; 0 only with TOOLS_RUN_AS_ROOT (default 65534)",
      false,
-     [](std::string_view t, ServerConfig& c) { return apply_uint(t, 0, 4'294'967'294, "a uid", c.run_as_uid); }},
+     [](std::string_view t, ServerConfig& c) { return apply_uint(t, 0, 4'294'967'294, "a uid", c.host.sandbox.sandbox_uid); }},
     {"--run-as-gid", "TOOLS_RUN_AS_GID", "GID",
      "gid (no supplementary groups) commands run as when the server is root; 0 only with TOOLS_RUN_AS_ROOT "
      "(default 65534)",
      false,
-     [](std::string_view t, ServerConfig& c) { return apply_uint(t, 0, 4'294'967'294, "a gid", c.run_as_gid); }},
+     [](std::string_view t, ServerConfig& c) { return apply_uint(t, 0, 4'294'967'294, "a gid", c.host.sandbox.sandbox_gid); }},
     {"--run-as-root", "TOOLS_RUN_AS_ROOT", "BOOL",
      "cwd and bwrap: run commands as the server's own uid (root when it is root) without no_new_privs, as the "
      "original did; UNSAFE, warned at start-up (default false)",
-     true, [](std::string_view t, ServerConfig& c) { return apply_bool(t, c.run_as_root); }},
+     true, [](std::string_view t, ServerConfig& c) { return apply_bool(t, c.host.sandbox.run_as_root); }},
     {"--workspace-quota-mb", "TOOLS_WORKSPACE_QUOTA_MB", "MIB",
      "what each twin's workspace (SANDBOX_DIR/<twin>) may occupy on disk: a file_write past it is refused; in cwd "
      "and bwrap, a run that leaves it over is reported and the twin's further writes and runs are refused until it "
      "is back under; a policy's workspace_mb can only lower it; 0 = none (default 256)",
-     false, [](std::string_view t, ServerConfig& c) { return apply_mib(t, 0, c.limits.workspace_bytes); }},
+     false, [](std::string_view t, ServerConfig& c) { return apply_mib(t, 0, c.host.sandbox.limits.workspace_bytes); }},
     {"--auth", "TOOLS_AUTH", "MODE",
      "how callers prove their twin: none (the request's twin_id is trusted), token (Bearer token) or mtls "
      "(client certificate); listening beyond loopback needs token or mtls, or none given explicitly (default "
@@ -306,25 +306,25 @@ const auto settings = std::to_array<Setting>({
     {"--policy", "TOOLS_POLICY_FILE", "PATH",
      "the policy file (TOML, see docs/policy.md); SIGHUP reloads it (default: the embedded seed matrix, the same "
      "as examples/policy.toml)",
-     false, [](std::string_view t, ServerConfig& c) { return apply_path(t, c.policy_file); }},
+     false, [](std::string_view t, ServerConfig& c) { return apply_path(t, c.host.policy_file); }},
     {"--audit-log", "TOOLS_AUDIT_LOG", "PATH",
      "append a JSON Lines record of every decision and execution to this file (see docs/audit.md); SIGHUP "
      "reopens it (default: none)",
-     false, [](std::string_view t, ServerConfig& c) { return apply_path(t, c.audit_log); }},
+     false, [](std::string_view t, ServerConfig& c) { return apply_path(t, c.host.audit.path); }},
     {"--audit-sync", "TOOLS_AUDIT_SYNC", "POLICY",
      "every: fdatasync each record before answering; interval: at most once a second (default every)", false,
      [](std::string_view t, ServerConfig& c) {
        if (t != "every" && t != "interval") return Problem("is not a sync policy (every, interval)");
-       c.audit_sync_every = t == "every";
+       c.host.audit.sync = t == "every" ? pagi_exec::AuditOptions::Sync::every : pagi_exec::AuditOptions::Sync::interval;
        return Problem{};
      }},
     {"--audit-required", "TOOLS_AUDIT_REQUIRED", "BOOL",
      "refuse executions the audit log cannot record (UNAVAILABLE) instead of serving on and reporting the "
      "failure in HealthCheck (default false)",
-     true, [](std::string_view t, ServerConfig& c) { return apply_bool(t, c.audit_required); }},
+     true, [](std::string_view t, ServerConfig& c) { return apply_bool(t, c.host.audit.required); }},
     {"--audit-rotate-mb", "TOOLS_AUDIT_ROTATE_MB", "MIB",
      "rename the audit log to <log>.1 and start a new one at this size; 0 = only on SIGHUP (default 0)", false,
-     [](std::string_view t, ServerConfig& c) { return apply_mib(t, 0, c.audit_rotate_bytes); }},
+     [](std::string_view t, ServerConfig& c) { return apply_mib(t, 0, c.host.audit.rotate_bytes); }},
     {"--log-level", "LOG_LEVEL", "LEVEL", "error, warn, info or debug (default info)", false,
      [](std::string_view t, ServerConfig& c) {
        const auto level = log_level_from_string(lower(t));
@@ -369,17 +369,21 @@ const auto settings = std::to_array<Setting>({
 
 // Limits that contradict each other.
 [[nodiscard]] std::string check_admission(const ServerConfig& c) {
-  if (c.max_concurrency_per_twin && *c.max_concurrency_per_twin > c.max_concurrency) {
+  if (c.host.max_concurrency_per_twin && *c.host.max_concurrency_per_twin > c.host.max_concurrency) {
     return "TOOLS_MAX_CONCURRENCY_PER_TWIN / --max-concurrency-per-twin: '" +
-           std::to_string(*c.max_concurrency_per_twin) + "' is larger than TOOLS_MAX_CONCURRENCY (" +
-           std::to_string(c.max_concurrency) + ")";
+           std::to_string(*c.host.max_concurrency_per_twin) + "' is larger than TOOLS_MAX_CONCURRENCY (" +
+           std::to_string(c.host.max_concurrency) + ")";
   }
-  if (c.memory_budget_bytes && *c.memory_budget_bytes != 0 && c.limits.memory_bytes > *c.memory_budget_bytes) {
-    return "TOOLS_MEMORY_BUDGET_MB / --memory-budget-mb: '" + std::to_string(*c.memory_budget_bytes >> 20) +
-           "' is smaller than one execution's TOOLS_MEMORY_LIMIT_MB (" + std::to_string(c.limits.memory_bytes >> 20) +
+  if (c.host.memory_budget_bytes && *c.host.memory_budget_bytes != 0 && c.host.sandbox.limits.memory_bytes > *c.host.memory_budget_bytes) {
+    return "TOOLS_MEMORY_BUDGET_MB / --memory-budget-mb: '" + std::to_string(*c.host.memory_budget_bytes >> 20) +
+           "' is smaller than one execution's TOOLS_MEMORY_LIMIT_MB (" + std::to_string(c.host.sandbox.limits.memory_bytes >> 20) +
            "): nothing could run";
   }
   return {};
+}
+
+[[nodiscard]] tl::unexpected<pagi_exec::Error> invalid(std::string message) {
+  return pagi_exec::fail(pagi_exec::Errc::invalid_config, std::move(message));
 }
 
 [[nodiscard]] std::size_t index_of(std::string_view flag) {
@@ -407,16 +411,16 @@ void add_settings(CLI::App& app, RawSettings& raw) {
   }
 }
 
-tl::expected<ServerConfig, std::string> resolve_settings(const RawSettings& raw) {
+pagi_exec::Result<ServerConfig> resolve_settings(const RawSettings& raw) {
   ServerConfig config;
   for (std::size_t i = 0; i < settings.size(); ++i) {
     const auto& entry = raw.entries[i];
     if (entry.option == nullptr || entry.option->count() == 0) continue;
     if (!settings[i].is_bool && entry.value.empty()) {
-      return tl::unexpected(describe(settings[i], entry.value, "is empty"));
+      return invalid(describe(settings[i], entry.value, "is empty"));
     }
     if (auto problem = settings[i].apply(entry.value, config); !problem.empty()) {
-      return tl::unexpected(describe(settings[i], entry.value, problem));
+      return invalid(describe(settings[i], entry.value, problem));
     }
   }
   // --use-bwrap is a synonym; contradicting an explicit --isolation is an error, not a guess.
@@ -424,16 +428,16 @@ tl::expected<ServerConfig, std::string> resolve_settings(const RawSettings& raw)
   const auto& use_bwrap = raw.entries[index_of("--use-bwrap")];
   if (isolation.option->count() > 0 && use_bwrap.option->count() > 0 && parse_bool(use_bwrap.value).value_or(false) &&
       pagi_exec::isolation_from_string(isolation.value) != pagi_exec::Isolation::bwrap) {
-    return tl::unexpected(std::string("TOOLS_USE_BWRAP / --use-bwrap: 'true' contradicts TOOLS_ISOLATION / "
+    return invalid(std::string("TOOLS_USE_BWRAP / --use-bwrap: 'true' contradicts TOOLS_ISOLATION / "
                                       "--isolation: '") + isolation.value + "'");
   }
-  if (auto problem = check_security(config); !problem.empty()) return tl::unexpected(problem);
-  if (!config.run_as_root && (config.run_as_uid == 0 || config.run_as_gid == 0)) {
-    return tl::unexpected(std::string("TOOLS_RUN_AS_UID / --run-as-uid and TOOLS_RUN_AS_GID / --run-as-gid: 0 (root) "
+  if (auto problem = check_security(config); !problem.empty()) return invalid(problem);
+  if (!config.host.sandbox.run_as_root && (config.host.sandbox.sandbox_uid == 0 || config.host.sandbox.sandbox_gid == 0)) {
+    return invalid(std::string("TOOLS_RUN_AS_UID / --run-as-uid and TOOLS_RUN_AS_GID / --run-as-gid: 0 (root) "
                                       "only with TOOLS_RUN_AS_ROOT=true / --run-as-root"));
   }
-  if (auto problem = check_admission(config); !problem.empty()) return tl::unexpected(problem);
-  if (auto problem = check_exposure(config); !problem.empty()) return tl::unexpected(problem);
+  if (auto problem = check_admission(config); !problem.empty()) return invalid(problem);
+  if (auto problem = check_exposure(config); !problem.empty()) return invalid(problem);
   return config;
 }
 

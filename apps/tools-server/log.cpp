@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// Server logging: formats lines with an RFC 3339 UTC timestamp and writes each with one fwrite.
+// Server logging: formats lines with the library's RFC 3339 UTC timestamp, writes each with one fwrite.
 #include "log.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <mutex>
 
 namespace tools_server {
@@ -13,20 +12,6 @@ namespace {
 
 std::atomic<LogLevel> current_level{LogLevel::info};
 std::mutex write_mutex;
-
-// "2024-05-01T12:00:00.123Z": RFC 3339 with millisecond precision, always UTC.
-std::string rfc3339_now() {
-  using namespace std::chrono;
-  const auto now = system_clock::now();
-  const auto secs = system_clock::to_time_t(now);
-  const auto millis = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm utc{};
-  gmtime_r(&secs, &utc);
-  char buf[40];
-  const auto n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &utc);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(millis));
-  return buf;
-}
 
 const char* upper_name(LogLevel level) noexcept {
   switch (level) {
@@ -95,7 +80,7 @@ bool log_enabled(LogLevel level) noexcept {
 
 void log(LogLevel level, std::string_view message) {
   if (!log_enabled(level)) return;
-  std::string line = rfc3339_now();
+  std::string line = pagi_exec::to_rfc3339(std::chrono::system_clock::now());  // milliseconds, UTC
   line += ' ';
   line += upper_name(level);
   line += ' ';
@@ -105,6 +90,16 @@ void log(LogLevel level, std::string_view message) {
   const std::lock_guard lock(write_mutex);
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
+}
+
+void log(const pagi_exec::Notices& notices) {
+  for (const auto& notice : notices) {
+    switch (notice.level) {
+      case pagi_exec::NoticeLevel::error: log(LogLevel::error, notice.text); break;
+      case pagi_exec::NoticeLevel::warn: log(LogLevel::warn, notice.text); break;
+      case pagi_exec::NoticeLevel::info: log(LogLevel::info, notice.text); break;
+    }
+  }
 }
 
 std::string log_quote(std::string_view value, std::size_t max_bytes) {

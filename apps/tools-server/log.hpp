@@ -30,6 +30,9 @@ void set_log_level(LogLevel level) noexcept;
 /// Control characters in `message` are escaped so that one call is always one line. Thread-safe.
 void log(LogLevel level, std::string_view message);
 
+/// Logs each of the library's notices at the matching level, in order. Thread-safe.
+void log(const pagi_exec::Notices& notices);
+
 /// `value` as a double-quoted logfmt value: control characters and quotes escaped, cut to
 /// `max_bytes` with a trailing "..." so that hostile input cannot flood the log.
 [[nodiscard]] std::string log_quote(std::string_view value, std::size_t max_bytes = 128);

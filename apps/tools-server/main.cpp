@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// tools-server: reads the configuration, builds the library once, serves gRPC; SIGHUP reloads,
-// SIGTERM/SIGINT stop.
+// tools-server: reads the configuration, starts the library's Host once, serves gRPC; SIGHUP
+// reloads, SIGTERM/SIGINT stop.
 #include <csignal>
-#include <cstdio>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -16,9 +15,10 @@
 
 #include <pagi_exec/pagi_exec.hpp>
 
+#include "audit_sink.hpp"
+#include "auth.hpp"
 #include "cancellation.hpp"
 #include "codec.hpp"
-#include "library.hpp"
 #include "config.hpp"
 #include "log.hpp"
 #include "service.hpp"
@@ -27,7 +27,6 @@ namespace {
 
 using tools_server::LogLevel;
 using tools_server::ServerConfig;
-using tools_server::StartupError;
 
 // How long in-flight calls get to finish after SIGTERM (their executions are already stopped).
 constexpr auto shutdown_grace = std::chrono::seconds(2);
@@ -36,6 +35,9 @@ constexpr auto shutdown_grace = std::chrono::seconds(2);
 // (HealthCheck, CheckPolicy, history, refusals, RESOURCE_EXHAUSTED answers): while executions fill
 // every slot, these are still served.
 constexpr int cheap_call_threads = 16;
+
+// Exit code of a server that cannot listen where it was told to.
+constexpr int exit_cannot_listen = 1;
 
 // SIGTERM, SIGINT and SIGHUP are blocked in every thread (grpc's threads inherit this mask) and
 // taken with sigwait() by the main thread: no grpc call ever runs in a signal handler.
@@ -49,13 +51,13 @@ sigset_t handled_signals() {
 }
 
 // The builder sequence; `bound` receives the address clients can dial ("127.0.0.1:40123").
-tl::expected<std::unique_ptr<grpc::Server>, StartupError> start_server(
+pagi_exec::Result<std::unique_ptr<grpc::Server>> start_server(
     const ServerConfig& config, const std::shared_ptr<grpc::ServerCredentials>& credentials, grpc::Service& service,
     std::string& bound) {
   // Executions are admitted by pagi_exec::Admission, not by running out of threads: the pool has
   // room for every slot plus the cheap calls. The sync server counts its polling thread too.
   grpc::ResourceQuota quota("tools-server");
-  quota.SetMaxThreads(config.max_concurrency + cheap_call_threads + 1);
+  quota.SetMaxThreads(static_cast<int>(config.host.max_concurrency) + cheap_call_threads + 1);
   int port = 0;
   grpc::ServerBuilder builder;
   builder.SetResourceQuota(quota);
@@ -66,8 +68,8 @@ tl::expected<std::unique_ptr<grpc::Server>, StartupError> start_server(
   builder.RegisterService(&service);
   auto server = builder.BuildAndStart();
   if (!server || port == 0) {
-    return tl::unexpected(StartupError{.code = 1, .message = "cannot listen on " + config.listen +
-                                                             " (address in use, or not permitted?)"});
+    return pagi_exec::fail(pagi_exec::Errc::io,
+                           "cannot listen on " + config.listen + " (address in use, or not permitted?)");
   }
   const bool is_unix = config.listen.starts_with("unix:");
   bound = is_unix ? config.listen : config.listen.substr(0, config.listen.rfind(':')) + ":" + std::to_string(port);
@@ -89,21 +91,9 @@ void warn_if_exposed(const ServerConfig& config, const std::string& bound, bool 
   }
 }
 
-// The isolation in effect and why, and a warning when it is cwd (the fallback warns by itself).
-void warn_if_weak(const tools_server::codec::HealthReport& health) {
-  const auto effective = health.effective;
-  tools_server::log(LogLevel::info, std::string("isolation ") + pagi_exec::to_string(effective) + ": " +
-                                        health.isolation_reason);
-  if (effective == pagi_exec::Isolation::cwd && health.fallback_reason.empty()) {
-    tools_server::log(LogLevel::warn, "!!! isolation 'cwd': commands see and can change the host as the server's "
-                                      "user does; run as root or enable user namespaces for native, or install "
-                                      "bubblewrap");
-  }
-}
-
-int fail_startup(const StartupError& error) {
-  std::cerr << "tools-server: " << error.message << std::endl;
-  return error.code;
+int fail_startup(const pagi_exec::Error& error, int exit_code = tools_server::exit_bad_config) {
+  std::cerr << "tools-server: " << error.message() << std::endl;
+  return exit_code;
 }
 
 // Parses flags and environment; nullopt with `exit_code` set when the process should end now.
@@ -121,10 +111,49 @@ std::optional<ServerConfig> parse_config(int argc, char** argv, int& exit_code) 
   }
   auto config = tools_server::resolve_settings(raw);
   if (!config) {
-    exit_code = fail_startup({.message = config.error()});
+    exit_code = fail_startup(config.error());
     return std::nullopt;
   }
   return *config;
+}
+
+// SIGHUP: reopens the audit log (logrotate's postrotate), reloads the policy file and, with token
+// authentication, the tokens file. Whatever fails keeps its old state and is logged.
+void reload(pagi_exec::Host& host, const ServerConfig& config, tools_server::AuthHolder& auth) {
+  tools_server::log(host.reopen_audit());
+  tools_server::log(host.reload_policy());
+  if (config.auth != "token") return;
+  auto tokens = tools_server::TokenTable::load(config.auth_tokens_file);
+  if (!tokens) {
+    tools_server::log(LogLevel::error, "SIGHUP: tokens NOT reloaded, the old ones stay valid: " + tokens.error().message());
+    return;
+  }
+  tools_server::log(LogLevel::info, "SIGHUP: " + std::to_string(tokens->size()) + " tokens reloaded");
+  auth.replace(tools_server::Authenticator::with_tokens(std::move(*tokens)));
+}
+
+// The audit log's failures are reported in the server log.
+std::shared_ptr<pagi_exec::AuditSink> logging_sink(std::shared_ptr<pagi_exec::AuditLog> log) {
+  return std::make_shared<tools_server::LoggingAuditSink>(std::move(log));
+}
+
+// What the operator reads once the server listens; the first stdout line gives the address.
+void announce(const ServerConfig& config, const pagi_exec::Host& host, const std::string& bound, bool tls) {
+  warn_if_exposed(config, bound, tls);
+  const auto health = host.health();
+  tools_server::log(pagi_exec::isolation_notices(health));
+  tools_server::log(host.host_network_notices());
+  std::cout << "listening on " << bound << std::endl;  // tests read the port here
+  tools_server::log(LogLevel::info, "tools-server " + std::string(pagi_exec::version) + " listening on " + bound + " " +
+                                        pagi_exec::describe(health));
+}
+
+// Serves until SIGTERM or SIGINT, reloading at each SIGHUP; the signal that ended it.
+int wait_for_stop(const sigset_t& signals, pagi_exec::Host& host, const ServerConfig& config,
+                  tools_server::AuthHolder& auth) {
+  int signal_number = 0;
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) reload(host, config, auth);
+  return signal_number;
 }
 
 }  // namespace
@@ -138,30 +167,24 @@ int main(int argc, char** argv) {
   if (!config) return exit_code;
   tools_server::set_log_level(config->log_level);
 
-  auto library = tools_server::make_library(*config);
-  if (!library) return fail_startup(library.error());
+  pagi_exec::Notices notices;
+  auto host = pagi_exec::Host::start(config->host, notices, logging_sink);
+  tools_server::log(notices);
+  if (!host) return fail_startup(host.error());
 
   auto security = tools_server::make_security(config->auth, config->auth_tokens_file, config->tls_cert,
                                              config->tls_key, config->tls_client_ca);
-  if (!security) return fail_startup({.message = security.error()});
+  if (!security) return fail_startup(security.error());
 
   tools_server::CancellationWatcher watcher;
-  tools_server::ExecutorHolder executor(library->executor);
   tools_server::AuthHolder auth(security->authenticator);
-  tools_server::ToolExecutorService service(executor, library->health, watcher, auth, library->audit_sink);
+  tools_server::ToolExecutorService service(**host, watcher, auth);
   std::string bound;
   auto server = start_server(*config, security->credentials, service, bound);
-  if (!server) return fail_startup(server.error());
-  warn_if_exposed(*config, bound, security->tls);
-  warn_if_weak(library->health);
-  tools_server::warn_host_network(library->executor.policy(), library->health.effective);
+  if (!server) return fail_startup(server.error(), exit_cannot_listen);
+  announce(*config, **host, bound, security->tls);
 
-  std::cout << "listening on " << bound << std::endl;  // first stdout line: tests read the port here
-  tools_server::log(LogLevel::info, "tools-server " + std::string(pagi_exec::version) + " listening on " + bound +
-                                        " " + tools_server::codec::describe(library->health));
-
-  int signal_number = 0;
-  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) tools_server::reload(*library, *config, executor, auth);
+  const int signal_number = wait_for_stop(signals, **host, *config, auth);
   tools_server::log(LogLevel::info, std::string("received ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM") +
                                         ": stopping running executions and shutting down");
   watcher.stop_all();  // kills the running process trees; their handlers return promptly

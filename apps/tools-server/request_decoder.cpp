@@ -103,11 +103,12 @@ grpc::Status decode(const grpc::ByteBuffer& bytes, pagi_exec::Request& request) 
       .ns = message.namespace_(),
       .metadata = {},
       .timeout_cap = std::nullopt,
+      .authenticated_twin = std::nullopt,
   };
   for (const auto& entry : message.metadata()) {
     // Only the server says who a caller proved to be (see Authenticator::bind). A repeated key:
     // the last value wins, as protobuf's map parsing has it.
-    if (entry.key() != pagi_exec::authenticated_twin_key) request.metadata.insert_or_assign(entry.key(), entry.value());
+    if (entry.key() != reserved_metadata_key) request.metadata.insert_or_assign(entry.key(), entry.value());
   }
   return grpc::Status::OK;
 }

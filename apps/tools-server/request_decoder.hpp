@@ -14,10 +14,16 @@
 
 namespace tools_server::codec {
 
+/// The metadata key through which earlier servers told the audit log which twin a caller proved
+/// (now Request::authenticated_twin). A client sending it is dropped, as before, so that it can
+/// never pass for the server's proof, nor count towards the request's size.
+inline constexpr std::string_view reserved_metadata_key = "pagi-exec.authenticated-twin";
+
 /// `bytes` (a tools.ExecutionRequest on the wire) as a library Request, field for field
-/// (metadata: the last value of a key wins, as in a protobuf map; the authenticated-twin key is
-/// dropped: only the server says who a caller proved to be). INVALID_ARGUMENT when `bytes` are not a protobuf message of that shape, or when a
-/// field tools.proto declares `string` holds invalid UTF-8, with a message naming the field
+/// (metadata: the last value of a key wins, as in a protobuf map; reserved_metadata_key is
+/// dropped; authenticated_twin stays unset: only the server says who a caller proved to be).
+/// INVALID_ARGUMENT when `bytes` are not a protobuf message of that shape, or when a field
+/// tools.proto declares `string` holds invalid UTF-8, with a message naming the field
 /// ("args[2] is not valid UTF-8 (byte 0xff at offset 5) ..."). Thread-safe.
 [[nodiscard]] grpc::Status decode(const grpc::ByteBuffer& bytes, pagi_exec::Request& request);
 

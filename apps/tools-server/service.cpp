@@ -46,10 +46,9 @@ grpc::internal::RpcServiceMethod* unary(const char* path, ToolExecutorService* s
 // ByteBuffer (whose deserialisation cannot fail) for the three with one, which decode it
 // themselves (request_decoder.hpp). All run on the same threads with the same ServerContext.
 // The e2e tests call every method through the generated stub, so a wrong path cannot go unseen.
-ToolExecutorService::ToolExecutorService(const ExecutorHolder& executor, codec::HealthReport health,
-                                         CancellationWatcher& watcher, const AuthHolder& auth,
-                                         std::shared_ptr<pagi_exec::AuditSink> audit)
-    : executor_(executor), health_(std::move(health)), watcher_(watcher), auth_(auth), audit_(std::move(audit)) {
+ToolExecutorService::ToolExecutorService(const pagi_exec::Host& host, CancellationWatcher& watcher,
+                                         const AuthHolder& auth)
+    : host_(host), watcher_(watcher), auth_(auth) {
   using grpc::ByteBuffer;
   AddMethod(unary("/tools.ToolExecutorService/RequestExecution", this, &ToolExecutorService::request_execution));
   AddMethod(unary("/tools.ToolExecutorService/HealthCheck", this, &ToolExecutorService::HealthCheck));
@@ -98,7 +97,7 @@ void ToolExecutorService::report_rejection(const grpc::ServerContext& context, c
   log(LogLevel::warn, "auth_rejected rpc=" + rejection.rpc + " peer=" + log_quote(rejection.peer) +
                           " twin=" + log_quote(request.twin_id) + " tool=" + log_quote(request.tool) +
                           " status=" + rejection.status + " reason=" + log_quote(rejection.reason, 256));
-  if (audit_) (void)audit_->rejected(request, rejection);  // a failure is logged by the sink
+  if (const auto& audit = host_.audit_sink()) (void)audit->rejected(request, rejection);  // a failure is logged by the sink
 }
 
 grpc::Status ToolExecutorService::request_execution(grpc::ServerContext* context, const grpc::ByteBuffer* request,
@@ -108,7 +107,7 @@ grpc::Status ToolExecutorService::request_execution(grpc::ServerContext* context
   // The RPC deadline caps the execution: a result nobody waits for is not worth computing.
   decoded.timeout_cap = codec::timeout_cap(context->deadline(), std::chrono::system_clock::now());
   const auto watch = watcher_.watch(*context);
-  const auto result = executor_.current()->run(decoded, watch.token());
+  const auto result = host_.executor()->run(decoded, watch.token());
   log_request(decoded, result);
   tools::ExecutionResponse answer;
   auto status = codec::to_proto(result, watch.cause(), answer);
@@ -119,14 +118,7 @@ grpc::Status ToolExecutorService::request_execution(grpc::ServerContext* context
 grpc::Status ToolExecutorService::HealthCheck(grpc::ServerContext* /*context*/,
                                               const google::protobuf::Empty* /*request*/,
                                               tools::HealthCheckResponse* response) {
-  auto health = health_;  // safe mode and the policy revision change with a reload
-  const auto executor = executor_.current();
-  health.safe_mode = executor->policy().safe_mode();
-  health.policy_revision = executor->policy().revision();
-  health.host_network_twins = codec::host_network_twins(executor->policy(), executor->sandbox().isolation());
-  health.workspaces = executor->workspaces();
-  health.reload_error = executor_.reload_error();
-  *response = codec::to_proto(health);
+  *response = codec::to_proto(host_.health());
   return grpc::Status::OK;
 }
 
@@ -134,7 +126,7 @@ grpc::Status ToolExecutorService::check_policy(grpc::ServerContext* context, con
                                                grpc::ByteBuffer* response) {
   pagi_exec::Request decoded;
   if (auto bound = decode_and_bind(*context, "CheckPolicy", *request, decoded); !bound.ok()) return bound;
-  const auto executor = executor_.current();
+  const auto executor = host_.executor();
   const auto decision = executor->check(decoded);
   *response = to_bytes(codec::to_proto(decision, executor->limits_for(decision), executor->policy().revision(),
                                        executor->sandbox().isolation()));
@@ -148,7 +140,7 @@ grpc::Status ToolExecutorService::ListExecutions(grpc::ServerContext* context,
   if (!query) return query.error();
   // An authenticated twin sees its own history only.
   if (auto bound = bind(*context, "ListExecutions", query->twin_id); !bound.ok()) return bound;
-  codec::to_proto(executor_.current()->history().query(*query), *response);
+  codec::to_proto(host_.executor()->history().query(*query), *response);
   return grpc::Status::OK;
 }
 
@@ -160,8 +152,8 @@ grpc::Status ToolExecutorService::GetExecution(grpc::ServerContext* context,
     report_rejection(*context, "GetExecution", pagi_exec::Request{}, proven.error());
     return proven.error();
   }
-  const auto record = executor_.current()->history().find(request->execution_id());
-  if (!record || (*proven && record->twin_id != **proven)) {  // another twin's record does not exist for it
+  const auto record = host_.executor()->history().find(request->execution_id());
+  if (!record || !pagi_exec::may_see(*record, *proven)) {
     return {grpc::StatusCode::NOT_FOUND, "no execution '" + request->execution_id() + "' in the history"};
   }
   // Like a page, one record must fit a default client's 4 MiB message.
@@ -175,7 +167,7 @@ grpc::Status ToolExecutorService::stream_execution(grpc::ServerContext* context,
   if (auto bound = decode_and_bind(*context, "StreamExecution", *request, decoded); !bound.ok()) return bound;
   decoded.timeout_cap = codec::timeout_cap(context->deadline(), std::chrono::system_clock::now());
   const auto watch = watcher_.watch(*context);
-  const auto executor = executor_.current();
+  const auto executor = host_.executor();
   const pagi_exec::RunHooks hooks{
       .started = [&](const pagi_exec::Outcome& outcome) {
         (void)writer->Write(to_bytes(codec::started_event(outcome, executor->limits_for(outcome.decision, decoded.timeout_cap))));

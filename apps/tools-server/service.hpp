@@ -9,7 +9,6 @@
 #include "auth.hpp"
 #include "cancellation.hpp"
 #include "codec.hpp"
-#include "executor_holder.hpp"
 #include "tools.grpc.pb.h"
 
 namespace tools_server {
@@ -21,10 +20,9 @@ namespace tools_server {
 /// No policy, limits or defaults live here. Thread-safe: one instance serves every gRPC thread.
 class ToolExecutorService final : public grpc::Service {
  public:
-  /// `executor`, `watcher` and `auth` must outlive the service.
-  /// `audit` (may be null) records rejected credentials.
-  ToolExecutorService(const ExecutorHolder& executor, codec::HealthReport health, CancellationWatcher& watcher,
-                      const AuthHolder& auth, std::shared_ptr<pagi_exec::AuditSink> audit);
+  /// `host`, `watcher` and `auth` must outlive the service. The host's audit sink (if any) also
+  /// records rejected credentials.
+  ToolExecutorService(const pagi_exec::Host& host, CancellationWatcher& watcher, const AuthHolder& auth);
 
   // RequestExecution, StreamExecution and CheckPolicy take the request's raw bytes: a request
   // the server cannot parse (not protobuf, invalid UTF-8 in a string field) is INVALID_ARGUMENT
@@ -58,11 +56,9 @@ class ToolExecutorService final : public grpc::Service {
   grpc::Status check_policy(grpc::ServerContext* context, const grpc::ByteBuffer* request, grpc::ByteBuffer* response);
 
  private:
-  const ExecutorHolder& executor_;  // each RPC runs on one snapshot of it
-  codec::HealthReport health_;
+  const pagi_exec::Host& host_;  // each RPC runs on one snapshot of its executor
   CancellationWatcher& watcher_;
   const AuthHolder& auth_;  // every RPC but HealthCheck proves its twin first
-  std::shared_ptr<pagi_exec::AuditSink> audit_;
 
   // Authenticates the call and binds `request.twin_id` to the proven twin (Authenticator::bind);
   // a refused credential is logged and audited before its status is returned.

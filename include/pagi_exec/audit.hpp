@@ -24,10 +24,6 @@ namespace detail {
 struct AuditLogState;
 }  // namespace detail
 
-/// Request::metadata key a host sets to the twin it has authenticated (mTLS, token...). Recorded as
-/// `authenticated_twin`; when absent the record holds null. No other metadata is recorded.
-inline constexpr std::string_view authenticated_twin_key = "pagi-exec.authenticated-twin";
-
 /// A call its host refused before any decision: the credential was missing or wrong, or it proved
 /// another twin than the request names. Never holds the credential itself.
 struct AuthRejection {

@@ -21,6 +21,9 @@ struct Request {
   std::map<std::string, std::string> metadata;  ///< recorded only
   /// Caps the sandbox's time limit for this request (e.g. from an RPC deadline); never raises it.
   std::optional<std::chrono::milliseconds> timeout_cap;
+  /// The twin the host has proven the caller to be (token, client certificate), set by the host
+  /// after authentication, never from the wire; recorded in the audit log. nullopt: none proven.
+  std::optional<std::string> authenticated_twin;
 
   bool operator==(const Request&) const = default;
 };

@@ -156,11 +156,11 @@ TEST_SUITE("audit") {
     CHECK(has(entries[1], R"("exit_code":124,"signal":9,"timed_out":true)"));
   }
 
-  TEST_CASE("the authenticated twin comes from request metadata") {
+  TEST_CASE("the authenticated twin comes from Request::authenticated_twin") {
     TempDir dir;
     auto log = open_log({.path = dir.path() / "a.jsonl"});
     auto request = sample_request();
-    request.metadata[std::string(authenticated_twin_key)] = "twin-sentinel";
+    request.authenticated_twin = "twin-sentinel";
     REQUIRE(log->decided(request, allowed_outcome()));
     const auto entries = read_all(dir.path() / "a.jsonl");
     REQUIRE(entries.size() == 1);

@@ -82,7 +82,7 @@ TEST_SUITE("request_decoder") {
     message.set_job_id("job-1");
     message.set_namespace_("ns");
     (*message.mutable_metadata())["k"] = "first";
-    (*message.mutable_metadata())[std::string(pagi_exec::authenticated_twin_key)] = "forged";
+    (*message.mutable_metadata())[std::string(tools_server::codec::reserved_metadata_key)] = "forged";
     tools_server::wire::ExecutionRequest::MetadataEntry again;
     again.set_key("k");
     again.set_value("second");
@@ -96,6 +96,7 @@ TEST_SUITE("request_decoder") {
     CHECK(request.job_id == "job-1");
     CHECK(request.ns == "ns");
     CHECK(request.metadata == std::map<std::string, std::string>{{"k", "second"}});  // the forged key is dropped
+    CHECK_FALSE(request.authenticated_twin);
     // An empty message is a valid (empty) request: the library answers it in-band.
     CHECK(decode(bytes_of(""), request).ok());
     CHECK(request.tool.empty());

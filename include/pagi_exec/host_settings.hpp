@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: Apache-2.0
+// HostSettings: every setting of a host of the library, each with its one default.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+
+#include "pagi_exec/admission.hpp"
+#include "pagi_exec/audit.hpp"
+#include "pagi_exec/command.hpp"
+#include "pagi_exec/history.hpp"
+#include "pagi_exec/sandbox.hpp"
+
+namespace pagi_exec {
+
+/// What a host (the gRPC server, the CLI) makes its library objects from. Plain data: the
+/// defaults are those of the library's own specs, so no host re-types them. Each field is one
+/// documented setting (README, Configuration); the names in the comments are the server's.
+struct HostSettings {
+  /// Workspace root (SANDBOX_DIR), limits with the timeout and output caps, bwrap path, the
+  /// commands' uid/gid, TOOLS_RUN_AS_ROOT and the native id pool. Its `isolation` is ignored:
+  /// `isolation` below says what to ask for.
+  SandboxSpec sandbox;
+  /// TOOLS_ISOLATION; unset ("auto"): the strongest that works here (native, bwrap, cwd).
+  std::optional<Isolation> isolation;
+  /// TOOLS_REQUIRE_ISOLATION: refuse to start when the isolation does not work. Unset: required
+  /// for native (asking for the sandbox and silently not getting it is never right), not for
+  /// bwrap; with auto, true refuses to start when only cwd works.
+  std::optional<bool> require_isolation;
+  bool safe_mode = false;              ///< SAFE_MODE: forces safe mode on, whatever the policy file says
+  std::filesystem::path policy_file;   ///< TOOLS_POLICY_FILE; empty: the embedded seed matrix
+  RequestLimits request_limits;        ///< TOOLS_MAX_ARGS, TOOLS_MAX_REQUEST_BYTES
+  std::uint32_t max_concurrency = AdmissionSpec{}.max_running;  ///< TOOLS_MAX_CONCURRENCY
+  std::optional<std::uint32_t> max_concurrency_per_twin;  ///< unset: default_per_twin_limit
+  std::optional<std::uint64_t> memory_budget_bytes;       ///< unset: half the host's memory; 0: none
+  std::size_t history_size = History::default_capacity;   ///< TOOLS_HISTORY_SIZE
+  AuditOptions audit;  ///< TOOLS_AUDIT_*; an empty path: no audit log
+
+  /// Whether a start must fail rather than fall back when the isolation does not work.
+  [[nodiscard]] bool isolation_required() const noexcept {
+    return require_isolation.value_or(isolation == Isolation::native);
+  }
+  bool operator==(const HostSettings&) const = default;
+};
+
+}  // namespace pagi_exec

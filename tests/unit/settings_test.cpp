@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: Apache-2.0
+// Unit: the server's settings table: the defaults are the library's, values land in their
+// fields, and each kind of bad value is one line naming the variable and the flag.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "config.hpp"
+
+using namespace tools_server;
+
+namespace {
+
+pagi_exec::Result<ServerConfig> resolve(const std::string& command_line) {
+  CLI::App app;
+  RawSettings raw;
+  add_settings(app, raw);
+  app.parse(command_line, false);
+  return resolve_settings(raw);
+}
+
+std::string error_of(const std::string& command_line) {
+  const auto config = resolve(command_line);
+  REQUIRE_FALSE(config);
+  CHECK(config.error().code == pagi_exec::Errc::invalid_config);
+  const auto message = config.error().message();
+  CHECK(message.find('\n') == std::string::npos);
+  return message;
+}
+
+}  // namespace
+
+TEST_SUITE("settings") {
+  TEST_CASE("nothing set: loopback, no authentication, and the library's defaults") {
+    const auto config = resolve("");
+    REQUIRE(config);
+    CHECK(config->listen == "127.0.0.1:50054");
+    CHECK(config->host == pagi_exec::HostSettings{});
+    CHECK(config->auth == "none");
+    CHECK(config->log_level == LogLevel::info);
+  }
+
+  TEST_CASE("values land in their fields") {
+    const auto config = resolve("--port 5000 --timeout-ms 5000 --max-output-bytes 100 --uid-pool off --isolation bwrap "
+                                "--require-isolation --audit-sync interval --memory-budget-mb 0 --memory-limit-mb 64 "
+                                "--policy /etc/p.toml --max-concurrency 8 --max-concurrency-per-twin 2 --safe-mode");
+    REQUIRE_MESSAGE(config, config.error().message());
+    const auto& host = config->host;
+    CHECK(config->listen == "127.0.0.1:5000");
+    CHECK(host.sandbox.limits.timeout == std::chrono::milliseconds(5000));
+    CHECK(host.sandbox.limits.output.max_bytes == 100);
+    CHECK(host.sandbox.native_ids == pagi_exec::IdRange{});
+    CHECK(host.isolation == pagi_exec::Isolation::bwrap);
+    CHECK(host.isolation_required());
+    CHECK(host.audit.sync == pagi_exec::AuditOptions::Sync::interval);
+    CHECK(host.memory_budget_bytes == 0);
+    CHECK(host.sandbox.limits.memory_bytes == 64ULL << 20);
+    CHECK(host.policy_file == "/etc/p.toml");
+    CHECK(host.max_concurrency == 8);
+    CHECK(host.max_concurrency_per_twin == 2U);
+    CHECK(host.safe_mode);
+    CHECK_FALSE(resolve("--isolation auto")->host.isolation);
+  }
+
+  TEST_CASE("each kind of bad value is one line naming the variable and the flag") {
+    CHECK(error_of("--port abc") == "TOOLS_GRPC_PORT / --port: 'abc' is not a port number (1-65535)");
+    CHECK(error_of("--listen nowhere") ==
+          "TOOLS_GRPC_ADDR / --listen: 'nowhere' is not a listen address (host:port with port 0-65535, or "
+          "unix:/absolute/path)");
+    CHECK(error_of("--sandbox-dir relative") == "SANDBOX_DIR / --sandbox-dir: 'relative' is not an absolute path");
+    CHECK(error_of("--safe-mode maybe") == "SAFE_MODE / --safe-mode: 'maybe' is not a boolean (true/false, 1/0, yes/no)");
+    CHECK(error_of("--timeout-ms 0") ==
+          "TOOLS_EXEC_TIMEOUT_MS / --timeout-ms: '0' is not a time limit in milliseconds (1-86400000)");
+    CHECK(error_of("--isolation vm") == "TOOLS_ISOLATION / --isolation: 'vm' is not an isolation kind (auto, native, bwrap, cwd)");
+    CHECK(error_of("--memory-limit-mb 5x") == "TOOLS_MEMORY_LIMIT_MB / --memory-limit-mb: '5x' is not a size in MiB (0-1048576)");
+    CHECK(error_of("--uid-pool 5").rfind("TOOLS_UID_POOL / --uid-pool: '5' is not FIRST:COUNT (COUNT 2-4096", 0) == 0);
+    CHECK(error_of("--auth magic") == "TOOLS_AUTH / --auth: 'magic' is not an authentication mode (none, token, mtls)");
+    CHECK(error_of("--audit-sync sometimes") == "TOOLS_AUDIT_SYNC / --audit-sync: 'sometimes' is not a sync policy (every, interval)");
+    CHECK(error_of("--log-level loud") == "LOG_LEVEL / --log-level: 'loud' is not a log level (error, warn, info, debug)");
+  }
+
+  TEST_CASE("an empty value is named as such") {
+    CLI::App app;
+    RawSettings raw;
+    add_settings(app, raw);
+    std::vector<std::string> reversed_args{"", "--port"};  // CLI11 takes a vector in reverse order
+    app.parse(reversed_args);
+    const auto config = resolve_settings(raw);
+    REQUIRE_FALSE(config);
+    CHECK(config.error().message() == "TOOLS_GRPC_PORT / --port: '' is empty");
+  }
+
+  TEST_CASE("a value from the environment names the variable too") {
+    ::setenv("TOOLS_MAX_ARGS", "0", 1);
+    const auto message = error_of("");
+    ::unsetenv("TOOLS_MAX_ARGS");
+    CHECK(message == "TOOLS_MAX_ARGS / --max-args: '0' is not an argument count (1-1000000)");
+  }
+
+  TEST_CASE("settings that contradict each other") {
+    CHECK(error_of("--isolation native --use-bwrap") ==
+          "TOOLS_USE_BWRAP / --use-bwrap: 'true' contradicts TOOLS_ISOLATION / --isolation: 'native'");
+    CHECK(error_of("--tls-cert /a.pem").rfind("TOOLS_TLS_CERT / --tls-cert and TOOLS_TLS_KEY / --tls-key: give both", 0) == 0);
+    CHECK(error_of("--auth token") == "TOOLS_AUTH / --auth: 'token' needs TOOLS_AUTH_TOKENS_FILE / --auth-tokens-file");
+    CHECK(error_of("--tls-client-ca /ca.pem") == "TOOLS_TLS_CLIENT_CA / --tls-client-ca: only used with TOOLS_AUTH=mtls");
+    CHECK(error_of("--run-as-uid 0").rfind("TOOLS_RUN_AS_UID / --run-as-uid and TOOLS_RUN_AS_GID / --run-as-gid: 0 (root)", 0) == 0);
+    CHECK(error_of("--max-concurrency 4 --max-concurrency-per-twin 8") ==
+          "TOOLS_MAX_CONCURRENCY_PER_TWIN / --max-concurrency-per-twin: '8' is larger than TOOLS_MAX_CONCURRENCY (4)");
+    CHECK(error_of("--memory-budget-mb 100 --memory-limit-mb 200").rfind(
+              "TOOLS_MEMORY_BUDGET_MB / --memory-budget-mb: '100' is smaller than one execution's", 0) == 0);
+    CHECK(error_of("--listen 0.0.0.0:1").rfind("TOOLS_GRPC_ADDR / --listen: '0.0.0.0:1' is reachable beyond loopback", 0) == 0);
+    CHECK(resolve("--listen 0.0.0.0:1 --auth none"));  // on purpose
+  }
+
+  TEST_CASE("loopback: unix sockets, 127.x, [::1] and localhost") {
+    CHECK(is_loopback("unix:/run/x.sock"));
+    CHECK(is_loopback("127.0.0.2:1"));
+    CHECK(is_loopback("[::1]:1"));
+    CHECK(is_loopback("localhost:1"));
+    CHECK_FALSE(is_loopback("0.0.0.0:1"));
+    CHECK_FALSE(is_loopback("10.0.0.1:1"));
+  }
+}
