@@ -25,6 +25,9 @@ namespace pagi_exec {
 namespace detail {
 class WorkspaceMeter;
 }  // namespace detail
+namespace sys {
+class Janitor;
+}  // namespace sys
 
 /// Everything an Executor is made of. Only policy and sandbox are required.
 struct ExecutorParts {
@@ -99,8 +102,9 @@ class Executor {
   [[nodiscard]] std::vector<TwinWorkspace> workspaces() const;
 
   /// Blocks until the clean-up run() leaves for after its response (reaping processes,
-  /// recycling cgroups, removing execution folders) has finished, for every execution so far.
-  static void wait_for_cleanup();
+  /// recycling cgroups, removing execution folders) has finished, for every execution so far of
+  /// this executor and its copies (Spawner::wait_for_cleanup, then the folders). Thread-safe.
+  void wait_for_cleanup() const;
 
   [[nodiscard]] const Policy& policy() const noexcept { return parts_.policy; }
   [[nodiscard]] const Sandbox& sandbox() const noexcept { return parts_.sandbox; }
@@ -111,25 +115,27 @@ class Executor {
   [[nodiscard]] Executor with_policy(Policy policy) const {
     auto parts = parts_;
     parts.policy = std::move(policy);
-    return Executor(std::move(parts), workspaces_);
+    return Executor(std::move(parts), workspaces_, cleanup_);
   }
   /// The same executor with another policy and tool catalog (a reloaded policy file).
   [[nodiscard]] Executor with_policy(Policy policy, ToolCatalog catalog) const {
     auto parts = parts_;
     parts.policy = std::move(policy);
     parts.catalog = std::move(catalog);
-    return Executor(std::move(parts), workspaces_);
+    return Executor(std::move(parts), workspaces_, cleanup_);
   }
 
  private:
-  Executor(ExecutorParts parts, std::shared_ptr<detail::WorkspaceMeter> workspaces)
-      : parts_(std::move(parts)), workspaces_(std::move(workspaces)) {}
+  Executor(ExecutorParts parts, std::shared_ptr<detail::WorkspaceMeter> workspaces,
+           std::shared_ptr<sys::Janitor> cleanup)
+      : parts_(std::move(parts)), workspaces_(std::move(workspaces)), cleanup_(std::move(cleanup)) {}
   [[nodiscard]] Result<Outcome> run_allowed(const Command& command, const Request& request, Outcome outcome,
                                             std::stop_token stop, const RunHooks& hooks) const;
   [[nodiscard]] Result<Outcome> run_command(const Command& command, const Request& request, Outcome outcome,
                                             std::stop_token stop, const RunHooks& hooks) const;
   ExecutorParts parts_;
   std::shared_ptr<detail::WorkspaceMeter> workspaces_;
+  std::shared_ptr<sys::Janitor> cleanup_;  // removes execution folders after the response; shared by copies
 };
 
 }  // namespace pagi_exec

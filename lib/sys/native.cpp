@@ -16,8 +16,6 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -33,8 +31,10 @@
 #include <string>
 
 #include "sys/child.hpp"
+#include "sys/command_start.hpp"
 #include "sys/netns.hpp"
 #include "sys/rlimits.hpp"
+#include "sys/seccomp.hpp"
 
 namespace pagi_exec::sys {
 namespace {
@@ -43,11 +43,12 @@ namespace {
 constexpr char init_name[] = "pagi-exec-init";
 
 [[noreturn]] void fail(const ChildArgs& args, ChildReport& report, InitStep step, int err,
-                       RootStep root_step = RootStep::none) noexcept {
+                       RootFailure root = {}) noexcept {
   report.step = static_cast<std::int32_t>(SupervisorStep::native_init);
   report.init_step = static_cast<std::int32_t>(step);
   report.step_errno = err;
-  report.root_step = static_cast<std::int32_t>(root_step);
+  report.root_step = static_cast<std::int32_t>(root.step);
+  report.root_item = root.item;
   write_all(args.report_fd, &report, sizeof report);
   ::_exit(0);
 }
@@ -91,11 +92,11 @@ bool drop_privileges(const NativeArgs& native) noexcept {
 
 // The sandbox's side of a process tree: root, hostname, network, cgroups, rlimits, stdio.
 void contain(const ChildArgs& args, const NativeArgs& native, ChildReport& report) noexcept {
-  const auto root_step =
+  const RootFailure root =
       native.template_fd >= 0
           ? enter_template_in_child(native.template_fd, *native.root, native.workspace_tree, native.work_options)
           : build_root_in_child(*native.root, native.workspace, native.work_options);
-  if (root_step != RootStep::none) fail(args, report, InitStep::build_root, errno, root_step);
+  if (root) fail(args, report, InitStep::build_root, errno, root);
   static constexpr char hostname[] = "pagi-sandbox";
   if (::sethostname(hostname, sizeof hostname - 1) != 0) fail(args, report, InitStep::hostname, errno);
   if (!native.host_network) {
@@ -123,29 +124,10 @@ void contain(const ChildArgs& args, const NativeArgs& native, ChildReport& repor
 void lock_down(const ChildArgs& args, const NativeArgs& native, ChildReport& report) noexcept {
   if (!drop_privileges(native)) fail(args, report, InitStep::drop_privileges, errno);
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(args, report, InitStep::no_new_privs, errno);
-  if (native.seccomp != nullptr && ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, native.seccomp) != 0) {
-    fail(args, report, InitStep::seccomp, errno);
+  if (native.seccomp != nullptr) {
+    if (const int err = load_seccomp_in_child(*native.seccomp); err != 0) fail(args, report, InitStep::seccomp, err);
   }
 }
-
-// The command's side of the vfork-style clone: runs on its own stack in our memory until it
-// execs (as posix_spawn does), so none of the server's page tables are copied for it.
-struct CommandStart {
-  const ChildArgs* args;
-  volatile int exec_errno;
-};
-
-int start_command(void* arg) noexcept {
-  auto* start = static_cast<CommandStart*>(arg);
-  ::setsid();  // no controlling terminal: no TIOCSTI into anyone's
-  reset_signals();
-  ::execve(start->args->argv[0], const_cast<char* const*>(start->args->argv),
-           const_cast<char* const*>(start->args->envp));
-  start->exec_errno = errno;
-  ::_exit(127);
-}
-
-alignas(64) char command_stack[64 * 1024];  // private to each init: it is a copy of the server
 
 // Reaps every child that has exited; returns true once `command` is among them.
 bool reap(pid_t command, ChildReport& report) noexcept {
@@ -242,11 +224,10 @@ void run_init_in_child(const ChildArgs& args, const NativeArgs& native, int maps
   if (::sigprocmask(SIG_BLOCK, &chld, nullptr) != 0) fail(args, report, InitStep::signals, errno);
   const int sigfd = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sigfd < 0) fail(args, report, InitStep::signals, errno);
-  CommandStart start{&args, 0};
-  const pid_t command = ::clone(start_command, command_stack + sizeof command_stack,
-                                CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
+  const CommandStart start = start_command_in_child(args, CommandSetup::exec_only);
+  const pid_t command = start.pid;
   if (command < 0) fail(args, report, InitStep::fork_command, errno);
-  report.exec_errno = start.exec_errno;  // the clone returns once the command exec'd or failed
+  report.exec_errno = start.exec_errno;  // known once the command exec'd or failed to
 
   // 4. As PID 1 we reap every orphan of the namespace until the command itself exits, the
   //    deadline passes or the control pipe says stop (or hangs up: the server died).

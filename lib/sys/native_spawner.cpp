@@ -2,7 +2,6 @@
 // The native spawner: what is made once (root plan, template namespace, pools of network
 // namespaces, cgroups and uids, seccomp filter) and what each execution adds (a fresh network
 // namespace, a cgroup lease, a uid, its workspace's detached mount).
-#include <linux/filter.h>
 #include <unistd.h>
 
 #include <optional>
@@ -14,6 +13,7 @@
 #include "sys/mountns.hpp"
 #include "sys/native.hpp"
 #include "sys/netns.hpp"
+#include "sys/process_spawner.hpp"
 #include "sys/seccomp.hpp"
 #include "sys/spawn.hpp"
 
@@ -41,13 +41,12 @@ class NativeSpawner final : public Spawner {
         root_(std::move(root)),
         held_(std::move(privileged)),
         seccomp_(std::move(seccomp)),
-        fprog_(seccomp_.fprog()),
         user_namespace_(user_namespace) {
     locate_own_args(identity_);
   }
 
   Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token stop, const OutputSink& sink) const override {
-    if (plan.isolation != Isolation::native) return make_process_spawner()->spawn(plan, std::move(stop), sink);
+    if (plan.isolation != Isolation::native) return others_.spawn(plan, std::move(stop), sink);
     const auto workspace = plan.workspace.string();
     // The workspace as a detached read-only mount, made here while privileged: the run's mount
     // namespace then holds this one folder and no path to the sandbox dir.
@@ -72,7 +71,7 @@ class NativeSpawner final : public Spawner {
     NativeArgs args{.root = &root_, .template_fd = held_.template_ns.get(), .workspace_tree = tree.get(),
                     .workspace = workspace.c_str(), .work_options = work_options.c_str(), .netns_fd = netns.get(),
                     .host_network = plan.network, .uid = uid, .gid = gid,
-                    .workspace_gid = id ? held_.workspace_gid : 0, .seccomp = &fprog_,
+                    .workspace_gid = id ? held_.workspace_gid : 0, .seccomp = &seccomp_,
                     .user_namespace = user_namespace_, .memory_by_rlimit = held_.cgroups == nullptr,
                     .arg_start = identity_.arg_start, .arg_end = identity_.arg_end,
                     .env_start = identity_.env_start, .env_end = identity_.env_end};
@@ -84,7 +83,8 @@ class NativeSpawner final : public Spawner {
       lease = std::move(*acquired);
       for (std::size_t i = 0; i < lease->procs.size() && i < 2; ++i) args.cgroup_procs[i] = lease->procs[i].get();
     }
-    auto result = run_process_tree(plan, {.native = &args, .cgroup = lease ? &*lease : nullptr}, std::move(stop), sink);
+    auto result = run_process_tree(plan, {.native = &args, .cgroup = lease ? &*lease : nullptr}, cleanup_,
+                                   std::move(stop), sink);
     if (lease) add_cgroup_usage(result, held_.cgroups->read_usage(*lease));
     // The cgroup and the uid go back only after the init's reap, which run_process_tree queued
     // first: when the init (PID 1 of the run's PID namespace) is reaped, no process of the run
@@ -92,7 +92,7 @@ class NativeSpawner final : public Spawner {
     if (lease || id) {
       auto held_lease = std::make_shared<std::optional<CgroupLease>>(std::move(lease));
       auto held_id = std::make_shared<IdLease>(std::move(id));
-      Janitor::instance().post([pool = held_.cgroups, held_lease, held_id] {
+      cleanup_.post([pool = held_.cgroups, held_lease, held_id] {
         if (*held_lease) pool->recycle(std::move(**held_lease));
         held_id->reset();
       });
@@ -100,14 +100,20 @@ class NativeSpawner final : public Spawner {
     return result;  // the network namespace's descriptor closes here: it is never reused
   }
 
+  void wait_for_cleanup() const override {
+    others_.wait_for_cleanup();
+    cleanup_.drain();
+  }
+
  private:
   std::uint32_t uid_, gid_;
   RootPlan root_;
   Privileged held_;
   SeccompProgram seccomp_;
-  sock_fprog fprog_;  // points into seccomp_
   bool user_namespace_;
   NativeArgs identity_;  // only the server's argv/environ areas are used
+  ProcessSpawner others_;    // runs the plans of other kinds
+  mutable Janitor cleanup_;  // last member: drained and joined before the pools go
 };
 
 Result<Privileged> make_privileged(const SandboxSpec& spec, const RootPlan& root) {
