@@ -61,9 +61,8 @@ Result<ProcessResult> ProcessSpawner::spawn(const LaunchPlan& plan, std::stop_to
   TreeSetup setup;
   unique_fd filter;
   if (plan.seccomp_fd) {
-    static const auto program = SeccompProgram::make_default();  // made once, on first use
-    if (!program) return tl::unexpected(program.error());
-    auto made = seccomp_pipe(*program);
+    static const auto program = SeccompProgram::make_default();  // immutable: made once, on first use
+    auto made = program.and_then(seccomp_pipe);
     if (!made) return tl::unexpected(made.error());
     filter = std::move(*made);
     setup.fd3 = filter.get();

@@ -100,11 +100,9 @@ class ChildPlan {
       : argv_(c_array(plan.argv)), envp_(c_array(plan.env)), cwd_(plan.cwd.string()) {
     const NativeArgs* native = setup.native;
     const auto& limits = plan.limits;
-    // RLIMIT_NPROC counts every process of the uid, in every sandbox, so it is never set: the
-    // pids cgroup limits the tree instead.
     const bool memory_by_rlimit = native != nullptr && native->memory_by_rlimit;
     rlimits_ = make_rlimits(static_cast<std::uint64_t>(limits.cpu_time.count()), limits.file_size_bytes,
-                            limits.open_files, memory_by_rlimit ? limits.memory_bytes : 0, 0);
+                            limits.open_files, memory_by_rlimit ? limits.memory_bytes : 0);
     args = ChildArgs{
         .argv = argv_.data(),
         .envp = envp_.data(),

@@ -55,6 +55,14 @@ Result<void> give_to(int fd, const std::optional<Credentials>& owner, unsigned m
   return {};
 }
 
+// make_and_open_dir, then give_to with mode 0700.
+Result<unique_fd> make_owned_dir(int dirfd, const std::string& name, const std::string& shown,
+                                 const std::optional<Credentials>& owner) {
+  return make_and_open_dir(dirfd, name, shown).and_then([&](unique_fd fd) {
+    return give_to(fd.get(), owner, 0700, shown).map([&] { return std::move(fd); });
+  });
+}
+
 // Removes what the open folder `dir` holds; see remove_tree.
 int remove_contents_at(int dir, int depth) {
   if (depth > 256) return ELOOP;
@@ -128,27 +136,23 @@ Result<void> check_reachable(const std::filesystem::path& dir, const Credentials
 
 Result<std::filesystem::path> make_execution_dir(const std::filesystem::path& root, const std::string& twin,
                                                  const std::string& execution_id, const std::optional<Credentials>& owner) {
-  auto root_fd = open_root(root);
-  if (!root_fd) return tl::unexpected(root_fd.error());
-  auto twin_fd = make_and_open_dir(root_fd->get(), twin, (root / twin).string());
-  if (!twin_fd) return tl::unexpected(twin_fd.error());
-  if (auto given = give_to(twin_fd->get(), owner, 0700, (root / twin).string()); !given) return tl::unexpected(given.error());
   const auto dir = root / twin / execution_id;
-  if (::mkdirat(twin_fd->get(), execution_id.c_str(), 0700) != 0) {  // a fresh folder, never one found
-    return fail(Errc::sandbox_setup, "mkdir " + dir.string(), errno);
-  }
-  auto dir_fd = make_and_open_dir(twin_fd->get(), execution_id, dir.string());
-  if (!dir_fd) return tl::unexpected(dir_fd.error());
-  if (auto given = give_to(dir_fd->get(), owner, 0700, dir.string()); !given) return tl::unexpected(given.error());
-  return dir;
+  return open_root(root)
+      .and_then([&](const unique_fd& root_fd) { return make_owned_dir(root_fd.get(), twin, (root / twin).string(), owner); })
+      .and_then([&](const unique_fd& twin_fd) -> Result<unique_fd> {
+        if (::mkdirat(twin_fd.get(), execution_id.c_str(), 0700) != 0) {  // a fresh folder, never one found
+          return fail(Errc::sandbox_setup, "mkdir " + dir.string(), errno);
+        }
+        return make_owned_dir(twin_fd.get(), execution_id, dir.string(), owner);
+      })
+      .map([&](const unique_fd&) { return dir; });
 }
 
 Result<std::filesystem::path> prepare_readonly_workspace(const std::filesystem::path& root, const std::string& twin,
                                                        std::uint32_t reader_gid) {
-  auto root_fd = open_root(root);
-  if (!root_fd) return tl::unexpected(root_fd.error());
   const auto dir = root / twin;
-  auto twin_fd = make_and_open_dir(root_fd->get(), twin, dir.string());
+  auto twin_fd = open_root(root).and_then(
+      [&](const unique_fd& root_fd) { return make_and_open_dir(root_fd.get(), twin, dir.string()); });
   if (!twin_fd) return tl::unexpected(twin_fd.error());
   // The runs' group may read (not write) it: it is mounted read-only at /workspace. Checked
   // first, so the common case costs one fstat; a folder of an older version (0750 root:nogroup,
@@ -168,9 +172,10 @@ Result<std::filesystem::path> prepare_readonly_workspace(const std::filesystem::
 
 void close_native_workspaces(const std::filesystem::path& root, std::uint32_t reader_gid) {
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
-    const auto name = entry.path().filename().string();
-    if (name.empty() || name[0] == '.' || entry.is_symlink(ec) || !entry.is_directory(ec)) continue;
+  for (std::filesystem::directory_iterator entry(root, ec), end; !ec && entry != end; entry.increment(ec)) {
+    const auto name = entry->path().filename().string();
+    std::error_code type_ec;
+    if (name.empty() || name[0] == '.' || entry->is_symlink(type_ec) || !entry->is_directory(type_ec)) continue;
     (void)prepare_readonly_workspace(root, name, reader_gid);  // never through a symlink
   }
 }
