@@ -22,7 +22,7 @@ struct SystemDir {
 [[nodiscard]] std::vector<SystemDir> system_dirs();
 
 /// Everything the child needs to build the root, as ready-made strings (the child may not
-/// allocate). Made once per Executor by plan_root(); only the workspace differs per execution.
+/// allocate). Made once per native spawner by plan_root(); only the workspace differs per execution.
 struct RootPlan {
   struct Bind {
     std::string source;

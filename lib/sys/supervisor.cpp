@@ -10,7 +10,7 @@
 //
 // The supervisor keeps the server's identity (root, when the server is); the command gives it up
 // before exec (command_start.cpp), so it cannot signal, trace or outlive the supervisor by killing
-// it. Should the supervisor die anyway, the parent kills the run's cgroup (spawn.cpp).
+// it. Should the supervisor die anyway, the parent kills the run's cgroup (pump.cpp).
 #include "sys/supervisor.hpp"
 
 #include <fcntl.h>
