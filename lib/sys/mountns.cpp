@@ -19,6 +19,7 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <utility>
 
 namespace pagi_exec::sys {
 namespace {
@@ -100,6 +101,38 @@ std::string work_options_for(const RootPlan& plan, std::uint32_t uid, std::uint3
   return plan.work_options + ",uid=" + std::to_string(uid) + ",gid=" + std::to_string(gid);
 }
 
+namespace {
+
+// /etc/passwd and /etc/group naming only the sandbox (the host's would list its accounts). With a
+// uid pool every run's id is listed, all named "sandbox"; the pool's first id is the group that
+// may read the twin's folder.
+std::pair<std::string, std::string> sandbox_users(std::uint32_t uid, std::uint32_t gid, const IdRange& ids) {
+  std::string passwd = "root:x:0:0:root:/root:/usr/sbin/nologin\n", group = "root:x:0:\n";
+  const auto add_user = [&](std::uint32_t user, std::uint32_t user_group) {
+    passwd += "sandbox:x:" + std::to_string(user) + ":" + std::to_string(user_group) + ":pagi-exec sandbox:/work:/bin/sh\n";
+  };
+  add_user(uid, gid);
+  group += "sandbox:x:" + std::to_string(gid) + ":\n";
+  if (ids.count != 0) {
+    group += "workspace:x:" + std::to_string(ids.first) + ":\n";
+    for (std::uint32_t id = ids.first + 1; id - ids.first < ids.count; ++id) {
+      add_user(id, id);
+      group += "sandbox:x:" + std::to_string(id) + ":\n";
+    }
+  }
+  return {std::move(passwd), std::move(group)};
+}
+
+// The host folder `path`, bound read-only at the same path inside, when this host has it.
+void bind_if_present(RootPlan& plan, const std::string& path) {
+  std::error_code ignored;  // a folder we cannot see is left out
+  if (!std::filesystem::is_directory(path, ignored)) return;
+  plan.dirs.push_back(plan.root + path);
+  plan.ro_binds.push_back({path, plan.root + path, locked_flags(path)});
+}
+
+}  // namespace
+
 Result<RootPlan> plan_root(const std::string& root, std::uint64_t tmp_bytes, std::uint64_t work_bytes,
                            std::uint32_t uid, std::uint32_t gid, const IdRange& ids) {
   std::error_code ec;
@@ -124,40 +157,20 @@ Result<RootPlan> plan_root(const std::string& root, std::uint64_t tmp_bytes, std
       plan.ro_binds.push_back({dir.path, at(dir.path), locked_flags(dir.path)});
     }
   }
-  std::error_code ignored;  // a folder or file we cannot see is left out
-  if (std::filesystem::is_directory("/etc/alternatives", ignored)) {
-    plan.dirs.push_back(at("/etc/alternatives"));
-    plan.ro_binds.push_back({"/etc/alternatives", at("/etc/alternatives"), locked_flags("/etc/alternatives")});
-  }
+  bind_if_present(plan, "/etc/alternatives");
   // /etc holds no host secrets: copies of what the dynamic linker and libc need, and users that
-  // name only the sandbox (the host's /etc/passwd would list its accounts).
-  // With a uid pool every run's id is listed, all named "sandbox"; the pool's first id is the
-  // group that may read the twin's folder.
-  std::string passwd = "root:x:0:0:root:/root:/usr/sbin/nologin\n", group = "root:x:0:\n";
-  const auto add_user = [&](std::uint32_t user, std::uint32_t user_group) {
-    passwd += "sandbox:x:" + std::to_string(user) + ":" + std::to_string(user_group) + ":pagi-exec sandbox:/work:/bin/sh\n";
-  };
-  add_user(uid, gid);
-  group += "sandbox:x:" + std::to_string(gid) + ":\n";
-  if (ids.count != 0) {
-    group += "workspace:x:" + std::to_string(ids.first) + ":\n";
-    for (std::uint32_t id = ids.first + 1; id - ids.first < ids.count; ++id) {
-      add_user(id, id);
-      group += "sandbox:x:" + std::to_string(id) + ":\n";
-    }
-  }
+  // name only the sandbox.
+  auto [passwd, group] = sandbox_users(uid, gid, ids);
   plan.files = {
-      {at("/etc/passwd"), passwd},
-      {at("/etc/group"), group},
+      {at("/etc/passwd"), std::move(passwd)},
+      {at("/etc/group"), std::move(group)},
       {at("/etc/hostname"), "pagi-sandbox\n"},
       {at("/etc/hosts"), "127.0.0.1 localhost pagi-sandbox\n::1 localhost\n"},
       {at("/etc/nsswitch.conf"), "passwd: files\ngroup: files\nhosts: files\n"},
   };
   // resolv.conf and the CA certificates serve twins the policy grants network.
-  if (std::filesystem::is_directory("/etc/ssl", ignored)) {
-    plan.dirs.push_back(at("/etc/ssl"));
-    plan.ro_binds.push_back({"/etc/ssl", at("/etc/ssl"), locked_flags("/etc/ssl")});
-  }
+  bind_if_present(plan, "/etc/ssl");
+  std::error_code ignored;  // a file we cannot see is left out
   for (const char* file : {"/etc/ld.so.cache", "/etc/localtime", "/etc/resolv.conf"}) {
     if (std::filesystem::exists(file, ignored)) plan.files.push_back({at(file), slurp(file)});
   }

@@ -83,57 +83,51 @@ void send_started(const ChildArgs& args, pid_t command) noexcept {
   ::_exit(0);
 }
 
-}  // namespace
-
-void supervise_in_child(const ChildArgs& args) noexcept {
-  ChildReport report{};
-  // 1. Hold nothing of the server's but our pipes (and the run's cgroup and bwrap's filter);
-  //    detach from its session.
+void become_subreaper_in_child(const ChildArgs& args, ChildReport& report) noexcept {
   const int keep[] = {args.stdout_fd,       args.stderr_fd,       args.report_fd, args.control_fd,
                       args.cgroup_procs[0], args.cgroup_procs[1], args.fd3};
-  if (!close_fds_except(keep, 7)) fail_step(args, report, SupervisorStep::close_fds);
+  if (!close_fds_except(keep, sizeof keep / sizeof keep[0])) fail_step(args, report, SupervisorStep::close_fds);
   struct sigaction ign{};
   ign.sa_handler = SIG_IGN;
   ::sigaction(SIGPIPE, &ign, nullptr);
   if (::setsid() < 0) fail_step(args, report, SupervisorStep::setsid);
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) fail_step(args, report, SupervisorStep::subreaper);
+}
 
-  // 2. Start the command; this returns once it exec'd (or failed to: exec_errno).
-  const std::int64_t started = monotonic_us();
+// The command, its pid sent to the parent first (0 when its setup failed).
+pid_t start_supervised_in_child(const ChildArgs& args, ChildReport& report) noexcept {
   const CommandStart start = start_command_in_child(args, CommandSetup::full);
-  const pid_t command = start.pid;
-  if (command < 0) fail_step(args, report, SupervisorStep::fork);
+  if (start.pid < 0) fail_step(args, report, SupervisorStep::fork);
   ::close(args.stdout_fd);  // only the command's tree holds the output pipes now
   ::close(args.stderr_fd);
-  send_started(args, start.failed_step == SupervisorStep::none ? command : 0);
+  send_started(args, start.failed_step == SupervisorStep::none ? start.pid : 0);
   if (start.failed_step != SupervisorStep::none) {
-    ::waitpid(command, nullptr, 0);
+    ::waitpid(start.pid, nullptr, 0);
     errno = start.exec_errno;
     fail_step(args, report, start.failed_step);
   }
-  const int exec_errno = start.exec_errno;
-  report.exec_errno = exec_errno;
+  report.exec_errno = start.exec_errno;
+  return start.pid;
+}
 
-  // 3. Wait for the command, the deadline, or the parent's word (or death: EOF on control).
+void wait_for_command_in_child(const ChildArgs& args, pid_t command, std::int64_t started,
+                               ChildReport& report) noexcept {
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, command, 0));
   if (pidfd < 0) {
     ::kill(command, SIGKILL);
     fail_step(args, report, SupervisorStep::pidfd);
   }
-  if (exec_errno == 0) {
-    switch (wait_readable(pidfd, args.control_fd, started + args.timeout_us)) {
-      case Wake::readable: break;  // the command exited
-      case Wake::deadline: report.timed_out = 1; break;
-      case Wake::control: report.cancelled = 1; break;
-      case Wake::error: fail_step(args, report, SupervisorStep::poll);
-    }
+  if (report.exec_errno != 0) return;  // it never ran: nothing to wait for
+  switch (wait_readable(pidfd, args.control_fd, started + args.timeout_us)) {
+    case Wake::readable: break;  // the command exited
+    case Wake::deadline: report.timed_out = 1; break;
+    case Wake::control: report.cancelled = 1; break;
+    case Wake::error: fail_step(args, report, SupervisorStep::poll);
   }
+}
 
-  // 4. End the command (if still running), collect its status, then clear the whole subtree.
-  if (report.timed_out != 0 || report.cancelled != 0) {
-    ::kill(-command, SIGKILL);
-    ::kill(command, SIGKILL);
-  }
+// The command's wait status and what it and the children it waited for used.
+void collect_in_child(const ChildArgs& args, pid_t command, std::int64_t started, ChildReport& report) noexcept {
   rusage usage{};
   int status = 0;
   while (::wait4(command, &status, 0, &usage) < 0) {
@@ -144,6 +138,26 @@ void supervise_in_child(const ChildArgs& args) noexcept {
   report.user_us = usage.ru_utime.tv_sec * 1'000'000 + usage.ru_utime.tv_usec;
   report.system_us = usage.ru_stime.tv_sec * 1'000'000 + usage.ru_stime.tv_usec;
   report.max_rss_kb = usage.ru_maxrss;
+}
+
+}  // namespace
+
+void supervise_in_child(const ChildArgs& args) noexcept {
+  ChildReport report{};
+  // 1. Hold nothing of the server's but our pipes (and the run's cgroup and bwrap's filter);
+  //    detach from its session; inherit every orphan of the command's tree.
+  become_subreaper_in_child(args, report);
+  // 2. Start the command; this returns once it exec'd (or failed to: exec_errno).
+  const std::int64_t started = monotonic_us();
+  const pid_t command = start_supervised_in_child(args, report);
+  // 3. Wait for the command, the deadline, or the parent's word (or death: EOF on control).
+  wait_for_command_in_child(args, command, started, report);
+  // 4. End the command (if still running), collect its status, then clear the whole subtree.
+  if (report.timed_out != 0 || report.cancelled != 0) {
+    ::kill(-command, SIGKILL);
+    ::kill(command, SIGKILL);
+  }
+  collect_in_child(args, command, started, report);
   kill_descendants(command);
   write_all(args.report_fd, &report, sizeof report);
   ::_exit(0);
