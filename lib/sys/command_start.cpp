@@ -26,6 +26,7 @@ struct Shared {
   CommandSetup setup;
   volatile int exec_errno;
   volatile int failed_step;  // a SupervisorStep: setup failed, the command never ran
+  volatile bool announced;   // CommandStarted is on the report pipe
 };
 
 [[noreturn]] void give_up(Shared& start, int err, SupervisorStep step = SupervisorStep::none) noexcept {
@@ -71,6 +72,11 @@ void prepare_in_child(Shared& start) noexcept {
   //    (dup2 clears close-on-exec on the copy; dup2(3, 3) would not).
   ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
   if (args.fd3 == 3 ? ::fcntl(3, F_SETFD, 0) != 0 : args.fd3 >= 0 && ::dup2(args.fd3, 3) < 0) give_up(start, errno);
+  // 4. Our pid (and process group) to the parent before anything the command chose runs: should
+  //    the command kill its supervisor at once, the parent still knows what to kill (pump.cpp).
+  const CommandStarted started{static_cast<std::int32_t>(::getpid())};
+  write_all(args.report_fd, &started, sizeof started);
+  start.announced = true;
 }
 
 int run_command(void* arg) noexcept {
@@ -89,9 +95,9 @@ alignas(64) char command_stack[64 * 1024];
 }  // namespace
 
 CommandStart start_command_in_child(const ChildArgs& args, CommandSetup setup) noexcept {
-  Shared shared{&args, setup, 0, 0};
+  Shared shared{&args, setup, 0, 0, false};
   const pid_t pid = ::clone(run_command, command_stack + sizeof command_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &shared);
-  return CommandStart{pid, shared.exec_errno, static_cast<SupervisorStep>(shared.failed_step)};
+  return CommandStart{pid, shared.exec_errno, static_cast<SupervisorStep>(shared.failed_step), shared.announced};
 }
 
 }  // namespace pagi_exec::sys

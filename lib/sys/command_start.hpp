@@ -20,8 +20,9 @@ enum class CommandSetup : std::uint8_t {
   /// Own session and default signals only: the native init did the rest for the whole sandbox.
   exec_only,
   /// The supervisor's command: also joins the run's cgroup, applies the rlimits, connects stdio,
-  /// enters the folder, drops to args.uid/gid with no_new_privs (as args says), and keeps only
-  /// stdio and args.fd3 open across execve.
+  /// enters the folder, drops to args.uid/gid with no_new_privs (as args says), keeps only
+  /// stdio and args.fd3 open across execve, and last writes its CommandStarted to
+  /// args.report_fd, so the parent knows its process group before the command can act.
   full,
 };
 
@@ -30,6 +31,7 @@ struct CommandStart {
   pid_t pid = -1;       ///< the command (also its process group); -1: the clone failed (see errno)
   int exec_errno = 0;   ///< non-zero: the command never ran (execve failed, or rlimits/stdio/fd 3)
   SupervisorStep failed_step = SupervisorStep::none;  ///< a setup step that failed (cgroup, drop)
+  bool announced = false;  ///< full setup: the command wrote its CommandStarted itself
 };
 
 /// In the supervisor or init: clones the command vfork-style (CLONE_VM | CLONE_VFORK, on a stack

@@ -94,12 +94,14 @@ void become_subreaper_in_child(const ChildArgs& args, ChildReport& report) noexc
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) fail_step(args, report, SupervisorStep::subreaper);
 }
 
-// The command, its pid sent to the parent first (0 when its setup failed).
+// The command, its pid sent to the parent first: by the command itself before its exec, else here
+// (0 when its setup failed).
 pid_t start_supervised_in_child(const ChildArgs& args, ChildReport& report) noexcept {
   const CommandStart start = start_command_in_child(args, CommandSetup::full);
   if (start.pid < 0) fail_step(args, report, SupervisorStep::fork);
   ::close(args.stdout_fd);  // only the command's tree holds the output pipes now
   ::close(args.stderr_fd);
+  started_sent = start.announced;
   send_started(args, start.failed_step == SupervisorStep::none ? start.pid : 0);
   if (start.failed_step != SupervisorStep::none) {
     ::waitpid(start.pid, nullptr, 0);
