@@ -5,13 +5,11 @@
 
 #include <fcntl.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,6 +18,8 @@
 #include <iterator>
 #include <sstream>
 #include <utility>
+
+#include "sys/namespace_holder.hpp"
 
 namespace pagi_exec::sys {
 namespace {
@@ -359,32 +359,27 @@ Result<unique_fd> open_workspace_tree(const std::string& dir) {
   return tree;
 }
 
+namespace {
+
+// The template's side: the part of the root every execution shares, pivoted into.
+BuildReport build_template_in_child(const void* arg) noexcept {
+  const auto& plan = *static_cast<const RootPlan*>(arg);
+  auto failure = build_base_in_child(plan);
+  if (!failure) failure = pivot_in_child(plan);
+  return BuildReport{static_cast<std::int32_t>(failure.step), failure.item, failure ? errno : 0};
+}
+
+}  // namespace
+
 Result<unique_fd> make_template_namespace(const RootPlan& plan) {
-  int sync[2];
-  if (::pipe2(sync, O_CLOEXEC) != 0) return fail(Errc::sandbox_setup, "pipe2", errno);
-  unique_fd read_end(sync[0]), write_end(sync[1]);  // the child's report: step, item, errno
-  const auto child = static_cast<pid_t>(::syscall(SYS_clone, CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0));
-  if (child < 0) return fail(Errc::sandbox_setup, "clone(CLONE_NEWNS) for the template namespace", errno);
-  if (child == 0) {
-    auto failure = build_base_in_child(plan);
-    if (!failure) failure = pivot_in_child(plan);
-    const int report[3] = {static_cast<int>(failure.step), failure.item, errno};
-    (void)::write(sync[1], report, sizeof report);
-    for (;;) ::pause();  // until the parent, having opened our namespace, kills us
-  }
-  int report[3] = {-1, 0, 0};
-  const auto got = ::read(read_end.get(), report, sizeof report);
-  unique_fd ns(::open(("/proc/" + std::to_string(child) + "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC));
-  const int open_errno = errno;
-  ::kill(child, SIGKILL);
-  ::waitpid(child, nullptr, 0);
-  if (got != static_cast<ssize_t>(sizeof report)) return fail(Errc::sandbox_setup, "template namespace child died");
-  if (report[0] != 0) {
+  auto held = hold_namespace(CLONE_NEWNS, "mnt", build_template_in_child, &plan);
+  if (!held) return tl::unexpected(held.error());
+  if (const BuildReport& failed = held->failed; failed.step != 0) {
     return fail(Errc::sandbox_setup,
-                "template namespace: " + describe(plan, {static_cast<RootStep>(report[0]), report[1]}, false), report[2]);
+                "template namespace: " + describe(plan, {static_cast<RootStep>(failed.step), failed.item}, false),
+                failed.err);
   }
-  if (!ns) return fail(Errc::sandbox_setup, "open the template mount namespace", open_errno);
-  return ns;
+  return std::move(held->ns);
 }
 
 }  // namespace pagi_exec::sys
