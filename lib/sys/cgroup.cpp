@@ -251,12 +251,12 @@ Result<CgroupLease> CgroupPool::acquire(const CgroupLimits& limits) {
   }
   if (lease.dirs.empty()) {
     auto dirs = create_group();
-    if (!dirs) return tl::unexpected(dirs.error());
+    if (!dirs) return error_of(dirs);
     lease.dirs = std::move(*dirs);
   }
   if (auto set = set_limits(kind_, lease, limits); !set) {
     remove_group(lease.dirs);
-    return tl::unexpected(set.error());
+    return error_of(set);
   }
   for (const auto& dir : lease.dirs) {
     unique_fd procs(::open((dir / "cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));

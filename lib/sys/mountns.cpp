@@ -373,7 +373,7 @@ BuildReport build_template_in_child(const void* arg) noexcept {
 
 Result<unique_fd> make_template_namespace(const RootPlan& plan) {
   auto held = hold_namespace(CLONE_NEWNS, "mnt", build_template_in_child, &plan);
-  if (!held) return tl::unexpected(held.error());
+  if (!held) return error_of(held);
   if (const BuildReport& failed = held->failed; failed.step != 0) {
     return fail(Errc::sandbox_setup,
                 "template namespace: " + describe(plan, {static_cast<RootStep>(failed.step), failed.item}, false),

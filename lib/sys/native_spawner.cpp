@@ -49,7 +49,7 @@ class NativeSpawner final : public Spawner {
   Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token stop, const OutputSink& sink) const override {
     if (plan.isolation != Isolation::native) return others_.spawn(plan, std::move(stop), sink);
     auto run = acquire_for_run(plan);
-    if (!run) return tl::unexpected(run.error());
+    if (!run) return error_of(run);
     const NativeArgs args = args_for(plan, *run);
     const CgroupLease* cgroup = run->cgroup ? &*run->cgroup : nullptr;
     auto result = run_process_tree(plan, {.native = &args, .cgroup = cgroup}, cleanup_, std::move(stop), sink);
@@ -80,20 +80,20 @@ class NativeSpawner final : public Spawner {
     // The run's mount namespace then holds this one folder and no path to the sandbox dir.
     if (held_.template_ns) {
       auto tree = open_workspace_tree(run.workspace);
-      if (!tree) return tl::unexpected(tree.error());
+      if (!tree) return error_of(tree);
       run.workspace_tree = std::move(*tree);
     }
     // Discarded after this run, unless the run is granted the host's network.
     if (!plan.network && held_.netns) run.netns = held_.netns->take();
     if (held_.ids) {
       auto lent = held_.ids->acquire();
-      if (!lent) return tl::unexpected(lent.error());
+      if (!lent) return error_of(lent);
       run.id = std::move(*lent);
     }
     if (held_.cgroups) {
       auto acquired =
           held_.cgroups->acquire({.memory_bytes = plan.limits.memory_bytes, .max_pids = plan.limits.max_processes});
-      if (!acquired) return tl::unexpected(acquired.error());
+      if (!acquired) return error_of(acquired);
       run.cgroup = std::move(*acquired);
     }
     run.work_options = work_options_for(root_, uid_of(run), gid_of(run));
@@ -147,14 +147,14 @@ Result<Privileged> make_privileged(const SandboxSpec& spec, const RootPlan& root
     held.template_ns = std::move(template_ns);
     return NetnsPool::make(spare_network_namespaces);
   });
-  if (!made) return tl::unexpected(made.error());
+  if (!made) return error_of(made);
   held.netns = std::move(*made);
   // Without cgroups memory falls back to RLIMIT_AS and processes are not limited as a tree:
   // acceptable for a developer machine.
   if (auto pool = CgroupPool::make()) held.cgroups = std::move(*pool);
   if (spec.native_ids.count != 0) {
     auto ids = IdPool::make(spec.native_ids.first + 1, spec.native_ids.count - 1);
-    if (!ids) return tl::unexpected(ids.error());
+    if (!ids) return error_of(ids);
     held.ids = std::move(*ids);
     held.workspace_gid = spec.native_ids.first;
   }
@@ -175,9 +175,9 @@ Result<std::shared_ptr<const Spawner>> make_native_spawner(const Sandbox& sandbo
   auto root = sys::plan_root((spec.root_dir / ".native-root").string(), spec.limits.tmpfs_bytes,
                              spec.limits.tmpfs_bytes, spec.sandbox_uid, spec.sandbox_gid,
                              user_namespace ? IdRange{} : spec.native_ids);
-  if (!root) return tl::unexpected(root.error());
+  if (!root) return error_of(root);
   auto held = user_namespace ? Result<sys::Privileged>() : sys::make_privileged(spec, *root);
-  if (!held) return tl::unexpected(held.error());
+  if (!held) return error_of(held);
   return sys::SeccompProgram::make_default().map([&](sys::SeccompProgram seccomp) -> std::shared_ptr<const Spawner> {
     return std::make_shared<const sys::NativeSpawner>(sandbox, std::move(*root), std::move(*held), std::move(seccomp),
                                                       user_namespace);

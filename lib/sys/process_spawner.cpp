@@ -63,14 +63,14 @@ Result<ProcessResult> ProcessSpawner::spawn(const LaunchPlan& plan, std::stop_to
   if (plan.seccomp_fd) {
     static const auto program = SeccompProgram::make_default();  // immutable: made once, on first use
     auto made = program.and_then(seccomp_pipe);
-    if (!made) return tl::unexpected(made.error());
+    if (!made) return error_of(made);
     filter = std::move(*made);
     setup.fd3 = filter.get();
   }
   std::optional<CgroupLease> lease;
   if (pool_) {
     auto acquired = pool_->acquire({.memory_bytes = plan.limits.memory_bytes, .max_pids = plan.limits.max_processes});
-    if (!acquired) return tl::unexpected(acquired.error());
+    if (!acquired) return error_of(acquired);
     lease = std::move(*acquired);
     setup.cgroup = &*lease;
   }

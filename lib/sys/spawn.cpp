@@ -64,12 +64,12 @@ Result<TreePipes> make_tree_pipes(const LaunchPlan& plan, const TreeSetup& setup
   TreePipes pipes;
   for (auto* pipe : {&pipes.out, &pipes.err, &pipes.report, &pipes.control}) {
     auto made = make_pipe();
-    if (!made) return tl::unexpected(made.error());
+    if (!made) return error_of(made);
     *pipe = std::move(*made);
   }
   if (has_user_namespace(setup)) {  // only a user-namespaced init waits for its maps; EOF releases it
     auto made = make_pipe();
-    if (!made) return tl::unexpected(made.error());
+    if (!made) return error_of(made);
     pipes.maps = std::move(*made);
   }
   if (const auto owner = output_owner(plan, setup)) {
@@ -158,10 +158,7 @@ Result<void> release_child(pid_t child, const TreeSetup& setup, TreePipes& pipes
     if (!mapped) {
       ::kill(child, SIGKILL);
       ::waitpid(child, nullptr, 0);
-      return mapped.map_error([](Error error) {
-        error.context = "write the uid/gid maps of the native sandbox: " + error.context;
-        return error;
-      });
+      return mapped.map_error(add_context("write the uid/gid maps of the native sandbox: "));
     }
   }
   pipes.maps.write.reset();
@@ -216,13 +213,13 @@ Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const TreeSetup& 
   if (plan.argv.empty()) return fail(Errc::internal, "launch plan without argv");
   // 1. Pipes, and everything the child reads, before the clone.
   auto pipes = make_tree_pipes(plan, setup);
-  if (!pipes) return tl::unexpected(pipes.error());
+  if (!pipes) return error_of(pipes);
   const ChildPlan child_plan(plan, setup, *pipes);
   // 2. The supervisor, or the native init in its new namespaces.
   const pid_t child = clone_tree_root(setup, child_plan, *pipes);
   if (child < 0) return fail(Errc::spawn_failed, setup.native ? "clone the native sandbox init" : "fork supervisor", errno);
   // 3. Let it go: its pipe ends closed here, a user-namespaced init's uid/gid maps written.
-  if (auto released = release_child(child, setup, *pipes); !released) return tl::unexpected(released.error());
+  if (auto released = release_child(child, setup, *pipes); !released) return error_of(released);
   // 4. Pump until the tree is over; a stop request wakes the pump, which closes the control pipe.
   Pump pump(child, pipes->pump_ends(), setup.cgroup, setup.native == nullptr, plan.limits);
   {

@@ -153,7 +153,7 @@ Result<std::filesystem::path> prepare_readonly_workspace(const std::filesystem::
   const auto dir = root / twin;
   auto twin_fd = open_root(root).and_then(
       [&](const unique_fd& root_fd) { return make_and_open_dir(root_fd.get(), twin, dir.string()); });
-  if (!twin_fd) return tl::unexpected(twin_fd.error());
+  if (!twin_fd) return error_of(twin_fd);
   // The runs' group may read (not write) it: it is mounted read-only at /workspace. Checked
   // first, so the common case costs one fstat; a folder of an older version (0750 root:nogroup,
   // readable by every host process running as nobody) is corrected on its next run.
@@ -272,13 +272,13 @@ struct Workspace {
 Result<Workspace> open_workspace(const std::filesystem::path& root, const std::string& twin,
                                  const std::optional<Credentials>& owner) {
   auto root_fd = open_root(root);
-  if (!root_fd) return tl::unexpected(root_fd.error());
+  if (!root_fd) return error_of(root_fd);
   Workspace workspace;
   struct stat st{};
   workspace.created = ::fstatat(root_fd->get(), twin.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0;
   auto dir = make_and_open_dir(root_fd->get(), twin, (root / twin).string());
-  if (!dir) return tl::unexpected(dir.error());
-  if (auto given = give_to(dir->get(), owner, 0700, twin); !given) return tl::unexpected(given.error());
+  if (!dir) return error_of(dir);
+  if (auto given = give_to(dir->get(), owner, 0700, twin); !given) return error_of(given);
   if (workspace.created && ::fstat(dir->get(), &st) == 0) workspace.bytes = allocated(st);
   workspace.dir = std::move(*dir);
   return workspace;
@@ -330,8 +330,8 @@ Result<std::uint64_t> make_folders(Target& target, const std::vector<std::string
   for (; target.depth + 1 < parts.size(); ++target.depth) {
     const auto shown = folder_shown(twin, parts, target.depth);
     auto next = make_and_open_dir(target.dir.get(), parts[target.depth], shown, 0755);
-    if (!next) return tl::unexpected(next.error());
-    if (auto given = give_to(next->get(), owner, 0755, shown); !given) return tl::unexpected(given.error());
+    if (!next) return error_of(next);
+    if (auto given = give_to(next->get(), owner, 0755, shown); !given) return error_of(given);
     struct stat st{};
     if (::fstat(next->get(), &st) == 0) bytes += allocated(st);
     target.dir = std::move(*next);
@@ -380,12 +380,12 @@ Result<FileWrite> write_file_beneath(const std::filesystem::path& root, const st
                                      std::string_view relative, std::string_view content, const WriteAdmission& admit,
                                      const std::optional<Credentials>& owner) {
   auto workspace = open_workspace(root, twin, owner);
-  if (!workspace) return tl::unexpected(workspace.error());
+  if (!workspace) return error_of(workspace);
   const std::string shown(relative);
   const auto parts = split_path(relative);
   // 1. Look, creating nothing: the folders that exist, the ones to make, what the target is.
   auto target = locate(std::move(workspace->dir), parts, twin, shown);
-  if (!target) return tl::unexpected(target.error());
+  if (!target) return error_of(target);
   // 2. The estimate first: nothing is created for a write the quota refuses.
   const std::size_t folders_to_make = parts.size() - 1 - target->depth;
   FileWrite change{
@@ -397,10 +397,10 @@ Result<FileWrite> write_file_beneath(const std::filesystem::path& root, const st
       .entries_added = (workspace->created ? 1 : 0) + folders_to_make + (target->replacing ? 0 : 1),
       .estimated = true,
   };
-  if (auto admitted = admit(change); !admitted) return tl::unexpected(admitted.error());
+  if (auto admitted = admit(change); !admitted) return error_of(admitted);
   // 3. The missing folders, then the content beside the target, renamed over it.
   auto made = make_folders(*target, parts, twin, owner);
-  if (!made) return tl::unexpected(made.error());
+  if (!made) return error_of(made);
   change.folder_bytes = workspace->bytes + *made;
   return write_and_replace(*target, parts.back(), shown, content, admit, owner, change);
 }
