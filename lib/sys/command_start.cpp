@@ -55,7 +55,9 @@ void prepare_in_child(Shared& start) noexcept {
     if (procs >= 0 && ::write(procs, "0", 1) != 1) give_up(start, errno, SupervisorStep::cgroup);
   }
   // Never run the command without its rlimits.
-  if (const int err = args.rlimits != nullptr ? apply_rlimits_in_child(*args.rlimits) : 0; err != 0) give_up(start, err);
+  if (const int err = args.rlimits != nullptr ? apply_rlimits_in_child(*args.rlimits) : 0; err != 0) {
+    give_up(start, err);
+  }
   const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(args.stdout_fd, 1) < 0 || ::dup2(args.stderr_fd, 2) < 0 ||
       ::chdir(args.cwd) != 0) {
@@ -96,7 +98,8 @@ alignas(64) char command_stack[64 * 1024];
 
 CommandStart start_command_in_child(const ChildArgs& args, CommandSetup setup) noexcept {
   Shared shared{&args, setup, 0, 0, false};
-  const pid_t pid = ::clone(run_command, command_stack + sizeof command_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &shared);
+  const pid_t pid =
+      ::clone(run_command, command_stack + sizeof command_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &shared);
   return CommandStart{pid, shared.exec_errno, static_cast<SupervisorStep>(shared.failed_step), shared.announced};
 }
 

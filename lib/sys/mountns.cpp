@@ -244,7 +244,8 @@ RootFailure build_base_in_child(const RootPlan& plan) noexcept {
     }
   }
   for (std::size_t i = 0; i < plan.links.size(); ++i) {
-    if (::symlink(plan.links[i].target.c_str(), plan.links[i].path.c_str()) != 0) return failed(RootStep::make_links, i);
+    const auto& link = plan.links[i];
+    if (::symlink(link.target.c_str(), link.path.c_str()) != 0) return failed(RootStep::make_links, i);
   }
   for (std::size_t i = 0; i < plan.files.size(); ++i) {
     const auto& file = plan.files[i];
@@ -274,7 +275,9 @@ RootFailure pivot_in_child(const RootPlan& plan) noexcept {
 // only), private size-capped /tmp and /work.
 RootFailure mount_per_execution(const char* proc, const char* tmp, const char* work, const RootPlan& plan,
                                 const char* work_options) noexcept {
-  if (::mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) return failed(RootStep::mount_proc);
+  if (::mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+    return failed(RootStep::mount_proc);
+  }
   if (::mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, plan.tmp_options.c_str()) != 0) {
     return failed(RootStep::mount_tmp);
   }
@@ -325,9 +328,8 @@ std::string describe(const RootPlan& plan, RootFailure failure, bool from_templa
 
 RootFailure build_root_in_child(const RootPlan& plan, const char* workspace, const char* work_options) noexcept {
   if (const auto failure = build_base_in_child(plan)) return failure;
-  if (const auto failure = mount_per_execution(plan.proc.c_str(), plan.tmp.c_str(), plan.work.c_str(), plan, work_options)) {
-    return failure;
-  }
+  const auto failure = mount_per_execution(plan.proc.c_str(), plan.tmp.c_str(), plan.work.c_str(), plan, work_options);
+  if (failure) return failure;
   if (!bind_readonly(workspace, plan.workspace.c_str(), 0)) return failed(RootStep::bind_workspace);
   return pivot_in_child(plan);
 }

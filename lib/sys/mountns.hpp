@@ -107,6 +107,7 @@ struct RootFailure {
 /// cannot be joined): builds the whole planned root over plan.root, binds the host folder
 /// `workspace` read-only at /workspace, pivots into it and detaches the old root, so no host
 /// path stays reachable. Async-signal-safe.
-[[nodiscard]] RootFailure build_root_in_child(const RootPlan& plan, const char* workspace, const char* work_options) noexcept;
+[[nodiscard]] RootFailure build_root_in_child(const RootPlan& plan, const char* workspace,
+                                              const char* work_options) noexcept;
 
 }  // namespace pagi_exec::sys

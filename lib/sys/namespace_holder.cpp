@@ -20,7 +20,9 @@ Result<HeldNamespace> hold_namespace(unsigned long clone_flags, const char* ns_n
   unique_fd read_end(sync[0]), write_end(sync[1]);  // the child's BuildReport
   // A raw clone: no atfork handlers run in the child (see child.hpp).
   const auto child = static_cast<pid_t>(::syscall(SYS_clone, clone_flags | SIGCHLD, 0, 0, 0, 0));
-  if (child < 0) return fail(Errc::sandbox_setup, std::string("clone a child to hold a new ") + ns_name + " namespace", errno);
+  if (child < 0) {
+    return fail(Errc::sandbox_setup, std::string("clone a child to hold a new ") + ns_name + " namespace", errno);
+  }
   if (child == 0) {
     const BuildReport report = build(arg);
     (void)::write(sync[1], &report, sizeof report);

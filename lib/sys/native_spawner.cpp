@@ -113,7 +113,9 @@ class NativeSpawner final : public Spawner {
                     .arg_start = identity_.arg_start, .arg_end = identity_.arg_end,
                     .env_start = identity_.env_start, .env_end = identity_.env_end};
     if (run.cgroup) {
-      for (std::size_t i = 0; i < run.cgroup->procs.size() && i < 2; ++i) args.cgroup_procs[i] = run.cgroup->procs[i].get();
+      for (std::size_t i = 0; i < run.cgroup->procs.size() && i < 2; ++i) {
+        args.cgroup_procs[i] = run.cgroup->procs[i].get();
+      }
     }
     return args;
   }

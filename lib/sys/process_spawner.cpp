@@ -54,7 +54,8 @@ ProcessSpawner::ProcessSpawner() {
   if (auto made = CgroupPool::make()) pool_ = std::move(*made);
 }
 
-Result<ProcessResult> ProcessSpawner::spawn(const LaunchPlan& plan, std::stop_token stop, const OutputSink& sink) const {
+Result<ProcessResult> ProcessSpawner::spawn(const LaunchPlan& plan, std::stop_token stop,
+                                            const OutputSink& sink) const {
   if (plan.isolation == Isolation::native) {
     return fail(Errc::internal, "a native plan needs the native spawner (make_native_spawner)");
   }

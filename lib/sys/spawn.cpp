@@ -217,7 +217,9 @@ Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const TreeSetup& 
   const ChildPlan child_plan(plan, setup, *pipes);
   // 2. The supervisor, or the native init in its new namespaces.
   const pid_t child = clone_tree_root(setup, child_plan, *pipes);
-  if (child < 0) return fail(Errc::spawn_failed, setup.native ? "clone the native sandbox init" : "fork supervisor", errno);
+  if (child < 0) {
+    return fail(Errc::spawn_failed, setup.native ? "clone the native sandbox init" : "fork supervisor", errno);
+  }
   // 3. Let it go: its pipe ends closed here, a user-namespaced init's uid/gid maps written.
   if (auto released = release_child(child, setup, *pipes); !released) return error_of(released);
   // 4. Pump until the tree is over; a stop request wakes the pump, which closes the control pipe.

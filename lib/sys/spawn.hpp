@@ -21,9 +21,9 @@ struct TreeSetup {
 
 /// Runs a cwd or bwrap `plan` under a supervisor process (supervisor.hpp), or a native plan
 /// under its sandbox init (native.hpp) when `setup.native` is given, and pumps the output with
-/// the plan's caps. Returns by the time limit plus backstop_grace_us (pump.hpp) at the latest: when the
-/// supervisor dies or overruns, the tree is killed from outside (through its cgroup) and the
-/// output is abandoned. The supervisor's (init's) reap is left to `cleanup`, once the report
+/// the plan's caps. Returns by the time limit plus backstop_grace_us (pump.hpp) at the latest:
+/// when the supervisor dies or overruns, the tree is killed from outside (through its cgroup)
+/// and the output is abandoned. The supervisor's (init's) reap is left to `cleanup`, once the report
 /// says the tree is gone. Thread-safe.
 [[nodiscard]] Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const TreeSetup& setup, Janitor& cleanup,
                                                      std::stop_token stop, const OutputSink& sink);

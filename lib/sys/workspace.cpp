@@ -138,7 +138,9 @@ Result<std::filesystem::path> make_execution_dir(const std::filesystem::path& ro
                                                  const std::string& execution_id, const std::optional<Credentials>& owner) {
   const auto dir = root / twin / execution_id;
   return open_root(root)
-      .and_then([&](const unique_fd& root_fd) { return make_owned_dir(root_fd.get(), twin, (root / twin).string(), owner); })
+      .and_then([&](const unique_fd& root_fd) {
+        return make_owned_dir(root_fd.get(), twin, (root / twin).string(), owner);
+      })
       .and_then([&](const unique_fd& twin_fd) -> Result<unique_fd> {
         if (::mkdirat(twin_fd.get(), execution_id.c_str(), 0700) != 0) {  // a fresh folder, never one found
           return fail(Errc::sandbox_setup, "mkdir " + dir.string(), errno);
@@ -301,8 +303,8 @@ Result<Target> locate(unique_fd dir, const std::vector<std::string>& parts, cons
       const int err = errno;
       if (err == ENOENT) break;
       if (err == ELOOP || err == ENOTDIR || err == EXDEV) {
-        return fail(Errc::invalid_request, folder_shown(twin, parts, target.depth) + " is not a plain directory (a symlink?)",
-                    err);
+        return fail(Errc::invalid_request,
+                    folder_shown(twin, parts, target.depth) + " is not a plain directory (a symlink?)", err);
       }
       return fail(Errc::io, "open " + folder_shown(twin, parts, target.depth), err);
     }
@@ -313,7 +315,8 @@ Result<Target> locate(unique_fd dir, const std::vector<std::string>& parts, cons
   // fstatat opens nothing: a FIFO cannot block us, a device's driver never runs.
   if (::fstatat(target.dir.get(), parts.back().c_str(), &target.old, AT_SYMLINK_NOFOLLOW) == 0) {
     if (!S_ISREG(target.old.st_mode)) {
-      return fail(Errc::invalid_request, "cannot write '" + shown + "': it is " + describe_file_type(target.old.st_mode) +
+      return fail(Errc::invalid_request, "cannot write '" + shown + "': it is " +
+                                             describe_file_type(target.old.st_mode) +
                                              "; file_write writes regular files only");
     }
     target.replacing = true;
@@ -367,7 +370,8 @@ Result<FileWrite> write_and_replace(const Target& target, const std::string& nam
     const int err = errno;
     if (err == EISDIR || err == ENOTEMPTY || err == EEXIST) {
       return tl::unexpected(discarded(Error::from_errno(
-          Errc::invalid_request, err, "cannot write '" + shown + "': it is a directory; file_write writes regular files only")));
+          Errc::invalid_request, err,
+          "cannot write '" + shown + "': it is a directory; file_write writes regular files only")));
     }
     return tl::unexpected(discarded(Error::from_errno(Errc::io, err, "rename over " + shown)));
   }
