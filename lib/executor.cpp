@@ -231,10 +231,13 @@ Result<Executor> Executor::open(ExecutorParts parts) {
   if (!parts.history) parts.history = std::make_shared<History>();
   if (auto ready = prepare_root(parts.sandbox); !ready) return error_of(ready);
   auto workspaces = std::make_shared<detail::WorkspaceMeter>(parts.sandbox.root_dir());
-  return Executor(std::move(parts), std::move(workspaces));
+  return Executor(std::move(parts), std::move(workspaces), std::make_shared<sys::Janitor>());
 }
 
-void Executor::wait_for_cleanup() { sys::Janitor::instance().drain(); }
+void Executor::wait_for_cleanup() const {
+  parts_.spawner->wait_for_cleanup();
+  cleanup_->drain();
+}
 
 Decision judge(const Policy& policy, const ToolCatalog& catalog, const RequestLimits& limits, const Request& request) {
   return judge(policy, Command::make(request, catalog, limits), request);
@@ -371,7 +374,7 @@ Result<Outcome> Executor::run_command(const Command& command, const Request& req
   // The folder goes after the response: its processes are dead, nothing waits for it.
   if (host_folder) {
     auto meter = quota != 0 ? workspaces_ : nullptr;
-    sys::Janitor::instance().post([dir = place.execution_dir, meter, twin, id = outcome.execution_id] {
+    cleanup_->post([dir = place.execution_dir, meter, twin, id = outcome.execution_id] {
       (void)sys::remove_tree(dir);
       if (meter) meter->working_folder_removed(twin, id);
     });

@@ -27,6 +27,9 @@ namespace pagi_exec {
 namespace detail {
 class WorkspaceMeter;
 }  // namespace detail
+namespace sys {
+class Janitor;
+}  // namespace sys
 
 /// Everything an Executor is made of. Only policy and sandbox are required.
 struct ExecutorParts {
@@ -62,9 +65,9 @@ struct RunHooks {
 
 /// Composes Policy + Sandbox + ToolCatalog with the services that run and remember requests.
 /// An Executor is a handle, not a plain value: its copies, and the executors with_policy() makes,
-/// share one History, audit sink, Spawner, Admission and workspace meter (what is known of the
-/// twins' workspaces against Limits::workspace_bytes); only Policy, Sandbox and ToolCatalog are
-/// each copy's own. run() and check() are const and thread-safe: one Executor serves every gRPC
+/// share one History, audit sink, Spawner, Admission, clean-up worker and workspace meter (what
+/// is known of the twins' workspaces against Limits::workspace_bytes); only Policy, Sandbox and
+/// ToolCatalog are each copy's own. run() and check() are const and thread-safe: one Executor serves every gRPC
 /// thread.
 class Executor {
  public:
@@ -106,8 +109,9 @@ class Executor {
   [[nodiscard]] std::vector<TwinWorkspace> workspaces() const;
 
   /// Blocks until the clean-up run() leaves for after its response (reaping processes,
-  /// recycling cgroups, removing execution folders) has finished, for every execution so far.
-  static void wait_for_cleanup();
+  /// recycling cgroups, removing execution folders) has finished, for every execution so far of
+  /// this executor and its copies (Spawner::wait_for_cleanup, then the folders). Thread-safe.
+  void wait_for_cleanup() const;
 
   [[nodiscard]] const Policy& policy() const noexcept { return parts_.policy; }
   [[nodiscard]] const Sandbox& sandbox() const noexcept { return parts_.sandbox; }
@@ -119,19 +123,20 @@ class Executor {
   [[nodiscard]] Executor with_policy(Policy policy) const {
     auto parts = parts_;
     parts.policy = std::move(policy);
-    return Executor(std::move(parts), workspaces_);
+    return Executor(std::move(parts), workspaces_, cleanup_);
   }
   /// The same executor with another policy and tool catalog (a reloaded policy file).
   [[nodiscard]] Executor with_policy(Policy policy, ToolCatalog catalog) const {
     auto parts = parts_;
     parts.policy = std::move(policy);
     parts.catalog = std::move(catalog);
-    return Executor(std::move(parts), workspaces_);
+    return Executor(std::move(parts), workspaces_, cleanup_);
   }
 
  private:
-  Executor(ExecutorParts parts, std::shared_ptr<detail::WorkspaceMeter> workspaces)
-      : parts_(std::move(parts)), workspaces_(std::move(workspaces)) {}
+  Executor(ExecutorParts parts, std::shared_ptr<detail::WorkspaceMeter> workspaces,
+           std::shared_ptr<sys::Janitor> cleanup)
+      : parts_(std::move(parts)), workspaces_(std::move(workspaces)), cleanup_(std::move(cleanup)) {}
   // A slot from the admission for an allowed request (none needed: nullopt).
   [[nodiscard]] Result<std::optional<Admission::Slot>> admit(const Request& request, const Decision& decision) const;
   // Records the decision in the audit log; a failure matters only when the audit is required
@@ -145,6 +150,7 @@ class Executor {
                                             std::stop_token stop, const RunHooks& hooks) const;
   ExecutorParts parts_;
   std::shared_ptr<detail::WorkspaceMeter> workspaces_;
+  std::shared_ptr<sys::Janitor> cleanup_;  // removes execution folders after the response; shared by copies
 };
 
 }  // namespace pagi_exec

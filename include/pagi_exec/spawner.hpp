@@ -82,17 +82,25 @@ class Spawner {
   /// capture).
   [[nodiscard]] virtual Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token stop,
                                                     const OutputSink& sink) const = 0;
+  /// Blocks until the clean-up spawn() leaves for after its result (reaping the supervisor or
+  /// init, returning cgroups and uids to their pools) has finished, for every spawn() that
+  /// returned before the call. The real spawners do it on a thread of their own, joined when the
+  /// spawner is destroyed; a spawner that leaves nothing behind need not override this.
+  virtual void wait_for_cleanup() const {}
 };
 
 /// The real spawner for cwd and bwrap: a supervisor process per execution (subreaper, own
 /// session) that runs the command, enforces the time limit and kills every descendant.
-/// See lib/sys/supervisor.cpp.
+/// See lib/sys/supervisor.cpp. Each call makes a new spawner, with its own cgroup pool and
+/// clean-up thread: make one per host and share it.
 [[nodiscard]] std::shared_ptr<const Spawner> make_process_spawner();
 
-/// The native spawner: the supervisor plus a sandbox init in new namespaces (lib/sys/native.cpp).
-/// Made once: it creates the shared loopback network namespace, the cgroup pool and the seccomp
-/// filter. Errc::sandbox_setup when this machine cannot provide them (not root and no user
-/// namespaces, no seccomp, ...), with what is missing. Also runs plans of the other kinds.
+/// The native spawner: a sandbox init in new namespaces that supervises the command as PID 1 of
+/// its PID namespace (lib/sys/native.cpp). Make it once per host: a root server's creates the
+/// template mount namespace, a pool of fresh loopback-only network namespaces, the cgroup and
+/// uid pools; every one compiles the seccomp filter. Errc::sandbox_setup when this machine cannot
+/// provide them (not root and no user namespaces, no seccomp, ...), with what is missing. Also
+/// runs plans of the other kinds, with a process spawner of its own.
 [[nodiscard]] Result<std::shared_ptr<const Spawner>> make_native_spawner(const Sandbox& sandbox);
 
 }  // namespace pagi_exec

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// cgroup v1 / v2 groups for native executions (see cgroups(7)).
+// cgroup v1 / v2 groups, one per execution in every mode (see cgroups(7)).
 //
 // Layout: <controller mount>/<this process's cgroup>/pagi-exec-<pid>-<pool>/<n>. Nesting under our own
 // group keeps any limit the operator put on the server above ours.
@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -49,12 +50,12 @@ std::uint64_t read_counter(const fs::path& path, const std::string& key) {
   return 0;
 }
 
+// The number a one-value file holds (memory.peak), or 0.
 std::uint64_t read_number(const fs::path& path) {
-  try {
-    return std::stoull(read_file(path));
-  } catch (...) {
-    return 0;
-  }
+  const auto text = read_file(path);
+  std::uint64_t value = 0;
+  if (std::from_chars(text.data(), text.data() + text.size(), value).ec != std::errc()) return 0;
+  return value;
 }
 
 // Mount point of a cgroup hierarchy: v1 with `controller` among its options, or v2 ("").
@@ -95,25 +96,37 @@ std::string own_group(const std::string& controller) {
   return "/";
 }
 
-// A writable parent group for one pool's executions, or an empty path. Named after the process
-// and the pool, so several pools (one per Executor) never share groups.
+// The pid in "pagi-exec-<pid>-<pool>", or 0 when the name is not one of ours.
+pid_t owner_pid(const std::string& name) {
+  constexpr std::string_view prefix = "pagi-exec-";
+  if (name.rfind(prefix, 0) != 0) return 0;
+  const char* first = name.data() + prefix.size();
+  const char* last = name.data() + name.size();
+  pid_t pid = 0;
+  const auto [end, err] = std::from_chars(first, last, pid);
+  if (err != std::errc() || end == first || (end != last && *end != '-')) return 0;
+  return pid;
+}
+
 // Removes the groups of pagi-exec processes that died without cleaning up (kill -9): their
 // "pagi-exec-<pid>-<pool>" folder names a pid that no longer exists. Their processes are gone,
 // so the groups are empty and rmdir works. Best effort.
 void remove_stale_groups(const fs::path& dir) {
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const auto name = entry.path().filename().string();
-    if (name.rfind("pagi-exec-", 0) != 0) continue;
-    const auto pid_text = name.substr(10, name.find('-', 10) - 10);
-    if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
-    if (::kill(static_cast<pid_t>(std::stol(pid_text)), 0) == 0 || errno != ESRCH) continue;  // still alive
-    for (const auto& group : fs::directory_iterator(entry.path(), ec)) {
-      if (group.is_directory()) ::rmdir(group.path().c_str());
+  for (fs::directory_iterator entry(dir, ec), end; !ec && entry != end; entry.increment(ec)) {
+    const pid_t pid = owner_pid(entry->path().filename().string());
+    if (pid <= 0 || ::kill(pid, 0) == 0 || errno != ESRCH) continue;  // not ours, or still alive
+    std::error_code group_ec;
+    for (fs::directory_iterator group(entry->path(), group_ec), none; !group_ec && group != none;
+         group.increment(group_ec)) {
+      if (group->is_directory(group_ec)) ::rmdir(group->path().c_str());
     }
-    ::rmdir(entry.path().c_str());
+    ::rmdir(entry->path().c_str());
   }
 }
+
+// A writable parent group for one pool's executions, or an empty path. Named after the process
+// and the pool, so several pools (one per spawner) never share groups.
 
 fs::path make_parent(const fs::path& mount, const std::string& own) {
   if (mount.empty()) return {};
@@ -162,10 +175,6 @@ CgroupPool::~CgroupPool() {
   for (const auto& parent : parents_) ::rmdir(parent.c_str());
 }
 
-std::string CgroupPool::describe() const {
-  return kind_ == Kind::v1 ? "cgroup v1 (memory, pids)" : "cgroup v2 (memory, pids)";
-}
-
 Result<std::vector<fs::path>> CgroupPool::create_group() {
   std::uint64_t id = 0;
   {
@@ -195,6 +204,37 @@ void CgroupPool::remove_group(const std::vector<fs::path>& dirs) {
   }
 }
 
+namespace {
+
+// Writes `limits` into the lease's groups and notes the counters' baselines (they cannot be
+// reset).
+Result<void> set_limits(CgroupPool::Kind kind, CgroupLease& lease, const CgroupLimits& limits) {
+  const auto& memory_dir = lease.dirs.front();
+  const auto& pids_dir = lease.dirs.back();
+  const auto mem = limits.memory_bytes == 0 ? std::string(kind == CgroupPool::Kind::v1 ? "-1" : "max")
+                                            : std::to_string(limits.memory_bytes);
+  const auto pids = limits.max_pids == 0 ? std::string("max") : std::to_string(limits.max_pids);
+  Result<void> set;
+  if (kind == CgroupPool::Kind::v1) {
+    // memsw (memory + swap) must stay >= memory: lower it first only after memory is set.
+    (void)write_file(memory_dir / "memory.memsw.limit_in_bytes", "-1");
+    set = write_file(memory_dir / "memory.limit_in_bytes", mem);
+    if (set && ::access((memory_dir / "memory.memsw.limit_in_bytes").c_str(), F_OK) == 0) {
+      set = write_file(memory_dir / "memory.memsw.limit_in_bytes", mem);  // swap cannot bypass the limit
+    }
+    lease.oom_kills_before = read_counter(memory_dir / "memory.oom_control", "oom_kill");
+  } else {
+    set = write_file(memory_dir / "memory.max", mem);
+    if (set) (void)write_file(memory_dir / "memory.swap.max", "0");
+    lease.oom_kills_before = read_counter(memory_dir / "memory.events", "oom_kill");
+  }
+  if (!set) return set;
+  lease.pids_max_before = read_counter(pids_dir / "pids.events", "max");
+  return write_file(pids_dir / "pids.max", pids);
+}
+
+}  // namespace
+
 Result<CgroupLease> CgroupPool::acquire(const CgroupLimits& limits) {
   CgroupLease lease;
   {
@@ -211,34 +251,13 @@ Result<CgroupLease> CgroupPool::acquire(const CgroupLimits& limits) {
   }
   if (lease.dirs.empty()) {
     auto dirs = create_group();
-    if (!dirs) return tl::unexpected(dirs.error());
+    if (!dirs) return error_of(dirs);
     lease.dirs = std::move(*dirs);
   }
-  const auto memory_dir = lease.dirs.front();
-  const auto pids_dir = lease.dirs.back();
-  const auto mem = limits.memory_bytes == 0 ? std::string(kind_ == Kind::v1 ? "-1" : "max")
-                                            : std::to_string(limits.memory_bytes);
-  const auto pids = limits.max_pids == 0 ? std::string("max") : std::to_string(limits.max_pids);
-  Result<void> set;
-  if (kind_ == Kind::v1) {
-    // memsw (memory + swap) must stay >= memory: lower it first only after memory is set.
-    (void)write_file(memory_dir / "memory.memsw.limit_in_bytes", "-1");
-    set = write_file(memory_dir / "memory.limit_in_bytes", mem);
-    if (set && ::access((memory_dir / "memory.memsw.limit_in_bytes").c_str(), F_OK) == 0) {
-      set = write_file(memory_dir / "memory.memsw.limit_in_bytes", mem);  // swap cannot bypass the limit
-    }
-    lease.oom_kills_before = read_counter(memory_dir / "memory.oom_control", "oom_kill");
-  } else {
-    set = write_file(memory_dir / "memory.max", mem);
-    if (set) (void)write_file(memory_dir / "memory.swap.max", "0");
-    lease.oom_kills_before = read_counter(memory_dir / "memory.events", "oom_kill");
-  }
-  if (set) set = write_file(pids_dir / "pids.max", pids);
-  if (!set) {
+  if (auto set = set_limits(kind_, lease, limits); !set) {
     remove_group(lease.dirs);
-    return tl::unexpected(set.error());
+    return error_of(set);
   }
-  lease.pids_max_before = read_counter(pids_dir / "pids.events", "max");
   for (const auto& dir : lease.dirs) {
     unique_fd procs(::open((dir / "cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
     if (!procs) {

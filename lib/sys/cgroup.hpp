@@ -63,10 +63,6 @@ class CgroupPool {
   /// processes to be reaped: call it off the response path.
   void recycle(CgroupLease lease);
 
-  [[nodiscard]] Kind kind() const noexcept { return kind_; }
-  /// "cgroup v1 (memory, pids)" or "cgroup v2": for start-up lines and HealthCheck.
-  [[nodiscard]] std::string describe() const;
-
  private:
   friend Result<std::shared_ptr<CgroupPool>> make_v2_pool();
   CgroupPool(Kind kind, std::vector<std::filesystem::path> parents) : kind_(kind), parents_(std::move(parents)) {}

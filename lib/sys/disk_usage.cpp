@@ -98,10 +98,7 @@ Result<TreeUsage> measure_tree(const std::filesystem::path& dir, const std::set<
   if (::fstat(root.get(), &st) != 0) return fail(Errc::io, "stat " + dir.string(), errno);
   Walker walker(st.st_dev);
   walker.count(st);
-  if (auto walked = walker.walk(std::move(root), 0, skip, dir.filename().string()); !walked) {
-    return tl::unexpected(walked.error());
-  }
-  return walker.usage;
+  return walker.walk(std::move(root), 0, skip, dir.filename().string()).map([&] { return walker.usage; });
 }
 
 }  // namespace pagi_exec::sys

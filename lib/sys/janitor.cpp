@@ -28,11 +28,6 @@ void Janitor::drain() {
   idle_.wait(lock, [this] { return jobs_.empty() && !busy_; });
 }
 
-Janitor& Janitor::instance() {
-  static Janitor janitor;
-  return janitor;
-}
-
 void Janitor::loop() {
   std::unique_lock lock(mutex_);
   for (;;) {

@@ -11,8 +11,10 @@
 
 namespace pagi_exec::sys {
 
-/// One background thread running posted jobs in order. Thread-safe. The destructor runs every
-/// job still queued, then joins.
+/// One background thread running posted jobs in order, owned by what posts to it (a spawner, an
+/// Executor's folder clean-up). Thread-safe. The destructor runs every job still queued, then
+/// joins, so nothing posted is lost when the owner goes. A job must not own the Janitor that
+/// runs it (the destructor would then join its own thread).
 class Janitor {
  public:
   Janitor();
@@ -24,9 +26,6 @@ class Janitor {
   void post(std::function<void()> job);
   /// Blocks until every job posted before the call has run (for tests and shutdown).
   void drain();
-
-  /// The process's janitor.
-  static Janitor& instance();
 
  private:
   void loop();

@@ -5,19 +5,21 @@
 
 #include <fcntl.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
+#include <utility>
+
+#include "sys/namespace_holder.hpp"
 
 namespace pagi_exec::sys {
 namespace {
@@ -99,6 +101,38 @@ std::string work_options_for(const RootPlan& plan, std::uint32_t uid, std::uint3
   return plan.work_options + ",uid=" + std::to_string(uid) + ",gid=" + std::to_string(gid);
 }
 
+namespace {
+
+// /etc/passwd and /etc/group naming only the sandbox (the host's would list its accounts). With a
+// uid pool every run's id is listed, all named "sandbox"; the pool's first id is the group that
+// may read the twin's folder.
+std::pair<std::string, std::string> sandbox_users(std::uint32_t uid, std::uint32_t gid, const IdRange& ids) {
+  std::string passwd = "root:x:0:0:root:/root:/usr/sbin/nologin\n", group = "root:x:0:\n";
+  const auto add_user = [&](std::uint32_t user, std::uint32_t user_group) {
+    passwd += "sandbox:x:" + std::to_string(user) + ":" + std::to_string(user_group) + ":pagi-exec sandbox:/work:/bin/sh\n";
+  };
+  add_user(uid, gid);
+  group += "sandbox:x:" + std::to_string(gid) + ":\n";
+  if (ids.count != 0) {
+    group += "workspace:x:" + std::to_string(ids.first) + ":\n";
+    for (std::uint32_t id = ids.first + 1; id - ids.first < ids.count; ++id) {
+      add_user(id, id);
+      group += "sandbox:x:" + std::to_string(id) + ":\n";
+    }
+  }
+  return {std::move(passwd), std::move(group)};
+}
+
+// The host folder `path`, bound read-only at the same path inside, when this host has it.
+void bind_if_present(RootPlan& plan, const std::string& path) {
+  std::error_code ignored;  // a folder we cannot see is left out
+  if (!std::filesystem::is_directory(path, ignored)) return;
+  plan.dirs.push_back(plan.root + path);
+  plan.ro_binds.push_back({path, plan.root + path, locked_flags(path)});
+}
+
+}  // namespace
+
 Result<RootPlan> plan_root(const std::string& root, std::uint64_t tmp_bytes, std::uint64_t work_bytes,
                            std::uint32_t uid, std::uint32_t gid, const IdRange& ids) {
   std::error_code ec;
@@ -123,41 +157,22 @@ Result<RootPlan> plan_root(const std::string& root, std::uint64_t tmp_bytes, std
       plan.ro_binds.push_back({dir.path, at(dir.path), locked_flags(dir.path)});
     }
   }
-  if (std::filesystem::is_directory("/etc/alternatives")) {
-    plan.dirs.push_back(at("/etc/alternatives"));
-    plan.ro_binds.push_back({"/etc/alternatives", at("/etc/alternatives"), locked_flags("/etc/alternatives")});
-  }
+  bind_if_present(plan, "/etc/alternatives");
   // /etc holds no host secrets: copies of what the dynamic linker and libc need, and users that
-  // name only the sandbox (the host's /etc/passwd would list its accounts).
-  // With a uid pool every run's id is listed, all named "sandbox"; the pool's first id is the
-  // group that may read the twin's folder.
-  std::string passwd = "root:x:0:0:root:/root:/usr/sbin/nologin\n", group = "root:x:0:\n";
-  const auto add_user = [&](std::uint32_t user, std::uint32_t user_group) {
-    passwd += "sandbox:x:" + std::to_string(user) + ":" + std::to_string(user_group) + ":pagi-exec sandbox:/work:/bin/sh\n";
-  };
-  add_user(uid, gid);
-  group += "sandbox:x:" + std::to_string(gid) + ":\n";
-  if (ids.count != 0) {
-    group += "workspace:x:" + std::to_string(ids.first) + ":\n";
-    for (std::uint32_t id = ids.first + 1; id - ids.first < ids.count; ++id) {
-      add_user(id, id);
-      group += "sandbox:x:" + std::to_string(id) + ":\n";
-    }
-  }
+  // name only the sandbox.
+  auto [passwd, group] = sandbox_users(uid, gid, ids);
   plan.files = {
-      {at("/etc/passwd"), passwd},
-      {at("/etc/group"), group},
+      {at("/etc/passwd"), std::move(passwd)},
+      {at("/etc/group"), std::move(group)},
       {at("/etc/hostname"), "pagi-sandbox\n"},
       {at("/etc/hosts"), "127.0.0.1 localhost pagi-sandbox\n::1 localhost\n"},
       {at("/etc/nsswitch.conf"), "passwd: files\ngroup: files\nhosts: files\n"},
   };
   // resolv.conf and the CA certificates serve twins the policy grants network.
-  if (std::filesystem::is_directory("/etc/ssl")) {
-    plan.dirs.push_back(at("/etc/ssl"));
-    plan.ro_binds.push_back({"/etc/ssl", at("/etc/ssl"), locked_flags("/etc/ssl")});
-  }
+  bind_if_present(plan, "/etc/ssl");
+  std::error_code ignored;  // a file we cannot see is left out
   for (const char* file : {"/etc/ld.so.cache", "/etc/localtime", "/etc/resolv.conf"}) {
-    if (std::filesystem::exists(file)) plan.files.push_back({at(file), slurp(file)});
+    if (std::filesystem::exists(file, ignored)) plan.files.push_back({at(file), slurp(file)});
   }
   plan.links.push_back({"/proc/self/fd", at("/dev/fd")});
   plan.links.push_back({"/proc/self/fd/0", at("/dev/stdin")});
@@ -172,40 +187,30 @@ Result<RootPlan> plan_root(const std::string& root, std::uint64_t tmp_bytes, std
 
 namespace {
 
-// The part of the root that is the same for every execution.
-RootStep build_base_in_child(const RootPlan& plan) noexcept {
-  // No mount event may propagate back to the host.
-  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return RootStep::make_private;
-  if (::mount("tmpfs", plan.root.c_str(), "tmpfs", MS_NOSUID, plan.root_options.c_str()) != 0) {
-    return RootStep::mount_root;
-  }
-  for (const auto& dir : plan.dirs) {
-    if (::mkdir(dir.c_str(), 0755) != 0) return RootStep::make_dirs;
-  }
-  for (const auto& bind : plan.ro_binds) {
-    if (!bind_readonly(bind.source.c_str(), bind.target.c_str(), bind.extra_flags)) return RootStep::bind_system;
-  }
-  for (const auto& link : plan.links) {
-    if (::symlink(link.target.c_str(), link.path.c_str()) != 0) return RootStep::make_links;
-  }
-  for (const auto& file : plan.files) {
-    const int fd = ::open(file.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) return RootStep::write_files;
-    const auto n = ::write(fd, file.content.data(), file.content.size());
-    ::close(fd);
-    if (n != static_cast<ssize_t>(file.content.size())) return RootStep::write_files;
-  }
-  // Device nodes in the root tmpfs (which is not nodev) are cheaper than five bind mounts;
-  // where mknod is not permitted (a user namespace) the host's nodes are bound instead.
+// A failure at `step`, entry `item` of its list.
+constexpr RootFailure failed(RootStep step, std::size_t item = 0) noexcept {
+  return RootFailure{step, static_cast<std::int32_t>(item)};
+}
+
+// "<dev>/<name>" into `path` (no allocation here); false when it does not fit.
+bool device_path(const RootPlan& plan, const Device& device, char (&path)[4096]) noexcept {
+  const auto dev_len = plan.dev.size();
+  if (dev_len + 16 > sizeof path) return false;
+  std::size_t at = 0;
+  for (; at < dev_len; ++at) path[at] = plan.dev[at];
+  path[at++] = '/';
+  for (const char* c = device.name; *c != '\0'; ++c) path[at++] = *c;
+  path[at] = '\0';
+  return true;
+}
+
+// Device nodes in the root tmpfs (which is not nodev) are cheaper than five bind mounts; where
+// mknod is not permitted (a user namespace) the host's nodes are bound instead.
+RootFailure make_devices_in_child(const RootPlan& plan) noexcept {
   char path[4096];
-  for (const auto& device : devices) {
-    const auto dev_len = plan.dev.size();
-    if (dev_len + 16 > sizeof path) return RootStep::make_devices;
-    std::size_t at = 0;
-    for (; at < dev_len; ++at) path[at] = plan.dev[at];
-    path[at++] = '/';
-    for (const char* c = device.name; *c != '\0'; ++c) path[at++] = *c;
-    path[at] = '\0';
+  for (std::size_t i = 0; i < std::size(devices); ++i) {
+    const Device& device = devices[i];
+    if (!device_path(plan, device, path)) return failed(RootStep::make_devices, i);
     if (::mknod(path, S_IFCHR | 0666, makedev(device.major, device.minor)) == 0) {
       ::chmod(path, 0666);  // mknod applies the umask
       continue;
@@ -215,62 +220,132 @@ RootStep build_base_in_child(const RootPlan& plan) noexcept {
     for (const char* c = device.name; *c != '\0'; ++c) host[h++] = *c;
     host[h] = '\0';
     const int fd = ::open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
-    if (fd < 0) return RootStep::make_devices;
+    if (fd < 0) return failed(RootStep::make_devices, i);
     ::close(fd);
-    if (::mount(host, path, nullptr, MS_BIND, nullptr) != 0) return RootStep::make_devices;
+    if (::mount(host, path, nullptr, MS_BIND, nullptr) != 0) return failed(RootStep::make_devices, i);
   }
-  return RootStep::none;
+  return {};
+}
+
+// The part of the root that is the same for every execution.
+RootFailure build_base_in_child(const RootPlan& plan) noexcept {
+  // No mount event may propagate back to the host.
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return failed(RootStep::make_private);
+  if (::mount("tmpfs", plan.root.c_str(), "tmpfs", MS_NOSUID, plan.root_options.c_str()) != 0) {
+    return failed(RootStep::mount_root);
+  }
+  for (std::size_t i = 0; i < plan.dirs.size(); ++i) {
+    if (::mkdir(plan.dirs[i].c_str(), 0755) != 0) return failed(RootStep::make_dirs, i);
+  }
+  for (std::size_t i = 0; i < plan.ro_binds.size(); ++i) {
+    const auto& bind = plan.ro_binds[i];
+    if (!bind_readonly(bind.source.c_str(), bind.target.c_str(), bind.extra_flags)) {
+      return failed(RootStep::bind_system, i);
+    }
+  }
+  for (std::size_t i = 0; i < plan.links.size(); ++i) {
+    const auto& link = plan.links[i];
+    if (::symlink(link.target.c_str(), link.path.c_str()) != 0) return failed(RootStep::make_links, i);
+  }
+  for (std::size_t i = 0; i < plan.files.size(); ++i) {
+    const auto& file = plan.files[i];
+    const int fd = ::open(file.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return failed(RootStep::write_files, i);
+    const auto n = ::write(fd, file.content.data(), file.content.size());
+    ::close(fd);
+    if (n != static_cast<ssize_t>(file.content.size())) return failed(RootStep::write_files, i);
+  }
+  return make_devices_in_child(plan);
 }
 
 // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves no path to the
 // host's file system (the trick documented in pivot_root(2)). Then the root becomes read-only.
-RootStep pivot_in_child(const RootPlan& plan) noexcept {
+RootFailure pivot_in_child(const RootPlan& plan) noexcept {
   if (::chdir(plan.root.c_str()) != 0 || ::syscall(SYS_pivot_root, ".", ".") != 0 ||
       ::umount2(".", MNT_DETACH) != 0 || ::chdir("/") != 0) {
-    return RootStep::pivot_root;
+    return failed(RootStep::pivot_root);
   }
   if (::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID, nullptr) != 0) {
-    return RootStep::remount_root_readonly;
+    return failed(RootStep::remount_root_readonly);
   }
-  return RootStep::none;
+  return {};
 }
 
 // The per-execution mounts: a proc of the new PID namespace (it shows the sandbox's processes
 // only), private size-capped /tmp and /work.
-RootStep mount_per_execution(const char* proc, const char* tmp, const char* work, const RootPlan& plan,
-                             const char* work_options) noexcept {
-  if (::mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) return RootStep::mount_proc;
-  if (::mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, plan.tmp_options.c_str()) != 0) return RootStep::mount_tmp;
-  if (::mount("tmpfs", work, "tmpfs", MS_NOSUID | MS_NODEV, work_options) != 0) return RootStep::mount_work;
-  return RootStep::none;
+RootFailure mount_per_execution(const char* proc, const char* tmp, const char* work, const RootPlan& plan,
+                                const char* work_options) noexcept {
+  if (::mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+    return failed(RootStep::mount_proc);
+  }
+  if (::mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, plan.tmp_options.c_str()) != 0) {
+    return failed(RootStep::mount_tmp);
+  }
+  if (::mount("tmpfs", work, "tmpfs", MS_NOSUID | MS_NODEV, work_options) != 0) return failed(RootStep::mount_work);
+  return {};
+}
+
+// Entry `item` of `list`, or "?" for an index no plan has (a report is only as good as its child).
+template <class List, class Show>
+std::string entry(const List& list, std::int32_t item, Show show) {
+  if (item < 0 || static_cast<std::size_t>(item) >= std::size(list)) return "?";
+  return show(list[static_cast<std::size_t>(item)]);
 }
 
 }  // namespace
 
-RootStep build_root_in_child(const RootPlan& plan, const char* workspace, const char* work_options) noexcept {
-  if (const auto step = build_base_in_child(plan); step != RootStep::none) return step;
-  if (const auto step = mount_per_execution(plan.proc.c_str(), plan.tmp.c_str(), plan.work.c_str(), plan, work_options);
-      step != RootStep::none) {
-    return step;
+std::string describe(const RootPlan& plan, RootFailure failure, bool from_template, const std::string& workspace) {
+  const auto inside = [&](const std::string& mount_point, const char* in_template) {
+    return from_template ? std::string(in_template) : mount_point;
+  };
+  switch (failure.step) {
+    case RootStep::none: return "none";
+    case RootStep::make_private: return "make the mounts of / private";
+    case RootStep::mount_root: return "mount tmpfs on " + plan.root;
+    case RootStep::make_dirs: return "mkdir " + entry(plan.dirs, failure.item, [](const auto& d) { return d; });
+    case RootStep::bind_system:
+      return "bind " + entry(plan.ro_binds, failure.item,
+                             [](const auto& b) { return b.source + " on " + b.target; }) + " read-only";
+    case RootStep::make_links:
+      return "symlink " + entry(plan.links, failure.item, [](const auto& l) { return l.path + " -> " + l.target; });
+    case RootStep::write_files:
+      return "write " + entry(plan.files, failure.item, [](const auto& f) { return f.path; });
+    case RootStep::make_devices:
+      return "create " + entry(devices, failure.item, [&](const Device& d) { return plan.dev + "/" + d.name; });
+    case RootStep::mount_proc: return "mount proc on " + inside(plan.proc, "/proc");
+    case RootStep::mount_tmp: return "mount tmpfs on " + inside(plan.tmp, "/tmp");
+    case RootStep::mount_work: return "mount tmpfs on " + inside(plan.work, "/work");
+    case RootStep::bind_workspace:
+      return from_template ? "attach the workspace's detached mount at /workspace"
+                           : "bind " + workspace + " on " + plan.workspace + " read-only";
+    case RootStep::pivot_root: return "pivot_root into " + plan.root;
+    case RootStep::remount_root_readonly: return "remount / read-only";
+    case RootStep::enter_template: return "enter the template mount namespace";
+    case RootStep::unshare_mounts: return "copy the template mount namespace";
   }
-  if (!bind_readonly(workspace, plan.workspace.c_str(), 0)) return RootStep::bind_workspace;
+  return "unknown step";
+}
+
+RootFailure build_root_in_child(const RootPlan& plan, const char* workspace, const char* work_options) noexcept {
+  if (const auto failure = build_base_in_child(plan)) return failure;
+  const auto failure = mount_per_execution(plan.proc.c_str(), plan.tmp.c_str(), plan.work.c_str(), plan, work_options);
+  if (failure) return failure;
+  if (!bind_readonly(workspace, plan.workspace.c_str(), 0)) return failed(RootStep::bind_workspace);
   return pivot_in_child(plan);
 }
 
-RootStep enter_template_in_child(int template_fd, const RootPlan& plan, int workspace_tree,
-                                 const char* work_options) noexcept {
-  if (::setns(template_fd, CLONE_NEWNS) != 0) return RootStep::enter_template;
-  if (::unshare(CLONE_NEWNS) != 0) return RootStep::unshare_mounts;
+RootFailure enter_template_in_child(int template_fd, const RootPlan& plan, int workspace_tree,
+                                    const char* work_options) noexcept {
+  if (::setns(template_fd, CLONE_NEWNS) != 0) return failed(RootStep::enter_template);
+  if (::unshare(CLONE_NEWNS) != 0) return failed(RootStep::unshare_mounts);
   // setns put us at the template's root, which is already pivoted and read-only.
-  if (const auto step = mount_per_execution("/proc", "/tmp", "/work", plan, work_options); step != RootStep::none) {
-    return step;
-  }
+  if (const auto failure = mount_per_execution("/proc", "/tmp", "/work", plan, work_options)) return failure;
   // The parent's detached copy is already read-only, nosuid and nodev: attaching it is one call
   // (move_mount(2) of an anonymous mount into our namespace).
   if (::syscall(SYS_move_mount, workspace_tree, "", AT_FDCWD, "/workspace", MOVE_MOUNT_F_EMPTY_PATH) != 0) {
-    return RootStep::bind_workspace;
+    return failed(RootStep::bind_workspace);
   }
-  return RootStep::none;
+  return {};
 }
 
 Result<unique_fd> open_workspace_tree(const std::string& dir) {
@@ -286,32 +361,27 @@ Result<unique_fd> open_workspace_tree(const std::string& dir) {
   return tree;
 }
 
+namespace {
+
+// The template's side: the part of the root every execution shares, pivoted into.
+BuildReport build_template_in_child(const void* arg) noexcept {
+  const auto& plan = *static_cast<const RootPlan*>(arg);
+  auto failure = build_base_in_child(plan);
+  if (!failure) failure = pivot_in_child(plan);
+  return BuildReport{static_cast<std::int32_t>(failure.step), failure.item, failure ? errno : 0};
+}
+
+}  // namespace
+
 Result<unique_fd> make_template_namespace(const RootPlan& plan) {
-  int sync[2];
-  if (::pipe2(sync, O_CLOEXEC) != 0) return fail(Errc::sandbox_setup, "pipe2", errno);
-  unique_fd read_end(sync[0]), write_end(sync[1]);  // the child's report: one RootStep and errno
-  const auto child = static_cast<pid_t>(::syscall(SYS_clone, CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0));
-  if (child < 0) return fail(Errc::sandbox_setup, "clone(CLONE_NEWNS) for the template namespace", errno);
-  if (child == 0) {
-    auto step = build_base_in_child(plan);
-    if (step == RootStep::none) step = pivot_in_child(plan);
-    const int report[2] = {static_cast<int>(step), errno};
-    (void)::write(sync[1], report, sizeof report);
-    for (;;) ::pause();  // until the parent, having opened our namespace, kills us
+  auto held = hold_namespace(CLONE_NEWNS, "mnt", build_template_in_child, &plan);
+  if (!held) return error_of(held);
+  if (const BuildReport& failed = held->failed; failed.step != 0) {
+    return fail(Errc::sandbox_setup,
+                "template namespace: " + describe(plan, {static_cast<RootStep>(failed.step), failed.item}, false),
+                failed.err);
   }
-  int report[2] = {-1, 0};
-  const auto got = ::read(read_end.get(), report, sizeof report);
-  unique_fd ns(::open(("/proc/" + std::to_string(child) + "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC));
-  const int open_errno = errno;
-  ::kill(child, SIGKILL);
-  ::waitpid(child, nullptr, 0);
-  if (got != static_cast<ssize_t>(sizeof report)) return fail(Errc::sandbox_setup, "template namespace child died");
-  if (report[0] != 0) {
-    return fail(Errc::sandbox_setup, std::string("template namespace: ") + to_string(static_cast<RootStep>(report[0])),
-                report[1]);
-  }
-  if (!ns) return fail(Errc::sandbox_setup, "open the template mount namespace", open_errno);
-  return ns;
+  return std::move(held->ns);
 }
 
 }  // namespace pagi_exec::sys

@@ -22,7 +22,7 @@ struct SystemDir {
 [[nodiscard]] std::vector<SystemDir> system_dirs();
 
 /// Everything the child needs to build the root, as ready-made strings (the child may not
-/// allocate). Made once per Executor by plan_root(); only the workspace differs per execution.
+/// allocate). Made once per native spawner by plan_root(); only the workspace differs per execution.
 struct RootPlan {
   struct Bind {
     std::string source;
@@ -67,11 +67,27 @@ enum class RootStep : std::int32_t {
 };
 [[nodiscard]] const char* to_string(RootStep step) noexcept;
 
+/// Where building the root failed, as the child reports it: the step and, for a step over one of
+/// the plan's lists (dirs, ro_binds, links, files, the /dev nodes), the index of the entry.
+struct RootFailure {
+  RootStep step = RootStep::none;
+  std::int32_t item = 0;
+  [[nodiscard]] explicit operator bool() const noexcept { return step != RootStep::none; }
+};
+
+/// The failed operation and the path it failed on, as bubblewrap names them: "mount proc on
+/// /srv/sandbox/.native-root/proc", "bind /usr on /srv/sandbox/.native-root/usr read-only".
+/// `from_template`: the per-execution mounts were made inside the template's root (paths such
+/// as /proc); `workspace`: the host folder bound at /workspace without a template.
+[[nodiscard]] std::string describe(const RootPlan& plan, RootFailure failure, bool from_template,
+                                   const std::string& workspace = {});
+
 /// Makes the template mount namespace native executions start from: everything of the plan that
 /// is the same for every execution (root tmpfs, read-only system binds, /etc files, /dev),
 /// pivoted into and made read-only. No host folder of the sandbox dir is in it. Returns a
 /// descriptor of the namespace (kept alive by it). Needs CAP_SYS_ADMIN. Copying this small tree
-/// per execution is much cheaper than building it. Errc::sandbox_setup.
+/// per execution is much cheaper than building it. Errc::sandbox_setup, naming the step and path
+/// that failed.
 [[nodiscard]] Result<unique_fd> make_template_namespace(const RootPlan& plan);
 
 /// Parent side: a detached, read-only, nosuid, nodev copy of the mount of `dir` (a twin's
@@ -84,13 +100,14 @@ enum class RootStep : std::int32_t {
 /// In the child, inside a new PID namespace, still privileged: enters a private copy of the
 /// template namespace, mounts a fresh /proc, size-capped /tmp and /work (`work_options`), and
 /// attaches `workspace_tree` (from open_workspace_tree) at /workspace. Async-signal-safe.
-[[nodiscard]] RootStep enter_template_in_child(int template_fd, const RootPlan& plan, int workspace_tree,
+[[nodiscard]] RootFailure enter_template_in_child(int template_fd, const RootPlan& plan, int workspace_tree,
                                                const char* work_options) noexcept;
 
 /// In the child, inside new mount and PID namespaces (a user namespace, where the template
 /// cannot be joined): builds the whole planned root over plan.root, binds the host folder
 /// `workspace` read-only at /workspace, pivots into it and detaches the old root, so no host
 /// path stays reachable. Async-signal-safe.
-[[nodiscard]] RootStep build_root_in_child(const RootPlan& plan, const char* workspace, const char* work_options) noexcept;
+[[nodiscard]] RootFailure build_root_in_child(const RootPlan& plan, const char* workspace,
+                                              const char* work_options) noexcept;
 
 }  // namespace pagi_exec::sys

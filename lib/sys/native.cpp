@@ -16,8 +16,6 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -33,8 +31,10 @@
 #include <string>
 
 #include "sys/child.hpp"
+#include "sys/command_start.hpp"
 #include "sys/netns.hpp"
 #include "sys/rlimits.hpp"
+#include "sys/seccomp.hpp"
 
 namespace pagi_exec::sys {
 namespace {
@@ -43,11 +43,12 @@ namespace {
 constexpr char init_name[] = "pagi-exec-init";
 
 [[noreturn]] void fail(const ChildArgs& args, ChildReport& report, InitStep step, int err,
-                       RootStep root_step = RootStep::none) noexcept {
+                       RootFailure root = {}) noexcept {
   report.step = static_cast<std::int32_t>(SupervisorStep::native_init);
   report.init_step = static_cast<std::int32_t>(step);
   report.step_errno = err;
-  report.root_step = static_cast<std::int32_t>(root_step);
+  report.root_step = static_cast<std::int32_t>(root.step);
+  report.root_item = root.item;
   write_all(args.report_fd, &report, sizeof report);
   ::_exit(0);
 }
@@ -55,7 +56,7 @@ constexpr char init_name[] = "pagi-exec-init";
 // The init is a copy of the server: its argv and environment areas hold the server's command
 // line and variables, which /proc/1/cmdline and /proc/1/environ would show. Overwrite our copy
 // (PR_SET_MM would need CAP_SYS_RESOURCE, which containers often lack).
-void hide_server_identity(const NativeArgs& native) noexcept {
+void hide_server_identity_in_child(const NativeArgs& native) noexcept {
   if (native.arg_start != 0 && native.arg_end > native.arg_start) {
     auto* area = reinterpret_cast<char*>(native.arg_start);
     const std::size_t size = native.arg_end - native.arg_start;
@@ -67,7 +68,7 @@ void hide_server_identity(const NativeArgs& native) noexcept {
   }
 }
 
-bool drop_privileges(const NativeArgs& native) noexcept {
+bool drop_privileges_in_child(const NativeArgs& native) noexcept {
   for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) return false;
   }
@@ -90,12 +91,12 @@ bool drop_privileges(const NativeArgs& native) noexcept {
 }
 
 // The sandbox's side of a process tree: root, hostname, network, cgroups, rlimits, stdio.
-void contain(const ChildArgs& args, const NativeArgs& native, ChildReport& report) noexcept {
-  const auto root_step =
+void contain_in_child(const ChildArgs& args, const NativeArgs& native, ChildReport& report) noexcept {
+  const RootFailure root =
       native.template_fd >= 0
           ? enter_template_in_child(native.template_fd, *native.root, native.workspace_tree, native.work_options)
           : build_root_in_child(*native.root, native.workspace, native.work_options);
-  if (root_step != RootStep::none) fail(args, report, InitStep::build_root, errno, root_step);
+  if (root) fail(args, report, InitStep::build_root, errno, root);
   static constexpr char hostname[] = "pagi-sandbox";
   if (::sethostname(hostname, sizeof hostname - 1) != 0) fail(args, report, InitStep::hostname, errno);
   if (!native.host_network) {
@@ -108,7 +109,7 @@ void contain(const ChildArgs& args, const NativeArgs& native, ChildReport& repor
     if (procs >= 0 && ::write(procs, "0", 1) != 1) fail(args, report, InitStep::cgroup, errno);
   }
   if (::unshare(CLONE_NEWCGROUP) != 0) fail(args, report, InitStep::cgroup, errno);
-  hide_server_identity(native);
+  hide_server_identity_in_child(native);
   if (const int err = apply_rlimits_in_child(*args.rlimits); err != 0) fail(args, report, InitStep::rlimits, err);
   const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(args.stdout_fd, 1) < 0 || ::dup2(args.stderr_fd, 2) < 0 ||
@@ -120,35 +121,16 @@ void contain(const ChildArgs& args, const NativeArgs& native, ChildReport& repor
 }
 
 // Give up every privilege, for good.
-void lock_down(const ChildArgs& args, const NativeArgs& native, ChildReport& report) noexcept {
-  if (!drop_privileges(native)) fail(args, report, InitStep::drop_privileges, errno);
+void lock_down_in_child(const ChildArgs& args, const NativeArgs& native, ChildReport& report) noexcept {
+  if (!drop_privileges_in_child(native)) fail(args, report, InitStep::drop_privileges, errno);
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(args, report, InitStep::no_new_privs, errno);
-  if (native.seccomp != nullptr && ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, native.seccomp) != 0) {
-    fail(args, report, InitStep::seccomp, errno);
+  if (native.seccomp != nullptr) {
+    if (const int err = load_seccomp_in_child(*native.seccomp); err != 0) fail(args, report, InitStep::seccomp, err);
   }
 }
 
-// The command's side of the vfork-style clone: runs on its own stack in our memory until it
-// execs (as posix_spawn does), so none of the server's page tables are copied for it.
-struct CommandStart {
-  const ChildArgs* args;
-  volatile int exec_errno;
-};
-
-int start_command(void* arg) noexcept {
-  auto* start = static_cast<CommandStart*>(arg);
-  ::setsid();  // no controlling terminal: no TIOCSTI into anyone's
-  reset_signals();
-  ::execve(start->args->argv[0], const_cast<char* const*>(start->args->argv),
-           const_cast<char* const*>(start->args->envp));
-  start->exec_errno = errno;
-  ::_exit(127);
-}
-
-alignas(64) char command_stack[64 * 1024];  // private to each init: it is a copy of the server
-
 // Reaps every child that has exited; returns true once `command` is among them.
-bool reap(pid_t command, ChildReport& report) noexcept {
+bool reap_in_child(pid_t command, ChildReport& report) noexcept {
   bool done = false;
   int status = 0;
   for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
@@ -158,6 +140,81 @@ bool reap(pid_t command, ChildReport& report) noexcept {
     }
   }
   return done;
+}
+
+// The maps pipe stays open until its EOF: closed here, the wait below would end at once (EBADF)
+// and the init would race the parent writing its uid/gid maps.
+void leave_server_in_child(const ChildArgs& args, const NativeArgs& native, int maps_ready_fd,
+                           ChildReport& report) noexcept {
+  const int keep[] = {args.stdout_fd,     args.stderr_fd,         args.report_fd,
+                      args.control_fd,    native.template_fd,     native.netns_fd,
+                      native.cgroup_procs[0], native.cgroup_procs[1], native.workspace_tree,
+                      maps_ready_fd};
+  if (!close_fds_except(keep, sizeof keep / sizeof keep[0])) fail(args, report, InitStep::close_fds, errno);
+  struct sigaction ign{};
+  ign.sa_handler = SIG_IGN;
+  ::sigaction(SIGPIPE, &ign, nullptr);
+  ::setsid();
+  if (native.user_namespace) {
+    char ignored;
+    while (::read(maps_ready_fd, &ignored, 1) < 0 && errno == EINTR) {}
+    ::close(maps_ready_fd);
+  }
+}
+
+// SIGCHLD blocked and read from a signalfd (returned), so the wait for the command can also
+// watch the deadline and the control pipe.
+int watch_children_in_child(const ChildArgs& args, ChildReport& report) noexcept {
+  sigset_t chld;
+  ::sigemptyset(&chld);
+  ::sigaddset(&chld, SIGCHLD);
+  if (::sigprocmask(SIG_BLOCK, &chld, nullptr) != 0) fail(args, report, InitStep::signals, errno);
+  const int sigfd = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sigfd < 0) fail(args, report, InitStep::signals, errno);
+  return sigfd;
+}
+
+pid_t start_pid2_in_child(const ChildArgs& args, ChildReport& report) noexcept {
+  const CommandStart start = start_command_in_child(args, CommandSetup::exec_only);
+  if (start.pid < 0) fail(args, report, InitStep::fork_command, errno);
+  report.exec_errno = start.exec_errno;  // known once the command exec'd or failed to
+  return start.pid;
+}
+
+// As PID 1 we reap every orphan of the namespace until the command itself exits, the deadline
+// passes or the control pipe says stop (or hangs up: the server died).
+void supervise_command_in_child(const ChildArgs& args, pid_t command, int sigfd, std::int64_t started,
+                                ChildReport& report) noexcept {
+  bool done = reap_in_child(command, report);
+  while (!done) {
+    const auto wake = wait_readable(sigfd, args.control_fd, started + args.timeout_us);
+    if (wake == Wake::error) fail(args, report, InitStep::supervise, errno);
+    if (wake == Wake::deadline) report.timed_out = 1;
+    if (wake == Wake::control) report.cancelled = 1;
+    if (wake != Wake::readable) break;
+    signalfd_siginfo info[8];
+    while (::read(sigfd, info, sizeof info) > 0) {}
+    done = reap_in_child(command, report);
+  }
+}
+
+// Nothing of the sandbox outlives the command: kill every process we may signal (all of the
+// namespace but us) and reap until none is left (orphans reparent to us), so that when the report
+// says "over", it is. Then what the command and its children used.
+void end_namespace_in_child(pid_t command, std::int64_t started, ChildReport& report) noexcept {
+  ::kill(-1, SIGKILL);
+  for (;;) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, 0);
+    if (pid == command) report.wait_status = status;
+    if (pid < 0 && errno != EINTR) break;  // ECHILD: nobody left
+  }
+  rusage usage{};
+  ::getrusage(RUSAGE_CHILDREN, &usage);
+  report.elapsed_us = monotonic_us() - started;
+  report.user_us = usage.ru_utime.tv_sec * 1'000'000 + usage.ru_utime.tv_usec;
+  report.system_us = usage.ru_stime.tv_sec * 1'000'000 + usage.ru_stime.tv_usec;
+  report.max_rss_kb = usage.ru_maxrss;
 }
 
 }  // namespace
@@ -213,70 +270,16 @@ const char* to_string(InitStep step) noexcept {
 void run_init_in_child(const ChildArgs& args, const NativeArgs& native, int maps_ready_fd) noexcept {
   ChildReport report{};
   const std::int64_t started = monotonic_us();
-  // 1. Hold nothing of the server's but what the sandbox needs; leave its session. The maps pipe
-  //    stays open until its EOF: closed here, the wait below would end at once (EBADF) and the
-  //    init would race the parent writing its uid/gid maps.
-  const int keep[] = {args.stdout_fd,     args.stderr_fd,         args.report_fd,
-                      args.control_fd,    native.template_fd,     native.netns_fd,
-                      native.cgroup_procs[0], native.cgroup_procs[1], native.workspace_tree,
-                      maps_ready_fd};
-  if (!close_fds_except(keep, sizeof keep / sizeof keep[0])) fail(args, report, InitStep::close_fds, errno);
-  struct sigaction ign{};
-  ign.sa_handler = SIG_IGN;
-  ::sigaction(SIGPIPE, &ign, nullptr);
-  ::setsid();
-  if (native.user_namespace) {
-    char ignored;
-    while (::read(maps_ready_fd, &ignored, 1) < 0 && errno == EINTR) {}
-    ::close(maps_ready_fd);
-  }
+  // 1. Hold nothing of the server's but what the sandbox needs; leave its session.
+  leave_server_in_child(args, native, maps_ready_fd, report);
   // 2. Still privileged: the sandbox around us, then no privilege left.
-  contain(args, native, report);
-  lock_down(args, native, report);
-
-  // 3. The command, as PID 2. SIGCHLD is blocked and read from a signalfd, so the wait below
-  //    can also watch the deadline and the control pipe.
-  sigset_t chld;
-  ::sigemptyset(&chld);
-  ::sigaddset(&chld, SIGCHLD);
-  if (::sigprocmask(SIG_BLOCK, &chld, nullptr) != 0) fail(args, report, InitStep::signals, errno);
-  const int sigfd = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (sigfd < 0) fail(args, report, InitStep::signals, errno);
-  CommandStart start{&args, 0};
-  const pid_t command = ::clone(start_command, command_stack + sizeof command_stack,
-                                CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
-  if (command < 0) fail(args, report, InitStep::fork_command, errno);
-  report.exec_errno = start.exec_errno;  // the clone returns once the command exec'd or failed
-
-  // 4. As PID 1 we reap every orphan of the namespace until the command itself exits, the
-  //    deadline passes or the control pipe says stop (or hangs up: the server died).
-  bool done = reap(command, report);
-  while (!done) {
-    const auto wake = wait_readable(sigfd, args.control_fd, started + args.timeout_us);
-    if (wake == Wake::error) fail(args, report, InitStep::supervise, errno);
-    if (wake == Wake::deadline) report.timed_out = 1;
-    if (wake == Wake::control) report.cancelled = 1;
-    if (wake != Wake::readable) break;
-    signalfd_siginfo info[8];
-    while (::read(sigfd, info, sizeof info) > 0) {}
-    done = reap(command, report);
-  }
-  // 5. Nothing of the sandbox outlives the command: kill every process we may signal (all of
-  //    the namespace but us) and reap until none is left (orphans reparent to us), so that when
-  //    the report says "over", it is.
-  ::kill(-1, SIGKILL);
-  for (;;) {
-    int status = 0;
-    const pid_t pid = ::waitpid(-1, &status, 0);
-    if (pid == command) report.wait_status = status;
-    if (pid < 0 && errno != EINTR) break;  // ECHILD: nobody left
-  }
-  rusage usage{};
-  ::getrusage(RUSAGE_CHILDREN, &usage);
-  report.elapsed_us = monotonic_us() - started;
-  report.user_us = usage.ru_utime.tv_sec * 1'000'000 + usage.ru_utime.tv_usec;
-  report.system_us = usage.ru_stime.tv_sec * 1'000'000 + usage.ru_stime.tv_usec;
-  report.max_rss_kb = usage.ru_maxrss;
+  contain_in_child(args, native, report);
+  lock_down_in_child(args, native, report);
+  // 3. The command, as PID 2, supervised until it is over; then nothing of the sandbox is left.
+  const int sigfd = watch_children_in_child(args, report);
+  const pid_t command = start_pid2_in_child(args, report);
+  supervise_command_in_child(args, command, sigfd, started, report);
+  end_namespace_in_child(command, started, report);
   write_all(args.report_fd, &report, sizeof report);
   ::_exit(0);
 }

@@ -8,9 +8,9 @@
 #include "sys/mountns.hpp"
 #include "sys/supervisor.hpp"
 
-struct sock_fprog;
-
 namespace pagi_exec::sys {
+
+class SeccompProgram;
 
 /// Everything the native init needs besides ChildArgs, prepared in the parent.
 struct NativeArgs {
@@ -25,7 +25,7 @@ struct NativeArgs {
   std::uint32_t uid = 65534;          ///< the command's uid and gid
   std::uint32_t gid = 65534;
   std::uint32_t workspace_gid = 0;    ///< a supplementary group that may read the workspace; 0: none
-  const sock_fprog* seccomp = nullptr;
+  const SeccompProgram* seccomp = nullptr;  ///< loaded last, before the command starts
   bool user_namespace = false;        ///< not root: a user namespace maps uid/gid
   bool memory_by_rlimit = false;      ///< no cgroup: cap memory with RLIMIT_AS instead
   /// The server's argv and environment areas (from /proc/self/stat), which the init inherits

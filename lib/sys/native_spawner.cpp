@@ -2,10 +2,10 @@
 // The native spawner: what is made once (root plan, template namespace, pools of network
 // namespaces, cgroups and uids, seccomp filter) and what each execution adds (a fresh network
 // namespace, a cgroup lease, a uid, its workspace's detached mount).
-#include <linux/filter.h>
 #include <unistd.h>
 
 #include <optional>
+#include <string>
 
 #include "pagi_exec/spawner.hpp"
 #include "sys/cgroup.hpp"
@@ -14,6 +14,7 @@
 #include "sys/mountns.hpp"
 #include "sys/native.hpp"
 #include "sys/netns.hpp"
+#include "sys/process_spawner.hpp"
 #include "sys/seccomp.hpp"
 #include "sys/spawn.hpp"
 
@@ -41,89 +42,121 @@ class NativeSpawner final : public Spawner {
         root_(std::move(root)),
         held_(std::move(privileged)),
         seccomp_(std::move(seccomp)),
-        fprog_(seccomp_.fprog()),
         user_namespace_(user_namespace) {
     locate_own_args(identity_);
   }
 
   Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token stop, const OutputSink& sink) const override {
-    if (plan.isolation != Isolation::native) return make_process_spawner()->spawn(plan, std::move(stop), sink);
-    const auto workspace = plan.workspace.string();
-    // The workspace as a detached read-only mount, made here while privileged: the run's mount
-    // namespace then holds this one folder and no path to the sandbox dir.
-    unique_fd tree;
-    if (held_.template_ns) {
-      auto opened = open_workspace_tree(workspace);
-      if (!opened) return tl::unexpected(opened.error());
-      tree = std::move(*opened);
-    }
-    // A network namespace no other run has used (discarded after this one), unless granted the host's.
-    unique_fd netns;
-    if (!plan.network && held_.netns) netns = held_.netns->take();
-    // A uid of its own: per-uid kernel limits are then this run's alone.
-    IdLease id;
-    if (held_.ids) {
-      auto lent = held_.ids->acquire();
-      if (!lent) return tl::unexpected(lent.error());
-      id = std::move(*lent);
-    }
-    const std::uint32_t uid = id ? id.id() : uid_, gid = id ? id.id() : gid_;
-    const auto work_options = work_options_for(root_, uid, gid);
-    NativeArgs args{.root = &root_, .template_fd = held_.template_ns.get(), .workspace_tree = tree.get(),
-                    .workspace = workspace.c_str(), .work_options = work_options.c_str(), .netns_fd = netns.get(),
-                    .host_network = plan.network, .uid = uid, .gid = gid,
-                    .workspace_gid = id ? held_.workspace_gid : 0, .seccomp = &fprog_,
-                    .user_namespace = user_namespace_, .memory_by_rlimit = held_.cgroups == nullptr,
-                    .arg_start = identity_.arg_start, .arg_end = identity_.arg_end,
-                    .env_start = identity_.env_start, .env_end = identity_.env_end};
-    std::optional<CgroupLease> lease;
-    if (held_.cgroups) {
-      auto acquired =
-          held_.cgroups->acquire({.memory_bytes = plan.limits.memory_bytes, .max_pids = plan.limits.max_processes});
-      if (!acquired) return tl::unexpected(acquired.error());
-      lease = std::move(*acquired);
-      for (std::size_t i = 0; i < lease->procs.size() && i < 2; ++i) args.cgroup_procs[i] = lease->procs[i].get();
-    }
-    auto result = run_process_tree(plan, {.native = &args, .cgroup = lease ? &*lease : nullptr}, std::move(stop), sink);
-    if (lease) add_cgroup_usage(result, held_.cgroups->read_usage(*lease));
-    // The cgroup and the uid go back only after the init's reap, which run_process_tree queued
-    // first: when the init (PID 1 of the run's PID namespace) is reaped, no process of the run
-    // is left (pid_namespaces(7)), so nothing runs under the uid when the next run gets it.
-    if (lease || id) {
-      auto held_lease = std::make_shared<std::optional<CgroupLease>>(std::move(lease));
-      auto held_id = std::make_shared<IdLease>(std::move(id));
-      Janitor::instance().post([pool = held_.cgroups, held_lease, held_id] {
-        if (*held_lease) pool->recycle(std::move(**held_lease));
-        held_id->reset();
-      });
-    }
+    if (plan.isolation != Isolation::native) return others_.spawn(plan, std::move(stop), sink);
+    auto run = acquire_for_run(plan);
+    if (!run) return error_of(run);
+    const NativeArgs args = args_for(plan, *run);
+    const CgroupLease* cgroup = run->cgroup ? &*run->cgroup : nullptr;
+    auto result = run_process_tree(plan, {.native = &args, .cgroup = cgroup}, cleanup_, std::move(stop), sink);
+    if (cgroup != nullptr) add_cgroup_usage(result, held_.cgroups->read_usage(*cgroup));
+    give_back_after_reap(std::move(run->cgroup), std::move(run->id));
     return result;  // the network namespace's descriptor closes here: it is never reused
   }
 
+  void wait_for_cleanup() const override {
+    others_.wait_for_cleanup();
+    cleanup_.drain();
+  }
+
  private:
+  // What one run gets for itself, made or lent here while privileged.
+  struct PerRun {
+    std::string workspace;           // the twin's folder on the host
+    unique_fd workspace_tree;        // template: that folder as a detached read-only mount
+    unique_fd netns;                 // a network namespace no other run has used
+    IdLease id;                      // a uid of its own: per-uid kernel limits are then this run's alone
+    std::optional<CgroupLease> cgroup;
+    std::string work_options;        // /work's tmpfs options, owned by the run's uid
+  };
+
+  Result<PerRun> acquire_for_run(const LaunchPlan& plan) const {
+    PerRun run;
+    run.workspace = plan.workspace.string();
+    // The run's mount namespace then holds this one folder and no path to the sandbox dir.
+    if (held_.template_ns) {
+      auto tree = open_workspace_tree(run.workspace);
+      if (!tree) return error_of(tree);
+      run.workspace_tree = std::move(*tree);
+    }
+    // Discarded after this run, unless the run is granted the host's network.
+    if (!plan.network && held_.netns) run.netns = held_.netns->take();
+    if (held_.ids) {
+      auto lent = held_.ids->acquire();
+      if (!lent) return error_of(lent);
+      run.id = std::move(*lent);
+    }
+    if (held_.cgroups) {
+      auto acquired =
+          held_.cgroups->acquire({.memory_bytes = plan.limits.memory_bytes, .max_pids = plan.limits.max_processes});
+      if (!acquired) return error_of(acquired);
+      run.cgroup = std::move(*acquired);
+    }
+    run.work_options = work_options_for(root_, uid_of(run), gid_of(run));
+    return run;
+  }
+
+  [[nodiscard]] std::uint32_t uid_of(const PerRun& run) const noexcept { return run.id ? run.id.id() : uid_; }
+  [[nodiscard]] std::uint32_t gid_of(const PerRun& run) const noexcept { return run.id ? run.id.id() : gid_; }
+
+  // The init's arguments: pointers into `run` and this spawner, which outlive the run.
+  NativeArgs args_for(const LaunchPlan& plan, const PerRun& run) const {
+    NativeArgs args{.root = &root_, .template_fd = held_.template_ns.get(), .workspace_tree = run.workspace_tree.get(),
+                    .workspace = run.workspace.c_str(), .work_options = run.work_options.c_str(),
+                    .netns_fd = run.netns.get(), .host_network = plan.network, .uid = uid_of(run), .gid = gid_of(run),
+                    .workspace_gid = run.id ? held_.workspace_gid : 0, .seccomp = &seccomp_,
+                    .user_namespace = user_namespace_, .memory_by_rlimit = held_.cgroups == nullptr,
+                    .arg_start = identity_.arg_start, .arg_end = identity_.arg_end,
+                    .env_start = identity_.env_start, .env_end = identity_.env_end};
+    if (run.cgroup) {
+      for (std::size_t i = 0; i < run.cgroup->procs.size() && i < 2; ++i) {
+        args.cgroup_procs[i] = run.cgroup->procs[i].get();
+      }
+    }
+    return args;
+  }
+
+  // The cgroup and the uid go back only after the init's reap, which run_process_tree queued
+  // first: when the init (PID 1 of the run's PID namespace) is reaped, no process of the run is
+  // left (pid_namespaces(7)), so nothing runs under the uid when the next run gets it.
+  void give_back_after_reap(std::optional<CgroupLease> cgroup, IdLease id) const {
+    if (!cgroup && !id) return;
+    auto held_cgroup = std::make_shared<std::optional<CgroupLease>>(std::move(cgroup));
+    auto held_id = std::make_shared<IdLease>(std::move(id));
+    cleanup_.post([pool = held_.cgroups, held_cgroup, held_id] {
+      if (*held_cgroup) pool->recycle(std::move(**held_cgroup));
+      held_id->reset();
+    });
+  }
+
   std::uint32_t uid_, gid_;
   RootPlan root_;
   Privileged held_;
   SeccompProgram seccomp_;
-  sock_fprog fprog_;  // points into seccomp_
   bool user_namespace_;
   NativeArgs identity_;  // only the server's argv/environ areas are used
+  ProcessSpawner others_;    // runs the plans of other kinds
+  mutable Janitor cleanup_;  // last member: drained and joined before the pools go
 };
 
 Result<Privileged> make_privileged(const SandboxSpec& spec, const RootPlan& root) {
   Privileged held;
-  auto made_template = make_template_namespace(root);
-  if (!made_template) return tl::unexpected(made_template.error());
-  held.template_ns = std::move(*made_template);
-  auto netns = NetnsPool::make(spare_network_namespaces);
-  if (!netns) return tl::unexpected(netns.error());
-  held.netns = std::move(*netns);
+  auto made = make_template_namespace(root).and_then([&](unique_fd template_ns) {
+    held.template_ns = std::move(template_ns);
+    return NetnsPool::make(spare_network_namespaces);
+  });
+  if (!made) return error_of(made);
+  held.netns = std::move(*made);
   // Without cgroups memory falls back to RLIMIT_AS and processes are not limited as a tree:
-  // acceptable for a developer machine, reported in the spawner's description.
-  if (auto made = CgroupPool::make()) held.cgroups = std::move(*made);
+  // acceptable for a developer machine.
+  if (auto pool = CgroupPool::make()) held.cgroups = std::move(*pool);
   if (spec.native_ids.count != 0) {
     auto ids = IdPool::make(spec.native_ids.first + 1, spec.native_ids.count - 1);
-    if (!ids) return tl::unexpected(ids.error());
+    if (!ids) return error_of(ids);
     held.ids = std::move(*ids);
     held.workspace_gid = spec.native_ids.first;
   }
@@ -144,17 +177,13 @@ Result<std::shared_ptr<const Spawner>> make_native_spawner(const Sandbox& sandbo
   auto root = sys::plan_root((spec.root_dir / ".native-root").string(), spec.limits.tmpfs_bytes,
                              spec.limits.tmpfs_bytes, spec.sandbox_uid, spec.sandbox_gid,
                              user_namespace ? IdRange{} : spec.native_ids);
-  if (!root) return tl::unexpected(root.error());
-  sys::Privileged held;
-  if (!user_namespace) {
-    auto made = sys::make_privileged(spec, *root);
-    if (!made) return tl::unexpected(made.error());
-    held = std::move(*made);
-  }
-  auto seccomp = sys::SeccompProgram::make_default();
-  if (!seccomp) return tl::unexpected(seccomp.error());
-  return std::make_shared<const sys::NativeSpawner>(sandbox, std::move(*root), std::move(held), std::move(*seccomp),
-                                                    user_namespace);
+  if (!root) return error_of(root);
+  auto held = user_namespace ? Result<sys::Privileged>() : sys::make_privileged(spec, *root);
+  if (!held) return error_of(held);
+  return sys::SeccompProgram::make_default().map([&](sys::SeccompProgram seccomp) -> std::shared_ptr<const Spawner> {
+    return std::make_shared<const sys::NativeSpawner>(sandbox, std::move(*root), std::move(*held), std::move(seccomp),
+                                                      user_namespace);
+  });
 }
 
 }  // namespace pagi_exec

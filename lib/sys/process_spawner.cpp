@@ -9,15 +9,15 @@
 // (run_process_tree); and it caps the run's memory and processes as in native mode. Without
 // usable cgroups (an unprivileged server without a delegated subtree) runs go without: the parent
 // then kills the command's process group, and only what left it may survive (README says so).
+#include "sys/process_spawner.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <optional>
 
-#include "pagi_exec/spawner.hpp"
 #include "sys/cgroup.hpp"
-#include "sys/janitor.hpp"
 #include "sys/seccomp.hpp"
 #include "sys/spawn.hpp"
 #include "sys/unique_fd.hpp"
@@ -47,54 +47,46 @@ Result<unique_fd> seccomp_pipe(const SeccompProgram& program) {
   return read_end;
 }
 
-class ProcessSpawner final : public Spawner {
- public:
-  ProcessSpawner() {
-    // Without usable cgroups runs go without: memory is then not capped as a tree in cwd/bwrap.
-    if (auto made = CgroupPool::make()) pool_ = std::move(*made);
-  }
-
-  Result<ProcessResult> spawn(const LaunchPlan& plan, std::stop_token stop, const OutputSink& sink) const override {
-    if (plan.isolation == Isolation::native) {
-      return fail(Errc::internal, "a native plan needs the native spawner (make_native_spawner)");
-    }
-    TreeSetup setup;
-    unique_fd filter;
-    if (plan.seccomp_fd) {
-      static const auto program = SeccompProgram::make_default();  // made once, on first use
-      if (!program) return tl::unexpected(program.error());
-      auto made = seccomp_pipe(*program);
-      if (!made) return tl::unexpected(made.error());
-      filter = std::move(*made);
-      setup.fd3 = filter.get();
-    }
-    std::optional<CgroupLease> lease;
-    if (pool_) {
-      auto acquired = pool_->acquire({.memory_bytes = plan.limits.memory_bytes, .max_pids = plan.limits.max_processes});
-      if (!acquired) return tl::unexpected(acquired.error());
-      lease = std::move(*acquired);
-      setup.cgroup = &*lease;
-    }
-    auto result = run_process_tree(plan, setup, std::move(stop), sink);
-    if (lease) {
-      add_cgroup_usage(result, pool_->read_usage(*lease));
-      // After the supervisor's reap, which run_process_tree queued first.
-      auto held = std::make_shared<CgroupLease>(std::move(*lease));
-      Janitor::instance().post([pool = pool_, held] { pool->recycle(std::move(*held)); });
-    }
-    return result;
-  }
-
- private:
-  std::shared_ptr<CgroupPool> pool_;  // null: no usable cgroups
-};
-
 }  // namespace
+
+// Without usable cgroups runs go without: memory is then not capped as a tree in cwd/bwrap.
+ProcessSpawner::ProcessSpawner() {
+  if (auto made = CgroupPool::make()) pool_ = std::move(*made);
+}
+
+Result<ProcessResult> ProcessSpawner::spawn(const LaunchPlan& plan, std::stop_token stop,
+                                            const OutputSink& sink) const {
+  if (plan.isolation == Isolation::native) {
+    return fail(Errc::internal, "a native plan needs the native spawner (make_native_spawner)");
+  }
+  TreeSetup setup;
+  unique_fd filter;
+  if (plan.seccomp_fd) {
+    static const auto program = SeccompProgram::make_default();  // immutable: made once, on first use
+    auto made = program.and_then(seccomp_pipe);
+    if (!made) return error_of(made);
+    filter = std::move(*made);
+    setup.fd3 = filter.get();
+  }
+  std::optional<CgroupLease> lease;
+  if (pool_) {
+    auto acquired = pool_->acquire({.memory_bytes = plan.limits.memory_bytes, .max_pids = plan.limits.max_processes});
+    if (!acquired) return error_of(acquired);
+    lease = std::move(*acquired);
+    setup.cgroup = &*lease;
+  }
+  auto result = run_process_tree(plan, setup, cleanup_, std::move(stop), sink);
+  if (lease) {
+    add_cgroup_usage(result, pool_->read_usage(*lease));
+    // After the supervisor's reap, which run_process_tree queued first.
+    auto held = std::make_shared<CgroupLease>(std::move(*lease));
+    cleanup_.post([pool = pool_, held] { pool->recycle(std::move(*held)); });
+  }
+  return result;
+}
+
 }  // namespace pagi_exec::sys
 
 namespace pagi_exec {
-std::shared_ptr<const Spawner> make_process_spawner() {
-  static const auto spawner = std::make_shared<const sys::ProcessSpawner>();
-  return spawner;
-}
+std::shared_ptr<const Spawner> make_process_spawner() { return std::make_shared<const sys::ProcessSpawner>(); }
 }  // namespace pagi_exec

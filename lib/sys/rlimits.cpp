@@ -9,7 +9,7 @@
 namespace pagi_exec::sys {
 
 RlimitSet make_rlimits(std::uint64_t cpu_seconds, std::uint64_t file_size_bytes, std::uint64_t open_files,
-                       std::uint64_t address_space_bytes, std::uint64_t processes) {
+                       std::uint64_t address_space_bytes) {
   RlimitSet set;
   std::size_t n = 0;
   const auto add = [&](int resource, std::uint64_t value) {
@@ -20,7 +20,6 @@ RlimitSet make_rlimits(std::uint64_t cpu_seconds, std::uint64_t file_size_bytes,
   add(RLIMIT_FSIZE, file_size_bytes);
   add(RLIMIT_NOFILE, open_files);
   add(RLIMIT_AS, address_space_bytes);
-  add(RLIMIT_NPROC, processes);
   return set;
 }
 

@@ -282,6 +282,13 @@ Result<void> add_rule(scmp_filter_ctx ctx, const DenyRule& rule) {
   return {};
 }
 
+Result<void> add_deny_list(scmp_filter_ctx ctx) {
+  for (const auto& rule : kDenyList) {
+    if (auto added = add_rule(ctx, rule); !added) return added;
+  }
+  return {};
+}
+
 Result<void> add_unreviewed_range(scmp_filter_ctx ctx) {
   if (!has_generic_syscall_numbers()) return fail(Errc::sandbox_setup, "seccomp: unsupported architecture");
   for (long nr = kFirstUnreviewedSyscall; nr <= kLastUnreviewedSyscall; ++nr) {
@@ -333,13 +340,10 @@ Result<SeccompProgram> SeccompProgram::make_default() {
   if (const int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_OPTIMIZE, 2); rc < 0) {
     return fail(Errc::sandbox_setup, "seccomp: binary-tree optimization", -rc);
   }
-  for (const auto& rule : kDenyList) {
-    if (auto added = add_rule(ctx.get(), rule); !added) return tl::unexpected(std::move(added.error()));
-  }
-  if (auto added = add_unreviewed_range(ctx.get()); !added) return tl::unexpected(std::move(added.error()));
-  auto code = export_bpf(ctx.get());
-  if (!code) return tl::unexpected(std::move(code.error()));
-  return SeccompProgram(std::move(*code));
+  return add_deny_list(ctx.get())
+      .and_then([&] { return add_unreviewed_range(ctx.get()); })
+      .and_then([&] { return export_bpf(ctx.get()); })
+      .map([](std::vector<sock_filter> code) { return SeccompProgram(std::move(code)); });
 }
 
 sock_fprog SeccompProgram::fprog() const noexcept {

@@ -9,6 +9,7 @@ namespace pagi_exec::sys {
 struct NativeArgs;
 struct CgroupLease;
 struct CgroupUsage;
+class Janitor;
 
 /// What a spawner adds to a plan's process tree, prepared in the parent.
 struct TreeSetup {
@@ -18,16 +19,13 @@ struct TreeSetup {
   int fd3 = -1;                         ///< cwd/bwrap: becomes the command's fd 3 (plan.seccomp_fd)
 };
 
-/// Grace past the time limit after which the parent kills the tree from outside, whatever its
-/// supervisor does.
-inline constexpr std::int64_t backstop_grace_us = 2'000'000;
-
 /// Runs a cwd or bwrap `plan` under a supervisor process (supervisor.hpp), or a native plan
 /// under its sandbox init (native.hpp) when `setup.native` is given, and pumps the output with
-/// the plan's caps. Returns by the time limit plus backstop_grace_us at the latest: when the
-/// supervisor dies or overruns, the tree is killed from outside (through its cgroup) and the
-/// output is abandoned. Thread-safe.
-[[nodiscard]] Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const TreeSetup& setup,
+/// the plan's caps. Returns by the time limit plus backstop_grace_us (pump.hpp) at the latest:
+/// when the supervisor dies or overruns, the tree is killed from outside (through its cgroup)
+/// and the output is abandoned. The supervisor's (init's) reap is left to `cleanup`, once the report
+/// says the tree is gone. Thread-safe.
+[[nodiscard]] Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const TreeSetup& setup, Janitor& cleanup,
                                                      std::stop_token stop, const OutputSink& sink);
 
 /// What the run's cgroup counted (OOM kill, pids limit, peak memory), added to its result.

@@ -55,6 +55,14 @@ Result<void> give_to(int fd, const std::optional<Credentials>& owner, unsigned m
   return {};
 }
 
+// make_and_open_dir, then give_to with mode 0700.
+Result<unique_fd> make_owned_dir(int dirfd, const std::string& name, const std::string& shown,
+                                 const std::optional<Credentials>& owner) {
+  return make_and_open_dir(dirfd, name, shown).and_then([&](unique_fd fd) {
+    return give_to(fd.get(), owner, 0700, shown).map([&] { return std::move(fd); });
+  });
+}
+
 // Removes what the open folder `dir` holds; see remove_tree.
 int remove_contents_at(int dir, int depth) {
   if (depth > 256) return ELOOP;
@@ -128,28 +136,26 @@ Result<void> check_reachable(const std::filesystem::path& dir, const Credentials
 
 Result<std::filesystem::path> make_execution_dir(const std::filesystem::path& root, const std::string& twin,
                                                  const std::string& execution_id, const std::optional<Credentials>& owner) {
-  auto root_fd = open_root(root);
-  if (!root_fd) return tl::unexpected(root_fd.error());
-  auto twin_fd = make_and_open_dir(root_fd->get(), twin, (root / twin).string());
-  if (!twin_fd) return tl::unexpected(twin_fd.error());
-  if (auto given = give_to(twin_fd->get(), owner, 0700, (root / twin).string()); !given) return tl::unexpected(given.error());
   const auto dir = root / twin / execution_id;
-  if (::mkdirat(twin_fd->get(), execution_id.c_str(), 0700) != 0) {  // a fresh folder, never one found
-    return fail(Errc::sandbox_setup, "mkdir " + dir.string(), errno);
-  }
-  auto dir_fd = make_and_open_dir(twin_fd->get(), execution_id, dir.string());
-  if (!dir_fd) return tl::unexpected(dir_fd.error());
-  if (auto given = give_to(dir_fd->get(), owner, 0700, dir.string()); !given) return tl::unexpected(given.error());
-  return dir;
+  return open_root(root)
+      .and_then([&](const unique_fd& root_fd) {
+        return make_owned_dir(root_fd.get(), twin, (root / twin).string(), owner);
+      })
+      .and_then([&](const unique_fd& twin_fd) -> Result<unique_fd> {
+        if (::mkdirat(twin_fd.get(), execution_id.c_str(), 0700) != 0) {  // a fresh folder, never one found
+          return fail(Errc::sandbox_setup, "mkdir " + dir.string(), errno);
+        }
+        return make_owned_dir(twin_fd.get(), execution_id, dir.string(), owner);
+      })
+      .map([&](const unique_fd&) { return dir; });
 }
 
 Result<std::filesystem::path> prepare_readonly_workspace(const std::filesystem::path& root, const std::string& twin,
                                                        std::uint32_t reader_gid) {
-  auto root_fd = open_root(root);
-  if (!root_fd) return tl::unexpected(root_fd.error());
   const auto dir = root / twin;
-  auto twin_fd = make_and_open_dir(root_fd->get(), twin, dir.string());
-  if (!twin_fd) return tl::unexpected(twin_fd.error());
+  auto twin_fd = open_root(root).and_then(
+      [&](const unique_fd& root_fd) { return make_and_open_dir(root_fd.get(), twin, dir.string()); });
+  if (!twin_fd) return error_of(twin_fd);
   // The runs' group may read (not write) it: it is mounted read-only at /workspace. Checked
   // first, so the common case costs one fstat; a folder of an older version (0750 root:nogroup,
   // readable by every host process running as nobody) is corrected on its next run.
@@ -168,9 +174,10 @@ Result<std::filesystem::path> prepare_readonly_workspace(const std::filesystem::
 
 void close_native_workspaces(const std::filesystem::path& root, std::uint32_t reader_gid) {
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
-    const auto name = entry.path().filename().string();
-    if (name.empty() || name[0] == '.' || entry.is_symlink(ec) || !entry.is_directory(ec)) continue;
+  for (std::filesystem::directory_iterator entry(root, ec), end; !ec && entry != end; entry.increment(ec)) {
+    const auto name = entry->path().filename().string();
+    std::error_code type_ec;
+    if (name.empty() || name[0] == '.' || entry->is_symlink(type_ec) || !entry->is_directory(type_ec)) continue;
     (void)prepare_readonly_workspace(root, name, reader_gid);  // never through a symlink
   }
 }
@@ -250,119 +257,156 @@ void keep_owner_and_mode(int fd, const struct stat& old) {
   (void)::fchmod(fd, old.st_mode & 0777);
 }
 
+// "twin/a/b": the folder at parts[depth], for messages.
+std::string folder_shown(const std::string& twin, const std::vector<std::string>& parts, std::size_t depth) {
+  std::string path = twin;
+  for (std::size_t i = 0; i <= depth; ++i) path += "/" + parts[i];
+  return path;
+}
+
+// The twin's folder, created if needed (then it counts as one of the folders the write creates).
+struct Workspace {
+  unique_fd dir;
+  bool created = false;
+  std::uint64_t bytes = 0;  // its allocation when created, else 0
+};
+
+Result<Workspace> open_workspace(const std::filesystem::path& root, const std::string& twin,
+                                 const std::optional<Credentials>& owner) {
+  auto root_fd = open_root(root);
+  if (!root_fd) return error_of(root_fd);
+  Workspace workspace;
+  struct stat st{};
+  workspace.created = ::fstatat(root_fd->get(), twin.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0;
+  auto dir = make_and_open_dir(root_fd->get(), twin, (root / twin).string());
+  if (!dir) return error_of(dir);
+  if (auto given = give_to(dir->get(), owner, 0700, twin); !given) return error_of(given);
+  if (workspace.created && ::fstat(dir->get(), &st) == 0) workspace.bytes = allocated(st);
+  workspace.dir = std::move(*dir);
+  return workspace;
+}
+
+// Where a write goes, found without creating anything.
+struct Target {
+  unique_fd dir;            // the deepest folder of the path that exists
+  std::size_t depth = 0;    // parts[depth] up to the file name are folders still to make
+  bool replacing = false;   // a regular file is there now: `old`
+  struct stat old{};
+};
+
+Result<Target> locate(unique_fd dir, const std::vector<std::string>& parts, const std::string& twin,
+                      const std::string& shown) {
+  Target target;
+  for (; target.depth + 1 < parts.size(); ++target.depth) {
+    unique_fd next(open_beneath(dir.get(), parts[target.depth].c_str(), O_RDONLY | O_DIRECTORY | O_NONBLOCK));
+    if (!next) {
+      const int err = errno;
+      if (err == ENOENT) break;
+      if (err == ELOOP || err == ENOTDIR || err == EXDEV) {
+        return fail(Errc::invalid_request,
+                    folder_shown(twin, parts, target.depth) + " is not a plain directory (a symlink?)", err);
+      }
+      return fail(Errc::io, "open " + folder_shown(twin, parts, target.depth), err);
+    }
+    dir = std::move(next);
+  }
+  target.dir = std::move(dir);
+  if (target.depth + 1 < parts.size()) return target;  // its folder is missing: so is the file
+  // fstatat opens nothing: a FIFO cannot block us, a device's driver never runs.
+  if (::fstatat(target.dir.get(), parts.back().c_str(), &target.old, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (!S_ISREG(target.old.st_mode)) {
+      return fail(Errc::invalid_request, "cannot write '" + shown + "': it is " +
+                                             describe_file_type(target.old.st_mode) +
+                                             "; file_write writes regular files only");
+    }
+    target.replacing = true;
+  } else if (errno != ENOENT) {
+    return fail(Errc::io, "stat " + shown, errno);
+  }
+  return target;
+}
+
+// Makes the folders `target` lacks, moving target.dir down to the last; returns their allocation.
+Result<std::uint64_t> make_folders(Target& target, const std::vector<std::string>& parts, const std::string& twin,
+                                   const std::optional<Credentials>& owner) {
+  std::uint64_t bytes = 0;
+  for (; target.depth + 1 < parts.size(); ++target.depth) {
+    const auto shown = folder_shown(twin, parts, target.depth);
+    auto next = make_and_open_dir(target.dir.get(), parts[target.depth], shown, 0755);
+    if (!next) return error_of(next);
+    if (auto given = give_to(next->get(), owner, 0755, shown); !given) return error_of(given);
+    struct stat st{};
+    if (::fstat(next->get(), &st) == 0) bytes += allocated(st);
+    target.dir = std::move(*next);
+  }
+  return bytes;
+}
+
+// Writes `content` to a fresh file beside the target, lets `admit` see its real size, and renames
+// it over the target. rename(2) swaps the directory entry whatever it became meanwhile, never
+// following it; only a folder there makes it fail.
+Result<FileWrite> write_and_replace(const Target& target, const std::string& name, const std::string& shown,
+                                    std::string_view content, const WriteAdmission& admit,
+                                    const std::optional<Credentials>& owner, FileWrite change) {
+  const int dir = target.dir.get();
+  const std::string temp = ".pagi-file-write-" + new_uuid_v4();
+  unique_fd file(open_beneath(dir, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644));
+  if (!file) return fail(Errc::io, "create a file beside " + shown, errno);
+  const auto discarded = [&](Error error) {
+    (void)::unlinkat(dir, temp.c_str(), 0);
+    return error;
+  };
+  auto written = write_all(file.get(), content, shown);
+  struct stat now{};
+  if (written && ::fstat(file.get(), &now) != 0) written = fail(Errc::io, "stat " + shown, errno);
+  if (!written) return tl::unexpected(discarded(written.error()));
+  change.written = *written;
+  change.new_bytes = allocated(now);
+  change.estimated = false;
+  if (auto admitted = admit(change); !admitted) return tl::unexpected(discarded(admitted.error()));
+  if (target.replacing) keep_owner_and_mode(file.get(), target.old);
+  if (auto given = give_to(file.get(), owner, 0, shown); !given) return tl::unexpected(discarded(given.error()));
+  if (::renameat(dir, temp.c_str(), dir, name.c_str()) != 0) {
+    const int err = errno;
+    if (err == EISDIR || err == ENOTEMPTY || err == EEXIST) {
+      return tl::unexpected(discarded(Error::from_errno(
+          Errc::invalid_request, err,
+          "cannot write '" + shown + "': it is a directory; file_write writes regular files only")));
+    }
+    return tl::unexpected(discarded(Error::from_errno(Errc::io, err, "rename over " + shown)));
+  }
+  return change;
+}
+
 }  // namespace
 
 Result<FileWrite> write_file_beneath(const std::filesystem::path& root, const std::string& twin,
                                      std::string_view relative, std::string_view content, const WriteAdmission& admit,
                                      const std::optional<Credentials>& owner) {
-  auto root_fd = open_root(root);
-  if (!root_fd) return tl::unexpected(root_fd.error());
-  struct stat twin_st{};
-  const bool new_workspace = ::fstatat(root_fd->get(), twin.c_str(), &twin_st, AT_SYMLINK_NOFOLLOW) != 0;
-  auto dir = make_and_open_dir(root_fd->get(), twin, (root / twin).string());
-  if (!dir) return tl::unexpected(dir.error());
-  if (auto given = give_to(dir->get(), owner, 0700, twin); !given) return tl::unexpected(given.error());
-  // A workspace made by this write counts as one of the folders it creates.
-  std::uint64_t folder_bytes = 0;
-  if (new_workspace && ::fstat(dir->get(), &twin_st) == 0) folder_bytes = allocated(twin_st);
+  auto workspace = open_workspace(root, twin, owner);
+  if (!workspace) return error_of(workspace);
   const std::string shown(relative);
   const auto parts = split_path(relative);
-  const std::string& name = parts.back();
-
-  const auto folder_shown = [&](std::size_t depth) {
-    std::string path = twin;
-    for (std::size_t i = 0; i <= depth; ++i) path += "/" + parts[i];
-    return path;
-  };
-
   // 1. Look, creating nothing: the folders that exist, the ones to make, what the target is.
-  std::size_t depth = 0;
-  for (; depth + 1 < parts.size(); ++depth) {
-    unique_fd next(open_beneath(dir->get(), parts[depth].c_str(), O_RDONLY | O_DIRECTORY | O_NONBLOCK));
-    if (!next) {
-      const int err = errno;
-      if (err == ENOENT) break;
-      if (err == ELOOP || err == ENOTDIR || err == EXDEV) {
-        return fail(Errc::invalid_request, folder_shown(depth) + " is not a plain directory (a symlink?)", err);
-      }
-      return fail(Errc::io, "open " + folder_shown(depth), err);
-    }
-    *dir = std::move(next);
-  }
-  const std::size_t folders_to_make = parts.size() - 1 - depth;
-  struct stat old{};
-  bool replacing = false;
-  if (folders_to_make == 0) {
-    // fstatat opens nothing: a FIFO cannot block us, a device's driver never runs.
-    if (::fstatat(dir->get(), name.c_str(), &old, AT_SYMLINK_NOFOLLOW) == 0) {
-      if (!S_ISREG(old.st_mode)) {
-        return fail(Errc::invalid_request, "cannot write '" + shown + "': it is " + describe_file_type(old.st_mode) +
-                                               "; file_write writes regular files only");
-      }
-      replacing = true;
-    } else if (errno != ENOENT) {
-      return fail(Errc::io, "stat " + shown, errno);
-    }
-  }
+  auto target = locate(std::move(workspace->dir), parts, twin, shown);
+  if (!target) return error_of(target);
+  // 2. The estimate first: nothing is created for a write the quota refuses.
+  const std::size_t folders_to_make = parts.size() - 1 - target->depth;
   FileWrite change{
       .written = 0,
       // Blocks of a file with other names stay allocated after the replacement.
-      .replaced_bytes = replacing && old.st_nlink == 1 ? allocated(old) : 0,
+      .replaced_bytes = target->replacing && target->old.st_nlink == 1 ? allocated(target->old) : 0,
       .new_bytes = (content.size() + block_bytes - 1) / block_bytes * block_bytes,
-      .folder_bytes = folder_bytes + folders_to_make * block_bytes,
-      .entries_added = (new_workspace ? 1 : 0) + folders_to_make + (replacing ? 0 : 1),
+      .folder_bytes = workspace->bytes + folders_to_make * block_bytes,
+      .entries_added = (workspace->created ? 1 : 0) + folders_to_make + (target->replacing ? 0 : 1),
       .estimated = true,
   };
-  if (auto admitted = admit(change); !admitted) return tl::unexpected(admitted.error());
-
-  // 2. Make the missing folders, then write the content to a fresh file beside the target.
-  for (; depth + 1 < parts.size(); ++depth) {
-    auto next = make_and_open_dir(dir->get(), parts[depth], folder_shown(depth), 0755);
-    if (!next) return tl::unexpected(next.error());
-    if (auto given = give_to(next->get(), owner, 0755, folder_shown(depth)); !given) {
-      return tl::unexpected(given.error());
-    }
-    struct stat st{};
-    if (::fstat(next->get(), &st) == 0) folder_bytes += allocated(st);
-    *dir = std::move(*next);
-  }
-  const std::string temp = ".pagi-file-write-" + new_uuid_v4();
-  unique_fd file(open_beneath(dir->get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644));
-  if (!file) return fail(Errc::io, "create a file beside " + shown, errno);
-  const auto discard = [&] { (void)::unlinkat(dir->get(), temp.c_str(), 0); };
-  auto written = write_all(file.get(), content, shown);
-  struct stat now{};
-  if (written && ::fstat(file.get(), &now) != 0) written = fail(Errc::io, "stat " + shown, errno);
-  if (!written) {
-    discard();
-    return tl::unexpected(written.error());
-  }
-  change.written = *written;
-  change.new_bytes = allocated(now);
-  change.folder_bytes = folder_bytes;
-  change.estimated = false;
-  if (auto admitted = admit(change); !admitted) {
-    discard();
-    return tl::unexpected(admitted.error());
-  }
-
-  // 3. Replace. rename(2) swaps the directory entry whatever it became meanwhile, never
-  //    following it; only a folder there makes it fail.
-  if (replacing) keep_owner_and_mode(file.get(), old);
-  if (auto given = give_to(file.get(), owner, 0, shown); !given) {
-    discard();
-    return tl::unexpected(given.error());
-  }
-  if (::renameat(dir->get(), temp.c_str(), dir->get(), name.c_str()) != 0) {
-    const int err = errno;
-    discard();
-    if (err == EISDIR || err == ENOTEMPTY || err == EEXIST) {
-      return fail(Errc::invalid_request, "cannot write '" + shown + "': it is a directory; file_write writes "
-                                                                      "regular files only", err);
-    }
-    return fail(Errc::io, "rename over " + shown, err);
-  }
-  return change;
+  if (auto admitted = admit(change); !admitted) return error_of(admitted);
+  // 3. The missing folders, then the content beside the target, renamed over it.
+  auto made = make_folders(*target, parts, twin, owner);
+  if (!made) return error_of(made);
+  change.folder_bytes = workspace->bytes + *made;
+  return write_and_replace(*target, parts.back(), shown, content, admit, owner, change);
 }
 
 int executable_error(const std::filesystem::path& path) {

@@ -163,11 +163,11 @@ TEST_SUITE("native_runs") {
     TempDir dir;
     const auto executor = native_executor(dir.path(), {2000000000, 3});  // two run uids
     const auto first = executor.run(as_twin("twin-aegis", "id -u"));
-    Executor::wait_for_cleanup();  // the init is reaped, then the uid returned
+    executor.wait_for_cleanup();  // the init is reaped, then the uid returned
     const auto second = executor.run(as_twin("twin-aegis", "id -u"));
     REQUIRE((first && second));
     CHECK(first->out.lines == second->out.lines);  // the most recently returned uid is lent first
-    Executor::wait_for_cleanup();
+    executor.wait_for_cleanup();
     // Both run uids busy: a third concurrent run is refused, naming the pool.
     BackgroundRun a(executor, as_twin("twin-aegis", say_then_wait("echo started", "go-a")));
     BackgroundRun b(executor, as_twin("twin-sentinel", say_then_wait("echo started", "go-b")));

@@ -89,7 +89,7 @@ TEST_SUITE("workspace") {
     REQUIRE(a);
     REQUIRE(a->out.lines.size() == 1);
     CHECK(a->out.lines[0] == (dir.path() / "twin-aegis" / a->execution_id).string());
-    Executor::wait_for_cleanup();
+    executor.wait_for_cleanup();
     CHECK_FALSE(std::filesystem::exists(a->out.lines[0]));
     const auto b = executor.run(shell("pwd"));
     REQUIRE(b);

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "test_support.hpp"
@@ -292,5 +294,24 @@ TEST_SUITE("streaming") {
     REQUIRE(outcome);
     CHECK(outcome->cancelled);
     CHECK_FALSE(test_support::process_alive(std::stoi(test_support::read_file(pidfile))));
+  }
+
+  TEST_CASE("when the last owner of a spawner goes, its clean-up is done: no supervisor is left unreaped") {
+    // Children of this process, alive or zombie, as /proc lists them for each of its threads.
+    const auto children = [] {
+      std::set<std::string> pids;
+      for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+        std::istringstream list(test_support::read_file(task.path() / "children"));
+        for (std::string pid; list >> pid;) pids.insert(pid);
+      }
+      return pids;
+    };
+    const auto before = children();
+    TempDir dir;
+    {
+      const auto executor = test_support::make_executor(dir.path());  // its own spawner
+      for (int i = 0; i < 3; ++i) REQUIRE(executor.run(shell("true")));
+    }
+    for (const auto& pid : children()) CHECK(before.count(pid) == 1);
   }
 }

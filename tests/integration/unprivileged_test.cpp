@@ -197,7 +197,7 @@ TEST_SUITE("unprivileged") {
       auto o = sh(e, "cp /bin/sh \"$PAGI_WORKSPACE/s\"; chmod 4755 \"$PAGI_WORKSPACE/s\"; "
                      "cp /bin/sh ./s2 && chmod 4755 ./s2 && ls -ln ./s2");
       REQUIRE(o);
-      Executor::wait_for_cleanup();
+      e.wait_for_cleanup();
       CHECK(setuid_root_files(root).empty());
       if (mode == Isolation::cwd) {
         // The attempt itself worked: the copy exists, setuid, but owned by the sandbox's uid.

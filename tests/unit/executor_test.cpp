@@ -94,7 +94,7 @@ TEST_SUITE("executor") {
     CHECK(plans[0].argv == std::vector<std::string>{"/bin/sh", "-c", "echo \"$1\"", "command_exec", "x y"});
     CHECK(f.spawner->cwd_existed(0));
     CHECK(plans[0].cwd == f.dir.path() / "sb" / "twin-sentinel" / outcome->execution_id);
-    Executor::wait_for_cleanup();
+    f.executor.wait_for_cleanup();
     CHECK_FALSE(std::filesystem::exists(plans[0].cwd));  // removed after the response
     CHECK(f.executor.history().newest_first()[0].job_id == "j1");
   }
