@@ -13,10 +13,13 @@ using namespace tools_server;
 
 namespace {
 
+// A refusal as the executor returns it: exit 1 and the reason as message (the codec adds nothing).
 pagi_exec::Outcome refused() {
   pagi_exec::Outcome outcome;
   outcome.execution_id = "exec-1";
   outcome.decision = {.allowed = false, .reason = "twin 'twin-x' is not granted 'rm'", .rule = "default_deny"};
+  outcome.exit_code = 1;
+  outcome.message = outcome.decision.reason;
   return outcome;
 }
 
