@@ -379,7 +379,7 @@ Result<Outcome> Executor::run_command(const Command& command, const Request& req
       if (meter) meter->working_folder_removed(twin, id);
     });
   }
-  if (!result) return tl::unexpected(result.error());
+  if (!result) return error_of(result);
   auto finished = finish(std::move(outcome), std::move(*result), command.argv().front(), plan.limits);
   if (after) note_workspace(finished, *after);
   return finished;
