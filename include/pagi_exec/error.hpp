@@ -71,4 +71,30 @@ using Result = tl::expected<T, Error>;
   return tl::unexpected<Error>(Error{code, err, std::move(context)});
 }
 
+// Passing a failure up, the one idiom of the library (tl::expected 1.0.0 has no operator for it,
+// and a macro would hide a return):
+//  - steps that feed each other chain: `table(node).and_then(read_twin).map(to_policy)`;
+//    a Result<void> step chains with a lambda taking nothing: `.and_then([&] { return next(); })`;
+//  - context is added on the way up: `.map_error(add_context(path + ": "))`;
+//  - where a function checks things in turn, a failure leaves with `if (!x) return error_of(x);`
+//    (a Result<void> into a Result<void> function needs neither: `if (!x) return x;`).
+
+/// The failure of `result`, to return from a function whose Result holds another type.
+template <class T>
+[[nodiscard]] tl::unexpected<Error> error_of(const Result<T>& result) {
+  return tl::unexpected<Error>(result.error());
+}
+template <class T>
+[[nodiscard]] tl::unexpected<Error> error_of(Result<T>&& result) {
+  return tl::unexpected<Error>(std::move(result).error());
+}
+
+/// For map_error: puts `prefix` before an error's context ("policy.toml: " + "twin name ...").
+[[nodiscard]] inline auto add_context(std::string prefix) {
+  return [prefix = std::move(prefix)](Error error) {
+    error.context.insert(0, prefix);
+    return error;
+  };
+}
+
 }  // namespace pagi_exec
