@@ -339,9 +339,9 @@ Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const TreeSetup& 
   const NativeArgs* native = setup.native;
   const bool user_namespace = native != nullptr && native->user_namespace;
   // 1. Pipes, and everything the child reads, before the clone.
-  const auto owner = native == nullptr ? plan.run_as
-                     : user_namespace  ? std::nullopt  // its uid maps to ours
-                                       : std::optional<Credentials>({native->uid, native->gid});
+  std::optional<Credentials> owner = plan.run_as;
+  if (native != nullptr) owner = user_namespace ? std::nullopt  // its uid maps to ours
+                                                : std::optional<Credentials>({native->uid, native->gid});
   auto pipes = make_tree_pipes(user_namespace, owner);
   if (!pipes) return tl::unexpected(pipes.error());
   ChildPlan child_plan;
