@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include <pagi_exec/policy_file.hpp>
+
 #include "audit_sink.hpp"
 #include "log.hpp"
 

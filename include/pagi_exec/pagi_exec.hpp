@@ -10,7 +10,6 @@
 #include "pagi_exec/history.hpp"
 #include "pagi_exec/outcome.hpp"
 #include "pagi_exec/policy.hpp"
-#include "pagi_exec/policy_file.hpp"
 #include "pagi_exec/program_name.hpp"
 #include "pagi_exec/request.hpp"
 #include "pagi_exec/sandbox.hpp"

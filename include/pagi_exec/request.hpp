@@ -13,14 +13,14 @@ namespace pagi_exec {
 /// One request from a twin, as received on the wire. Plain data: any value is representable,
 /// validation happens in Policy::decide and Executor::run.
 struct Request {
-  std::string tool;                ///< logical tool or program: "command_exec", "echo", "/bin/ls"
-  std::vector<std::string> args;   ///< arguments after the tool
-  std::string twin_id;             ///< the agent asking (as claimed; see README on authentication)
-  std::string job_id;              ///< caller's correlation id, recorded only
-  std::string ns;                  ///< caller's namespace, recorded only
-  std::map<std::string, std::string> metadata;  ///< recorded only
+  std::string tool{};              ///< logical tool or program: "command_exec", "echo", "/bin/ls"
+  std::vector<std::string> args{};  ///< arguments after the tool
+  std::string twin_id{};           ///< the agent asking (as claimed; see README on authentication)
+  std::string job_id{};            ///< caller's correlation id, recorded only
+  std::string ns{};                ///< caller's namespace, recorded only
+  std::map<std::string, std::string> metadata{};  ///< recorded only
   /// Caps the sandbox's time limit for this request (e.g. from an RPC deadline); never raises it.
-  std::optional<std::chrono::milliseconds> timeout_cap;
+  std::optional<std::chrono::milliseconds> timeout_cap{};
 
   bool operator==(const Request&) const = default;
 };
