@@ -11,7 +11,7 @@
 namespace pagi_exec {
 
 /// One request from a twin, as received on the wire. Plain data: any value is representable,
-/// validation happens in Policy::decide and Executor::run.
+/// validation happens in Command::make and Policy::decide.
 struct Request {
   std::string tool{};              ///< logical tool or program: "command_exec", "echo", "/bin/ls"
   std::vector<std::string> args{};  ///< arguments after the tool
