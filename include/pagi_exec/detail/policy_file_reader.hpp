@@ -26,6 +26,7 @@
 #include "pagi_exec/error.hpp"
 #include "pagi_exec/paths.hpp"
 #include "pagi_exec/policy.hpp"
+#include "pagi_exec/policy_file.hpp"
 #include "pagi_exec/program_name.hpp"
 #include "pagi_exec/sandbox.hpp"
 #include "pagi_exec/tool_catalog.hpp"

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <utility>
 
+#include "pagi_exec/shell_scan.hpp"
 #include "pagi_exec/detail/shell_scanner.hpp"
 
 // The token rules are those of POSIX XCU 2.3 (operators longest first, quotes, expansions found

@@ -12,8 +12,8 @@
 #include <utility>
 #include <vector>
 
-#include "pagi_exec/detail/shell_scanner.hpp"
 #include "pagi_exec/shell_scan.hpp"
+#include "pagi_exec/detail/shell_scanner.hpp"
 
 // Why it is built this way: the scanner decides nothing. It reports the words a shell would run
 // and, for everything whose meaning is only known at run time, says so; Policy refuses on the
@@ -40,6 +40,8 @@ inline void Scanner::note(std::string what) {
   if (std::find(notes.begin(), notes.end(), what) != notes.end()) return;
   notes.push_back(notes.size() + 1 == max_scan_notes ? std::string(more_notes) : std::move(what));
 }
+
+inline void Scanner::command_word(std::string word) { out_.command_words.push_back(std::move(word)); }
 
 inline bool Scanner::charge(std::size_t bytes) {
   if (out_.work_bytes + bytes > budget_) {

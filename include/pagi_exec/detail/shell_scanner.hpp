@@ -9,9 +9,12 @@
 #include <string_view>
 #include <vector>
 
-#include "pagi_exec/shell_scan.hpp"
 #include "pagi_exec/detail/shell_runners.hpp"
 #include "pagi_exec/detail/shell_words.hpp"
+
+namespace pagi_exec {
+struct ShellScan;  // shell_scan.hpp, which includes this header through shell_lex.hpp and shell_parse.hpp
+}  // namespace pagi_exec
 
 namespace pagi_exec::detail {
 
@@ -72,7 +75,7 @@ class Scanner final : public RunnerSink {
   void scan_expansions();
 
   void note(std::string what) override;
-  void command_word(std::string word) override { out_.command_words.push_back(std::move(word)); }
+  void command_word(std::string word) override;
   void sub_scan(std::string_view text) override { sub_scan(text, false); }
 
  private:
