@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "pagi_exec/policy.hpp"
+#include "pagi_exec/decision.hpp"
 #include "pagi_exec/sandbox.hpp"
 
 namespace pagi_exec {

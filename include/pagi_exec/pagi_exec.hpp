@@ -5,6 +5,7 @@
 #include "pagi_exec/admission.hpp"
 #include "pagi_exec/audit.hpp"
 #include "pagi_exec/command.hpp"
+#include "pagi_exec/decision.hpp"
 #include "pagi_exec/error.hpp"
 #include "pagi_exec/executor.hpp"
 #include "pagi_exec/history.hpp"
