@@ -44,6 +44,10 @@ struct Error {
   int sys_errno = 0;
   std::string context;  ///< e.g. "mkdir /tmp/pagi-sandbox/twin-a": what, where
 
+  /// An error without errno: `Error::make(Errc::invalid_request, "twin_id is empty")`.
+  [[nodiscard]] static Error make(Errc code, std::string context) {
+    return Error{code, 0, std::move(context)};
+  }
   /// An error from a failed system call; `operation` names the call and its operand.
   [[nodiscard]] static Error from_errno(Errc code, int err, std::string operation) {
     return Error{code, err, std::move(operation)};
