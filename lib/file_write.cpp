@@ -2,7 +2,6 @@
 // file_write: the one tool pagi-exec runs itself, in the server, never through a process.
 #include "file_write.hpp"
 
-#include "pagi_exec/paths.hpp"
 #include "workspace_meter.hpp"
 
 namespace pagi_exec::detail {
@@ -15,19 +14,6 @@ Outcome refused_by_quota(Outcome outcome, std::string reason) {
   outcome.err.total_bytes = reason.size() + 1;
   outcome.message = std::move(reason);
   return outcome;
-}
-
-std::string why_not_file_write(const Request& request) {
-  if (request.args.size() != 2) {
-    return "file_write needs exactly 2 arguments (a path relative to the twin's workspace, then the content); got " +
-           std::to_string(request.args.size());
-  }
-  if (auto valid = validate_workspace_path(request.args[0]); !valid) return valid.error().message();
-  if (request.args[1].size() > max_file_write_bytes) {
-    return "file_write content is " + std::to_string(request.args[1].size()) + " bytes; the limit is " +
-           std::to_string(max_file_write_bytes);
-  }
-  return {};
 }
 
 Result<Outcome> run_file_write(WorkspaceMeter& workspaces, const Request& request, std::uint64_t quota_bytes,

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "pagi_exec/detail/file_write_args.hpp"
 #include "pagi_exec/error.hpp"
 #include "pagi_exec/outcome.hpp"
 #include "pagi_exec/request.hpp"
@@ -13,14 +14,7 @@
 
 namespace pagi_exec::detail {
 
-/// Largest content file_write accepts.
-inline constexpr std::uint64_t max_file_write_bytes = 16ULL * 1024 * 1024;
-
 class WorkspaceMeter;
-
-/// Why file_write cannot take `request.args`, or empty: not exactly 2 of them, a path that is not
-/// workspace-relative (validate_workspace_path), content over max_file_write_bytes.
-[[nodiscard]] std::string why_not_file_write(const Request& request);
 
 /// Writes request.args[1] to request.args[0], a path relative to SANDBOX_DIR/<twin>/, creating
 /// folders as needed, refusing symlinks, "..", and targets that are not regular files (FIFOs,

@@ -2,6 +2,8 @@
 // load_host_policy: the policy file or the seed, with safe mode forced by the host's settings.
 #include "pagi_exec/host_policy.hpp"
 
+#include "pagi_exec/policy_file.hpp"
+
 namespace pagi_exec {
 
 Result<PolicyFile> load_host_policy(const HostSettings& settings) {

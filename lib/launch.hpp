@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "pagi_exec/command.hpp"
+#include "pagi_exec/detail/program_lookup.hpp"
 #include "pagi_exec/error.hpp"
 #include "pagi_exec/request.hpp"
 #include "pagi_exec/sandbox.hpp"
@@ -17,8 +18,6 @@
 
 namespace pagi_exec::detail {
 
-/// The PATH every command gets, and that program names are resolved in.
-inline constexpr const char* sandbox_path = "/usr/local/bin:/usr/bin:/bin";
 /// Inside a bwrap sandbox: the working directory (a size-capped tmpfs) and the workspace
 /// (read-only), as in native.
 inline constexpr const char* bwrap_work_dir = "/work";

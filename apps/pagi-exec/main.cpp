@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <pagi_exec/pagi_exec.hpp>
+#include <pagi_exec/policy_file.hpp>
 
 namespace {
 

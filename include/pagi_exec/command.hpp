@@ -48,7 +48,7 @@ class Command {
   /// twin_id or job_id; more args or more bytes than `limits`.
   /// An empty command or twin_id is not an error here: the policy refuses them with a reason.
   /// Nor is command_exec without args[0]: it has no argv, may be judged, and cannot run.
-  [[nodiscard]] static Result<Command> make(const Request& request, const ToolCatalog& catalog,
+  [[nodiscard]] static inline Result<Command> make(const Request& request, const ToolCatalog& catalog,
                                             const RequestLimits& limits = {});
 
   [[nodiscard]] ToolKind kind() const noexcept { return kind_; }
@@ -80,12 +80,14 @@ class Command {
 
 /// Why `request` cannot be normalised, or empty: the checks of Command::make that do not depend
 /// on a catalog (NUL bytes, sizes). The message names the field: "args[2] contains a NUL byte ...".
-[[nodiscard]] std::string why_not_request(const Request& request, const RequestLimits& limits = {});
+[[nodiscard]] inline std::string why_not_request(const Request& request, const RequestLimits& limits = {});
 
 /// Why `request`, normalised as `command`, cannot run as asked, or empty: the argument rules of
 /// its tool, checked without touching anything (the shell bridge needs args[0]; file_write takes
 /// exactly a workspace-relative path and the content, within its size limit). The message says
 /// what to change, for the caller (a model) to correct itself.
-[[nodiscard]] std::string why_not_call(const Command& command, const Request& request);
+[[nodiscard]] inline std::string why_not_call(const Command& command, const Request& request);
 
 }  // namespace pagi_exec
+
+#include "pagi_exec/detail/command_make.hpp"

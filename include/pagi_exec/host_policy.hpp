@@ -4,7 +4,7 @@
 
 #include "pagi_exec/error.hpp"
 #include "pagi_exec/host_settings.hpp"
-#include "pagi_exec/policy_file.hpp"
+#include "pagi_exec/policy.hpp"
 
 namespace pagi_exec {
 

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "pagi_exec/policy.hpp"
+#include "pagi_exec/decision.hpp"
 #include "pagi_exec/sandbox.hpp"
 
 namespace pagi_exec {

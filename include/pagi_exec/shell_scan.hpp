@@ -2,6 +2,8 @@
 // scan_shell: a conservative look at a POSIX sh command line, to find every program it names.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -19,12 +21,12 @@ struct ShellScan {
   /// `$( )`, backquotes, `<( )`, if/while/for/case bodies, and the program a known wrapper runs
   /// (`sudo rm`, `env X=1 rm`, `xargs rm`, `find -exec rm`, `sh -c 'rm x'`, `eval 'rm x'`: `rm`).
   /// Mostly in source order; the commands of a substitution come before the command holding it.
-  std::vector<std::string> command_words;
+  std::vector<std::string> command_words{};
   /// What the scanner could not judge, one short description each, without duplicates:
   /// e.g. "command substitution: $(date)", "expansion in command position: $CMD",
   /// "`python3` runs code the scanner cannot read". Empty when the whole line was judged.
-  /// At most max_notes entries; the last then says that more were left out.
-  std::vector<std::string> unjudgeable;
+  /// At most max_scan_notes entries; the last then says that more were left out.
+  std::vector<std::string> unjudgeable{};
   /// The bytes the scan read in all: the input, plus every nested text scanned (sh -c strings,
   /// eval's arguments, here-documents) and every stretch read again. Never more than 4 times
   /// the input plus 64 KiB: past that, nested code is noted as unjudgeable, not followed. This
@@ -44,7 +46,7 @@ struct ShellScan {
 /// rather than being guessed. Never fails and never throws (except std::bad_alloc); input of any
 /// size and nesting is safe (nesting deeper than 16 levels is reported as unjudgeable).
 /// Pure and thread-safe.
-[[nodiscard]] ShellScan scan_shell(std::string_view line);
+[[nodiscard]] inline ShellScan scan_shell(std::string_view line);
 
 /// Judges an argv handed to execve (no shell in between) as scan_shell judges one simple command
 /// whose words are exactly these: what argv[0] runs is reported (`sh -c LINE` and `bash -ec LINE`
@@ -52,6 +54,10 @@ struct ShellScan {
 /// it runs that cannot be read is noted (`python3 -c`, `perl -e`, `env`, `xargs`, `busybox`,
 /// `find -delete`). argv[0] itself is not in command_words: the caller judges it. The same
 /// guarantees as scan_shell (never fails, any size, pure, thread-safe).
-[[nodiscard]] ShellScan scan_argv(std::span<const std::string> argv);
+[[nodiscard]] inline ShellScan scan_argv(std::span<const std::string> argv);
 
 }  // namespace pagi_exec
+
+// The implementation: a lexer and a parser over one Scanner.
+#include "pagi_exec/detail/shell_lex.hpp"
+#include "pagi_exec/detail/shell_parse.hpp"

@@ -22,15 +22,15 @@ enum class ToolKind : std::uint8_t {
 
 struct ToolEntry {
   ToolKind kind = ToolKind::program;
-  std::string program;            ///< for ToolKind::program: absolute path or PATH name
-  std::vector<std::string> args;  ///< fixed leading arguments, before the request's
-  std::string note;               ///< for ToolKind::unavailable: why, and how to provide it
+  std::string program{};          ///< for ToolKind::program: absolute path or PATH name
+  std::vector<std::string> args{};  ///< fixed leading arguments, before the request's
+  std::string note{};             ///< for ToolKind::unavailable: why, and how to provide it
   bool operator==(const ToolEntry&) const = default;
 };
 
 /// Logical tool names. A tool that is not in the catalog is run as a program named by itself.
 struct ToolCatalog {
-  std::map<std::string, ToolEntry, std::less<>> tools;
+  std::map<std::string, ToolEntry, std::less<>> tools{};
 
   /// command_exec (shell bridge), file_write (built in), vector_query (no program here).
   [[nodiscard]] static ToolCatalog seed_default() {

@@ -413,23 +413,4 @@ int executable_error(const std::filesystem::path& path) {
   return ::access(path.c_str(), X_OK) == 0 ? 0 : errno;
 }
 
-ProgramLookup find_program(std::string_view name, std::string_view path_dirs) {
-  ProgramLookup lookup;
-  while (true) {
-    const auto colon = path_dirs.find(':');
-    const auto dir = path_dirs.substr(0, colon);
-    if (!dir.empty()) {
-      std::string candidate = std::string(dir) + "/" + std::string(name);
-      struct stat st{};
-      if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-        if (::access(candidate.c_str(), X_OK) == 0) return {ProgramLookup::Found::executable, candidate};
-        if (lookup.found == ProgramLookup::Found::missing) lookup = {ProgramLookup::Found::not_executable, candidate};
-      }
-    }
-    if (colon == std::string_view::npos) break;
-    path_dirs.remove_prefix(colon + 1);
-  }
-  return lookup;
-}
-
 }  // namespace pagi_exec::sys

@@ -96,15 +96,4 @@ using WriteAdmission = std::function<Result<void>(const FileWrite&)>;
 /// 0 when `path` is executable by us, else the errno of access(2).
 [[nodiscard]] int executable_error(const std::filesystem::path& path);
 
-/// How a program name resolved.
-struct ProgramLookup {
-  enum class Found : std::uint8_t { executable, not_executable, missing };
-  Found found = Found::missing;
-  std::string path;  ///< absolute path when found
-};
-
-/// Finds `name` (no '/') in the colon-separated `path_dirs` as execvp(3) would: the first
-/// regular file with execute permission; if only non-executable files exist, not_executable.
-[[nodiscard]] ProgramLookup find_program(std::string_view name, std::string_view path_dirs);
-
 }  // namespace pagi_exec::sys

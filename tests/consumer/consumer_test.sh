@@ -14,7 +14,9 @@ export PKG_CONFIG_PATH=$pcdir PKG_CONFIG_SYSROOT_DIR=$scratch/root
 flags=$(pkg-config --cflags --libs pagi_exec)
 echo "pkg-config: $flags"
 
-g++ -std=c++20 "$source_dir/tests/consumer/consumer.cpp" $flags -o "$scratch/consumer"
+# The project's warnings (meson.build) but for -Wno-missing-field-initializers: a header that warns fails.
+warnings="-Wall -Wextra -Wpedantic -Wshadow -Wswitch-enum -Wconversion -Wsign-conversion -Wnon-virtual-dtor -Werror"
+g++ -std=c++20 $warnings "$source_dir/tests/consumer/consumer.cpp" $flags -o "$scratch/consumer"
 "$scratch/consumer"
 
 # The public headers must not reach grpc or protobuf, even transitively.

@@ -10,6 +10,7 @@
 #include <string>
 
 #include <pagi_exec/pagi_exec.hpp>
+#include <pagi_exec/policy_file.hpp>
 
 using namespace pagi_exec;
 

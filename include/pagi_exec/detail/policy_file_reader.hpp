@@ -1,39 +1,47 @@
 // SPDX-License-Identifier: Apache-2.0
 // parse_policy / load_policy_file: a strict reading of the TOML policy file with toml++.
-#include "pagi_exec/policy_file.hpp"
+// Included by policy_file.hpp; only translation units that read policy files see toml++.
+#pragma once
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 #include <system_error>
+#include <vector>
 
-// toml++ is the Debian shared library, built with exceptions: every call that can throw
-// toml::parse_error is inside parse_toml(), which turns it into an Error. Only this file sees it.
+// toml++ reports a syntax error by throwing toml::parse_error (Debian builds it with exceptions):
+// the one call that can throw is inside parse_toml(), which turns it into an Error.
 #include <toml++/toml.h>
 
+#include "pagi_exec/detail/policy_names.hpp"
+#include "pagi_exec/error.hpp"
 #include "pagi_exec/paths.hpp"
+#include "pagi_exec/policy.hpp"
+#include "pagi_exec/policy_file.hpp"
 #include "pagi_exec/program_name.hpp"
-#include "policy_names.hpp"
+#include "pagi_exec/sandbox.hpp"
+#include "pagi_exec/tool_catalog.hpp"
 
-namespace pagi_exec {
-namespace {
+namespace pagi_exec::detail::policy_toml {
 
-using detail::NameRule;
-using detail::why_not_name;
 using Keys = std::span<const std::string_view>;
 
-constexpr std::array<std::string_view, 5> top_keys{"safe_mode", "always_refused", "safe_mode_limits", "twins",
-                                                   "tools"};
-constexpr std::array<std::string_view, 4> twin_keys{"allow", "deny", "network", "limits"};
-constexpr std::array<std::string_view, 7> limit_keys{"timeout_ms",   "memory_mb",    "max_processes", "output_bytes",
-                                                     "output_lines", "max_running", "workspace_mb"};
-constexpr std::array<std::string_view, 2> tool_keys{"program", "args"};
-
-constexpr std::int64_t max_timeout_ms = 86'400'000;  // one day, as TOOLS_EXEC_TIMEOUT_MS
+inline constexpr std::array<std::string_view, 5> top_keys{"safe_mode", "always_refused", "safe_mode_limits", "twins",
+                                                          "tools"};
+inline constexpr std::array<std::string_view, 4> twin_keys{"allow", "deny", "network", "limits"};
+inline constexpr std::array<std::string_view, 7> limit_keys{"timeout_ms",   "memory_mb",   "max_processes",
+                                                            "output_bytes", "output_lines", "max_running",
+                                                            "workspace_mb"};
+inline constexpr std::array<std::string_view, 2> tool_keys{"program", "args"};
 
 // The count limits: key, field, unit in bytes (or 1), largest value accepted.
 struct CountLimit {
@@ -42,7 +50,7 @@ struct CountLimit {
   std::uint64_t unit;
   std::int64_t max;
 };
-constexpr std::array<CountLimit, 6> count_limits{{
+inline constexpr std::array<CountLimit, 6> count_limits{{
     {"memory_mb", &TwinLimits::memory_bytes, std::uint64_t{1} << 20, std::int64_t{1} << 20},  // 1 TiB
     {"max_processes", &TwinLimits::max_processes, 1, std::int64_t{1} << 22},                   // pid_max
     {"output_bytes", &TwinLimits::output_bytes, 1, std::int64_t{1} << 30},
@@ -51,7 +59,7 @@ constexpr std::array<CountLimit, 6> count_limits{{
     {"workspace_mb", &TwinLimits::workspace_bytes, std::uint64_t{1} << 20, std::int64_t{1} << 20},  // 1 TiB
 }};
 
-std::string_view type_name(toml::node_type type) noexcept {
+[[nodiscard]] inline std::string_view type_name(toml::node_type type) noexcept {
   switch (type) {
     case toml::node_type::none: return "nothing";
     case toml::node_type::table: return "a table";
@@ -67,10 +75,19 @@ std::string_view type_name(toml::node_type type) noexcept {
   return "a value";
 }
 
-std::string list(Keys keys) {
+[[nodiscard]] inline std::string list(Keys keys) {
   std::string s;
   for (const auto key : keys) s += (s.empty() ? "" : ", ") + std::string(key);
   return s;
+}
+
+// Reads `table[key]` with `read` into `field`, when the key is there: each key of a table is one
+// line of a chain, `known_keys(...).and_then([&] { return read_key(...); })`.
+template <class T, class Read>
+[[nodiscard]] Result<void> read_key(const toml::table& table, std::string_view key, T& field, Read read) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return {};
+  return read(*node).map([&](T value) { field = std::move(value); });
 }
 
 // Reads the parsed document; every failure names the source, line and column.
@@ -87,7 +104,7 @@ class Reader {
   [[nodiscard]] Result<void> known_keys(const toml::table& table, Keys keys, const std::string& where) const {
     for (const auto& [key, node] : table) {
       if (std::find(keys.begin(), keys.end(), key.str()) != keys.end()) continue;
-      const auto guess = detail::closest(key.str(), keys);
+      const auto guess = closest(key.str(), keys);
       return fail_at(key.source(), "unknown key '" + std::string(key.str()) + "' in " + where,
                      (guess.empty() ? "" : "did you mean '" + std::string(guess) + "'? ") + "the keys here are " +
                          list(keys) + " (see docs/policy.md)");
@@ -125,7 +142,7 @@ class Reader {
       }
       const std::string& name = s->get();
       if (const auto why = why_not_name(name, rule); !why.empty()) {
-        return fail_at(item.source(), at + " '" + name + "' " + why, detail::name_fix(rule));
+        return fail_at(item.source(), at + " '" + name + "' " + why, name_fix(rule));
       }
       if (std::find(out.begin(), out.end(), name) != out.end()) {
         return fail_at(item.source(), "'" + name + "' is listed twice in " + where, "list each entry once");
@@ -171,107 +188,107 @@ class Reader {
   }
 
   [[nodiscard]] Result<TwinLimits> limits(const toml::node& node, const std::string& where) const {
-    auto t = table(node, where, "write [" + where + "] with the keys " + list(limit_keys));
-    if (!t) return tl::unexpected(t.error());
-    if (auto known = known_keys(**t, limit_keys, "[" + where + "]"); !known) return tl::unexpected(known.error());
     TwinLimits out;
-    if (const auto* n = (*t)->get("timeout_ms")) {
-      const auto ms = positive(*n, where + ".timeout_ms", max_timeout_ms);
-      if (!ms) return tl::unexpected(ms.error());
-      out.timeout = std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(*ms));
-    }
-    for (const auto& limit : count_limits) {
-      const auto* n = (*t)->get(limit.key);
-      if (n == nullptr) continue;
-      const auto value = positive(*n, where + "." + std::string(limit.key), limit.max);
-      if (!value) return tl::unexpected(value.error());
-      out.*limit.field = *value * limit.unit;
-    }
-    return out;
+    const auto read = [&](const toml::table* t) -> Result<void> {
+      auto known = known_keys(*t, limit_keys, "[" + where + "]");
+      if (!known) return known;
+      if (const auto* n = t->get("timeout_ms")) {
+        const auto ms = positive(*n, where + ".timeout_ms", max_timeout.count());
+        if (!ms) return error_of(ms);
+        out.timeout = std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(*ms));
+      }
+      for (const auto& limit : count_limits) {
+        const auto* n = t->get(limit.key);
+        if (n == nullptr) continue;
+        const auto value = positive(*n, where + "." + std::string(limit.key), limit.max);
+        if (!value) return error_of(value);
+        out.*limit.field = *value * limit.unit;
+      }
+      return {};
+    };
+    return table(node, where, "write [" + where + "] with the keys " + list(limit_keys))
+        .and_then(read)
+        .map([&] { return out; });
   }
 
   [[nodiscard]] Result<TwinGrants> twin(const toml::node& node, const std::string& where) const {
-    auto t = table(node, where, "write [" + where + "] with the keys " + list(twin_keys));
-    if (!t) return tl::unexpected(t.error());
-    if (auto known = known_keys(**t, twin_keys, "[" + where + "]"); !known) return tl::unexpected(known.error());
     TwinGrants out;
-    if (const auto* n = (*t)->get("allow")) {
-      auto allow = names(*n, where + ".allow", NameRule::grant);
-      if (!allow) return tl::unexpected(allow.error());
-      out.allow = std::move(*allow);
-    }
-    if (const auto* n = (*t)->get("deny")) {
-      auto deny = names(*n, where + ".deny", NameRule::refusal);
-      if (!deny) return tl::unexpected(deny.error());
-      out.deny = std::move(*deny);
-    }
-    if (const auto* n = (*t)->get("network")) {
-      const auto network = boolean(*n, where + ".network");
-      if (!network) return tl::unexpected(network.error());
-      out.network = *network;
-    }
-    if (const auto* n = (*t)->get("limits")) {
-      auto lim = limits(*n, where + ".limits");
-      if (!lim) return tl::unexpected(lim.error());
-      out.limits = *lim;
-    }
-    return out;
+    const auto read = [&](const toml::table* t) {
+      return known_keys(*t, twin_keys, "[" + where + "]")
+          .and_then([&] {
+            return read_key(*t, "allow", out.allow,
+                            [&](const toml::node& n) { return names(n, where + ".allow", NameRule::grant); });
+          })
+          .and_then([&] {
+            return read_key(*t, "deny", out.deny,
+                            [&](const toml::node& n) { return names(n, where + ".deny", NameRule::refusal); });
+          })
+          .and_then([&] {
+            return read_key(*t, "network", out.network,
+                            [&](const toml::node& n) { return boolean(n, where + ".network"); });
+          })
+          .and_then([&] {
+            return read_key(*t, "limits", out.limits,
+                            [&](const toml::node& n) { return limits(n, where + ".limits"); });
+          });
+    };
+    return table(node, where, "write [" + where + "] with the keys " + list(twin_keys))
+        .and_then(read)
+        .map([&] { return std::move(out); });
   }
 
   [[nodiscard]] Result<void> twins(const toml::node& node, PolicySpec& spec) const {
-    auto t = table(node, "twins", "write one [twins.<id>] table per twin");
-    if (!t) return tl::unexpected(t.error());
+    const auto t = table(node, "twins", "write one [twins.<id>] table per twin");
+    if (!t) return error_of(t);
     for (const auto& [key, value] : **t) {
       const std::string id(key.str());
-      if (const auto why = detail::why_not_twin_id(id); !why.empty()) {
+      if (const auto why = why_not_twin_id(id); !why.empty()) {
         return fail_at(key.source(), "twin id '" + id + "' " + why,
                        "a twin id must be one path component: 1-" + std::to_string(max_twin_id_length) +
                            " bytes, no '/', control characters or surrounding spaces, not starting with '.' or '-'");
       }
       auto grants = twin(value, "twins." + id);
-      if (!grants) return tl::unexpected(grants.error());
+      if (!grants) return error_of(std::move(grants));
       spec.twins.emplace(id, std::move(*grants));
     }
     return {};
   }
 
   [[nodiscard]] Result<PolicySpec> policy(const toml::table& root) const {
-    if (auto known = known_keys(root, top_keys, "the top-level table"); !known) return tl::unexpected(known.error());
-    PolicySpec spec{.twins = {}, .always_refused = {}, .safe_mode = false};
-    if (const auto* n = root.get("safe_mode")) {
-      const auto on = boolean(*n, "safe_mode");
-      if (!on) return tl::unexpected(on.error());
-      spec.safe_mode = *on;
-    }
-    if (const auto* n = root.get("always_refused")) {
-      auto refused = names(*n, "always_refused", NameRule::refusal);
-      if (!refused) return tl::unexpected(refused.error());
-      spec.always_refused = std::move(*refused);
-    }
-    if (const auto* n = root.get("safe_mode_limits")) {
-      auto lim = limits(*n, "safe_mode_limits");
-      if (!lim) return tl::unexpected(lim.error());
-      spec.safe_mode_limits = *lim;
-    }
-    if (const auto* n = root.get("twins")) {
-      if (auto read = twins(*n, spec); !read) return tl::unexpected(read.error());
-    }
-    return spec;
+    PolicySpec spec;
+    return known_keys(root, top_keys, "the top-level table")
+        .and_then([&] {
+          return read_key(root, "safe_mode", spec.safe_mode,
+                          [&](const toml::node& n) { return boolean(n, "safe_mode"); });
+        })
+        .and_then([&] {
+          return read_key(root, "always_refused", spec.always_refused,
+                          [&](const toml::node& n) { return names(n, "always_refused", NameRule::refusal); });
+        })
+        .and_then([&] {
+          return read_key(root, "safe_mode_limits", spec.safe_mode_limits,
+                          [&](const toml::node& n) { return limits(n, "safe_mode_limits"); });
+        })
+        .and_then([&]() -> Result<void> {
+          const auto* n = root.get("twins");
+          return n == nullptr ? Result<void>() : twins(*n, spec);
+        })
+        .map([&] { return std::move(spec); });
   }
 
   [[nodiscard]] Result<ToolEntry> tool(const toml::node& node, const std::string& where,
                                        const PolicySpec& spec) const {
-    auto t = table(node, where, "write [" + where + "] with program = \"/absolute/path\" and optional args");
-    if (!t) return tl::unexpected(t.error());
-    if (auto known = known_keys(**t, tool_keys, "[" + where + "]"); !known) return tl::unexpected(known.error());
+    const auto t = table(node, where, "write [" + where + "] with program = \"/absolute/path\" and optional args");
+    if (!t) return error_of(t);
+    if (auto known = known_keys(**t, tool_keys, "[" + where + "]"); !known) return error_of(known);
     const auto* program_node = (*t)->get("program");
     if (program_node == nullptr) {
       return fail_at(node.source(), where + " has no program", "add program = \"/absolute/path/of/the/program\"");
     }
     const auto* program = program_node->as_string();
-    if (program == nullptr || !detail::why_not_program_path(program->get()).empty()) {
+    if (program == nullptr || !why_not_program_path(program->get()).empty()) {
       const auto why = program == nullptr ? "must be a string, not " + std::string(type_name(program_node->type()))
-                                          : "'" + program->get() + "' " + detail::why_not_program_path(program->get());
+                                          : "'" + program->get() + "' " + why_not_program_path(program->get());
       return fail_at(program_node->source(), where + ".program " + why,
                      "write the program's absolute path, e.g. program = \"/usr/bin/git\"");
     }
@@ -282,23 +299,19 @@ class Reader {
                      "remove this tool, or remove '" + std::string(name) + "' from always_refused");
     }
     ToolEntry entry{.kind = ToolKind::program, .program = program->get()};
-    if (const auto* n = (*t)->get("args")) {
-      auto args = strings(*n, where + ".args");
-      if (!args) return tl::unexpected(args.error());
-      entry.args = std::move(*args);
-    }
-    return entry;
+    return read_key(**t, "args", entry.args, [&](const toml::node& n) { return strings(n, where + ".args"); })
+        .map([&] { return std::move(entry); });
   }
 
   [[nodiscard]] Result<ToolCatalog> catalog(const toml::table& root, const PolicySpec& spec) const {
     ToolCatalog out = ToolCatalog::seed_default();
     const auto* node = root.get("tools");
     if (node == nullptr) return out;
-    auto t = table(*node, "tools", "write one [tools.<name>] table per tool");
-    if (!t) return tl::unexpected(t.error());
+    const auto t = table(*node, "tools", "write one [tools.<name>] table per tool");
+    if (!t) return error_of(t);
     for (const auto& [key, value] : **t) {
       const std::string name(key.str());
-      if (const auto why = detail::why_not_tool_key(name); !why.empty()) {
+      if (const auto why = why_not_tool_key(name); !why.empty()) {
         return fail_at(key.source(), "tool name '" + name + "' " + why,
                        "name the tool like the requests do, e.g. [tools.git_status]");
       }
@@ -307,7 +320,7 @@ class Reader {
                        "choose another name for this tool");
       }
       auto entry = tool(value, "tools." + name, spec);
-      if (!entry) return tl::unexpected(entry.error());
+      if (!entry) return error_of(std::move(entry));
       out.tools.insert_or_assign(name, std::move(*entry));
     }
     return out;
@@ -317,7 +330,8 @@ class Reader {
   std::string_view source_;
 };
 
-Result<toml::table> parse_toml(std::string_view text, std::string_view source, const Reader& reader) {
+[[nodiscard]] inline Result<toml::table> parse_toml(std::string_view text, std::string_view source,
+                                                    const Reader& reader) {
   try {
     return toml::parse(text, source);
   } catch (const toml::parse_error& e) {
@@ -326,26 +340,25 @@ Result<toml::table> parse_toml(std::string_view text, std::string_view source, c
   }
 }
 
-}  // namespace
+}  // namespace pagi_exec::detail::policy_toml
 
-Result<PolicyFile> parse_policy(std::string_view text, std::string_view source_name) {
-  const Reader reader(source_name);
-  const auto root = parse_toml(text, source_name, reader);
-  if (!root) return tl::unexpected(root.error());
+namespace pagi_exec {
+
+inline Result<PolicyFile> parse_policy(std::string_view text, std::string_view source_name) {
+  const detail::policy_toml::Reader reader(source_name);
+  const auto root = detail::policy_toml::parse_toml(text, source_name, reader);
+  if (!root) return error_of(root);
   auto spec = reader.policy(*root);
-  if (!spec) return tl::unexpected(spec.error());
+  if (!spec) return error_of(std::move(spec));
   auto catalog = reader.catalog(*root, *spec);
-  if (!catalog) return tl::unexpected(catalog.error());
+  if (!catalog) return error_of(std::move(catalog));
   spec->revision = detail::revision_of(text);
-  auto policy = Policy::make(std::move(*spec)).map_error([&](Error e) {
-    e.context = std::string(source_name) + ": " + e.context;
-    return e;
-  });
-  if (!policy) return tl::unexpected(policy.error());
-  return PolicyFile{.policy = std::move(*policy), .catalog = std::move(*catalog)};
+  return Policy::make(std::move(*spec))
+      .map_error(add_context(std::string(source_name) + ": "))
+      .map([&](Policy policy) { return PolicyFile{.policy = std::move(policy), .catalog = std::move(*catalog)}; });
 }
 
-Result<PolicyFile> load_policy_file(const std::filesystem::path& path) {
+inline Result<PolicyFile> load_policy_file(const std::filesystem::path& path) {
   const std::string name = path.string();
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);

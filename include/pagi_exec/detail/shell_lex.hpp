@@ -1,10 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // The lexer half of scan_shell: tokens, words, quotes, expansions and here-documents.
+// Included by shell_scan.hpp, with the parser half (shell_parse.hpp).
+#pragma once
+
 #include <algorithm>
 #include <array>
+#include <string>
+#include <string_view>
 #include <utility>
 
-#include "shell_scanner.hpp"
+#include "pagi_exec/shell_scan.hpp"
+#include "pagi_exec/detail/shell_scanner.hpp"
 
 // The token rules are those of POSIX XCU 2.3 (operators longest first, quotes, expansions found
 // while reading a word, here-document bodies after the next newline, XCU 2.7.4), plus the bash
@@ -13,9 +19,7 @@
 // removal and their raw text; anything expanded at run time marks the word `expands`.
 
 namespace pagi_exec::detail {
-namespace {
-
-constexpr std::size_t max_snippet = 40;
+namespace lex {
 
 struct Operator {
   std::string_view text;
@@ -23,7 +27,7 @@ struct Operator {
 };
 
 // Longest first: the lexer takes the first entry that matches.
-constexpr auto operators = std::to_array<Operator>({
+inline constexpr auto operators = std::to_array<Operator>({
     {";;&", Tok::case_end}, {"&>>", Tok::redirect}, {"<<<", Tok::redirect}, {"<<-", Tok::heredoc_tabs},
     {";;", Tok::case_end},  {";&", Tok::case_end},  {"&&", Tok::separator}, {"||", Tok::separator},
     {"|&", Tok::separator}, {"&>", Tok::redirect},  {"<<", Tok::heredoc},   {">>", Tok::redirect},
@@ -32,23 +36,20 @@ constexpr auto operators = std::to_array<Operator>({
     {"(", Tok::lparen},     {")", Tok::rparen},     {"<", Tok::redirect},   {">", Tok::redirect},
 });
 
-bool is_metachar(char c) noexcept {
+inline bool is_metachar(char c) noexcept {
   return std::string_view(" \t\n;&|<>()").find(c) != std::string_view::npos;
 }
-bool is_name_char(char c, bool first) noexcept {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (!first && c >= '0' && c <= '9');
-}
-bool is_special_parameter(char c) noexcept {
+inline bool is_special_parameter(char c) noexcept {
   return (c >= '0' && c <= '9') || (c != '\0' && std::string_view("@*#?$!-").find(c) != std::string_view::npos);
 }
-bool is_io_number(const ShellWord& w) noexcept {
+inline bool is_io_number(const ShellWord& w) noexcept {
   return !w.quoted && !w.expands && !w.raw.empty() &&
          std::all_of(w.raw.begin(), w.raw.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-}  // namespace
+}  // namespace lex
 
-Scanner::Nest::Nest(Scanner& s) : scanner_(s), ok_(s.depth_ < max_scan_depth) {
+inline Scanner::Nest::Nest(Scanner& s) : scanner_(s), ok_(s.depth_ < max_scan_depth) {
   if (ok_) {
     ++scanner_.depth_;
   } else {
@@ -57,11 +58,11 @@ Scanner::Nest::Nest(Scanner& s) : scanner_(s), ok_(s.depth_ < max_scan_depth) {
   }
 }
 
-Scanner::Nest::~Nest() {
+inline Scanner::Nest::~Nest() {
   if (ok_) --scanner_.depth_;
 }
 
-void Scanner::scan_expansions() {
+inline void Scanner::scan_expansions() {
   ShellWord scratch;
   while (pos_ < text_.size()) {
     const char c = text_[pos_];
@@ -72,7 +73,7 @@ void Scanner::scan_expansions() {
   }
 }
 
-void Scanner::skip_blanks() {
+inline void Scanner::skip_blanks() {
   while (pos_ < text_.size()) {
     const char c = text_[pos_];
     if (c == ' ' || c == '\t') {
@@ -88,13 +89,13 @@ void Scanner::skip_blanks() {
   }
 }
 
-Token Scanner::next_token() {
+inline Token Scanner::next_token() {
   skip_blanks();
   if (pos_ >= text_.size()) return {};
   const auto rest = text_.substr(pos_);
   const bool process_substitution = (rest[0] == '<' || rest[0] == '>') && at(pos_ + 1) == '(';
   if (!process_substitution) {
-    for (const auto& op : operators) {
+    for (const auto& op : lex::operators) {
       if (!rest.starts_with(op.text)) continue;
       pos_ += op.text.size();
       if (op.text == "\n") read_heredoc_bodies();
@@ -103,11 +104,11 @@ Token Scanner::next_token() {
   }
   ShellWord word = read_word();
   // `2>&1`: digits right before < or > are the redirection's file descriptor, not a word.
-  if (is_io_number(word) && (at(pos_) == '<' || at(pos_) == '>') && at(pos_ + 1) != '(') return next_token();
+  if (lex::is_io_number(word) && (at(pos_) == '<' || at(pos_) == '>') && at(pos_ + 1) != '(') return next_token();
   return Token{Tok::word, std::move(word)};
 }
 
-ShellWord Scanner::read_word() {
+inline ShellWord Scanner::read_word() {
   ShellWord w;
   const auto start = pos_;
   bool brace = false;
@@ -119,7 +120,7 @@ ShellWord Scanner::read_word() {
       nested_list(w, start, "process substitution");
       continue;
     }
-    if (is_metachar(c)) break;
+    if (lex::is_metachar(c)) break;
     switch (c) {
       case '\\': read_escape(w); break;
       case '\'': read_single(w); break;
@@ -139,7 +140,7 @@ ShellWord Scanner::read_word() {
   return w;
 }
 
-void Scanner::read_escape(ShellWord& w) {
+inline void Scanner::read_escape(ShellWord& w) {
   if (pos_ + 1 >= text_.size()) {
     w.text += '\\';
     ++pos_;
@@ -150,7 +151,7 @@ void Scanner::read_escape(ShellWord& w) {
   pos_ += 2;
 }
 
-void Scanner::read_single(ShellWord& w) {
+inline void Scanner::read_single(ShellWord& w) {
   w.quoted = true;
   const auto end = text_.find('\'', pos_ + 1);
   if (end == std::string_view::npos) {
@@ -163,7 +164,7 @@ void Scanner::read_single(ShellWord& w) {
   pos_ = end + 1;
 }
 
-void Scanner::read_double(ShellWord& w) {
+inline void Scanner::read_double(ShellWord& w) {
   w.quoted = true;
   ++pos_;
   while (pos_ < text_.size()) {
@@ -188,7 +189,7 @@ void Scanner::read_double(ShellWord& w) {
   note("unterminated double quote");
 }
 
-void Scanner::read_dollar(ShellWord& w) {
+inline void Scanner::read_dollar(ShellWord& w) {
   const auto start = pos_;
   const char next = at(pos_ + 1);
   if (next == '(' && at(pos_ + 2) == '(') {
@@ -213,7 +214,7 @@ void Scanner::read_dollar(ShellWord& w) {
   } else if (is_name_char(next, true)) {
     ++pos_;
     while (pos_ < text_.size() && is_name_char(text_[pos_], false)) ++pos_;
-  } else if (is_special_parameter(next)) {
+  } else if (lex::is_special_parameter(next)) {
     pos_ += 2;
   } else {
     w.text += '$';  // a lone $ is literal
@@ -225,7 +226,7 @@ void Scanner::read_dollar(ShellWord& w) {
 }
 
 // After "$((": true when closed by "))"; the characters inside are arithmetic, not commands.
-bool Scanner::read_arithmetic() {
+inline bool Scanner::read_arithmetic() {
   const Nest nest(*this);
   if (!nest.ok()) return true;
   if (!skip_to_close('(', ')')) {
@@ -238,7 +239,7 @@ bool Scanner::read_arithmetic() {
 }
 
 // After "${": up to the matching "}".
-void Scanner::read_braced() {
+inline void Scanner::read_braced() {
   const Nest nest(*this);
   if (!nest.ok()) return;
   if (skip_to_close('{', '}')) ++pos_;
@@ -247,7 +248,7 @@ void Scanner::read_braced() {
 
 // Moves to the `close` that balances, reading quotes and substitutions on the way (their commands
 // are scanned). False when the text ends first.
-bool Scanner::skip_to_close(char open, char close) {
+inline bool Scanner::skip_to_close(char open, char close) {
   ShellWord scratch;
   int depth = 0;
   while (pos_ < text_.size()) {
@@ -267,7 +268,7 @@ bool Scanner::skip_to_close(char open, char close) {
   return false;
 }
 
-void Scanner::read_backquoted(ShellWord& w) {
+inline void Scanner::read_backquoted(ShellWord& w) {
   const auto start = pos_++;
   std::string inner;
   bool closed = false;
@@ -294,7 +295,7 @@ void Scanner::read_backquoted(ShellWord& w) {
 }
 
 // $( ... ) and <( ... ): the commands inside are part of this scan, up to the matching ")".
-void Scanner::nested_list(ShellWord& w, std::size_t start, std::string_view what) {
+inline void Scanner::nested_list(ShellWord& w, std::size_t start, std::string_view what) {
   {
     const Nest nest(*this);
     if (nest.ok()) parse_list(true);
@@ -306,7 +307,7 @@ void Scanner::nested_list(ShellWord& w, std::size_t start, std::string_view what
 }
 
 // Called after a newline token: the pending here-documents' bodies come first (XCU 2.7.4).
-void Scanner::read_heredoc_bodies() {
+inline void Scanner::read_heredoc_bodies() {
   const auto pending = std::exchange(heredocs_, {});
   for (const auto& doc : pending) {
     const auto body_start = pos_;
@@ -329,36 +330,6 @@ void Scanner::read_heredoc_bodies() {
     if (!terminated) note("unterminated here-document <<" + snippet(doc.delimiter));
     if (doc.expands) sub_scan(text_.substr(body_start, body_end - body_start), true);
   }
-}
-
-std::string snippet(std::string_view raw) {
-  std::string s;
-  for (const char c : raw) {
-    if (s.size() >= max_snippet) {
-      // Do not cut a UTF-8 sequence in half: drop continuation bytes, then their lead byte.
-      while (!s.empty() && (static_cast<unsigned char>(s.back()) & 0xC0U) == 0x80U) s.pop_back();
-      if (!s.empty() && static_cast<unsigned char>(s.back()) >= 0xC0U) s.pop_back();
-      return s + "...";
-    }
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '\n') s += "\\n";
-    else if (u < 0x20U || u == 0x7fU) s += '?';
-    else s += c;
-  }
-  return s;
-}
-
-bool is_assignment(std::string_view raw) noexcept {
-  std::size_t i = 0;
-  if (raw.empty() || !is_name_char(raw[0], true)) return false;
-  while (i < raw.size() && is_name_char(raw[i], false)) ++i;
-  if (i < raw.size() && raw[i] == '[') {  // bash a[1]=x
-    const auto close = raw.find(']', i);
-    if (close == std::string_view::npos) return false;
-    i = close + 1;
-  }
-  if (i < raw.size() && raw[i] == '+') ++i;  // bash a+=x
-  return i < raw.size() && raw[i] == '=';
 }
 
 }  // namespace pagi_exec::detail

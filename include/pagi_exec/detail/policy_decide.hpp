@@ -1,19 +1,26 @@
 // SPDX-License-Identifier: Apache-2.0
 // Policy::make and Policy::decide: validation once, then the eight rules of policy.hpp in order.
-#include "pagi_exec/policy.hpp"
+// Included by policy.hpp.
+#pragma once
 
 #include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
+#include "pagi_exec/command.hpp"
 #include "pagi_exec/paths.hpp"
+#include "pagi_exec/policy.hpp"
 #include "pagi_exec/program_name.hpp"
 #include "pagi_exec/shell_scan.hpp"
 
-namespace pagi_exec {
-namespace {
+namespace pagi_exec::detail::decide {
 
 // The entry of `names` that names the same program as `tool`, or nullptr.
-const std::string* find_program(const std::vector<std::string>& names, std::string_view tool) noexcept {
+inline const std::string* find_program(const std::vector<std::string>& names, std::string_view tool) noexcept {
   const auto program = program_name(tool);
   const auto it = std::find_if(names.begin(), names.end(),
                                [&](const std::string& n) { return program_name(n) == program; });
@@ -30,7 +37,7 @@ struct Hit {
   Where where = Where::tool;
 };
 
-Hit find_refused(const std::vector<std::string>& names, const Command& command, const ShellScan& scan) {
+inline Hit find_refused(const std::vector<std::string>& names, const Command& command, const ShellScan& scan) {
   if (const auto* entry = find_program(names, command.tool())) return {entry, command.tool(), Where::tool};
   if (command.kind() == ToolKind::program && !command.argv().empty()) {
     if (const auto* entry = find_program(names, command.argv().front())) {
@@ -44,33 +51,33 @@ Hit find_refused(const std::vector<std::string>& names, const Command& command, 
 }
 
 // `text` quoted for a reason, cut to a readable length (a tool may be a megabyte long).
-std::string quoted(std::string_view text) {
+inline std::string in_quotes(std::string_view text) {
   constexpr std::size_t max_shown = 200;
   if (text.size() <= max_shown) return "'" + std::string(text) + "'";
   return "'" + std::string(text.substr(0, max_shown)) + "...' (" + std::to_string(text.size()) + " bytes)";
 }
 
 // "'rm'" or "'/bin/rm' (program 'rm')".
-std::string spelled(std::string_view what) {
+inline std::string spelled(std::string_view what) {
   const auto program = program_name(what);
-  std::string s = quoted(what);
-  if (program != what) s += " (program " + quoted(program) + ")";
+  std::string s = in_quotes(what);
+  if (program != what) s += " (program " + in_quotes(program) + ")";
   return s;
 }
 
 // What runs the refused program, for a reason: "the command_exec line", "command 'cleanup'".
-std::string runner_of(const Command& command, Where where) {
-  if (where == Where::program) return "command " + quoted(command.tool());
+inline std::string runner_of(const Command& command, Where where) {
+  if (where == Where::program) return "command " + in_quotes(command.tool());
   if (command.kind() == ToolKind::shell_bridge) return "the " + std::string(shell_bridge_tool) + " line";
-  return "the arguments of command " + quoted(command.tool());
+  return "the arguments of command " + in_quotes(command.tool());
 }
 
-Decision refuse(std::string reason, std::string rule) {
+inline Decision refuse(std::string reason, std::string rule) {
   return Decision{.allowed = false, .reason = std::move(reason), .rule = std::move(rule)};
 }
 
 // Why a limit is not acceptable, or empty.
-std::string why_not_limits(const TwinLimits& limits, const std::string& where) {
+inline std::string why_not_limits(const TwinLimits& limits, const std::string& where) {
   if (limits.timeout && limits.timeout->count() <= 0) return where + ".timeout must be positive";
   const std::pair<const std::optional<std::uint64_t>*, const char*> counts[] = {
       {&limits.memory_bytes, "memory_bytes"},
@@ -86,16 +93,19 @@ std::string why_not_limits(const TwinLimits& limits, const std::string& where) {
   return {};
 }
 
-std::string why_not_refusal_list(const std::vector<std::string>& names, const std::string& where) {
+inline std::string why_not_refusal_list(const std::vector<std::string>& names, const std::string& where) {
   for (const auto& tool : names) {
     if (program_name(tool).empty() || tool == grant_all) return where + " entry '" + tool + "' names no program";
   }
   return {};
 }
 
-}  // namespace
+}  // namespace pagi_exec::detail::decide
 
-Result<Policy> Policy::make(PolicySpec spec) {
+namespace pagi_exec {
+
+inline Result<Policy> Policy::make(PolicySpec spec) {
+  using namespace detail::decide;
   for (const auto& [twin, grants] : spec.twins) {
     if (auto why = why_not_path_component(twin); !why.empty()) {
       return fail(Errc::invalid_config, "twin name '" + twin + "' " + why);
@@ -117,7 +127,8 @@ Result<Policy> Policy::make(PolicySpec spec) {
 }
 
 // Rules 2-5 of policy.hpp: the refusals that come before any grant is looked at.
-std::optional<Decision> Policy::refusal(const Command& command, const ShellScan& scan) const {
+inline std::optional<Decision> Policy::refusal(const Command& command, const ShellScan& scan) const {
+  using namespace detail::decide;
   const std::string& twin = command.twin_id();
   if (const auto hit = find_refused(spec_.always_refused, command, scan); hit.entry != nullptr) {
     const auto reason = hit.where == Where::tool ? "command " + spelled(hit.what) + " is always refused"
@@ -127,11 +138,11 @@ std::optional<Decision> Policy::refusal(const Command& command, const ShellScan&
   }
   const auto found = spec_.twins.find(twin);
   if (found == spec_.twins.end()) {
-    return refuse("twin " + quoted(twin) + " is not known to the policy and may run nothing", "default_deny");
+    return refuse("twin " + in_quotes(twin) + " is not known to the policy and may run nothing", "default_deny");
   }
   if (const auto hit = find_refused(found->second.deny, command, scan); hit.entry != nullptr) {
     const auto by = hit.where == Where::tool ? std::string() : ", which " + runner_of(command, hit.where) + " runs";
-    return refuse("twin '" + twin + "' is refused " + quoted(program_name(hit.what)) + by,
+    return refuse("twin '" + twin + "' is refused " + in_quotes(program_name(hit.what)) + by,
                   "twins." + twin + ".deny[" + *hit.entry + "]");
   }
   if (spec_.safe_mode && command.kind() == ToolKind::shell_bridge) {
@@ -140,13 +151,14 @@ std::optional<Decision> Policy::refusal(const Command& command, const ShellScan&
   return std::nullopt;
 }
 
-Decision Policy::decide(const Request& request) const {
+inline Decision Policy::decide(const Request& request) const {
   auto command = Command::make(request, ToolCatalog::seed_default());
   if (!command) return Decision::invalid_request(command.error().message());
   return decide(*command);
 }
 
-Decision Policy::decide(const Command& command) const {
+inline Decision Policy::decide(const Command& command) const {
+  using namespace detail::decide;
   const std::string& twin = command.twin_id();
   const std::string& tool = command.tool();
   if (twin.empty()) {
@@ -175,10 +187,10 @@ Decision Policy::decide(const Command& command) const {
       allowed.rule = prefix + ".allow[" + tool + "]";
       return allowed;
     }
-    if (!grants_tool(grant_all)) return refuse("twin '" + twin + "' is not granted " + quoted(tool), "default_deny");
+    if (!grants_tool(grant_all)) return refuse("twin '" + twin + "' is not granted " + in_quotes(tool), "default_deny");
     if (spec_.safe_mode) {
       return refuse("safe mode: twin '" + twin + "' holds only '*', which grants nothing in safe mode; "
-                    "grant " + quoted(tool) + " by name",
+                    "grant " + in_quotes(tool) + " by name",
                     "safe_mode");
     }
     allowed.reason = "twin '" + twin + "' is granted every tool that is not refused";

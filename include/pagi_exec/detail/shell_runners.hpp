@@ -1,18 +1,51 @@
 // SPDX-License-Identifier: Apache-2.0
-// What scan_shell does with programs that run other programs: judge what it can, note the rest.
+// Internal to scan_shell: programs that run other programs (sudo, sh -c, eval, ...): judge what
+// they run where it can be read, note the rest.
+#pragma once
+
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
+#include "pagi_exec/detail/shell_words.hpp"
 #include "pagi_exec/program_name.hpp"
-#include "shell_runners.hpp"
 
 // The list is of the usual suspects, not of every program that can start another: git (hooks,
 // aliases), editors, debuggers and many more can too. docs/policy.md says so.
 
 namespace pagi_exec::detail {
-namespace {
+
+/// Where follow_runners reports what it finds: the scanner of the line being read.
+class RunnerSink {
+ public:
+  virtual void note(std::string what) = 0;            ///< something unjudgeable
+  virtual void command_word(std::string word) = 0;    ///< a program that will run
+  virtual void sub_scan(std::string_view text) = 0;   ///< a string that runs as shell code
+
+ protected:
+  RunnerSink() = default;
+  RunnerSink(const RunnerSink&) = default;
+  RunnerSink& operator=(const RunnerSink&) = default;
+  ~RunnerSink() = default;
+};
+
+/// Reports `word` in command position: as a command word when its value is known, else as a note.
+/// True when it was reported as a command word.
+inline bool judge_word(RunnerSink& sink, const ShellWord& word) {
+  if (word.expands || word.globs) {
+    sink.note(std::string(word.expands ? "expansion" : "glob") + " in command position: " + snippet(word.raw));
+    return false;
+  }
+  if (word.text.empty()) return false;
+  sink.command_word(word.text);
+  return true;
+}
+
+namespace runners {
 
 enum class Runs : std::uint8_t {
   wrapper,        // runs its first operand as a program (sudo rm): judged, and noted
@@ -32,7 +65,7 @@ struct Runner {
   std::uint8_t positionals = 0;       // operands before the program (timeout DURATION, chroot DIR)
 };
 
-constexpr auto runners = std::to_array<Runner>({
+inline constexpr auto runners = std::to_array<Runner>({
     {"exec", Runs::plain_wrapper, "a"}, {"command", Runs::plain_wrapper}, {"builtin", Runs::plain_wrapper},
     {"nohup", Runs::plain_wrapper}, {"time", Runs::plain_wrapper, "fo"},
     {"env", Runs::wrapper, "uCS"}, {"sudo", Runs::wrapper, "CDghpRrtTUu"}, {"doas", Runs::wrapper, "Cu"},
@@ -59,9 +92,9 @@ constexpr auto runners = std::to_array<Runner>({
 });
 
 // More wrappers than this inside one simple command are not followed (`sudo sudo sudo ...`).
-constexpr int max_chain = 8;
+inline constexpr int max_chain = 8;
 
-const Runner* find_runner(std::string_view program) {
+inline const Runner* find_runner(std::string_view program) {
   const auto name = program_name(program);
   auto key = name;  // python3.11 -> python, perl5.36 -> perl
   while (!key.empty() && ((key.back() >= '0' && key.back() <= '9') || key.back() == '.')) key.remove_suffix(1);
@@ -70,11 +103,11 @@ const Runner* find_runner(std::string_view program) {
   return it == runners.end() ? nullptr : &*it;
 }
 
-bool is_option(const std::string& arg) { return arg.size() > 1 && arg[0] == '-'; }
+inline bool is_option(const std::string& arg) { return arg.size() > 1 && arg[0] == '-'; }
 
 // The index of the program a wrapper runs: its first operand after options, option arguments,
 // NAME=VALUE words and fixed leading operands. `options` says whether options were skipped.
-std::optional<std::size_t> wrapped_program(const Runner& r, const std::vector<ShellWord>& args, std::size_t i,
+inline std::optional<std::size_t> wrapped_program(const Runner& r, const std::vector<ShellWord>& args, std::size_t i,
                                            bool& options) {
   auto positionals = r.positionals;
   bool options_done = false;
@@ -98,7 +131,7 @@ std::optional<std::size_t> wrapped_program(const Runner& r, const std::vector<Sh
 
 // find: every -exec/-execdir/-ok/-okdir PROGRAM is judged; returns the first such PROGRAM.
 // -delete removes what the expression matches, which no name list can judge.
-std::optional<std::size_t> find_exec(RunnerSink& sink, const std::vector<ShellWord>& args, std::size_t i) {
+inline std::optional<std::size_t> find_exec(RunnerSink& sink, const std::vector<ShellWord>& args, std::size_t i) {
   std::optional<std::size_t> first;
   for (; i < args.size(); ++i) {
     const std::string& arg = args[i].text;
@@ -113,7 +146,7 @@ std::optional<std::size_t> find_exec(RunnerSink& sink, const std::vector<ShellWo
 
 // env -S STRING / --split-string=STRING: STRING is split into a command line of its own. Scanned
 // as a shell line (a superset of what env's splitting can spell).
-bool env_split_string(RunnerSink& sink, const std::vector<ShellWord>& args, std::size_t i) {
+inline bool env_split_string(RunnerSink& sink, const std::vector<ShellWord>& args, std::size_t i) {
   for (; i < args.size(); ++i) {
     const std::string& arg = args[i].text;
     std::string_view split;
@@ -130,7 +163,7 @@ bool env_split_string(RunnerSink& sink, const std::vector<ShellWord>& args, std:
 }
 
 // sh -c STRING (also -ec, -xc, su -c): STRING is shell code to scan.
-void shell_string(RunnerSink& sink, const std::string& shown, const std::vector<ShellWord>& args, std::size_t i) {
+inline void shell_string(RunnerSink& sink, const std::string& shown, const std::vector<ShellWord>& args, std::size_t i) {
   bool dash_c = false;
   for (; i < args.size(); ++i) {
     const std::string& arg = args[i].text;
@@ -147,7 +180,7 @@ void shell_string(RunnerSink& sink, const std::string& shown, const std::vector<
 }
 
 // Scans what eval, trap and alias turn into shell code. True when `runs` was one of them.
-bool shell_code_arguments(RunnerSink& sink, Runs runs, const std::string& shown, const std::vector<ShellWord>& args,
+inline bool shell_code_arguments(RunnerSink& sink, Runs runs, const std::string& shown, const std::vector<ShellWord>& args,
                           std::size_t i) {
   switch (runs) {
     case Runs::eval: {
@@ -177,19 +210,12 @@ bool shell_code_arguments(RunnerSink& sink, Runs runs, const std::string& shown,
   return false;
 }
 
-}  // namespace
+}  // namespace runners
 
-bool judge_word(RunnerSink& sink, const ShellWord& word) {
-  if (word.expands || word.globs) {
-    sink.note(std::string(word.expands ? "expansion" : "glob") + " in command position: " + snippet(word.raw));
-    return false;
-  }
-  if (word.text.empty()) return false;
-  sink.command_word(word.text);
-  return true;
-}
-
-void follow_runners(RunnerSink& sink, std::string_view program, const std::vector<ShellWord>& args) {
+/// When `program` runs other programs (a wrapper, a shell, eval, find -exec, an interpreter),
+/// reports what it runs from `args`, or notes what cannot be judged.
+inline void follow_runners(RunnerSink& sink, std::string_view program, const std::vector<ShellWord>& args) {
+  using namespace runners;
   std::size_t next = 0;  // args[next..] are the arguments of `program`
   for (int chain = 0;; ++chain) {
     const Runner* r = find_runner(program);

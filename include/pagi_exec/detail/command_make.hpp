@@ -1,33 +1,38 @@
 // SPDX-License-Identifier: Apache-2.0
 // Command::make: a Request checked (NUL bytes, sizes) and made definite (catalog, argv, PATH) once.
-#include "pagi_exec/command.hpp"
+// Included by command.hpp.
+#pragma once
 
+#include <cstdint>
 #include <cstring>
+#include <string>
+#include <string_view>
+#include <utility>
 
-#include "file_write.hpp"
-#include "launch.hpp"
-#include "sys/workspace.hpp"
+#include "pagi_exec/command.hpp"
+#include "pagi_exec/detail/file_write_args.hpp"
+#include "pagi_exec/detail/program_lookup.hpp"
+#include "pagi_exec/program_name.hpp"
 
 // Why it is built this way: execve(2) takes C strings, so "/bin/rm\0x" runs /bin/rm while every
 // std::string comparison sees a name that is not "rm". Rather than teach each check about NUL
 // bytes, no Command holds one: the request is refused before anything looks at it. The argv is
 // built here and nowhere else, so the Policy and the launcher cannot read two different things.
 
-namespace pagi_exec {
-namespace {
+namespace pagi_exec::detail::command_make {
 
 // The position of the first NUL byte of `text`, or npos.
-std::size_t nul_at(std::string_view text) noexcept {
+inline std::size_t nul_at(std::string_view text) noexcept {
   const void* hit = std::memchr(text.data(), '\0', text.size());
   return hit == nullptr ? std::string_view::npos : static_cast<std::size_t>(static_cast<const char*>(hit) - text.data());
 }
 
-std::string nul_problem(const std::string& field, std::size_t at) {
+inline std::string nul_problem(const std::string& field, std::size_t at) {
   return field + " contains a NUL byte (at offset " + std::to_string(at) +
          "): a program would see the text cut short there, so the request is refused; remove the NUL byte";
 }
 
-std::uint64_t request_bytes(const Request& request) noexcept {
+inline std::uint64_t request_bytes(const Request& request) noexcept {
   std::uint64_t bytes = request.tool.size() + request.twin_id.size() + request.job_id.size() + request.ns.size();
   for (const auto& arg : request.args) bytes += arg.size();
   for (const auto& [key, value] : request.metadata) bytes += key.size() + value.size();
@@ -35,20 +40,23 @@ std::uint64_t request_bytes(const Request& request) noexcept {
 }
 
 // argv[0] resolved in the sandbox's PATH when it is a bare name, as execvp(3) would.
-ProgramLookup resolve(std::string& program) {
+inline ProgramLookup resolve(std::string& program) {
   if (program.find('/') != std::string::npos || program_name(program).empty()) return ProgramLookup::as_given;
-  const auto found = sys::find_program(program, detail::sandbox_path);
+  const auto found = find_in_path(program, sandbox_path);
   switch (found.found) {
-    case sys::ProgramLookup::Found::executable: program = found.path; return ProgramLookup::found;
-    case sys::ProgramLookup::Found::not_executable: program = found.path; return ProgramLookup::not_executable;
-    case sys::ProgramLookup::Found::missing: return ProgramLookup::missing;
+    case PathLookup::Found::executable: program = found.path; return ProgramLookup::found;
+    case PathLookup::Found::not_executable: program = found.path; return ProgramLookup::not_executable;
+    case PathLookup::Found::missing: return ProgramLookup::missing;
   }
   return ProgramLookup::missing;
 }
 
-}  // namespace
+}  // namespace pagi_exec::detail::command_make
 
-std::string why_not_request(const Request& request, const RequestLimits& limits) {
+namespace pagi_exec {
+
+inline std::string why_not_request(const Request& request, const RequestLimits& limits) {
+  using namespace detail::command_make;
   // Sizes first: they bound the work of everything after (the NUL scan, the shell scanner).
   if (request.args.size() > limits.max_args) {
     return "the request has " + std::to_string(request.args.size()) + " args; at most " +
@@ -71,7 +79,7 @@ std::string why_not_request(const Request& request, const RequestLimits& limits)
   return {};
 }
 
-std::string why_not_call(const Command& command, const Request& request) {
+inline std::string why_not_call(const Command& command, const Request& request) {
   switch (command.kind()) {
     case ToolKind::shell_bridge:
       if (command.argv().empty()) {
@@ -85,7 +93,7 @@ std::string why_not_call(const Command& command, const Request& request) {
   return {};
 }
 
-Result<Command> Command::make(const Request& request, const ToolCatalog& catalog, const RequestLimits& limits) {
+inline Result<Command> Command::make(const Request& request, const ToolCatalog& catalog, const RequestLimits& limits) {
   if (auto why = why_not_request(request, limits); !why.empty()) return fail(Errc::invalid_request, std::move(why));
   Command command;
   command.tool_ = request.tool;
@@ -111,7 +119,7 @@ Result<Command> Command::make(const Request& request, const ToolCatalog& catalog
         command.argv_.push_back(request.tool);
       }
       command.argv_.insert(command.argv_.end(), request.args.begin(), request.args.end());
-      command.lookup_ = resolve(command.argv_.front());
+      command.lookup_ = detail::command_make::resolve(command.argv_.front());
       return command;
   }
   return fail(Errc::internal, "unknown tool kind");

@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-// What makes a name, a path or a key in a policy file acceptable; typo suggestions; revisions.
-#include "policy_names.hpp"
+// Internal to parse_policy: what makes a name, a path or a key in a policy file acceptable; typo
+// suggestions; revisions.
+#pragma once
 
 #include <algorithm>
 #include <cstdint>
 #include <numeric>
+#include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "pagi_exec/paths.hpp"
@@ -12,21 +16,21 @@
 #include "pagi_exec/program_name.hpp"
 
 namespace pagi_exec::detail {
-namespace {
+namespace names {
 
-bool has_control(std::string_view s) noexcept {
+inline bool has_control(std::string_view s) noexcept {
   return std::any_of(s.begin(), s.end(), [](char c) {
     const auto u = static_cast<unsigned char>(c);
     return u < 0x20U || u == 0x7fU;
   });
 }
 
-bool has_surrounding_space(std::string_view s) noexcept {
+inline bool has_surrounding_space(std::string_view s) noexcept {
   return !s.empty() && (s.front() == ' ' || s.back() == ' ');
 }
 
 // Levenshtein distance, for short keys only.
-std::size_t edit_distance(std::string_view a, std::string_view b) {
+inline std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> row(b.size() + 1);
   std::iota(row.begin(), row.end(), std::size_t{0});
   for (std::size_t i = 1; i <= a.size(); ++i) {
@@ -41,18 +45,27 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-}  // namespace
+}  // namespace names
 
-std::string why_not_name(std::string_view name, NameRule rule) {
+/// Where a name from a policy file is used.
+enum class NameRule : unsigned char {
+  grant,    ///< an allow entry: a tool name, a program, or "*"
+  refusal,  ///< a deny or always_refused entry: names a program, never "*"
+};
+
+/// Why `name` cannot be an entry of a list with `rule`, or empty: not empty, no control
+/// characters, no surrounding spaces; refusals must name a program and not be "*".
+[[nodiscard]] inline std::string why_not_name(std::string_view name, NameRule rule) {
   if (name.empty()) return "is empty";
-  if (has_control(name)) return "contains a control character";
-  if (has_surrounding_space(name)) return "starts or ends with a space";
+  if (names::has_control(name)) return "contains a control character";
+  if (names::has_surrounding_space(name)) return "starts or ends with a space";
   if (rule == NameRule::refusal && name == grant_all) return "is '*', which is only meaningful in allow lists";
   if (rule == NameRule::refusal && program_name(name).empty()) return "names no program";
   return {};
 }
 
-std::string name_fix(NameRule rule) {
+/// How to write a good entry for `rule`, for the "; <fix>" part of a message.
+[[nodiscard]] inline std::string name_fix(NameRule rule) {
   switch (rule) {
     case NameRule::grant:
       return "write a tool name such as \"file_write\", a program such as \"/usr/bin/git\", or \"*\" for every "
@@ -63,33 +76,37 @@ std::string name_fix(NameRule rule) {
   return {};
 }
 
-std::string why_not_twin_id(std::string_view id) {
+/// why_not_path_component, and no surrounding spaces.
+[[nodiscard]] inline std::string why_not_twin_id(std::string_view id) {
   if (auto why = why_not_path_component(id); !why.empty()) return why;
-  if (has_surrounding_space(id)) return "starts or ends with a space";
+  if (names::has_surrounding_space(id)) return "starts or ends with a space";
   return {};
 }
 
-std::string why_not_tool_key(std::string_view name) {
+/// Why `name` cannot name a [tools.<name>] entry: a name as for a grant, not "*", no '/'.
+[[nodiscard]] inline std::string why_not_tool_key(std::string_view name) {
   if (auto why = why_not_name(name, NameRule::grant); !why.empty()) return why;
   if (name == grant_all) return "is '*', which is not a tool";
   if (name.find('/') != std::string_view::npos) return "contains '/': a tool name is a logical name, not a path";
   return {};
 }
 
-std::string why_not_program_path(std::string_view path) {
+/// Why `path` cannot be a tool's program: it must be absolute, name a program, no control characters.
+[[nodiscard]] inline std::string why_not_program_path(std::string_view path) {
   if (path.empty() || path.front() != '/') return "is not an absolute path";
-  if (has_control(path)) return "contains a control character";
+  if (names::has_control(path)) return "contains a control character";
   if (program_name(path).empty()) return "names no program";
   return {};
 }
 
-std::string_view closest(std::string_view key, std::span<const std::string_view> keys) {
+/// The entry of `keys` nearest to `key` (at most 2 edits away, or a prefix), or empty: for "did you mean".
+[[nodiscard]] inline std::string_view closest(std::string_view key, std::span<const std::string_view> keys) {
   std::string_view best;
   std::size_t best_distance = 3;  // suggest only within 2 edits
   for (const auto candidate : keys) {
     // timeout -> timeout_ms: a prefix of at least 3 characters counts as one edit.
     const bool prefix = key.size() >= 3 && (candidate.starts_with(key) || key.starts_with(candidate));
-    const auto d = prefix ? 1 : edit_distance(key, candidate);
+    const auto d = prefix ? 1 : names::edit_distance(key, candidate);
     if (d < best_distance) {
       best = candidate;
       best_distance = d;
@@ -98,7 +115,8 @@ std::string_view closest(std::string_view key, std::span<const std::string_view>
   return best;
 }
 
-std::string revision_of(std::string_view text) {
+/// The first 12 hex digits of the FNV-1a 64 hash of `text`.
+[[nodiscard]] inline std::string revision_of(std::string_view text) {
   std::uint64_t hash = 0xcbf29ce484222325ULL;  // FNV-1a 64 offset basis
   for (const char c : text) {
     hash ^= static_cast<unsigned char>(c);

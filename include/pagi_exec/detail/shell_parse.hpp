@@ -1,12 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 // The parser half of scan_shell: a state machine over tokens that finds command-position words.
-#include "pagi_exec/shell_scan.hpp"
+// Included by shell_scan.hpp, with the lexer half (shell_lex.hpp).
+#pragma once
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
-#include "shell_scanner.hpp"
+#include "pagi_exec/shell_scan.hpp"
+#include "pagi_exec/detail/shell_scanner.hpp"
 
 // Why it is built this way: the scanner decides nothing. It reports the words a shell would run
 // and, for everything whose meaning is only known at run time, says so; Policy refuses on the
@@ -16,25 +23,27 @@
 // never rejected: a line sh would refuse as a syntax error runs nothing anyway.
 
 namespace pagi_exec::detail {
-namespace {
+namespace parse {
 
 // Reserved words after which a command is still expected (case, for, select, function and esac
 // need more than that and are handled apart).
-constexpr auto reserved_words = std::to_array<std::string_view>(
+inline constexpr auto reserved_words = std::to_array<std::string_view>(
     {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "{", "}", "!"});
 
-}  // namespace
+}  // namespace parse
 
 // Bounded: past max_scan_notes the rest are summed up in one note, so a line of a million
 // substitutions costs a million cheap calls, not a million searches of a growing list.
-void Scanner::note(std::string what) {
+inline void Scanner::note(std::string what) {
   auto& notes = out_.unjudgeable;
   if (notes.size() >= max_scan_notes) return;
   if (std::find(notes.begin(), notes.end(), what) != notes.end()) return;
   notes.push_back(notes.size() + 1 == max_scan_notes ? std::string(more_notes) : std::move(what));
 }
 
-bool Scanner::charge(std::size_t bytes) {
+inline void Scanner::command_word(std::string word) { out_.command_words.push_back(std::move(word)); }
+
+inline bool Scanner::charge(std::size_t bytes) {
   if (out_.work_bytes + bytes > budget_) {
     note(std::string(too_much));
     return false;
@@ -43,7 +52,7 @@ bool Scanner::charge(std::size_t bytes) {
   return true;
 }
 
-void Scanner::sub_scan(std::string_view text, bool expansions_only) {
+inline void Scanner::sub_scan(std::string_view text, bool expansions_only) {
   if (depth_ + 1 > max_scan_depth) return note(std::string(too_deep));
   if (!charge(text.size())) return;
   Scanner inner(text, out_, depth_ + 1, budget_);
@@ -51,7 +60,7 @@ void Scanner::sub_scan(std::string_view text, bool expansions_only) {
   else inner.run();
 }
 
-void Scanner::parse_list(bool nested) {
+inline void Scanner::parse_list(bool nested) {
   CommandList l{.nested = nested};
   for (;;) {
     Token t = next_token();
@@ -82,7 +91,7 @@ void Scanner::parse_list(bool nested) {
   }
 }
 
-void Scanner::on_token(CommandList& l, Token t) {
+inline void Scanner::on_token(CommandList& l, Token t) {
   switch (t.kind) {
     case Tok::word: on_word(l, std::move(t.word)); return;
     case Tok::redirect:
@@ -122,7 +131,7 @@ void Scanner::on_token(CommandList& l, Token t) {
 }
 
 // Between `case WORD in` and each `)`, and between `;;` and the next `)` or esac.
-bool Scanner::on_case_header(CommandList& l, const Token& t) {
+inline bool Scanner::on_case_header(CommandList& l, const Token& t) {
   CasePart& part = l.cases.back();
   switch (t.kind) {
     case Tok::word:
@@ -152,7 +161,7 @@ bool Scanner::on_case_header(CommandList& l, const Token& t) {
   return false;
 }
 
-void Scanner::on_word(CommandList& l, ShellWord w) {
+inline void Scanner::on_word(CommandList& l, ShellWord w) {
   if (std::exchange(l.function_name, false)) return note("function definition: " + snippet(w.raw));
   if (l.for_header != 0) {  // `for NAME in WORDS;` or `for NAME do`: none is a command
     const bool is_do = l.for_header == 2 && !w.quoted && w.text == "do";
@@ -173,7 +182,7 @@ void Scanner::on_word(CommandList& l, ShellWord w) {
 }
 
 // True when `word`, in command position, is a reserved word (XCU 2.4) rather than a command.
-bool Scanner::on_reserved_word(CommandList& l, const std::string& word) {
+inline bool Scanner::on_reserved_word(CommandList& l, const std::string& word) {
   if (word == "case") {
     l.cases.push_back(CasePart::subject);
   } else if (word == "for" || word == "select") {
@@ -184,12 +193,12 @@ bool Scanner::on_reserved_word(CommandList& l, const std::string& word) {
     if (!l.cases.empty()) l.cases.pop_back();
     l.expect_command = false;
   } else {
-    return std::find(reserved_words.begin(), reserved_words.end(), word) != reserved_words.end();
+    return std::find(parse::reserved_words.begin(), parse::reserved_words.end(), word) != parse::reserved_words.end();
   }
   return true;
 }
 
-void Scanner::finish(CommandList& l) {
+inline void Scanner::finish(CommandList& l) {
   if (l.command && judge_word(*this, *l.command)) follow_runners(*this, l.command->text, l.args);
   l.command.reset();
   l.args.clear();
@@ -200,13 +209,13 @@ void Scanner::finish(CommandList& l) {
 
 namespace pagi_exec {
 
-ShellScan scan_shell(std::string_view line) {
+inline ShellScan scan_shell(std::string_view line) {
   ShellScan out{.work_bytes = line.size()};
   detail::Scanner(line, out, 0, detail::scan_work_budget(line.size())).run();
   return out;
 }
 
-ShellScan scan_argv(std::span<const std::string> argv) {
+inline ShellScan scan_argv(std::span<const std::string> argv) {
   ShellScan out;
   if (argv.empty()) return out;
   // execve words are final: no quotes to remove, nothing expands or globs, no reserved words.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Internal to scan_shell: the Scanner, a sh lexer (shell_lex.cpp) and parser (shell_scan.cpp).
+// Internal to scan_shell: the Scanner, a sh lexer (shell_lex.hpp) and parser (shell_parse.hpp).
 #pragma once
 
 #include <cstddef>
@@ -9,8 +9,12 @@
 #include <string_view>
 #include <vector>
 
-#include "pagi_exec/shell_scan.hpp"
-#include "shell_runners.hpp"
+#include "pagi_exec/detail/shell_runners.hpp"
+#include "pagi_exec/detail/shell_words.hpp"
+
+namespace pagi_exec {
+struct ShellScan;  // shell_scan.hpp, which includes this header through shell_lex.hpp and shell_parse.hpp
+}  // namespace pagi_exec
 
 namespace pagi_exec::detail {
 
@@ -48,9 +52,9 @@ struct CommandList {
   bool function_parens = false;  ///< `NAME (` seen: `)` makes it a function definition
   bool array = false;            ///< bash `a=(1 2)`: words up to `)` are values
   int parens = 0;                ///< open subshells in this list
-  std::vector<CasePart> cases;
-  std::optional<ShellWord> command;
-  std::vector<ShellWord> args;
+  std::vector<CasePart> cases{};
+  std::optional<ShellWord> command{};
+  std::vector<ShellWord> args{};
 };
 
 struct Heredoc {
@@ -71,7 +75,7 @@ class Scanner final : public RunnerSink {
   void scan_expansions();
 
   void note(std::string what) override;
-  void command_word(std::string word) override { out_.command_words.push_back(std::move(word)); }
+  void command_word(std::string word) override;
   void sub_scan(std::string_view text) override { sub_scan(text, false); }
 
  private:
@@ -94,7 +98,7 @@ class Scanner final : public RunnerSink {
   bool charge(std::size_t bytes);
   [[nodiscard]] char at(std::size_t i) const noexcept { return i < text_.size() ? text_[i] : '\0'; }
 
-  // Lexer (shell_lex.cpp).
+  // Lexer (shell_lex.hpp).
   void skip_blanks();
   Token next_token();
   ShellWord read_word();
@@ -109,7 +113,7 @@ class Scanner final : public RunnerSink {
   void nested_list(ShellWord& w, std::size_t start, std::string_view what);
   void read_heredoc_bodies();
 
-  // Parser (shell_scan.cpp).
+  // Parser (shell_parse.hpp).
   void parse_list(bool nested);
   void on_token(CommandList& l, Token t);
   static bool on_case_header(CommandList& l, const Token& t);
