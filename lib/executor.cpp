@@ -42,16 +42,6 @@ Limits Executor::limits_for(const Decision& decision, std::optional<std::chrono:
 
 namespace {
 
-// The one judgement of run() and check(): a request that has no Command (a NUL byte, too big)
-// cannot be judged; one the policy allows may still be a call its tool cannot take.
-Decision judge(const Policy& policy, const Result<Command>& command, const Request& request) {
-  if (!command) return Decision::invalid_request(command.error().message());
-  auto decision = policy.decide(*command);
-  if (!decision.allowed) return decision;
-  if (auto why = why_not_call(*command, request); !why.empty()) return Decision::invalid_request(std::move(why));
-  return decision;
-}
-
 // A request that was not run: refused by the policy (exit 1; the wire adds "Policy violation: "),
 // or a call that cannot run as asked (a usage error, exit 2, the reason on stderr).
 Outcome not_run(Outcome outcome) {
@@ -237,10 +227,6 @@ Result<Executor> Executor::open(ExecutorParts parts) {
 void Executor::wait_for_cleanup() const {
   parts_.spawner->wait_for_cleanup();
   cleanup_->drain();
-}
-
-Decision judge(const Policy& policy, const ToolCatalog& catalog, const RequestLimits& limits, const Request& request) {
-  return judge(policy, Command::make(request, catalog, limits), request);
 }
 
 Decision Executor::check(const Request& request) const {

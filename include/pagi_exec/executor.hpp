@@ -56,13 +56,6 @@ struct RunHooks {
   OutputSink output;
 };
 
-/// The decision on `request`: normalised with `catalog` and `limits` (Command::make), judged by
-/// `policy`, and when allowed checked against its tool's argument rules (why_not_call). A request
-/// that cannot be normalised, or an allowed call its tool cannot take, gets
-/// Decision::invalid_request with a reason naming what to change. Nothing runs, nothing is created.
-[[nodiscard]] Decision judge(const Policy& policy, const ToolCatalog& catalog, const RequestLimits& limits,
-                             const Request& request);
-
 /// Composes Policy + Sandbox + ToolCatalog with the services that run and remember requests.
 /// An Executor is a handle, not a plain value: its copies, and the executors with_policy() makes,
 /// share one History, audit sink, Spawner, Admission, clean-up worker and workspace meter (what

@@ -122,6 +122,17 @@ struct PolicyFile {
   bool operator==(const PolicyFile&) const = default;
 };
 
+/// The decision on `request`: normalised with `catalog` and `limits` (Command::make), judged by
+/// `policy`, and when allowed checked against its tool's argument rules (why_not_call). A request
+/// that cannot be normalised, or an allowed call its tool cannot take, gets
+/// Decision::invalid_request with a reason naming what to change. Nothing runs, nothing is created.
+/// This is what Executor::run and Executor::check decide with; a host needs no library for it.
+[[nodiscard]] inline Decision judge(const Policy& policy, const ToolCatalog& catalog, const RequestLimits& limits,
+                                    const Request& request);
+
+/// The same, for a request already normalised (or refused) by Command::make with `request`.
+[[nodiscard]] inline Decision judge(const Policy& policy, const Result<Command>& command, const Request& request);
+
 }  // namespace pagi_exec
 
 #include "pagi_exec/detail/policy_decide.hpp"

@@ -73,6 +73,17 @@ int main() {
          "made: a granted program");
   expect(made->decide(Request{.tool = "cat", .twin_id = "twin-a"}), false, "default_deny", "made: an ungranted program");
 
+  // What a host decides with (Executor::check's judgement): the catalog, the request limits and
+  // the tool's own argument rules, all from headers.
+  const auto catalog = pagi_exec::ToolCatalog::seed_default();
+  const pagi_exec::RequestLimits limits{};
+  expect(pagi_exec::judge(seed, catalog, limits, Request{.tool = "file_write", .twin_id = "twin-sentinel"}), false,
+         pagi_exec::invalid_request_rule, "judge: file_write without a path and content");
+  expect(pagi_exec::judge(seed, catalog, limits, Request{.tool = std::string("ec\0ho", 5), .twin_id = "twin-aegis"}),
+         false, pagi_exec::invalid_request_rule, "judge: a NUL byte in the tool");
+  expect(pagi_exec::judge(seed, catalog, limits, Request{.tool = "vector_query", .twin_id = "twin-trace"}), true,
+         "twins.twin-trace.allow[vector_query]", "judge: a catalog tool");
+
   std::printf("%d unexpected decisions\n", failures);
   return failures == 0 ? 0 : 1;
 }

@@ -201,4 +201,17 @@ inline Decision Policy::decide(const Command& command) const {
   return decision;
 }
 
+inline Decision judge(const Policy& policy, const Result<Command>& command, const Request& request) {
+  if (!command) return Decision::invalid_request(command.error().message());
+  auto decision = policy.decide(*command);
+  if (!decision.allowed) return decision;
+  if (auto why = why_not_call(*command, request); !why.empty()) return Decision::invalid_request(std::move(why));
+  return decision;
+}
+
+inline Decision judge(const Policy& policy, const ToolCatalog& catalog, const RequestLimits& limits,
+                      const Request& request) {
+  return judge(policy, Command::make(request, catalog, limits), request);
+}
+
 }  // namespace pagi_exec
