@@ -65,22 +65,22 @@ void check_uid_pool(const HostSettings& settings, Isolation effective, Notices& 
                                             "): native runs beyond that many at once are refused"});
 }
 
-// The facts of the report fixed at start-up; health() adds what changes.
-HealthReport started_report(const HostSettings& settings, const OpenedSandbox& opened, const Policy& policy,
-                            std::shared_ptr<AuditLog> audit, std::shared_ptr<const Admission> admission) {
-  const auto effective = opened.sandbox.isolation();
+// The facts of the report fixed at start-up; health() adds what a reload or a run changes (the
+// policy's safe mode, revision and network twins, the workspaces, the last reload's failure).
+HealthReport started_report(const HostSettings& settings, const OpenedSandbox& opened, std::shared_ptr<AuditLog> audit,
+                            std::shared_ptr<const Admission> admission) {
   return HealthReport{
       .requested = settings.isolation,
-      .effective = effective,
+      .effective = opened.sandbox.isolation(),
       .isolation_reason = opened.reason.empty() ? "requested by TOOLS_ISOLATION" : opened.reason,
       .fallback_reason = opened.fallback,
-      .safe_mode = policy.safe_mode(),
+      .safe_mode = false,
       .sandbox_dir = settings.sandbox.root_dir.string(),
       .limits = opened.sandbox.limits(),
       .audit = std::move(audit),
-      .policy_revision = policy.revision(),
+      .policy_revision = {},
       .admission = std::move(admission),
-      .host_network_twins = host_network_twins(policy, effective),
+      .host_network_twins = {},
       .workspaces = {},
       .reload_error = {},
   };
@@ -118,7 +118,7 @@ Result<std::unique_ptr<Host>> Host::start(const HostSettings& settings, Notices&
       .request_limits = settings.request_limits,
   });
   if (!executor) return tl::unexpected(in_setting("SANDBOX_DIR / --sandbox-dir")(executor.error()));
-  auto health = started_report(settings, *opened, policy->policy, *audit, *admission);
+  auto health = started_report(settings, *opened, *audit, *admission);
   return std::unique_ptr<Host>(new Host(settings, std::move(*executor), std::move(health), *audit, sink));
 }
 

@@ -7,6 +7,7 @@
 
 #include "codec.hpp"
 #include "request_decoder.hpp"
+#include "grpc_bytes.hpp"
 #include "tools.pb.h"
 
 using namespace tools_server;
@@ -33,11 +34,6 @@ pagi_exec::Outcome ran(int exit_code) {
   outcome.message = "Execution completed (elapsed_ms=3)";
   outcome.isolation = pagi_exec::Isolation::bwrap;
   return outcome;
-}
-
-grpc::ByteBuffer bytes_of(const std::string& data) {
-  grpc::Slice slice(data);
-  return grpc::ByteBuffer(&slice, 1);
 }
 
 }  // namespace
@@ -117,13 +113,13 @@ TEST_SUITE("codec") {
 
   TEST_CASE("decode: bytes that are no ExecutionRequest are INVALID_ARGUMENT, a good one decodes") {
     pagi_exec::Request request;
-    const auto bad = codec::decode(bytes_of("\xff\xff\xff"), request);
+    const auto bad = codec::decode(test_support::bytes_of("\xff\xff\xff"), request);
     CHECK(bad.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
     CHECK(bad.error_message().find("is not a valid tools.ExecutionRequest") != std::string::npos);
     tools::ExecutionRequest message;
     message.set_command("echo");
     message.set_twin_id("twin-a");
-    REQUIRE(codec::decode(bytes_of(message.SerializeAsString()), request).ok());
+    REQUIRE(codec::decode(test_support::bytes_of(message.SerializeAsString()), request).ok());
     CHECK(request.tool == "echo");
     CHECK(request.twin_id == "twin-a");
     CHECK_FALSE(request.authenticated_twin);

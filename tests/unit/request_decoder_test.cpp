@@ -7,20 +7,12 @@
 #include <google/protobuf/descriptor.h>
 
 #include "request_decoder.hpp"
+#include "grpc_bytes.hpp"
 #include "tools.pb.h"
 #include "wire.pb.h"
 
 using tools_server::codec::decode;
 using tools_server::codec::invalid_utf8_at;
-
-namespace {
-
-grpc::ByteBuffer bytes_of(const std::string& data) {
-  grpc::Slice slice(data);
-  return grpc::ByteBuffer(&slice, 1);
-}
-
-}  // namespace
 
 TEST_SUITE("request_decoder") {
   TEST_CASE("wire.proto reads every field of tools.ExecutionRequest, with bytes for each string") {
@@ -89,7 +81,7 @@ TEST_SUITE("request_decoder") {
     const std::string data = message.SerializeAsString() + std::string(1, static_cast<char>((6 << 3) | 2)) +
                              static_cast<char>(again.ByteSizeLong()) + again.SerializeAsString();
     pagi_exec::Request request;
-    REQUIRE(decode(bytes_of(data), request).ok());
+    REQUIRE(decode(test_support::bytes_of(data), request).ok());
     CHECK(request.tool == "echo");
     CHECK(request.args == std::vector<std::string>{"a", std::string("b\0c", 3)});
     CHECK(request.twin_id == "twin-aegis");
@@ -98,7 +90,7 @@ TEST_SUITE("request_decoder") {
     CHECK(request.metadata == std::map<std::string, std::string>{{"k", "second"}});  // the forged key is dropped
     CHECK_FALSE(request.authenticated_twin);
     // An empty message is a valid (empty) request: the library answers it in-band.
-    CHECK(decode(bytes_of(""), request).ok());
+    CHECK(decode(test_support::bytes_of(""), request).ok());
     CHECK(request.tool.empty());
   }
 
@@ -119,7 +111,7 @@ TEST_SUITE("request_decoder") {
     for (const auto& row : rows) {
       CAPTURE(row.says);
       pagi_exec::Request request;
-      const auto status = decode(bytes_of(row.data), request);
+      const auto status = decode(test_support::bytes_of(row.data), request);
       CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
       CHECK(status.error_message().find(row.says) != std::string::npos);
     }
