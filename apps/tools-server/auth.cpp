@@ -38,7 +38,7 @@ std::optional<std::array<unsigned char, 32>> from_hex(std::string_view hex) {
   return out;
 }
 
-std::vector<std::string> property(const grpc::ServerContext& context, const char* name) {
+std::vector<std::string> property(const grpc::ServerContextBase& context, const char* name) {
   std::vector<std::string> values;
   const auto auth = context.auth_context();
   if (!auth) return values;
@@ -118,7 +118,7 @@ std::optional<std::string> twin_from_certificate(const std::vector<std::string>&
 }
 
 tl::expected<std::optional<std::string>, grpc::Status> Authenticator::authenticate(
-    const grpc::ServerContext& context) const {
+    const grpc::ServerContextBase& context) const {
   switch (mode_) {
     case AuthMode::none: return std::optional<std::string>{};
     case AuthMode::token: {
@@ -150,7 +150,7 @@ tl::expected<std::optional<std::string>, grpc::Status> Authenticator::authentica
   return tl::unexpected(unauthenticated("unknown authentication mode"));
 }
 
-grpc::Status Authenticator::bind(const grpc::ServerContext& context, std::string& twin_id) const {
+grpc::Status Authenticator::bind(const grpc::ServerContextBase& context, std::string& twin_id) const {
   const auto proven = authenticate(context);
   if (!proven) return proven.error();
   if (!*proven) return grpc::Status::OK;
@@ -162,7 +162,7 @@ grpc::Status Authenticator::bind(const grpc::ServerContext& context, std::string
   return grpc::Status::OK;
 }
 
-grpc::Status Authenticator::bind(const grpc::ServerContext& context, pagi_exec::Request& request) const {
+grpc::Status Authenticator::bind(const grpc::ServerContextBase& context, pagi_exec::Request& request) const {
   if (auto status = bind(context, request.twin_id); !status.ok()) return status;
   if (mode_ != AuthMode::none) request.authenticated_twin = request.twin_id;
   return grpc::Status::OK;

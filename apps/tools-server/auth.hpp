@@ -52,14 +52,14 @@ class Authenticator {
 
   /// The twin the caller proved, or UNAUTHENTICATED (nothing runs). In mode none: nullopt.
   [[nodiscard]] tl::expected<std::optional<std::string>, grpc::Status> authenticate(
-      const grpc::ServerContext& context) const;
+      const grpc::ServerContextBase& context) const;
 
   /// Binds `twin_id` to the proven twin: empty takes it, another twin is PERMISSION_DENIED.
   /// Returns OK and leaves `twin_id` alone in mode none.
-  [[nodiscard]] grpc::Status bind(const grpc::ServerContext& context, std::string& twin_id) const;
+  [[nodiscard]] grpc::Status bind(const grpc::ServerContextBase& context, std::string& twin_id) const;
   /// The same for a request, which also records the proven twin in Request::authenticated_twin
   /// (for the audit log).
-  [[nodiscard]] grpc::Status bind(const grpc::ServerContext& context, pagi_exec::Request& request) const;
+  [[nodiscard]] grpc::Status bind(const grpc::ServerContextBase& context, pagi_exec::Request& request) const;
 
  private:
   Authenticator(AuthMode mode, TokenTable tokens) : mode_(mode), tokens_(std::move(tokens)) {}

@@ -11,7 +11,6 @@
 
 #include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/resource_quota.h>
 
 #include <pagi_exec/pagi_exec.hpp>
 
@@ -22,6 +21,7 @@
 #include "config.hpp"
 #include "log.hpp"
 #include "service.hpp"
+#include "workers.hpp"
 
 namespace {
 
@@ -30,11 +30,6 @@ using tools_server::ServerConfig;
 
 // How long in-flight calls get to finish after SIGTERM (their executions are already stopped).
 constexpr auto shutdown_grace = std::chrono::seconds(2);
-
-// gRPC threads beyond the execution slots, for the calls that never wait on a process
-// (HealthCheck, CheckPolicy, history, refusals, RESOURCE_EXHAUSTED answers): while executions fill
-// every slot, these are still served.
-constexpr int cheap_call_threads = 16;
 
 // Exit code of a server that cannot listen where it was told to.
 constexpr int exit_cannot_listen = 1;
@@ -54,13 +49,10 @@ sigset_t handled_signals() {
 pagi_exec::Result<std::unique_ptr<grpc::Server>> start_server(
     const ServerConfig& config, const std::shared_ptr<grpc::ServerCredentials>& credentials, grpc::Service& service,
     std::string& bound) {
-  // Executions are admitted by pagi_exec::Admission, not by running out of threads: the pool has
-  // room for every slot plus the cheap calls. The sync server counts its polling thread too.
-  grpc::ResourceQuota quota("tools-server");
-  quota.SetMaxThreads(static_cast<int>(config.host.max_concurrency) + cheap_call_threads + 1);
+  // Every method is a callback method (service.hpp): no thread quota to run out of; executions
+  // are admitted by pagi_exec::Admission.
   int port = 0;
   grpc::ServerBuilder builder;
-  builder.SetResourceQuota(quota);
   // grpc sets SO_REUSEPORT by default: a second server on a busy port would start and silently
   // share it. A port in use must be a start-up error instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -176,9 +168,10 @@ int main(int argc, char** argv) {
                                              config->tls_key, config->tls_client_ca);
   if (!security) return fail_startup(security.error());
 
-  tools_server::CancellationWatcher watcher;
+  tools_server::Cancellations cancellations;
+  tools_server::Workers workers;  // after the server is gone, waits for the last worker to return
   tools_server::AuthHolder auth(security->authenticator);
-  tools_server::ToolExecutorService service(**host, watcher, auth);
+  tools_server::ToolExecutorService service(**host, cancellations, workers, auth);
   std::string bound;
   auto server = start_server(*config, security->credentials, service, bound);
   if (!server) return fail_startup(server.error(), exit_cannot_listen);
@@ -187,7 +180,7 @@ int main(int argc, char** argv) {
   const int signal_number = wait_for_stop(signals, **host, *config, auth);
   tools_server::log(LogLevel::info, std::string("received ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM") +
                                         ": stopping running executions and shutting down");
-  watcher.stop_all();  // kills the running process trees; their handlers return promptly
+  cancellations.stop_all();  // kills the running process trees; their workers finish the calls promptly
   (*server)->Shutdown(std::chrono::system_clock::now() + shutdown_grace);
   (*server)->Wait();
   tools_server::log(LogLevel::info, "stopped");

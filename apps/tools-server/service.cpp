@@ -2,8 +2,6 @@
 // ToolExecutorService: decode -> executor.run(request, stop) -> encode, and nothing else.
 #include "service.hpp"
 
-#include <functional>
-
 #include "history_codec.hpp"
 #include "log.hpp"
 #include "request_decoder.hpp"
@@ -26,42 +24,98 @@ grpc::ByteBuffer to_bytes(const Message& message) {
   return bytes;
 }
 
-// A unary method of this service taking `Request` and answering `Response`.
-template <class Request, class Response>
-grpc::internal::RpcServiceMethod* unary(const char* path, ToolExecutorService* service,
-                                        grpc::Status (ToolExecutorService::*method)(grpc::ServerContext*,
-                                                                                    const Request*, Response*)) {
-  return new grpc::internal::RpcServiceMethod(
-      path, grpc::internal::RpcMethod::NORMAL_RPC,
-      new grpc::internal::RpcMethodHandler<ToolExecutorService, Request, Response>(std::mem_fn(method), service));
-}
+// What a call gets when its work cannot be given a thread: the system is out of them.
+grpc::Status no_thread() { return {grpc::StatusCode::RESOURCE_EXHAUSTED, "the server cannot start a thread"}; }
 
 }  // namespace
 
-// Why the service registers its methods itself: grpc++ parses a request before the handler runs,
-// and the generated service cannot be told to hand over the bytes of a synchronous method instead
-// (its "generic" and "raw" variants need an asynchronous or callback service). So the six methods
-// of tools.proto are registered here, under the paths the generated code uses, with the same
-// synchronous handlers it instantiates: typed for the three without an ExecutionRequest, over
-// ByteBuffer (whose deserialisation cannot fail) for the three with one, which decode it
-// themselves (request_decoder.hpp). All run on the same threads with the same ServerContext.
-// The e2e tests call every method through the generated stub, so a wrong path cannot go unseen.
-ToolExecutorService::ToolExecutorService(const pagi_exec::Host& host, CancellationWatcher& watcher,
+ToolExecutorService::ToolExecutorService(const pagi_exec::Host& host, Cancellations& cancellations, Workers& workers,
                                          const AuthHolder& auth)
-    : host_(host), watcher_(watcher), auth_(auth) {
-  using grpc::ByteBuffer;
-  AddMethod(unary("/tools.ToolExecutorService/RequestExecution", this, &ToolExecutorService::request_execution));
-  AddMethod(unary("/tools.ToolExecutorService/HealthCheck", this, &ToolExecutorService::HealthCheck));
-  AddMethod(unary("/tools.ToolExecutorService/ListExecutions", this, &ToolExecutorService::ListExecutions));
-  AddMethod(unary("/tools.ToolExecutorService/GetExecution", this, &ToolExecutorService::GetExecution));
-  AddMethod(new grpc::internal::RpcServiceMethod(
-      "/tools.ToolExecutorService/StreamExecution", grpc::internal::RpcMethod::SERVER_STREAMING,
-      new grpc::internal::ServerStreamingHandler<ToolExecutorService, ByteBuffer, ByteBuffer>(
-          std::mem_fn(&ToolExecutorService::stream_execution), this)));
-  AddMethod(unary("/tools.ToolExecutorService/CheckPolicy", this, &ToolExecutorService::check_policy));
+    : host_(host), cancellations_(cancellations), workers_(workers), auth_(auth),
+      audit_waits_(host.audit_sink() != nullptr &&
+                   host.settings().audit.sync == pagi_exec::AuditOptions::Sync::every) {}
+
+// The unary calls without an execution answer from grpc's default reactor.
+template <class Work>
+grpc::ServerUnaryReactor* ToolExecutorService::answer(grpc::CallbackServerContext& context, Work work) {
+  auto* reactor = context.DefaultReactor();
+  if (!audit_waits_) {
+    reactor->Finish(work());
+  } else if (!workers_.run([reactor, work] { reactor->Finish(work()); })) {
+    reactor->Finish(no_thread());
+  }
+  return reactor;
 }
 
-grpc::Status ToolExecutorService::decode_and_bind(grpc::ServerContext& context, const char* rpc,
+// Decoding, authentication and the decision take microseconds: they are done here, and so is
+// the answer to a request that will not run. A run goes to a worker (so does everything when
+// the audit log syncs each record), which finishes the call.
+template <class Call, class Run>
+void ToolExecutorService::start(grpc::CallbackServerContext& context, const char* rpc, const grpc::ByteBuffer& bytes,
+                                Call& call, Run run) {
+  auto work = [this, &context, rpc, &bytes, &call, run](bool on_worker) {
+    if (auto prepared = prepare(context, rpc, bytes, call.prepared); !prepared.ok()) return call.finish(prepared);
+    if (on_worker || !call.prepared.executor->check(call.prepared.request).allowed) return run();
+    if (!workers_.run(run)) call.finish(no_thread());
+  };
+  if (!audit_waits_) return work(false);
+  if (!workers_.run([work] { work(true); })) call.finish(no_thread());
+}
+
+grpc::ServerUnaryReactor* ToolExecutorService::RequestExecution(grpc::CallbackServerContext* context,
+                                                                const grpc::ByteBuffer* request,
+                                                                grpc::ByteBuffer* response) {
+  auto* call = new UnaryCall(cancellations_.watch());
+  start(*context, "RequestExecution", *request, *call,
+        [this, context, response, call] { call->finish(execute(*context, *call, *response)); });
+  return call;
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* ToolExecutorService::StreamExecution(grpc::CallbackServerContext* context,
+                                                                                 const grpc::ByteBuffer* request) {
+  auto* call = new StreamCall(cancellations_.watch());
+  start(*context, "StreamExecution", *request, *call, [this, context, call] { stream(*context, *call); });
+  return call;
+}
+
+grpc::ServerUnaryReactor* ToolExecutorService::HealthCheck(grpc::CallbackServerContext* context,
+                                                           const google::protobuf::Empty* /*request*/,
+                                                           tools::HealthCheckResponse* response) {
+  *response = codec::to_proto(host_.health());
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ToolExecutorService::CheckPolicy(grpc::CallbackServerContext* context,
+                                                           const grpc::ByteBuffer* request,
+                                                           grpc::ByteBuffer* response) {
+  return answer(*context,
+                [this, context, request, response] { return check_policy(*context, *request, *response); });
+}
+
+grpc::ServerUnaryReactor* ToolExecutorService::ListExecutions(grpc::CallbackServerContext* context,
+                                                              const tools::ListExecutionsRequest* request,
+                                                              tools::ListExecutionsResponse* response) {
+  return answer(*context,
+                [this, context, request, response] { return list_executions(*context, *request, *response); });
+}
+
+grpc::ServerUnaryReactor* ToolExecutorService::GetExecution(grpc::CallbackServerContext* context,
+                                                            const tools::GetExecutionRequest* request,
+                                                            tools::ExecutionRecord* response) {
+  return answer(*context,
+                [this, context, request, response] { return get_execution(*context, *request, *response); });
+}
+
+grpc::Status ToolExecutorService::prepare(const grpc::CallbackServerContext& context, const char* rpc,
+                                          const grpc::ByteBuffer& bytes, PreparedRequest& prepared) const {
+  if (auto bound = decode_and_bind(context, rpc, bytes, prepared.request); !bound.ok()) return bound;
+  prepared.executor = host_.executor();
+  return grpc::Status::OK;
+}
+
+grpc::Status ToolExecutorService::decode_and_bind(const grpc::ServerContextBase& context, const char* rpc,
                                                   const grpc::ByteBuffer& bytes, pagi_exec::Request& request) const {
   if (auto decoded = codec::decode(bytes, request); !decoded.ok()) {
     if (const auto proven = auth_.current()->authenticate(context); !proven) {
@@ -75,21 +129,22 @@ grpc::Status ToolExecutorService::decode_and_bind(grpc::ServerContext& context, 
   return bind(context, rpc, request);
 }
 
-grpc::Status ToolExecutorService::bind(grpc::ServerContext& context, const char* rpc,
+grpc::Status ToolExecutorService::bind(const grpc::ServerContextBase& context, const char* rpc,
                                        pagi_exec::Request& request) const {
   auto status = auth_.current()->bind(context, request);
   if (!status.ok()) report_rejection(context, rpc, request, status);
   return status;
 }
 
-grpc::Status ToolExecutorService::bind(grpc::ServerContext& context, const char* rpc, std::string& twin_id) const {
+grpc::Status ToolExecutorService::bind(const grpc::ServerContextBase& context, const char* rpc,
+                                       std::string& twin_id) const {
   auto status = auth_.current()->bind(context, twin_id);
   if (!status.ok()) report_rejection(context, rpc, pagi_exec::Request{.twin_id = twin_id}, status);
   return status;
 }
 
 // One log line and one audit record per refused credential; the credential itself never appears.
-void ToolExecutorService::report_rejection(const grpc::ServerContext& context, const char* rpc,
+void ToolExecutorService::report_rejection(const grpc::ServerContextBase& context, const char* rpc,
                                            const pagi_exec::Request& request, const grpc::Status& status) const {
   const pagi_exec::AuthRejection rejection{.peer = context.peer(), .rpc = rpc,
                                            .status = status_name(status.error_code()),
@@ -100,96 +155,84 @@ void ToolExecutorService::report_rejection(const grpc::ServerContext& context, c
   if (const auto& audit = host_.audit_sink()) (void)audit->rejected(request, rejection);  // a failure is logged by the sink
 }
 
-grpc::Status ToolExecutorService::request_execution(grpc::ServerContext* context, const grpc::ByteBuffer* request,
-                                                    grpc::ByteBuffer* response) {
-  pagi_exec::Request decoded;
-  if (auto bound = decode_and_bind(*context, "RequestExecution", *request, decoded); !bound.ok()) return bound;
+grpc::Status ToolExecutorService::execute(const grpc::CallbackServerContext& context, UnaryCall& call,
+                                          grpc::ByteBuffer& response) const {
+  auto& request = call.prepared.request;
   // The RPC deadline caps the execution: a result nobody waits for is not worth computing.
-  decoded.timeout_cap = codec::timeout_cap(context->deadline(), std::chrono::system_clock::now());
-  const auto watch = watcher_.watch(*context);
-  const auto result = host_.executor()->run(decoded, watch.token());
-  log_request(decoded, result);
+  request.timeout_cap = codec::timeout_cap(context.deadline(), std::chrono::system_clock::now());
+  const auto result = call.prepared.executor->run(request, call.stop().token());
+  log_request(request, result);
   tools::ExecutionResponse answer;
-  auto status = codec::to_proto(result, watch.cause(), answer);
-  if (status.ok()) *response = to_bytes(answer);
+  auto status = codec::to_proto(result, call.stop().cause(), answer);
+  if (status.ok()) response = to_bytes(answer);
   return status;
 }
 
-grpc::Status ToolExecutorService::HealthCheck(grpc::ServerContext* /*context*/,
-                                              const google::protobuf::Empty* /*request*/,
-                                              tools::HealthCheckResponse* response) {
-  *response = codec::to_proto(host_.health());
-  return grpc::Status::OK;
-}
-
-grpc::Status ToolExecutorService::check_policy(grpc::ServerContext* context, const grpc::ByteBuffer* request,
-                                               grpc::ByteBuffer* response) {
+grpc::Status ToolExecutorService::check_policy(const grpc::CallbackServerContext& context,
+                                               const grpc::ByteBuffer& request, grpc::ByteBuffer& response) const {
   pagi_exec::Request decoded;
-  if (auto bound = decode_and_bind(*context, "CheckPolicy", *request, decoded); !bound.ok()) return bound;
+  if (auto bound = decode_and_bind(context, "CheckPolicy", request, decoded); !bound.ok()) return bound;
   const auto executor = host_.executor();
   const auto decision = executor->check(decoded);
-  *response = to_bytes(codec::to_proto(decision, executor->limits_for(decision), executor->policy().revision(),
-                                       executor->sandbox().isolation()));
+  response = to_bytes(codec::to_proto(decision, executor->limits_for(decision), executor->policy().revision(),
+                                      executor->sandbox().isolation()));
   return grpc::Status::OK;
 }
 
-grpc::Status ToolExecutorService::ListExecutions(grpc::ServerContext* context,
-                                                 const tools::ListExecutionsRequest* request,
-                                                 tools::ListExecutionsResponse* response) {
-  auto query = codec::from_proto(*request);
+grpc::Status ToolExecutorService::list_executions(const grpc::CallbackServerContext& context,
+                                                  const tools::ListExecutionsRequest& request,
+                                                  tools::ListExecutionsResponse& response) const {
+  auto query = codec::from_proto(request);
   if (!query) return query.error();
   // An authenticated twin sees its own history only.
-  if (auto bound = bind(*context, "ListExecutions", query->twin_id); !bound.ok()) return bound;
-  codec::to_proto(host_.executor()->history().query(*query), *response);
+  if (auto bound = bind(context, "ListExecutions", query->twin_id); !bound.ok()) return bound;
+  codec::to_proto(host_.executor()->history().query(*query), response);
   return grpc::Status::OK;
 }
 
-grpc::Status ToolExecutorService::GetExecution(grpc::ServerContext* context,
-                                               const tools::GetExecutionRequest* request,
-                                               tools::ExecutionRecord* response) {
-  const auto proven = auth_.current()->authenticate(*context);
+grpc::Status ToolExecutorService::get_execution(const grpc::CallbackServerContext& context,
+                                                const tools::GetExecutionRequest& request,
+                                                tools::ExecutionRecord& response) const {
+  const auto proven = auth_.current()->authenticate(context);
   if (!proven) {
-    report_rejection(*context, "GetExecution", pagi_exec::Request{}, proven.error());
+    report_rejection(context, "GetExecution", pagi_exec::Request{}, proven.error());
     return proven.error();
   }
-  const auto record = host_.executor()->history().find(request->execution_id());
+  const auto record = host_.executor()->history().find(request.execution_id());
   if (!record || !pagi_exec::may_see(*record, *proven)) {
-    return {grpc::StatusCode::NOT_FOUND, "no execution '" + request->execution_id() + "' in the history"};
+    return {grpc::StatusCode::NOT_FOUND, "no execution '" + request.execution_id() + "' in the history"};
   }
   // Like a page, one record must fit a default client's 4 MiB message.
-  *response = codec::to_proto(pagi_exec::fitted(*record, pagi_exec::HistoryQuery::default_max_page_bytes));
+  response = codec::to_proto(pagi_exec::fitted(*record, pagi_exec::HistoryQuery::default_max_page_bytes));
   return grpc::Status::OK;
 }
 
-grpc::Status ToolExecutorService::stream_execution(grpc::ServerContext* context, const grpc::ByteBuffer* request,
-                                                   grpc::ServerWriter<grpc::ByteBuffer>* writer) {
-  pagi_exec::Request decoded;
-  if (auto bound = decode_and_bind(*context, "StreamExecution", *request, decoded); !bound.ok()) return bound;
-  decoded.timeout_cap = codec::timeout_cap(context->deadline(), std::chrono::system_clock::now());
-  const auto watch = watcher_.watch(*context);
-  const auto executor = host_.executor();
+void ToolExecutorService::stream(const grpc::CallbackServerContext& context, StreamCall& call) const {
+  auto& request = call.prepared.request;
+  const auto& executor = call.prepared.executor;
+  request.timeout_cap = codec::timeout_cap(context.deadline(), std::chrono::system_clock::now());
   const pagi_exec::RunHooks hooks{
       .started = [&](const pagi_exec::Outcome& outcome) {
-        (void)writer->Write(to_bytes(codec::started_event(outcome, executor->limits_for(outcome.decision, decoded.timeout_cap))));
+        (void)call.write(to_bytes(codec::started_event(outcome, executor->limits_for(outcome.decision, request.timeout_cap))));
       },
       .output = [&](pagi_exec::OutputStream stream, std::string_view chunk) {
         tools::ExecutionEvent event;
         auto* data = stream == pagi_exec::OutputStream::out ? event.mutable_stdout() : event.mutable_stderr();
         data->set_data(chunk.data(), chunk.size());
-        return writer->Write(to_bytes(event));  // false: the client is gone, which stops the run
+        return call.write(to_bytes(event));  // false: the client is gone, which stops the run
       },
   };
-  const auto result = executor->run(decoded, watch.token(), hooks);
-  log_request(decoded, result);
-  if (!result) return codec::to_status(result.error());
-  if (result->cancelled) return codec::cancelled_status(*result, watch.cause());
+  const auto result = executor->run(request, call.stop().token(), hooks);
+  log_request(request, result);
+  if (!result) return call.finish(codec::to_status(result.error()));
+  if (result->cancelled) return call.finish(codec::cancelled_status(*result, call.stop().cause()));
   if (result->decision.allowed && !result->ran && !result->err.lines.empty()) {
     tools::ExecutionEvent why;  // a command that could not start (127, 126) says why on stderr
     for (const auto& line : result->err.lines) why.mutable_stderr()->mutable_data()->append(line + "\n");
-    (void)writer->Write(to_bytes(why));
+    (void)call.write(to_bytes(why));
   }
-  (void)writer->Write(to_bytes(codec::finished_event(*result)));
-  return grpc::Status::OK;
+  (void)call.write(to_bytes(codec::finished_event(*result)));
+  call.finish(grpc::Status::OK);
 }
 
 }  // namespace tools_server

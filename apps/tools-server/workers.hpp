@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: Apache-2.0
+// Workers: threads for the work of an RPC that waits (a process, a record synced to disk), so
+// that grpc's own threads only ever do work that cannot block.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+
+namespace tools_server {
+
+/// A pool that never queues: run() hands the task to an idle thread, or starts a new one when
+/// none is idle. How many run at once is bounded by what submits (Admission bounds the
+/// executions), not here: a bound here would make a call wait, or refuse it, for a thread.
+/// A thread idle for `linger` ends. Thread-safe.
+class Workers {
+ public:
+  explicit Workers(std::chrono::milliseconds linger = std::chrono::seconds(30)) : linger_(linger) {}
+  /// Waits until every task has returned and every thread has ended.
+  ~Workers();
+  Workers(const Workers&) = delete;
+  Workers& operator=(const Workers&) = delete;
+
+  /// Runs `task` on a worker thread now; false (and `task` not run) when no thread is idle and
+  /// the system cannot create one.
+  [[nodiscard]] bool run(std::function<void()> task);
+
+ private:
+  void work(std::function<void()> task);
+
+  std::chrono::milliseconds linger_;
+  std::mutex mutex_;
+  std::condition_variable ready_;  // a task was queued for an idle thread, or the pool ends
+  std::condition_variable ended_;  // a thread ended
+  std::deque<std::function<void()>> tasks_;  // each already promised to an idle thread
+  std::size_t idle_ = 0;     // idle threads no queued task is promised to
+  std::size_t threads_ = 0;  // threads alive
+  bool closing_ = false;
+};
+
+}  // namespace tools_server
