@@ -21,12 +21,11 @@ namespace tools_server {
 // request's raw bytes: a request the server cannot parse (not protobuf, invalid UTF-8 in a string
 // field) is INVALID_ARGUMENT naming the field, with one log line, instead of grpc++'s INTERNAL
 // with no message.
-using CallbackBase = tools::ToolExecutorService::WithRawCallbackMethod_RequestExecution<
-    tools::ToolExecutorService::WithCallbackMethod_HealthCheck<
-        tools::ToolExecutorService::WithCallbackMethod_ListExecutions<
-            tools::ToolExecutorService::WithCallbackMethod_GetExecution<
-                tools::ToolExecutorService::WithRawCallbackMethod_StreamExecution<
-                    tools::ToolExecutorService::WithRawCallbackMethod_CheckPolicy<tools::ToolExecutorService::Service>>>>>>;
+using GeneratedService = tools::ToolExecutorService;
+using CallbackBase = GeneratedService::WithRawCallbackMethod_RequestExecution<
+    GeneratedService::WithCallbackMethod_HealthCheck<GeneratedService::WithCallbackMethod_ListExecutions<
+        GeneratedService::WithCallbackMethod_GetExecution<GeneratedService::WithRawCallbackMethod_StreamExecution<
+            GeneratedService::WithRawCallbackMethod_CheckPolicy<GeneratedService::Service>>>>>>;
 
 /// tools.proto's ToolExecutorService. Each RPC authenticates, decodes, runs the Executor with a
 /// stop token tied to the call, encodes and answers.

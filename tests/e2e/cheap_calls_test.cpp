@@ -38,7 +38,8 @@ class HeldRuns {
       const auto marker = server_.scratch() / ("running-" + std::to_string(i));
       auto& run = runs_.emplace_back();
       run.thread = std::thread([this, &run, marker] {
-        const auto line = "touch " + marker.string() + " && while [ ! -e " + release_.string() + " ]; do sleep 0.05; done";
+        const auto line =
+            "touch " + marker.string() + " && while [ ! -e " + release_.string() + " ]; do sleep 0.05; done";
         run.call = execute(server_.stub(), "twin-aegis", "command_exec", {line}, 600s);
       });
       markers_.push_back(marker);
@@ -191,6 +192,7 @@ TEST_SUITE("cheap_calls") {
 
   TEST_CASE("the same with an audit log synced at every record (the refusals wait for the disk off grpc's threads)") {
     e2e::TempDir dir;
-    check_cheap_calls_while_full({{"TOOLS_AUDIT_LOG", (dir.path() / "audit.jsonl").string()}, {"TOOLS_AUDIT_SYNC", "every"}});
+    check_cheap_calls_while_full(
+        {{"TOOLS_AUDIT_LOG", (dir.path() / "audit.jsonl").string()}, {"TOOLS_AUDIT_SYNC", "every"}});
   }
 }
