@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: Apache-2.0
+// The spawn helper (sys/spawn_helper.hpp): runs go through it once started, it refuses to start
+// in a multithreaded process, its native plan survives the trip, and when it is killed the run in
+// flight ends and later runs are cloned directly. This binary runs with the helper started by the
+// test main (PAGI_EXEC_TEST_SPAWN_HELPER=1, see tests/meson.build).
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <latch>
+#include <thread>
+
+#include "sys/mountns.hpp"
+#include "sys/seccomp.hpp"
+#include "sys/spawn_helper.hpp"
+#include "sys/tree_wire.hpp"
+#include "test_support.hpp"
+
+using namespace pagi_exec;
+using namespace std::chrono_literals;
+using test_support::shell;
+using test_support::TempDir;
+
+namespace {
+
+bool native_possible() {
+  TempDir dir;
+  auto sandbox = Sandbox::make({.root_dir = dir.path(), .isolation = Isolation::native});
+  return sandbox && make_native_spawner(*sandbox).has_value();
+}
+
+}  // namespace
+
+TEST_SUITE("spawn_helper") {
+  TEST_CASE("the test main started the helper") {
+    REQUIRE_MESSAGE(sys::spawn_helper_pid() > 0, "run this binary with PAGI_EXEC_TEST_SPAWN_HELPER=1");
+    CHECK(test_support::process_alive(sys::spawn_helper_pid()));
+    CHECK(test_support::read_file("/proc/" + std::to_string(sys::spawn_helper_pid()) + "/comm") == "pagi-spawner\n");
+  }
+
+  TEST_CASE("cwd runs go through the helper and behave as before") {
+    TempDir dir;
+    const auto executor = test_support::make_executor(dir.path());
+    const auto before = sys::spawn_counts();
+    const auto outcome = executor.run(shell("echo out; echo err >&2; exit 3"));
+    REQUIRE(outcome);
+    CHECK(outcome->exit_code == 3);
+    CHECK(outcome->out.lines == std::vector<std::string>{"out"});
+    CHECK(outcome->err.lines == std::vector<std::string>{"err"});
+    executor.wait_for_cleanup();  // the helper's status for the reap came back
+    const auto after = sys::spawn_counts();
+    CHECK(after.via_helper == before.via_helper + 1);
+    CHECK(after.direct == before.direct);
+  }
+
+  TEST_CASE("native runs go through the helper, whose init shows none of its argv") {
+    if (!native_possible()) {
+      MESSAGE("skipped: this machine cannot make a native sandbox");
+      return;
+    }
+    TempDir dir;
+    const auto executor = test_support::make_executor(dir.path(), Isolation::native);
+    const auto before = sys::spawn_counts();
+    const auto outcome = executor.run(shell("tr '\\0' ' ' < /proc/1/cmdline; echo; cat /proc/1/comm"));
+    REQUIRE_MESSAGE(outcome, (outcome ? "" : outcome.error().message()));
+    CAPTURE(outcome->out.lines);
+    CHECK(outcome->exit_code == 0);
+    REQUIRE(outcome->out.lines.size() == 2);
+    CHECK(outcome->out.lines[0].starts_with("pagi-exec-init"));
+    CHECK(outcome->out.lines[0].find("spawn_helper") == std::string::npos);  // the test binary's path
+    CHECK(outcome->out.lines[1] == "pagi-spawner");  // cloned from the helper, not from this process
+    executor.wait_for_cleanup();
+    CHECK(sys::spawn_counts().via_helper == before.via_helper + 1);
+  }
+
+  TEST_CASE("start_spawn_helper refuses while another thread runs") {
+    std::latch release(1);
+    std::thread other([&] { release.wait(); });
+    const auto started = start_spawn_helper();
+    release.count_down();
+    other.join();
+    REQUIRE_FALSE(started);
+    CHECK(started.error().code == Errc::spawn_failed);
+    CHECK(started.error().message().find("before any thread exists") != std::string::npos);
+  }
+
+  TEST_CASE("a native plan and its filter come back from the sealed memfd as they went") {
+    TempDir dir;
+    auto plan = sys::plan_root((dir.path() / "root").string(), 1 << 20, 2 << 20, 65534, 65534,
+                               IdRange{.first = 1'900'000'000, .count = 64});
+    REQUIRE(plan);
+    auto filter = sys::SeccompProgram::make_default();
+    REQUIRE(filter);
+    auto sealed = sys::seal_native_shared(*plan, *filter);
+    REQUIRE(sealed);
+    CHECK(::write(sealed->get(), "x", 1) < 0);  // sealed: nobody changes what the helper cached
+    auto read = sys::read_native_shared(sealed->get());
+    REQUIRE(read);
+    CHECK(read->seccomp == *filter);
+    CHECK(read->root.root == plan->root);
+    CHECK(read->root.dirs == plan->dirs);
+    REQUIRE(read->root.files.size() == plan->files.size());
+    for (std::size_t i = 0; i < plan->files.size(); ++i) {
+      CHECK(read->root.files[i].path == plan->files[i].path);
+      CHECK(read->root.files[i].content == plan->files[i].content);
+    }
+    REQUIRE(read->root.ro_binds.size() == plan->ro_binds.size());
+    for (std::size_t i = 0; i < plan->ro_binds.size(); ++i) {
+      CHECK(read->root.ro_binds[i].source == plan->ro_binds[i].source);
+      CHECK(read->root.ro_binds[i].extra_flags == plan->ro_binds[i].extra_flags);
+    }
+    REQUIRE(read->root.links.size() == plan->links.size());
+    CHECK(read->root.work_options == plan->work_options);
+    CHECK(read->root.workspace == plan->workspace);
+  }
+
+  TEST_CASE("a plan too large for one message is cloned directly, whole") {
+    TempDir dir;
+    const auto executor = test_support::make_executor(dir.path());
+    const std::string big(sys::max_run_message_bytes, 'x');
+    const auto before = sys::spawn_counts();
+    const auto outcome = executor.run(shell("printf %s '" + big + "' | wc -c"));
+    REQUIRE(outcome);
+    CHECK(outcome->out.lines == std::vector<std::string>{std::to_string(big.size())});
+    executor.wait_for_cleanup();
+    CHECK(sys::spawn_counts().direct == before.direct + 1);
+  }
+
+  // Last in this file: the helper stays dead for the rest of the binary.
+  TEST_CASE("SIGKILL of the helper: the run in flight ends, later runs are cloned directly") {
+    const pid_t helper = sys::spawn_helper_pid();
+    REQUIRE(helper > 0);
+    TempDir dir;
+    const auto executor = test_support::make_executor(dir.path(), Isolation::cwd, 600s);
+    std::stop_source stop;
+    bool killed_helper = false;
+    RunHooks hooks;
+    hooks.output = [&](OutputStream, std::string_view chunk) {
+      if (!killed_helper && chunk.find("up") != std::string_view::npos) {
+        ::kill(helper, SIGKILL);
+        ::waitpid(helper, nullptr, 0);  // our child: gone for sure once reaped
+        killed_helper = true;
+        stop.request_stop();  // the command would sleep on; nothing else would end it
+      }
+      return true;
+    };
+    const auto before = sys::spawn_counts();
+    const auto outcome = executor.run(shell("echo up; exec sleep 1000"), stop.get_token(), hooks);
+    REQUIRE(killed_helper);
+    REQUIRE_MESSAGE(outcome, (outcome ? "" : outcome.error().message()));
+    CHECK(outcome->cancelled);
+    executor.wait_for_cleanup();  // the reap does not wait for a status that will never come
+    CHECK(sys::spawn_counts().via_helper == before.via_helper + 1);
+
+    const auto next = executor.run(shell("echo again"));
+    REQUIRE_MESSAGE(next, (next ? "" : next.error().message()));
+    CHECK(next->out.lines == std::vector<std::string>{"again"});
+    executor.wait_for_cleanup();
+    const auto after = sys::spawn_counts();
+    CHECK(after.direct == before.direct + 1);
+    CHECK(after.via_helper == before.via_helper + 1);
+  }
+}
