@@ -11,6 +11,8 @@
 
 #include <pagi_exec/spawner.hpp>
 
+#include "sys/spawn_helper.hpp"
+
 int main(int argc, char** argv) {
   if (const char* wanted = std::getenv("PAGI_EXEC_TEST_SPAWN_HELPER"); wanted != nullptr && std::string_view(wanted) == "1") {
     if (auto started = pagi_exec::start_spawn_helper(); !started) {
@@ -19,5 +21,13 @@ int main(int argc, char** argv) {
     }
   }
   doctest::Context context(argc, argv);
-  return context.run();
+  const int status = context.run();
+  // A binary meant to test the helper's path that never took it tested nothing new.
+  if (const auto counts = pagi_exec::sys::spawn_counts();
+      pagi_exec::sys::spawn_helper_pid() > 0 && counts.via_helper == 0 && counts.direct > 0) {
+    std::fprintf(stderr, "the spawn helper was started but every run (%llu) was cloned directly\n",
+                 static_cast<unsigned long long>(counts.direct));
+    return 1;
+  }
+  return status;
 }
