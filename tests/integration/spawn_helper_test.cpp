@@ -6,10 +6,14 @@
 #include <doctest/doctest.h>
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <latch>
+#include <sstream>
 #include <thread>
 
 #include "sys/mountns.hpp"
@@ -126,6 +130,43 @@ TEST_SUITE("spawn_helper") {
     CHECK(outcome->out.lines == std::vector<std::string>{std::to_string(big.size())});
     executor.wait_for_cleanup();
     CHECK(sys::spawn_counts().direct == before.direct + 1);
+  }
+
+  TEST_CASE("SIGKILL of a host using the helper: its helper and the whole run end too") {
+    const char* bin = std::getenv("PAGI_EXEC_CLI");
+    REQUIRE(bin != nullptr);
+    TempDir dir;
+    // The command says it runs through a fifo the test reads: a handshake, not a wait.
+    const auto meeting = dir.path() / "meeting";
+    std::filesystem::create_directory(meeting);
+    REQUIRE(::chmod(meeting.c_str(), 0777) == 0);
+    const auto fifo = meeting / "fifo";
+    REQUIRE(::mkfifo(fifo.c_str(), 0666) == 0);
+    REQUIRE(::chmod(fifo.c_str(), 0666) == 0);
+    const std::string line = "(setsid sh -c 'echo $$ > " + fifo.string() + "; exec sleep 1000' &); exec sleep 1000";
+    const std::string sandbox = (dir.path() / "sb").string();
+    const pid_t host = ::fork();
+    REQUIRE(host >= 0);
+    if (host == 0) {
+      ::execl(bin, bin, "run", "--twin", "twin-aegis", "--isolation", "cwd", "--sandbox-dir", sandbox.c_str(),
+              "--timeout-ms", "600000", "--", "sh", "-c", line.c_str(), static_cast<char*>(nullptr));
+      ::_exit(99);
+    }
+    pid_t detached = 0;
+    std::ifstream(fifo) >> detached;  // blocks until the command's detached process wrote its pid
+    REQUIRE(detached > 0);
+    // The host's children: its helper (the supervisor is the helper's child, not the host's).
+    std::istringstream children(
+        test_support::read_file("/proc/" + std::to_string(host) + "/task/" + std::to_string(host) + "/children"));
+    pid_t helper = 0;
+    for (pid_t child; children >> child;) {
+      if (test_support::read_file("/proc/" + std::to_string(child) + "/comm") == "pagi-spawner\n") helper = child;
+    }
+    ::kill(host, SIGKILL);
+    ::waitpid(host, nullptr, 0);
+    CHECK(helper > 0);
+    if (helper > 0) CHECK(test_support::wait_gone(helper));
+    CHECK(test_support::wait_gone(detached));  // left the command's session, still killed
   }
 
   // Last in this file: the helper stays dead for the rest of the binary.
