@@ -169,6 +169,38 @@ TEST_SUITE("spawn_helper") {
     CHECK(test_support::wait_gone(detached));  // left the command's session, still killed
   }
 
+  TEST_CASE("a host that is not root: its helper's user-namespaced init gets its id maps from the host" *
+            doctest::skip(::geteuid() != 0)) {
+    const char* bin = std::getenv("PAGI_EXEC_CLI");
+    REQUIRE(bin != nullptr);
+    if (!std::filesystem::exists("/usr/bin/setpriv")) {
+      MESSAGE("skipped: no /usr/bin/setpriv");
+      return;
+    }
+    TempDir dir;
+    const auto sandbox = dir.path() / "sb";
+    std::filesystem::create_directories(sandbox);
+    REQUIRE(::chown(sandbox.c_str(), 65534, 65534) == 0);
+    const auto ran = test_support::run_program(
+        {"/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", bin, "run", "--twin",
+         "twin-aegis", "--sandbox-dir", sandbox.string(), "--isolation", "native", "--", "sh", "-c",
+         "cat /proc/self/uid_map; cat /proc/1/comm"},
+        true);
+    CAPTURE(ran.out);
+    if (ran.status != 0 && ran.out.find("user namespace") != std::string::npos) {
+      MESSAGE("skipped: this machine gives no user namespace to an unprivileged process");
+      return;
+    }
+    CHECK(ran.status == 0);
+    std::istringstream map(ran.out);
+    std::uint64_t inside = 1, outside = 1, count = 0;
+    map >> inside >> outside >> count;
+    CHECK(inside == 65534);   // the host's uid, mapped to itself
+    CHECK(outside == 65534);
+    CHECK(count == 1);
+    CHECK(ran.out.find("pagi-spawner") != std::string::npos);  // the init came from the host's helper
+  }
+
   // Last in this file: the helper stays dead for the rest of the binary.
   TEST_CASE("SIGKILL of the helper: the run in flight ends, later runs are cloned directly") {
     const pid_t helper = sys::spawn_helper_pid();
