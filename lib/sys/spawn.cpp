@@ -200,7 +200,8 @@ Result<ChildReport> report_without_child(Pump& pump, TreeRoot& child, const Tree
 
 // The report once the pump is done. With one, the tree is gone and reaping the supervisor (the
 // init's exit tears its namespaces down) can wait: it is left to `cleanup`.
-Result<ChildReport> collect_report(Pump& pump, TreeRoot child, const TreeSetup& setup, Janitor& cleanup) {
+// `child` is moved into that job only then: until the pump is done with it, it kills through it.
+Result<ChildReport> collect_report(Pump& pump, TreeRoot& child, const TreeSetup& setup, Janitor& cleanup) {
   if (!pump.has_report()) return report_without_child(pump, child, setup);
   cleanup.post([held = std::make_shared<TreeRoot>(std::move(child))] { (void)held->wait(); });
   return pump.report();
@@ -234,7 +235,7 @@ Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const TreeSetup& 
     pump.run(sink);
   }
   // 5. The outcome, with the output captured.
-  return collect_report(pump, std::move(*child), setup, cleanup)
+  return collect_report(pump, *child, setup, cleanup)
       .and_then([&](const ChildReport& report) { return decode_report(report, setup.native); })
       .map([&](ProcessResult result) {
         result.out = pump.finish_out();

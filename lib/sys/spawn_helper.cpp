@@ -295,6 +295,11 @@ bool helper_hung_up() noexcept {
   return ::poll(&shared, 1, 0) > 0 && (shared.revents & (POLLHUP | POLLERR)) != 0;
 }
 
+// From now on runs are cloned here. The helper is our child: reap it if it is gone already.
+void give_up_helper() noexcept {
+  if (!helper_gone.exchange(true)) ::waitpid(helper_link.helper, nullptr, WNOHANG);
+}
+
 }  // namespace
 
 Result<std::optional<TreeRoot>> start_via_helper(const ChildArgs& args, const NativeArgs* native, int maps_fd,
@@ -314,7 +319,7 @@ Result<std::optional<TreeRoot>> start_via_helper(const ChildArgs& args, const Na
     if (err != EPIPE && err != ECONNRESET && err != ENOTCONN) {
       return fail(Errc::spawn_failed, "send a run to the spawn helper", err);
     }
-    helper_gone.store(true, std::memory_order_relaxed);  // nothing was queued: clone it here
+    give_up_helper();  // nothing was queued: clone it here
     return std::nullopt;
   }
   theirs.reset();  // only the helper holds its end now: its death or drop hangs ours up
@@ -324,7 +329,7 @@ Result<std::optional<TreeRoot>> start_via_helper(const ChildArgs& args, const Na
   ssize_t n = 0;
   while ((n = receive_with_fds(ours.get(), &started, sizeof started, pidfd, truncated)) < 0 && errno == EINTR) {}
   if (n != static_cast<ssize_t>(sizeof started) || truncated) {
-    if (helper_hung_up()) helper_gone.store(true, std::memory_order_relaxed);
+    if (helper_hung_up()) give_up_helper();
     return fail(Errc::spawn_failed, "the spawn helper went away before starting the run", n < 0 ? errno : 0);
   }
   if (started.pid <= 0) return fail(Errc::spawn_failed, "clone in the spawn helper", started.clone_errno);
@@ -347,7 +352,9 @@ namespace pagi_exec {
 
 Result<void> start_spawn_helper() {
   using sys::helper_link;
-  if (const int threads = sys::count_threads(); threads != 1) {
+  const int threads = sys::count_threads();
+  if (threads < 0) return fail(Errc::spawn_failed, "start_spawn_helper: cannot read /proc/self/status");
+  if (threads != 1) {
     return fail(Errc::spawn_failed, "start_spawn_helper: the process has " + std::to_string(threads) +
                                         " threads; call it first thing in main(), before any thread exists");
   }

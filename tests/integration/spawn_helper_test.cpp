@@ -59,6 +59,32 @@ TEST_SUITE("spawn_helper") {
     CHECK(after.direct == before.direct);
   }
 
+  TEST_CASE("threads share the helper's socket: each run gets its own tree and output") {
+    TempDir dir;
+    const auto executor = test_support::make_executor(dir.path());
+    const auto before = sys::spawn_counts();
+    constexpr int threads = 16;
+    constexpr int runs_each = 8;
+    std::vector<std::string> mismatches[threads];
+    {
+      std::vector<std::jthread> workers;
+      for (int t = 0; t < threads; ++t) {
+        workers.emplace_back([&, t] {
+          for (int r = 0; r < runs_each; ++r) {
+            const std::string tag = std::to_string(t) + "-" + std::to_string(r);
+            const auto outcome = executor.run(shell("echo " + tag + "; exit " + std::to_string(r)));
+            if (!outcome || outcome->out.lines != std::vector<std::string>{tag} || outcome->exit_code != r) {
+              mismatches[t].push_back(tag);
+            }
+          }
+        });
+      }
+    }
+    for (const auto& wrong : mismatches) CHECK(wrong.empty());
+    executor.wait_for_cleanup();
+    CHECK(sys::spawn_counts().via_helper == before.via_helper + threads * runs_each);
+  }
+
   TEST_CASE("native runs go through the helper, whose init shows none of its argv") {
     if (!native_possible()) {
       MESSAGE("skipped: this machine cannot make a native sandbox");
