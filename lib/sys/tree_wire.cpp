@@ -128,6 +128,8 @@ std::uint32_t id_of(Reader& in) { return static_cast<std::uint32_t>(in.number())
 
 }  // namespace
 
+// Every field of ChildArgs and of NativeArgs but root, seccomp (in native_shared) and the argv
+// areas (the helper's own); a field added there must be added here and in decode.
 RunMessage encode_run(const ChildArgs& args, const NativeArgs* native, int maps_fd, int native_shared, int reply) {
   Writer out;
   RunMessage message;
@@ -224,6 +226,8 @@ Result<std::unique_ptr<ReceivedRun>> ReceivedRun::decode(std::string_view bytes,
   return run;
 }
 
+// Every field of RootPlan (a field added there must be added here and in read_native_shared;
+// spawn_helper_test compares them all after the trip).
 Result<unique_fd> seal_native_shared(const RootPlan& root, const SeccompProgram& seccomp) {
   Writer out;
   out.number(shared_tag);

@@ -5,7 +5,9 @@
 // test main (PAGI_EXEC_TEST_SPAWN_HELPER=1, see tests/meson.build).
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include <thread>
 
 #include "sys/mountns.hpp"
+#include "sys/rlimits.hpp"
 #include "sys/seccomp.hpp"
 #include "sys/spawn_helper.hpp"
 #include "sys/tree_wire.hpp"
@@ -142,8 +145,83 @@ TEST_SUITE("spawn_helper") {
       CHECK(read->root.ro_binds[i].extra_flags == plan->ro_binds[i].extra_flags);
     }
     REQUIRE(read->root.links.size() == plan->links.size());
+    for (std::size_t i = 0; i < plan->links.size(); ++i) {
+      CHECK(read->root.links[i].target == plan->links[i].target);
+      CHECK(read->root.links[i].path == plan->links[i].path);
+    }
+    for (std::size_t i = 0; i < plan->ro_binds.size(); ++i) CHECK(read->root.ro_binds[i].target == plan->ro_binds[i].target);
+    CHECK(read->root.root_options == plan->root_options);
+    CHECK(read->root.tmp_options == plan->tmp_options);
     CHECK(read->root.work_options == plan->work_options);
+    CHECK(read->root.proc == plan->proc);
+    CHECK(read->root.dev == plan->dev);
+    CHECK(read->root.tmp == plan->tmp);
+    CHECK(read->root.work == plan->work);
     CHECK(read->root.workspace == plan->workspace);
+  }
+
+  TEST_CASE("a run's message decodes to the arguments that were encoded, each descriptor in its place") {
+    std::vector<sys::unique_fd> originals;
+    for (int i = 0; i < 9; ++i) {
+      originals.emplace_back(::memfd_create(("fd" + std::to_string(i)).c_str(), MFD_CLOEXEC));
+      REQUIRE(originals.back());
+    }
+    const auto fd = [&](int i) { return originals[static_cast<std::size_t>(i)].get(); };
+    const char* argv[] = {"/bin/echo", "a b", "", nullptr};
+    const char* envp[] = {"PATH=/usr/bin", "X=1", nullptr};
+    const sys::RlimitSet limits = sys::make_rlimits(7, 1 << 20, 64, 0);
+    const sys::ChildArgs args{.argv = argv, .envp = envp, .cwd = "/tmp/w", .stdout_fd = fd(0), .stderr_fd = fd(1),
+                              .report_fd = fd(2), .control_fd = fd(3), .timeout_us = 1234567, .rlimits = &limits,
+                              .drop = true, .no_new_privs = true, .uid = 4242, .gid = 4343, .fd3 = -1,
+                              .cgroup_procs = {fd(4), -1}};
+    sys::NativeArgs native{.template_fd = fd(5), .workspace_tree = -1, .workspace = "/srv/ws", .work_options = "size=1",
+                           .netns_fd = fd(6), .host_network = false, .uid = 77, .gid = 78, .workspace_gid = 79,
+                           .user_namespace = true, .memory_by_rlimit = true};
+    const auto message = sys::encode_run(args, &native, fd(7), fd(8), fd(2));
+    // The kernel's SCM_RIGHTS, by hand: the receiver gets new numbers for the same files.
+    std::vector<sys::unique_fd> received;
+    for (const int sent : message.fds) received.emplace_back(::fcntl(sent, F_DUPFD_CLOEXEC, 0));
+    auto run = sys::ReceivedRun::decode(message.bytes, std::move(received));
+    REQUIRE_MESSAGE(run, (run ? "" : run.error().message()));
+    const auto same_file = [](int a, int b) {
+      struct stat sa {}, sb {};
+      return ::fstat(a, &sa) == 0 && ::fstat(b, &sb) == 0 && sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
+    };
+    const sys::ChildArgs& got = (*run)->args;
+    CHECK(std::string(got.argv[1]) == "a b");
+    CHECK(std::string(got.argv[2]).empty());
+    CHECK(got.argv[3] == nullptr);
+    CHECK(std::string(got.envp[1]) == "X=1");
+    CHECK(got.envp[2] == nullptr);
+    CHECK(std::string(got.cwd) == "/tmp/w");
+    CHECK(same_file(got.stdout_fd, fd(0)));
+    CHECK(same_file(got.stderr_fd, fd(1)));
+    CHECK(same_file(got.report_fd, fd(2)));
+    CHECK(same_file(got.control_fd, fd(3)));
+    CHECK(same_file(got.cgroup_procs[0], fd(4)));
+    CHECK(got.cgroup_procs[1] == -1);
+    CHECK(got.fd3 == -1);
+    CHECK(got.timeout_us == 1234567);
+    CHECK(got.rlimits->entries[0].resource == limits.entries[0].resource);
+    CHECK(got.rlimits->entries[0].value == limits.entries[0].value);
+    CHECK((got.drop && got.no_new_privs && got.uid == 4242 && got.gid == 4343));
+    REQUIRE((*run)->native);
+    const sys::NativeArgs& n = *(*run)->native;
+    CHECK(same_file(n.template_fd, fd(5)));
+    CHECK(n.workspace_tree == -1);
+    CHECK(same_file(n.netns_fd, fd(6)));
+    CHECK(std::string(n.workspace) == "/srv/ws");
+    CHECK(std::string(n.work_options) == "size=1");
+    CHECK((n.uid == 77 && n.gid == 78 && n.workspace_gid == 79 && n.user_namespace && n.memory_by_rlimit));
+    CHECK_FALSE(n.host_network);
+    CHECK(same_file((*run)->maps_fd, fd(7)));
+    CHECK(same_file((*run)->native_shared, fd(8)));
+    CHECK(same_file((*run)->reply, fd(2)));
+    CHECK(sys::native_clone_flags(n) == sys::native_clone_flags(native));
+
+    // Cut short, or with a descriptor missing: refused, not guessed.
+    CHECK_FALSE(sys::ReceivedRun::decode(std::string_view(message.bytes).substr(0, message.bytes.size() - 1), {}));
+    CHECK_FALSE(sys::ReceivedRun::decode(message.bytes, {}));
   }
 
   TEST_CASE("a plan too large for one message is cloned directly, whole") {
