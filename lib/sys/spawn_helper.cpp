@@ -272,6 +272,10 @@ class Helper {
     if (fd != devnull) ::dup2(devnull, fd);
   }
   if (!close_fds_except(&socket, 1)) ::_exit(1);
+  // Reaping is how runs learn their end: children must not be reaped automatically (SIG_IGN).
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  ::sigaction(SIGCHLD, &dfl, nullptr);
   // Only SIGKILL, the server's death or its hang-up end the helper: a Ctrl-C or SIGTERM aimed at
   // the server's process group must not take the spawner away mid-run.
   sigset_t blocked;
