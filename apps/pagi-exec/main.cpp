@@ -230,6 +230,11 @@ void add_audit_options(CLI::App& audit_cmd, AuditArgs& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Runs are cloned from this small copy of the process (pagi_exec::start_spawn_helper).
+  if (auto helper = pagi_exec::start_spawn_helper(); !helper) {
+    std::cerr << "pagi-exec: " << helper.error().message() << '\n';
+    return 2;
+  }
   CLI::App app{"pagi-exec: check or run one request with the pagi-exec library, or read an audit log"};
   app.require_subcommand(1);
   Options o;

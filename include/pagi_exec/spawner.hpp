@@ -103,4 +103,17 @@ class Spawner {
 /// runs plans of the other kinds, with a process spawner of its own.
 [[nodiscard]] Result<std::shared_ptr<const Spawner>> make_native_spawner(const Sandbox& sandbox);
 
+/// Starts the spawn helper: a small single-threaded child process that clones each execution's
+/// supervisor or native init from then on, so the real spawners never fork this (possibly big,
+/// multithreaded) process, whose copy-on-write fork dominates the cost of a run under load.
+/// Optional: without it, the spawners clone this process itself, as before.
+///
+/// Call it first thing in main(): before any thread exists (Errc::spawn_failed otherwise,
+/// saying so) and before reading secrets, since the helper is a copy of the process as it is
+/// now. The helper dies with this process and uses this process's credentials as they are now;
+/// a fork of this process, or this process after a change of credentials, does not use it. When
+/// the helper is gone (killed), executions in flight end with their result or Errc::spawn_failed,
+/// and later ones are cloned directly again. Once per process.
+[[nodiscard]] Result<void> start_spawn_helper();
+
 }  // namespace pagi_exec

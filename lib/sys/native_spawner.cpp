@@ -17,6 +17,7 @@
 #include "sys/process_spawner.hpp"
 #include "sys/seccomp.hpp"
 #include "sys/spawn.hpp"
+#include "sys/tree_wire.hpp"
 
 namespace pagi_exec::sys {
 namespace {
@@ -36,12 +37,13 @@ struct Privileged {
 class NativeSpawner final : public Spawner {
  public:
   NativeSpawner(const Sandbox& sandbox, RootPlan root, Privileged privileged, SeccompProgram seccomp,
-                bool user_namespace)
+                unique_fd sealed_plan, bool user_namespace)
       : uid_(sandbox.spec().sandbox_uid),
         gid_(sandbox.spec().sandbox_gid),
         root_(std::move(root)),
         held_(std::move(privileged)),
         seccomp_(std::move(seccomp)),
+        sealed_plan_(std::move(sealed_plan)),
         user_namespace_(user_namespace) {
     locate_own_args(identity_);
   }
@@ -52,7 +54,8 @@ class NativeSpawner final : public Spawner {
     if (!run) return error_of(run);
     const NativeArgs args = args_for(plan, *run);
     const CgroupLease* cgroup = run->cgroup ? &*run->cgroup : nullptr;
-    auto result = run_process_tree(plan, {.native = &args, .cgroup = cgroup}, cleanup_, std::move(stop), sink);
+    auto result = run_process_tree(plan, {.native = &args, .cgroup = cgroup, .native_plan = sealed_plan_.get()},
+                                   cleanup_, std::move(stop), sink);
     if (cgroup != nullptr) add_cgroup_usage(result, held_.cgroups->read_usage(*cgroup));
     give_back_after_reap(std::move(run->cgroup), std::move(run->id));
     return result;  // the network namespace's descriptor closes here: it is never reused
@@ -137,6 +140,7 @@ class NativeSpawner final : public Spawner {
   RootPlan root_;
   Privileged held_;
   SeccompProgram seccomp_;
+  unique_fd sealed_plan_;  // root_ and seccomp_ for the spawn helper, sent with every run
   bool user_namespace_;
   NativeArgs identity_;  // only the server's argv/environ areas are used
   ProcessSpawner others_;    // runs the plans of other kinds
@@ -180,9 +184,12 @@ Result<std::shared_ptr<const Spawner>> make_native_spawner(const Sandbox& sandbo
   if (!root) return error_of(root);
   auto held = user_namespace ? Result<sys::Privileged>() : sys::make_privileged(spec, *root);
   if (!held) return error_of(held);
-  return sys::SeccompProgram::make_default().map([&](sys::SeccompProgram seccomp) -> std::shared_ptr<const Spawner> {
-    return std::make_shared<const sys::NativeSpawner>(sandbox, std::move(*root), std::move(*held), std::move(seccomp),
-                                                      user_namespace);
+  auto seccomp = sys::SeccompProgram::make_default();
+  if (!seccomp) return error_of(seccomp);
+  // The helper's copy of the parts every run shares: sent as one descriptor, parsed once there.
+  return sys::seal_native_shared(*root, *seccomp).map([&](sys::unique_fd sealed) -> std::shared_ptr<const Spawner> {
+    return std::make_shared<const sys::NativeSpawner>(sandbox, std::move(*root), std::move(*held), std::move(*seccomp),
+                                                      std::move(sealed), user_namespace);
   });
 }
 

@@ -14,6 +14,7 @@
 
 #include "sys/cgroup.hpp"
 #include "sys/child.hpp"
+#include "sys/tree_root.hpp"
 
 namespace pagi_exec::sys {
 
@@ -32,7 +33,7 @@ void Pump::OutputPipe::drain(const OutputSink& sink) {
   }
 }
 
-Pump::Pump(pid_t child, PumpEnds ends, const CgroupLease* cgroup, bool started_header, const Limits& limits)
+Pump::Pump(const TreeRoot& child, PumpEnds ends, const CgroupLease* cgroup, bool started_header, const Limits& limits)
     : child_(child), ends_(ends), cgroup_(cgroup), header_left_(started_header ? sizeof started_ : 0),
       out_{ends.out, OutputStream::out, StreamCapture(limits.output)},
       err_{ends.err, OutputStream::err, StreamCapture(limits.output)},
@@ -68,7 +69,7 @@ void Pump::run(const OutputSink& sink) {
 // died. (A group's number is not reused while the group has members; pid numbers only come
 // round again after pid_max allocations.)
 void Pump::kill_tree() {
-  ::kill(child_, SIGKILL);
+  child_.kill();
   if (header_left_ == 0 && started_.pid > 0 && !has_report()) ::kill(-started_.pid, SIGKILL);
   if (cgroup_ != nullptr) (void)CgroupPool::kill_members(*cgroup_);
   killed_ = true;

@@ -15,6 +15,7 @@
 namespace pagi_exec::sys {
 
 struct CgroupLease;
+class TreeRoot;
 
 /// Grace past the time limit after which the parent kills the tree from outside, whatever its
 /// supervisor does.
@@ -39,7 +40,7 @@ class Pump {
  public:
   /// `child`: the supervisor or init; `cgroup`: the run's, or null; `started_header`: a
   /// supervisor writes CommandStarted before its report (an init does not).
-  Pump(pid_t child, PumpEnds ends, const CgroupLease* cgroup, bool started_header, const Limits& limits);
+  Pump(const TreeRoot& child, PumpEnds ends, const CgroupLease* cgroup, bool started_header, const Limits& limits);
   Pump(const Pump&) = delete;
   Pump& operator=(const Pump&) = delete;
 
@@ -70,7 +71,7 @@ class Pump {
   };
   void read_report();
 
-  pid_t child_;
+  const TreeRoot& child_;
   PumpEnds ends_;
   const CgroupLease* cgroup_;
   CommandStarted started_{};

@@ -346,6 +346,13 @@ Result<SeccompProgram> SeccompProgram::make_default() {
       .map([](std::vector<sock_filter> code) { return SeccompProgram(std::move(code)); });
 }
 
+Result<SeccompProgram> SeccompProgram::from_instructions(std::vector<sock_filter> code) {
+  if (code.empty() || code.size() > BPF_MAXINSNS) {
+    return fail(Errc::internal, "a seccomp program of " + std::to_string(code.size()) + " instructions");
+  }
+  return SeccompProgram(std::move(code));
+}
+
 sock_fprog SeccompProgram::fprog() const noexcept {
   // The kernel only reads the program; sock_fprog just lacks the const.
   return sock_fprog{static_cast<unsigned short>(code_.size()), const_cast<sock_filter*>(code_.data())};

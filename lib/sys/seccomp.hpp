@@ -23,6 +23,10 @@ class SeccompProgram {
   /// syscall numbers newer than the table with ENOSYS); any non-native ABI (i386 `int $0x80`,
   /// x32) kills the process. Errc::sandbox_setup (with libseccomp's errno) if libseccomp fails.
   [[nodiscard]] static Result<SeccompProgram> make_default();
+  /// A program from instructions another process compiled (the spawn helper receives them in
+  /// tree_wire's sealed memfd). Errc::internal when empty or longer than BPF_MAXINSNS; the
+  /// instructions themselves are the compiler's.
+  [[nodiscard]] static Result<SeccompProgram> from_instructions(std::vector<sock_filter> code);
 
   /// The program for seccomp(SECCOMP_SET_MODE_FILTER, 0, &fprog). It points into this object:
   /// valid as long as this object lives. Built on demand, so copies and moves stay correct.

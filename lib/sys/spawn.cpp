@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Parent side of an execution, as a checklist: pipes, the clone of the supervisor (or native
-// init), its uid/gid maps, the output pump, the report.
+// init; by the spawn helper when one runs), its uid/gid maps, the output pump, the report.
 #include "sys/spawn.hpp"
 
 #include <fcntl.h>
@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,7 +21,9 @@
 #include "sys/native.hpp"
 #include "sys/pump.hpp"
 #include "sys/rlimits.hpp"
+#include "sys/spawn_helper.hpp"
 #include "sys/supervisor.hpp"
+#include "sys/tree_root.hpp"
 #include "sys/unique_fd.hpp"
 #include "sys/userns.hpp"
 
@@ -136,28 +139,35 @@ class ChildPlan {
   RlimitSet rlimits_;
 };
 
-// A raw clone: no atfork handlers run in the child (see child.hpp). In the child this never
-// returns: it becomes the supervisor, or the native init in its new namespaces.
-pid_t clone_tree_root(const TreeSetup& setup, const ChildPlan& child, const TreePipes& pipes) {
+// The supervisor, or the native init in its new namespaces: cloned by the spawn helper when
+// one runs (spawn_helper.hpp), else by a raw clone of this process (no atfork handlers run in the
+// child, see child.hpp), which in the child never returns.
+Result<TreeRoot> start_tree_root(const TreeSetup& setup, const ChildPlan& child, const TreePipes& pipes) {
+  const char* what = setup.native != nullptr ? "clone the native sandbox init" : "fork supervisor";
+  auto via_helper = start_via_helper(child.args, setup.native, pipes.maps.read.get(), setup.native_plan);
+  if (!via_helper) return error_of(std::move(via_helper).map_error(add_context(std::string(what) + ": ")));
+  if (*via_helper) return std::move(**via_helper);
   const pid_t pid = raw_clone((setup.native != nullptr ? native_clone_flags(*setup.native) : 0) | SIGCHLD);
   if (pid == 0) {
     if (setup.native != nullptr) run_init_in_child(child.args, *setup.native, pipes.maps.read.get());
     supervise_in_child(child.args);
   }
-  return pid;
+  if (pid < 0) return fail(Errc::spawn_failed, what, errno);
+  count_direct_start();
+  return TreeRoot::direct(pid);
 }
 
 // Only the child holds its ends now. A user-namespaced init gets its uid/gid maps, then the EOF
 // on the maps pipe that releases it.
-Result<void> release_child(pid_t child, const TreeSetup& setup, TreePipes& pipes) {
+Result<void> release_child(TreeRoot& child, const TreeSetup& setup, TreePipes& pipes) {
   for (auto* end : {&pipes.out.write, &pipes.err.write, &pipes.report.write, &pipes.control.read, &pipes.maps.read}) {
     end->reset();
   }
   if (has_user_namespace(setup)) {
-    auto mapped = write_id_maps_from_parent(child, setup.native->uid, setup.native->gid);
+    auto mapped = write_id_maps_from_parent(child.pid(), setup.native->uid, setup.native->gid);
     if (!mapped) {
-      ::kill(child, SIGKILL);
-      ::waitpid(child, nullptr, 0);
+      child.kill();
+      (void)child.wait();
       return mapped.map_error(add_context("write the uid/gid maps of the native sandbox: "));
     }
   }
@@ -170,32 +180,30 @@ Result<void> release_child(pid_t child, const TreeSetup& setup, TreePipes& pipes
 
 // The report of a tree that gave none: killed at the backstop (a time-out), or an error when the
 // supervisor (init) died before the command ended.
-Result<ChildReport> report_without_child(Pump& pump, pid_t child, const TreeSetup& setup) {
+Result<ChildReport> report_without_child(Pump& pump, TreeRoot& child, const TreeSetup& setup) {
   if (!pump.killed()) pump.kill_tree();
-  int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+  const std::optional<int> status = child.wait();
   if (pump.supervisor_lost()) {
     const bool all_killed = setup.cgroup != nullptr || setup.native != nullptr;  // else only its process group
     return fail(Errc::spawn_failed, std::string(setup.native ? "the native sandbox init" : "the execution supervisor") +
-                                        " died before the command ended (wait status " + std::to_string(status) +
-                                        "); " +
+                                        " died before the command ended (wait status " +
+                                        (status ? std::to_string(*status) : std::string("unknown")) + "); " +
                                         (all_killed ? "every process of the run was killed"
                                                     : "its process group was killed; processes that left it may "
                                                       "survive (no cgroup to find them)"));
   }
   ChildReport report{};
   report.timed_out = 1;
-  report.wait_status = status;
+  report.wait_status = status.value_or(0);
   return report;
 }
 
 // The report once the pump is done. With one, the tree is gone and reaping the supervisor (the
 // init's exit tears its namespaces down) can wait: it is left to `cleanup`.
-Result<ChildReport> collect_report(Pump& pump, pid_t child, const TreeSetup& setup, Janitor& cleanup) {
+// `child` is moved into that job only then: until the pump is done with it, it kills through it.
+Result<ChildReport> collect_report(Pump& pump, TreeRoot& child, const TreeSetup& setup, Janitor& cleanup) {
   if (!pump.has_report()) return report_without_child(pump, child, setup);
-  cleanup.post([child] {
-    while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {}
-  });
+  cleanup.post([held = std::make_shared<TreeRoot>(std::move(child))] { (void)held->wait(); });
   return pump.report();
 }
 
@@ -216,20 +224,18 @@ Result<ProcessResult> run_process_tree(const LaunchPlan& plan, const TreeSetup& 
   if (!pipes) return error_of(pipes);
   const ChildPlan child_plan(plan, setup, *pipes);
   // 2. The supervisor, or the native init in its new namespaces.
-  const pid_t child = clone_tree_root(setup, child_plan, *pipes);
-  if (child < 0) {
-    return fail(Errc::spawn_failed, setup.native ? "clone the native sandbox init" : "fork supervisor", errno);
-  }
+  auto child = start_tree_root(setup, child_plan, *pipes);
+  if (!child) return error_of(child);
   // 3. Let it go: its pipe ends closed here, a user-namespaced init's uid/gid maps written.
-  if (auto released = release_child(child, setup, *pipes); !released) return error_of(released);
+  if (auto released = release_child(*child, setup, *pipes); !released) return error_of(released);
   // 4. Pump until the tree is over; a stop request wakes the pump, which closes the control pipe.
-  Pump pump(child, pipes->pump_ends(), setup.cgroup, setup.native == nullptr, plan.limits);
+  Pump pump(*child, pipes->pump_ends(), setup.cgroup, setup.native == nullptr, plan.limits);
   {
     std::stop_callback on_stop(stop, [fd = pipes->wake.get()] { ::eventfd_write(fd, 1); });
     pump.run(sink);
   }
   // 5. The outcome, with the output captured.
-  return collect_report(pump, child, setup, cleanup)
+  return collect_report(pump, *child, setup, cleanup)
       .and_then([&](const ChildReport& report) { return decode_report(report, setup.native); })
       .map([&](ProcessResult result) {
         result.out = pump.finish_out();
