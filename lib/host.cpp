@@ -8,6 +8,7 @@
 
 #include "pagi_exec/host_policy.hpp"
 #include "pagi_exec/host_sandbox.hpp"
+#include "sys/cgroup_tuning.hpp"
 
 namespace pagi_exec {
 namespace {
@@ -23,6 +24,17 @@ Error isolation_refused(const HostSettings& settings, const Error& why) {
                                         : std::string("'auto' found no isolation that works here (");
   return Error::make(Errc::sandbox_setup, "TOOLS_ISOLATION / --isolation: " + asked + why.message() +
                                               ") and TOOLS_REQUIRE_ISOLATION / --require-isolation is set");
+}
+
+// Asked for explicitly, so a failure stops the start rather than passing unnoticed.
+Result<void> tune_cgroups(const HostSettings& settings, Notices& notices) {
+  if (!settings.favor_cgroup_moves) return {};
+  return sys::favor_cgroup_moves()
+      .map([&] {
+        notices.push_back({NoticeLevel::info, "TOOLS_CGROUP_FAVORDYNMODS: cgroup2 favordynmods is on (kernel-wide): "
+                                              "a run joins its cgroup without waiting for an RCU grace period"});
+      })
+      .map_error(in_setting("TOOLS_CGROUP_FAVORDYNMODS / --cgroup-favordynmods"));
 }
 
 Result<OpenedSandbox> open_named_sandbox(const HostSettings& settings) {
@@ -92,6 +104,7 @@ Result<std::unique_ptr<Host>> Host::start(const HostSettings& settings, Notices&
   // What may run, then where it runs (probed once: a fallback is loud), then who commands are.
   auto policy = load_host_policy(settings).map_error(in_setting("TOOLS_POLICY_FILE / --policy"));
   if (!policy) return error_of(policy);
+  if (auto tuned = tune_cgroups(settings, notices); !tuned) return error_of(tuned);
   auto opened = open_named_sandbox(settings);
   if (!opened) return error_of(opened);
   notices.insert(notices.end(), opened->notices.begin(), opened->notices.end());

@@ -35,6 +35,7 @@ Result<WorkspaceUsage> WorkspaceMeter::measure(const std::string& id, Twin& twin
     const std::lock_guard lock(mutex_);
     skip = twin.skip;
     generation = twin.generation;
+    ++measurements_;
   }
   const auto measured = sys::measure_tree(root_ / id, skip);
   if (!measured) {
@@ -45,6 +46,7 @@ Result<WorkspaceUsage> WorkspaceMeter::measure(const std::string& id, Twin& twin
   const std::lock_guard lock(mutex_);
   twin.usage = usage;
   twin.measured = true;
+  twin.measured_at = generation;
   // A command that started or ended meanwhile may have changed what we counted.
   twin.current = twin.commands == 0 && twin.generation == generation;
   return usage;
@@ -122,18 +124,33 @@ void WorkspaceMeter::command_started(const std::string& id, const std::string& w
 
 Result<WorkspaceUsage> WorkspaceMeter::command_finished(const std::string& id, std::uint64_t quota_bytes) {
   const auto entry = twin(id);
+  std::uint64_t ended = 0;
   {
     const std::lock_guard lock(mutex_);
     --entry->commands;
-    ++entry->generation;
+    ended = ++entry->generation;
   }
   const std::lock_guard writing(entry->writing);
+  {
+    // Whoever measured while we waited for the lock, starting after this command ended, saw
+    // the disk as it left it: under load one walk then answers every command it waited behind.
+    const std::lock_guard lock(mutex_);
+    if (entry->measured && entry->measured_at >= ended) {
+      entry->usage.quota_bytes = quota_bytes;
+      return entry->usage;
+    }
+  }
   return measure(id, *entry, quota_bytes);
 }
 
 void WorkspaceMeter::working_folder_removed(const std::string& id, const std::string& working_folder) {
   const std::lock_guard lock(mutex_);
   if (const auto found = twins_.find(id); found != twins_.end()) found->second->skip.erase(working_folder);
+}
+
+std::uint64_t WorkspaceMeter::measurements() const {
+  const std::lock_guard lock(mutex_);
+  return measurements_;
 }
 
 std::vector<TwinWorkspace> WorkspaceMeter::snapshot() const {

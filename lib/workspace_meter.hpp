@@ -52,13 +52,16 @@ class WorkspaceMeter {
   /// A command that can write the twin's workspace starts; `working_folder` (a name in the
   /// workspace, or empty) is left out of measures until working_folder_removed().
   void command_started(const std::string& twin, const std::string& working_folder);
-  /// It ended: measures the workspace again.
+  /// It ended: measures the workspace again, unless a measure that started after it ended has
+  /// finished meanwhile (commands of one twin ending together then share one walk of the tree).
   [[nodiscard]] Result<WorkspaceUsage> command_finished(const std::string& twin, std::uint64_t quota_bytes);
   /// The working folder is gone.
   void working_folder_removed(const std::string& twin, const std::string& working_folder);
 
   /// Every twin measured since start: over quota first, then largest first. Never touches the disk.
   [[nodiscard]] std::vector<TwinWorkspace> snapshot() const;
+  /// How many times a workspace was walked (sys::measure_tree), for tests and benchmarks.
+  [[nodiscard]] std::uint64_t measurements() const;
 
  private:
   struct Twin {
@@ -69,6 +72,7 @@ class WorkspaceMeter {
     bool current = false;          // usage matches the disk: no command has written since
     unsigned commands = 0;         // running commands that can write the workspace
     std::uint64_t generation = 0;  // changes whenever a command starts or ends
+    std::uint64_t measured_at = 0; // the generation when the last measure started
     std::set<std::string> skip;    // working folders left out of measures
   };
   std::shared_ptr<Twin> twin(const std::string& id);
@@ -78,6 +82,7 @@ class WorkspaceMeter {
   std::filesystem::path root_;
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Twin>> twins_;
+  std::uint64_t measurements_ = 0;
 };
 
 }  // namespace pagi_exec::detail

@@ -37,6 +37,9 @@ struct HostSettings {
   std::optional<std::uint64_t> memory_budget_bytes;       ///< unset: half the host's memory; 0: none
   std::size_t history_size = History::default_capacity;   ///< TOOLS_HISTORY_SIZE
   AuditOptions audit;  ///< TOOLS_AUDIT_*; an empty path: no audit log
+  /// TOOLS_CGROUP_FAVORDYNMODS: at start-up, turn on the kernel-wide cgroup2 option that takes
+  /// each run's cgroup attach off an RCU grace period (a run's latency tail on cgroup v1).
+  bool favor_cgroup_moves = false;
 
   /// Whether a start must fail rather than fall back when the isolation does not work.
   [[nodiscard]] bool isolation_required() const noexcept {

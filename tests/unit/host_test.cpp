@@ -5,6 +5,8 @@
 
 #include <pagi_exec/pagi_exec.hpp>
 
+#include <unistd.h>
+
 #include <fstream>
 #include <string>
 
@@ -219,6 +221,18 @@ TEST_SUITE("host") {
     CHECK((*host)->executor()->policy().spec().twins.count("twin-b") == 1);  // the old one stays
     CHECK((*host)->health().degraded());
     CHECK((*host)->reopen_audit().empty());  // no audit log
+  }
+
+  TEST_CASE("a host asked to favor cgroup moves says it did" * doctest::skip(::geteuid() != 0)) {
+    test_support::TempDir dir;
+    HostSettings settings{.isolation = Isolation::cwd};
+    settings.sandbox.root_dir = dir.path() / "sandbox";
+    settings.favor_cgroup_moves = true;
+    Notices notices;
+    auto host = Host::start(settings, notices);
+    REQUIRE_MESSAGE(host, host.error().message());
+    REQUIRE_FALSE(notices.empty());
+    CHECK(notices[0].text.rfind("TOOLS_CGROUP_FAVORDYNMODS: cgroup2 favordynmods is on (kernel-wide)", 0) == 0);
   }
 
   TEST_CASE("a host that cannot start names the setting") {
