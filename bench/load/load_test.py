@@ -85,6 +85,7 @@ def test_bare_server(pagi_load, bare_server, work_dir):
         kinds = figures["by_kind"]
         check(kinds["allowed"]["by_outcome"] == {"succeeded": 16}, "echo succeeds")
         check(kinds["failing"]["by_outcome"] == {"failed": 8}, "sh -c 'exit 3' fails")
+        check(kinds["failing"]["by_exit_code"] == {"3": 8}, "with exit code 3")
         check(kinds["health"]["by_outcome"] == {"succeeded": 8}, "HealthCheck answers")
         check(kinds["check"]["by_outcome"] == {"succeeded": 8}, "CheckPolicy allows")
     finally:
@@ -106,7 +107,9 @@ def test_tools_server(pagi_load, tools_server, work_dir):
         check(kinds["allowed"]["by_outcome"] == {"succeeded": 8}, "twin-aegis runs echo")
         check(kinds["refused"]["by_outcome"] == {"refused": 8}, "twin-nobody is refused")
         check(kinds["failing"]["by_outcome"] == {"failed": 8}, "sh -c 'exit 3' fails")
+        check(kinds["failing"]["by_exit_code"] == {"3": 8}, "with exit code 3")
         check(kinds["timeout"]["by_outcome"] == {"timed_out": 8}, "sleep 3600 ends at the time limit")
+        check(kinds["timeout"]["by_exit_code"] == {"124": 8}, "with exit code 124")
 
         streamed = load(pagi_load, work_dir, address, "--stream", "--concurrency", "2", "--requests", "9",
                         "--mix", "allowed=1,refused=1,failing=1")
@@ -114,6 +117,7 @@ def test_tools_server(pagi_load, tools_server, work_dir):
         check(streamed["stream"] and streamed["total"]["by_status"] == {"OK": 9}, "StreamExecution: every call OK")
         check([streamed["by_kind"][k]["by_outcome"] for k in ("allowed", "refused", "failing")]
               == [{"succeeded": 3}, {"refused": 3}, {"failed": 3}], "StreamExecution: each kind's finished event")
+        check(streamed["by_kind"]["failing"]["by_exit_code"] == {"3": 3}, "StreamExecution: exit code 3")
     finally:
         stop(proc, "tools-server")
 

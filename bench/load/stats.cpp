@@ -33,26 +33,36 @@ double percentile_ms(const std::vector<std::int64_t>& sorted, double p) {
   return static_cast<double>(sorted[std::clamp<std::size_t>(rank, 1, sorted.size()) - 1]) / 1e6;
 }
 
-std::string counts(const std::map<std::string, std::uint64_t>& by_name) {
+std::string name_of(const std::string& name) { return name; }
+std::string name_of(int code) { return std::to_string(code); }
+
+// "name=count name=count", in the map's order.
+template <class Key>
+std::string counts(const std::map<Key, std::uint64_t>& by_name) {
   std::string text;
   for (const auto& [name, count] : by_name) {
     if (!text.empty()) text += ' ';
-    text += name + '=' + std::to_string(count);
+    text += name_of(name) + '=' + std::to_string(count);
   }
   return text;
 }
 
 nlohmann::json to_json(const Summary& summary) {
+  nlohmann::json exit_codes = nlohmann::json::object();  // JSON keys are strings: "0", "3", "124"
+  for (const auto& [code, count] : summary.by_exit_code) exit_codes[std::to_string(code)] = count;
   return {{"requests", summary.requests}, {"seconds", summary.seconds}, {"rps", summary.rps},
           {"p50_ms", summary.p50_ms},     {"p90_ms", summary.p90_ms},   {"p99_ms", summary.p99_ms},
-          {"max_ms", summary.max_ms},     {"by_status", summary.by_status}, {"by_outcome", summary.by_outcome}};
+          {"max_ms", summary.max_ms},     {"by_status", summary.by_status}, {"by_outcome", summary.by_outcome},
+          {"by_exit_code", exit_codes}};
 }
 
 void print_row(std::ostream& out, std::string_view name, const Summary& summary) {
   out << std::left << std::setw(9) << name << std::right << std::setw(9) << summary.requests << std::setw(10)
       << summary.rps << std::setw(9) << summary.p50_ms << std::setw(9) << summary.p90_ms << std::setw(9)
       << summary.p99_ms << std::setw(9) << summary.max_ms << "  " << counts(summary.by_outcome) << "  ["
-      << counts(summary.by_status) << "]\n";
+      << counts(summary.by_status) << ']';
+  if (!summary.by_exit_code.empty()) out << "  exit " << counts(summary.by_exit_code);
+  out << '\n';
 }
 
 }  // namespace
@@ -61,12 +71,14 @@ void Tally::add(const Sample& sample) {
   latencies_ns.push_back(sample.latency.count());
   ++by_status[static_cast<int>(sample.status)];
   ++by_outcome[static_cast<std::size_t>(sample.outcome)];
+  if (sample.exit_code) ++by_exit_code[*sample.exit_code];
 }
 
 void Tally::merge(const Tally& other) {
   latencies_ns.insert(latencies_ns.end(), other.latencies_ns.begin(), other.latencies_ns.end());
   for (const auto& [code, count] : other.by_status) by_status[code] += count;
   for (std::size_t o = 0; o < outcome_count; ++o) by_outcome[o] += other.by_outcome[o];
+  for (const auto& [code, count] : other.by_exit_code) by_exit_code[code] += count;
 }
 
 Summary summarize(Tally tally, double seconds) {
@@ -84,6 +96,7 @@ Summary summarize(Tally tally, double seconds) {
   for (std::size_t o = 0; o < outcome_count; ++o) {
     if (tally.by_outcome[o] > 0) summary.by_outcome[std::string(outcome_names[o])] = tally.by_outcome[o];
   }
+  summary.by_exit_code = tally.by_exit_code;
   return summary;
 }
 
@@ -107,7 +120,7 @@ void print_report(const Report& report, std::ostream& out) {
       << report.total.requests << "  rps " << std::setprecision(1) << report.total.rps << '\n'
       << std::setprecision(2) << "pagi-load CPU " << report.client_cpu_seconds << " s (" << std::setprecision(0)
       << cpu_share << " % of one CPU)\n"
-      << std::setprecision(1) << "kind      requests       rps   p50 ms   p90 ms   p99 ms   max ms  outcomes  [statuses]\n";
+      << std::setprecision(1) << "kind      requests       rps   p50 ms   p90 ms   p99 ms   max ms  outcomes  [statuses]  exit codes\n";
   for (const auto& [kind, summary] : report.kinds) print_row(out, kind_names[static_cast<std::size_t>(kind)], summary);
   if (report.kinds.size() > 1) print_row(out, "total", report.total);
 }

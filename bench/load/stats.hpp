@@ -21,6 +21,7 @@ struct Tally {
   std::vector<std::int64_t> latencies_ns;
   std::map<int, std::uint64_t> by_status;  // grpc::StatusCode value -> count
   std::array<std::uint64_t, outcome_count> by_outcome{};
+  std::map<int, std::uint64_t> by_exit_code;  // executions answered OK only
 
   void add(const Sample& sample);
   void merge(const Tally& other);
@@ -35,6 +36,7 @@ struct Summary {
   double p50_ms = 0, p90_ms = 0, p99_ms = 0, max_ms = 0;
   std::map<std::string, std::uint64_t> by_status;   // "OK", "RESOURCE_EXHAUSTED", ...
   std::map<std::string, std::uint64_t> by_outcome;  // "succeeded", "refused", ...
+  std::map<int, std::uint64_t> by_exit_code;        // of executions answered OK
 };
 
 /// The whole run.

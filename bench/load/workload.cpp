@@ -77,7 +77,7 @@ Workload::Workload(std::shared_ptr<grpc::Channel> channel, const Calls& calls, b
 Sample Workload::call(Kind kind) {
   const auto start = std::chrono::steady_clock::now();
   const auto& request = requests_[static_cast<std::size_t>(kind)];
-  auto [status, outcome] = [&] {
+  auto answer = [&] {
     switch (kind) {
       case Kind::health: return health();
       case Kind::check: return check(request);
@@ -90,8 +90,9 @@ Sample Workload::call(Kind kind) {
     }
     return execute(request);
   }();
-  if (!status.ok()) outcome = Outcome::rpc_error;
-  return {kind, status.error_code(), outcome, std::chrono::steady_clock::now() - start};
+  const auto latency = std::chrono::steady_clock::now() - start;
+  if (!answer.status.ok()) return {kind, answer.status.error_code(), Outcome::rpc_error, std::nullopt, latency};
+  return {kind, grpc::StatusCode::OK, answer.outcome, answer.exit_code, latency};
 }
 
 void Workload::prepare(grpc::ClientContext& context) const {
@@ -99,41 +100,44 @@ void Workload::prepare(grpc::ClientContext& context) const {
   if (!token_.empty()) context.AddMetadata("authorization", "Bearer " + token_);
 }
 
-std::pair<grpc::Status, Outcome> Workload::execute(const tools::ExecutionRequest& request) {
+Workload::Answer Workload::execute(const tools::ExecutionRequest& request) {
   grpc::ClientContext context;
   prepare(context);
   tools::ExecutionResponse response;
   const auto status = stub_->RequestExecution(&context, request, &response);
-  return {status, outcome_of(response)};
+  return {status, outcome_of(response), response.exit_code()};
 }
 
 // Reads every event, as a client showing the output live would.
-std::pair<grpc::Status, Outcome> Workload::execute_streamed(const tools::ExecutionRequest& request) {
+Workload::Answer Workload::execute_streamed(const tools::ExecutionRequest& request) {
   grpc::ClientContext context;
   prepare(context);
   auto reader = stub_->StreamExecution(&context, request);
   tools::ExecutionEvent event;
-  Outcome outcome = Outcome::incomplete;
+  Answer answer{{}, Outcome::incomplete, std::nullopt};
   while (reader->Read(&event)) {
-    if (event.has_finished()) outcome = outcome_of(event.finished());
+    if (!event.has_finished()) continue;
+    answer.outcome = outcome_of(event.finished());
+    answer.exit_code = event.finished().exit_code();
   }
-  return {reader->Finish(), outcome};
+  answer.status = reader->Finish();
+  return answer;
 }
 
-std::pair<grpc::Status, Outcome> Workload::health() {
+Workload::Answer Workload::health() {
   grpc::ClientContext context;
   prepare(context);
   tools::HealthCheckResponse response;
   const auto status = stub_->HealthCheck(&context, google::protobuf::Empty{}, &response);
-  return {status, Outcome::succeeded};
+  return {status, Outcome::succeeded, std::nullopt};
 }
 
-std::pair<grpc::Status, Outcome> Workload::check(const tools::ExecutionRequest& request) {
+Workload::Answer Workload::check(const tools::ExecutionRequest& request) {
   grpc::ClientContext context;
   prepare(context);
   tools::PolicyDecision decision;
   const auto status = stub_->CheckPolicy(&context, request, &decision);
-  return {status, decision.allowed() ? Outcome::succeeded : Outcome::refused};
+  return {status, decision.allowed() ? Outcome::succeeded : Outcome::refused, std::nullopt};
 }
 
 }  // namespace pagi_load

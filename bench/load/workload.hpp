@@ -54,6 +54,7 @@ struct Sample {
   Kind kind{};
   grpc::StatusCode status = grpc::StatusCode::OK;
   Outcome outcome{};
+  std::optional<int> exit_code;  // an execution's, when the server answered one (a refusal's is 1)
   std::chrono::nanoseconds latency{};
 };
 
@@ -72,11 +73,16 @@ class Workload {
   [[nodiscard]] Sample call(Kind kind);
 
  private:
+  struct Answer {
+    grpc::Status status;
+    Outcome outcome{};
+    std::optional<int> exit_code;
+  };
   void prepare(grpc::ClientContext& context) const;
-  [[nodiscard]] std::pair<grpc::Status, Outcome> execute(const tools::ExecutionRequest& request);
-  [[nodiscard]] std::pair<grpc::Status, Outcome> execute_streamed(const tools::ExecutionRequest& request);
-  [[nodiscard]] std::pair<grpc::Status, Outcome> health();
-  [[nodiscard]] std::pair<grpc::Status, Outcome> check(const tools::ExecutionRequest& request);
+  [[nodiscard]] Answer execute(const tools::ExecutionRequest& request);
+  [[nodiscard]] Answer execute_streamed(const tools::ExecutionRequest& request);
+  [[nodiscard]] Answer health();
+  [[nodiscard]] Answer check(const tools::ExecutionRequest& request);
 
   std::unique_ptr<tools::ToolExecutorService::Stub> stub_;
   std::string token_;
