@@ -15,7 +15,7 @@
 
 int main(int argc, char** argv) {
   if (const char* wanted = std::getenv("PAGI_EXEC_TEST_SPAWN_HELPER"); wanted != nullptr && std::string_view(wanted) == "1") {
-    if (auto started = pagi_exec::start_spawn_helper(); !started) {
+    if (auto started = pagi_exec::start_spawn_helper(pagi_exec::spawner_program("")); !started) {
       std::fprintf(stderr, "cannot start the spawn helper: %s\n", started.error().message().c_str());
       return 1;
     }

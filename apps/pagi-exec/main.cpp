@@ -231,7 +231,7 @@ void add_audit_options(CLI::App& audit_cmd, AuditArgs& a) {
 
 int main(int argc, char** argv) {
   // Runs are cloned from this small copy of the process (pagi_exec::start_spawn_helper).
-  if (auto helper = pagi_exec::start_spawn_helper(); !helper) {
+  if (auto helper = pagi_exec::start_spawn_helper(pagi_exec::spawner_program(PAGI_EXEC_SPAWNER_PATH)); !helper) {
     std::cerr << "pagi-exec: " << helper.error().message() << '\n';
     return 2;
   }

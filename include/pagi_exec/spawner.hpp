@@ -114,6 +114,16 @@ class Spawner {
 /// a fork of this process, or this process after a change of credentials, does not use it. When
 /// the helper is gone (killed), executions in flight end with their result or Errc::spawn_failed,
 /// and later ones are cloned directly again. Once per process.
-[[nodiscard]] Result<void> start_spawn_helper();
+///
+/// `program`: the pagi-spawner program (built in apps/pagi-spawner), which the helper becomes
+/// by execve. Being small and static it has a handful of memory mappings instead of this
+/// process's hundreds, which each clone of a run's root copies and each exit tears down. Empty,
+/// or a path that does not exist: the helper is this process's fork itself. A program that
+/// others may change (group/other-writable, owned by neither root nor us) is Errc::spawn_failed.
+[[nodiscard]] Result<void> start_spawn_helper(const std::filesystem::path& program = {});
+
+/// The pagi-spawner program a host passes to start_spawn_helper: PAGI_EXEC_SPAWNER when it is set
+/// (empty: none, the helper stays in-process), else `built_in` (where the host's build put it).
+[[nodiscard]] std::filesystem::path spawner_program(const char* built_in);
 
 }  // namespace pagi_exec

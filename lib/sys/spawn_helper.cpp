@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -33,6 +34,8 @@
 #include "sys/child.hpp"
 #include "sys/native.hpp"
 #include "sys/supervisor.hpp"
+#include "sys/fd_passing.hpp"
+#include "sys/spawn_helper_process.hpp"
 #include "sys/tree_wire.hpp"
 
 namespace pagi_exec::sys {
@@ -45,66 +48,13 @@ struct HelperLink {
   uid_t euid = 0;       // its credentials then: the helper keeps them
   gid_t egid = 0;
   pid_t helper = -1;
+  HelperKind kind = HelperKind::in_process;
 };
 HelperLink helper_link;
 std::atomic<bool> helper_gone{false};
 std::atomic<std::uint64_t> started_via_helper{0};
 std::atomic<std::uint64_t> started_direct{0};
 
-// How long the helper lets its runs end by themselves once the server is gone: their control
-// pipes closed with it, and each supervisor then kills its tree (a SIGKILL would orphan a cwd
-// command instead). A native init kills its namespace at once.
-constexpr int hang_up_grace_ms = 2000;
-// Parsed native plans kept by the helper; a server has one or two native spawners.
-constexpr std::size_t max_cached_plans = 16;
-
-// A SEQPACKET record with descriptors attached. Returns the bytes received (0: hang-up), -1 on
-// error (errno); the descriptors land in `fds`, close-on-exec. `truncated`: the record or its
-// descriptors did not fit.
-ssize_t receive_with_fds(int socket, void* data, std::size_t size, std::vector<unique_fd>& fds, bool& truncated) {
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_run_fds)];
-  iovec iov{data, size};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  const ssize_t n = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
-  if (n < 0) return n;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (std::size_t i = 0; i < count; ++i) {
-      int fd = -1;
-      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      fds.emplace_back(fd);
-    }
-  }
-  truncated = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
-  return n;
-}
-
-// One record with descriptors attached; never raises SIGPIPE. 0 or errno.
-int send_with_fds(int socket, const void* data, std::size_t size, const int* fds, std::size_t count) {
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_run_fds)] = {};
-  iovec iov{const_cast<void*>(data), size};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  if (count > 0) {
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * count);
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * count);
-    std::memcpy(CMSG_DATA(c), fds, sizeof(int) * count);
-  }
-  while (::sendmsg(socket, &msg, MSG_NOSIGNAL) < 0) {
-    if (errno != EINTR) return errno;
-  }
-  return 0;
-}
 
 int count_threads() {
   std::ifstream status("/proc/self/status");
@@ -114,155 +64,21 @@ int count_threads() {
   return -1;
 }
 
-// The helper process. Single-threaded: it may allocate freely, and a clone of it is cheap.
-class Helper {
- public:
-  Helper(int server, const sigset_t& child_mask) : server_(server), child_mask_(child_mask) {
-    locate_own_args(own_args_);  // what a native init blanks is now our copy of argv/environ
+// The signals of `mask` as bits 0-63 (signal n is bit n-1), for the pagi-spawner's command line.
+std::uint64_t mask_bits(const sigset_t& mask) {
+  std::uint64_t bits = 0;
+  for (int sig = 1; sig <= 64; ++sig) {
+    if (::sigismember(&mask, sig) == 1) bits |= std::uint64_t{1} << (sig - 1);
   }
-
-  [[noreturn]] void run() {
-    sigset_t chld;
-    ::sigemptyset(&chld);
-    ::sigaddset(&chld, SIGCHLD);
-    sigfd_ = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sigfd_ < 0) ::_exit(1);
-    for (;;) {
-      pollfd fds[2] = {{server_, POLLIN, 0}, {sigfd_, POLLIN, 0}};
-      if (::poll(fds, 2, -1) < 0) {
-        if (errno == EINTR) continue;
-        ::_exit(1);
-      }
-      if (fds[1].revents != 0) reap();
-      if ((fds[0].revents & POLLIN) != 0) {
-        receive();
-      } else if (fds[0].revents != 0) {
-        hang_up();
-      }
-    }
-  }
-
- private:
-  struct Child {
-    pid_t pid;
-    unique_fd reply;  // the run's socket: the wait status goes there
-  };
-  struct CachedPlan {
-    dev_t dev;
-    ino_t ino;
-    unique_fd fd;  // held: the inode cannot be reused for another plan while cached
-    std::unique_ptr<NativeShared> plan;
-  };
-
-  void receive() {
-    std::vector<unique_fd> fds;
-    bool truncated = false;
-    const ssize_t n = receive_with_fds(server_, buffer_.data(), buffer_.size(), fds, truncated);
-    if (n == 0) hang_up();
-    if (n < 0 || truncated) return;  // what came is dropped: the run's socket hangs up on the server
-    auto run = ReceivedRun::decode(std::string_view(buffer_.data(), static_cast<std::size_t>(n)), std::move(fds));
-    if (run) start(**run);
-  }
-
-  const NativeShared* plan_for(int fd) {
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) return nullptr;
-    for (const auto& cached : cache_) {
-      if (cached.dev == st.st_dev && cached.ino == st.st_ino) return cached.plan.get();
-    }
-    auto read = read_native_shared(fd);
-    if (!read) return nullptr;
-    const int held = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    if (held < 0) return nullptr;
-    if (cache_.size() >= max_cached_plans) cache_.erase(cache_.begin());
-    cache_.push_back({st.st_dev, st.st_ino, unique_fd(held), std::make_unique<NativeShared>(std::move(*read))});
-    return cache_.back().plan.get();
-  }
-
-  // Clones the run's root as the server would, then answers: pid (or errno) and a pidfd.
-  void start(ReceivedRun& run) {
-    if (run.native) {
-      const NativeShared* plan = plan_for(run.native_shared);
-      if (plan == nullptr) {
-        answer(run.reply, HelperStarted{0, EINVAL}, -1);
-        return;
-      }
-      run.native->root = &plan->root;
-      run.native->seccomp = &plan->seccomp;
-      run.native->arg_start = own_args_.arg_start;
-      run.native->arg_end = own_args_.arg_end;
-      run.native->env_start = own_args_.env_start;
-      run.native->env_end = own_args_.env_end;
-    }
-    const pid_t pid = raw_clone((run.native ? native_clone_flags(*run.native) : 0) | SIGCHLD);
-    if (pid == 0) {
-      ::sigprocmask(SIG_SETMASK, &child_mask_, nullptr);  // the signal mask the server had
-      if (run.native) run_init_in_child(run.args, *run.native, run.maps_fd);
-      supervise_in_child(run.args);
-    }
-    if (pid < 0) {
-      answer(run.reply, HelperStarted{0, errno}, -1);
-      return;
-    }
-    unique_fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-    if (!pidfd) {  // without it the server could not signal the root safely
-      const int err = errno;
-      ::kill(pid, SIGKILL);
-      answer(run.reply, HelperStarted{0, err}, -1);
-      return;  // reaped with the next SIGCHLD; nobody waits for its status
-    }
-    const int reply = ::fcntl(run.reply, F_DUPFD_CLOEXEC, 3);
-    answer(run.reply, HelperStarted{pid, 0}, pidfd.get());
-    children_.push_back({pid, unique_fd(reply)});
-  }
-
-  static void answer(int reply, const HelperStarted& started, int pidfd) {
-    (void)send_with_fds(reply, &started, sizeof started, &pidfd, pidfd >= 0 ? 1 : 0);
-  }
-
-  // Every child that exited: its wait status to its run, whose socket then closes.
-  void reap() {
-    signalfd_siginfo info[8];
-    while (::read(sigfd_, info, sizeof info) > 0) {}
-    int status = 0;
-    for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
-      for (auto it = children_.begin(); it != children_.end(); ++it) {
-        if (it->pid != pid) continue;
-        const std::int32_t wire = status;
-        (void)::send(it->reply.get(), &wire, sizeof wire, MSG_NOSIGNAL);
-        children_.erase(it);
-        break;
-      }
-    }
-  }
-
-  // The server is gone: let its runs end themselves for a moment, kill what is left, leave.
-  [[noreturn]] void hang_up() {
-    const std::int64_t deadline = monotonic_us() + hang_up_grace_ms * 1000LL;
-    while (!children_.empty()) {
-      const std::int64_t left_ms = (deadline - monotonic_us()) / 1000;
-      if (left_ms <= 0) break;
-      pollfd chld{sigfd_, POLLIN, 0};
-      (void)::poll(&chld, 1, static_cast<int>(left_ms));
-      reap();
-    }
-    for (const auto& child : children_) ::kill(child.pid, SIGKILL);
-    for (const auto& child : children_) ::waitpid(child.pid, nullptr, 0);
-    ::_exit(0);
-  }
-
-  int server_;
-  int sigfd_ = -1;
-  sigset_t child_mask_;
-  NativeArgs own_args_;
-  std::vector<char> buffer_ = std::vector<char>(max_run_message_bytes);
-  std::vector<Child> children_;
-  std::vector<CachedPlan> cache_;
-};
+  return bits;
+}
 
 // The helper's side of the fork: bound to the server's life, holding nothing of it but the
-// socket (stdio on /dev/null, so no descriptor it receives takes 0-2). Never returns.
-[[noreturn]] void become_helper(int socket, pid_t server, const sigset_t& server_mask) {
+// socket (stdio on /dev/null, so no descriptor it receives takes 0-2). With `program`, it
+// becomes that small static program, whose clones copy a handful of mappings instead of the
+// host's hundreds (the cost of each run's clone); if the exec fails it serves in-process.
+// Single-threaded here, so it may allocate. Never returns.
+[[noreturn]] void become_helper(int socket, pid_t server, const sigset_t& server_mask, const char* program) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != server) ::_exit(0);  // the server died before the line above
   ::prctl(PR_SET_NAME, "pagi-spawner");
@@ -282,9 +98,32 @@ class Helper {
   ::sigemptyset(&blocked);
   for (const int sig : {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE}) ::sigaddset(&blocked, sig);
   ::sigprocmask(SIG_SETMASK, &blocked, nullptr);
-  const char ready = 1;
-  if (::send(socket, &ready, 1, MSG_NOSIGNAL) != 1) ::_exit(1);
-  Helper(socket, server_mask).run();
+  if (program != nullptr) {
+    // The parent-death signal, the blocked signals and SIGCHLD's default all survive execve.
+    const std::string fd_arg = std::to_string(socket);
+    const std::string mask_arg = std::to_string(mask_bits(server_mask));
+    const char* const argv[] = {"pagi-spawner", fd_arg.c_str(), mask_arg.c_str(), nullptr};
+    const char* const envp[] = {nullptr};
+    ::fcntl(socket, F_SETFD, 0);
+    ::execve(program, const_cast<char* const*>(argv), const_cast<char* const*>(envp));
+    ::fcntl(socket, F_SETFD, FD_CLOEXEC);
+  }
+  run_spawn_helper(socket, server_mask, HelperKind::in_process);
+}
+
+// A program run as root must be as trusted as the host: a regular file nobody but its owner
+// (root or us) may change.
+Result<void> check_program(const std::filesystem::path& program) {
+  struct stat st {};
+  if (::stat(program.c_str(), &st) != 0) return fail(Errc::spawn_failed, "start_spawn_helper: " + program.string(), errno);
+  if (!S_ISREG(st.st_mode) || (st.st_mode & S_IXUSR) == 0) {
+    return fail(Errc::spawn_failed, "start_spawn_helper: " + program.string() + " is not an executable file");
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 || (st.st_uid != 0 && st.st_uid != ::geteuid())) {
+    return fail(Errc::spawn_failed, "start_spawn_helper: " + program.string() +
+                                        " may be changed by others (group/other-writable, or owned by another user)");
+  }
+  return {};
 }
 
 bool helper_usable() noexcept {
@@ -350,12 +189,19 @@ SpawnCounts spawn_counts() noexcept {
 
 pid_t spawn_helper_pid() noexcept { return helper_link.helper; }
 
+bool spawn_helper_is_program() noexcept { return helper_link.helper > 0 && helper_link.kind == HelperKind::program; }
+
 }  // namespace pagi_exec::sys
 
 namespace pagi_exec {
 
-Result<void> start_spawn_helper() {
+Result<void> start_spawn_helper(const std::filesystem::path& program) {
   using sys::helper_link;
+  std::error_code ec;
+  const bool exec_program = !program.empty() && std::filesystem::exists(program, ec);
+  if (exec_program) {
+    if (auto trusted = sys::check_program(program); !trusted) return error_of(trusted);
+  }
   const int threads = sys::count_threads();
   if (threads < 0) return fail(Errc::spawn_failed, "start_spawn_helper: cannot read /proc/self/status");
   if (threads != 1) {
@@ -379,7 +225,7 @@ Result<void> start_spawn_helper() {
   }
   if (pid == 0) {
     ::close(pair[0]);
-    sys::become_helper(pair[1], server, mask);
+    sys::become_helper(pair[1], server, mask, exec_program ? program.c_str() : nullptr);
   }
   ::close(pair[1]);
   // Its first record says it is set up (bound to our life, renamed); EOF: it died first.
@@ -391,8 +237,14 @@ Result<void> start_spawn_helper() {
     ::waitpid(pid, nullptr, 0);
     return fail(Errc::spawn_failed, "start_spawn_helper: the helper exited while starting");
   }
-  helper_link = {.fd = pair[0], .owner = server, .euid = ::geteuid(), .egid = ::getegid(), .helper = pid};
+  helper_link = {.fd = pair[0], .owner = server, .euid = ::geteuid(), .egid = ::getegid(), .helper = pid,
+                 .kind = static_cast<sys::HelperKind>(ready)};
   return {};
+}
+
+std::filesystem::path spawner_program(const char* built_in) {
+  const char* chosen = std::getenv("PAGI_EXEC_SPAWNER");
+  return chosen != nullptr ? chosen : built_in;
 }
 
 }  // namespace pagi_exec

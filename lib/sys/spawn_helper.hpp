@@ -58,5 +58,8 @@ struct SpawnCounts {
 
 /// The helper's pid, or -1 when none was started (tests kill it to see the fallback).
 [[nodiscard]] pid_t spawn_helper_pid() noexcept;
+/// Whether the helper runs as the pagi-spawner program (start_spawn_helper was given it and the
+/// exec worked) rather than as the host's own fork.
+[[nodiscard]] bool spawn_helper_is_program() noexcept;
 
 }  // namespace pagi_exec::sys

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <latch>
@@ -45,6 +46,30 @@ TEST_SUITE("spawn_helper") {
     REQUIRE_MESSAGE(sys::spawn_helper_pid() > 0, "run this binary with PAGI_EXEC_TEST_SPAWN_HELPER=1");
     CHECK(test_support::process_alive(sys::spawn_helper_pid()));
     CHECK(test_support::read_file("/proc/" + std::to_string(sys::spawn_helper_pid()) + "/comm") == "pagi-spawner\n");
+  }
+
+  TEST_CASE("given the pagi-spawner program, the helper becomes it; without it, it stays the host's fork") {
+    const char* program = std::getenv("PAGI_EXEC_SPAWNER");
+    const bool wanted = program != nullptr && *program != '\0';
+    CHECK(sys::spawn_helper_is_program() == wanted);
+    std::error_code ec;
+    const auto exe = std::filesystem::read_symlink("/proc/" + std::to_string(sys::spawn_helper_pid()) + "/exe", ec);
+    REQUIRE_FALSE(ec);
+    if (wanted) {
+      CHECK(exe == std::filesystem::path(program));
+    } else {
+      CHECK(exe == std::filesystem::read_symlink("/proc/self/exe"));
+    }
+  }
+
+  TEST_CASE("a pagi-spawner program others may change is refused") {
+    test_support::TempDir dir;
+    const auto program = dir.path() / "pagi-spawner";
+    std::ofstream(program) << "#!/bin/sh\n";
+    std::filesystem::permissions(program, std::filesystem::perms::owner_all | std::filesystem::perms::others_write);
+    auto started = pagi_exec::start_spawn_helper(program);
+    REQUIRE_FALSE(started);
+    CHECK(started.error().message().find("may be changed by others") != std::string::npos);
   }
 
   TEST_CASE("cwd runs go through the helper and behave as before") {
