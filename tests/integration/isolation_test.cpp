@@ -428,7 +428,10 @@ const Probe probes[] = {
      [](const Executor& e, const std::filesystem::path& scratch) { return listener_and_thief(e, scratch).stolen == 0; }},
     {"read the server's command line or environment in /proc",
      [](const Executor& e, const std::filesystem::path& scratch) {
-       auto o = sh(e, "for p in 1 $PPID; do tr '\\0' ' ' < /proc/$p/cmdline; echo; tr '\\0' ' ' < /proc/$p/environ; echo; done 2>/dev/null");
+       // PID 1, the parent (a supervisor: a copy of the host, or the pagi-spawner program) and
+       // every process the /proc it sees shows.
+       auto o = sh(e, "for p in 1 $PPID /proc/[0-9]*; do p=${p#/proc/}; tr '\\0' ' ' < /proc/$p/cmdline; echo; "
+                      "tr '\\0' ' ' < /proc/$p/environ; echo; done 2>/dev/null");
        if (!o) return false;
        for (const auto& line : o->out.lines) {
          if (line.find("isolation_test") != std::string::npos || line.find("PAGI_EXEC_PROBE_SECRET") != std::string::npos ||
