@@ -28,7 +28,7 @@ constexpr std::size_t spare_network_namespaces = 8;
 // What a root server holds for native runs; a user-namespaced one has none of it.
 struct Privileged {
   unique_fd template_ns;                 // the mount namespace runs copy
-  std::unique_ptr<NetnsPool> netns;      // fresh loopback-only namespaces
+  std::unique_ptr<NetnsPool> netns;      // loopback-only namespaces, fresh or a twin's own
   std::shared_ptr<CgroupPool> cgroups;   // null: no usable cgroups, memory capped by RLIMIT_AS
   std::shared_ptr<IdPool> ids;           // null: every run is sandbox_uid/sandbox_gid
   std::uint32_t workspace_gid = 0;       // the group that may read twins' folders (the pool's first id)
@@ -57,8 +57,8 @@ class NativeSpawner final : public Spawner {
     auto result = run_process_tree(plan, {.native = &args, .cgroup = cgroup, .native_plan = sealed_plan_.get()},
                                    cleanup_, std::move(stop), sink);
     if (cgroup != nullptr) add_cgroup_usage(result, held_.cgroups->read_usage(*cgroup));
-    give_back_after_reap(std::move(run->cgroup), std::move(run->id));
-    return result;  // the network namespace's descriptor closes here: it is never reused
+    give_back_after_reap(std::move(run->cgroup), std::move(run->id), plan.workspace.string(), std::move(run->netns));
+    return result;
   }
 
   void wait_for_cleanup() const override {
@@ -71,7 +71,7 @@ class NativeSpawner final : public Spawner {
   struct PerRun {
     std::string workspace;           // the twin's folder on the host
     unique_fd workspace_tree;        // template: that folder as a detached read-only mount
-    unique_fd netns;                 // a network namespace no other run has used
+    unique_fd netns;                 // a network namespace no other twin has used
     IdLease id;                      // a uid of its own: per-uid kernel limits are then this run's alone
     std::optional<CgroupLease> cgroup;
     std::string work_options;        // /work's tmpfs options, owned by the run's uid
@@ -87,7 +87,7 @@ class NativeSpawner final : public Spawner {
       run.workspace_tree = std::move(*tree);
     }
     // Discarded after this run, unless the run is granted the host's network.
-    if (!plan.network && held_.netns) run.netns = held_.netns->take();
+    if (!plan.network && held_.netns) run.netns = held_.netns->take(plan.workspace.string());
     if (held_.ids) {
       auto lent = held_.ids->acquire();
       if (!lent) return error_of(lent);
@@ -123,16 +123,22 @@ class NativeSpawner final : public Spawner {
     return args;
   }
 
-  // The cgroup and the uid go back only after the init's reap, which run_process_tree queued
-  // first: when the init (PID 1 of the run's PID namespace) is reaped, no process of the run is
-  // left (pid_namespaces(7)), so nothing runs under the uid when the next run gets it.
-  void give_back_after_reap(std::optional<CgroupLease> cgroup, IdLease id) const {
-    if (!cgroup && !id) return;
+  // The cgroup, the uid and the network namespace go back only after the init's reap, which
+  // run_process_tree queued first: when the init (PID 1 of the run's PID namespace) is reaped, no
+  // process of the run is left (pid_namespaces(7)), so nothing runs under the uid, and nothing can
+  // open a socket in the namespace, when the next run gets them. The namespace is kept for the
+  // same twin only (its workspace is the key: no two twins share one).
+  void give_back_after_reap(std::optional<CgroupLease> cgroup, IdLease id, std::string twin_key,
+                            unique_fd netns) const {
+    if (!cgroup && !id && !netns) return;
     auto held_cgroup = std::make_shared<std::optional<CgroupLease>>(std::move(cgroup));
     auto held_id = std::make_shared<IdLease>(std::move(id));
-    cleanup_.post([pool = held_.cgroups, held_cgroup, held_id] {
+    auto held_netns = std::make_shared<unique_fd>(std::move(netns));
+    cleanup_.post([pool = held_.cgroups, netns_pool = held_.netns.get(), held_cgroup, held_id, held_netns,
+                   twin_key = std::move(twin_key)] {
       if (*held_cgroup) pool->recycle(std::move(**held_cgroup));
       held_id->reset();
+      if (*held_netns) netns_pool->give_back(twin_key, std::move(*held_netns));
     });
   }
 

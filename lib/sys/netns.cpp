@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// Loopback-only network namespaces, one per native execution (see network_namespaces(7)).
+// Loopback-only network namespaces of native executions (see network_namespaces(7)).
 //
-// A namespace per execution, never reused: two runs must not reach each other's listeners on
-// 127.0.0.1, nor share a port with SO_REUSEPORT, and a namespace a run has used may keep its
-// sockets (TIME_WAIT, a listener held by a process that is still being reaped). Creating one
-// costs ~0.7 ms of kernel work (bench/netns_bench), so a background thread prepares them.
+// Two twins' runs must not reach each other's listeners on 127.0.0.1, nor share a port with
+// SO_REUSEPORT, so no namespace ever serves two twins. A twin's own runs may share one in turn:
+// once a run's processes are gone nothing of it can act, and a namespace still holding any of
+// its sockets (TIME_WAIT included) is dropped rather than kept. Creating one costs ~0.7 ms of
+// kernel work and tearing it down as much again in a kworker (bench/netns_bench), so a
+// background thread prepares fresh ones and checks the ones given back.
 #include "sys/netns.hpp"
 
 #include <fcntl.h>
@@ -15,6 +17,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <string>
 
 namespace pagi_exec::sys {
 namespace {
@@ -34,6 +38,36 @@ Result<unique_fd> make_on_this_thread(int home) {
   if (up_errno != 0) return fail(Errc::sandbox_setup, "bring up lo in a new network namespace", up_errno);
   return ns;
 }
+
+// "sockets: used N" counts every socket of the reading thread's namespace, of any family;
+// "TCP: ... tw N" its connections in TIME_WAIT, which are no longer sockets.
+bool nothing_left(const std::string& sockstat) {
+  const auto number_after = [&](const std::string& key) -> long {
+    const auto at = sockstat.find(key);
+    return at == std::string::npos ? -1 : std::strtol(sockstat.c_str() + at + key.size(), nullptr, 10);
+  };
+  return number_after("sockets: used ") == 0 && number_after(" tw ") == 0;
+}
+
+// On the calling thread only: enters `ns`, reads its socket counts and returns home. False when
+// something is left, or when it cannot tell.
+Result<bool> left_empty_on_this_thread(int ns, int home) {
+  if (::setns(ns, CLONE_NEWNET) != 0) return false;
+  std::string sockstat(4096, '\0');
+  ssize_t n = -1;
+  if (unique_fd stat(::open("/proc/thread-self/net/sockstat", O_RDONLY | O_CLOEXEC)); stat) {
+    n = ::read(stat.get(), sockstat.data(), sockstat.size() - 1);
+  }
+  if (::setns(home, CLONE_NEWNET) != 0) {
+    return fail(Errc::sandbox_setup, "return to the server's network namespace", errno);
+  }
+  if (n <= 0) return false;
+  sockstat.resize(static_cast<std::size_t>(n));
+  return nothing_left(sockstat);
+}
+
+// Namespaces kept for their twins' next runs, at most: each holds a little kernel memory.
+constexpr std::size_t kept_per_spare = 4;
 
 }  // namespace
 
@@ -77,10 +111,18 @@ NetnsPool::~NetnsPool() {
   thread_.join();
 }
 
-unique_fd NetnsPool::take() {
+unique_fd NetnsPool::take(const std::string& owner) {
   unique_fd ns;
   {
     std::lock_guard lock(mutex_);
+    if (const auto kept = kept_.find(owner); kept != kept_.end()) {
+      ns = std::move(kept->second.back());
+      kept->second.pop_back();
+      if (kept->second.empty()) kept_.erase(kept);
+      --kept_count_;
+      ++stats_.reused;
+      return ns;
+    }
     if (ready_.empty()) {
       ++stats_.missed;
     } else {
@@ -94,6 +136,15 @@ unique_fd NetnsPool::take() {
   return ns;
 }
 
+void NetnsPool::give_back(const std::string& owner, unique_fd ns) {
+  if (!ns) return;
+  {
+    std::lock_guard lock(mutex_);
+    returned_.emplace_back(owner, std::move(ns));
+  }
+  wake_.notify_one();
+}
+
 NetnsPool::Stats NetnsPool::stats() const {
   std::lock_guard lock(mutex_);
   return stats_;
@@ -101,14 +152,39 @@ NetnsPool::Stats NetnsPool::stats() const {
 
 void NetnsPool::wait_full() {
   std::unique_lock lock(mutex_);
-  changed_.wait(lock, [this] { return ready_.size() >= spare_ || stalled_ || stopping_; });
+  changed_.wait(lock, [this] {
+    return (returned_.empty() && !checking_ && (ready_.size() >= spare_ || stalled_)) || stopping_;
+  });
+}
+
+// Each namespace given back: kept for its twin when nothing is left in it and there is room.
+// Called with `lock` held; releases it while looking inside one.
+void NetnsPool::check_returned(std::unique_lock<std::mutex>& lock) {
+  while (!returned_.empty() && !stopping_) {
+    auto [owner, ns] = std::move(returned_.front());
+    returned_.pop_front();
+    checking_ = true;
+    lock.unlock();
+    const auto empty = left_empty_on_this_thread(ns.get(), home_.get());
+    lock.lock();
+    checking_ = false;
+    if (empty && *empty && kept_count_ < kept_per_spare * spare_) {
+      kept_[owner].push_back(std::move(ns));
+      ++kept_count_;
+    } else {
+      ++stats_.dropped;  // closed here: the kernel frees it
+    }
+  }
+  changed_.notify_all();
 }
 
 void NetnsPool::fill() {
   std::unique_lock lock(mutex_);
   for (;;) {
-    wake_.wait(lock, [this] { return stopping_ || (ready_.size() < spare_ && !stalled_); });
+    wake_.wait(lock, [this] { return stopping_ || !returned_.empty() || (ready_.size() < spare_ && !stalled_); });
     if (stopping_) return;
+    check_returned(lock);
+    if (stopping_ || ready_.size() >= spare_ || stalled_) continue;
     lock.unlock();
     auto made = make_on_this_thread(home_.get());
     lock.lock();

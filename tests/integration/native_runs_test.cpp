@@ -7,10 +7,16 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
 #include <fstream>
+#include <functional>
+#include <thread>
 #include <set>
 
 #include "background_run.hpp"
@@ -117,7 +123,7 @@ TEST_SUITE("native_runs") {
     std::set<ino_t> seen{ours.st_ino};
     std::vector<sys::unique_fd> held;
     for (int i = 0; i < 3; ++i) {
-      auto ns = (*pool)->take();
+      auto ns = (*pool)->take("twin-a");
       REQUIRE(ns);
       struct stat st{};
       REQUIRE(::fstat(ns.get(), &st) == 0);
@@ -127,6 +133,101 @@ TEST_SUITE("native_runs") {
     const auto stats = (*pool)->stats();
     CHECK(stats.taken == 3);
     CHECK(stats.failed == 0);
+  }
+
+  TEST_CASE("a namespace given back is kept for its own twin only, and only when nothing is left in it") {
+    if (!is_root()) {
+      MESSAGE("SKIPPED: network namespaces need root");
+      return;
+    }
+    auto pool = sys::NetnsPool::make(2);
+    REQUIRE(pool);
+    (*pool)->wait_full();
+    const auto inode = [](const sys::unique_fd& ns) {
+      struct stat st{};
+      REQUIRE(::fstat(ns.get(), &st) == 0);
+      return st.st_ino;
+    };
+    // Runs code on a thread of its own inside `ns` (setns moves only the calling thread).
+    const auto inside = [](const sys::unique_fd& ns, const std::function<void()>& code) {
+      std::thread([&] {
+        REQUIRE(::setns(ns.get(), CLONE_NEWNET) == 0);
+        code();
+      }).join();
+    };
+    auto clean = (*pool)->take("twin-a");
+    REQUIRE(clean);
+    const auto clean_inode = inode(clean);
+    (*pool)->give_back("twin-a", std::move(clean));
+    (*pool)->wait_full();
+    const auto other = (*pool)->take("twin-b");
+    CHECK(inode(other) != clean_inode);  // another twin never gets it
+    const auto again = (*pool)->take("twin-a");
+    CHECK(inode(again) == clean_inode);  // its own twin does
+    CHECK((*pool)->stats().reused == 1);
+
+    // A socket still open in it (a listener a process outside would hold), or a connection in
+    // TIME_WAIT: dropped, never handed out again.
+    sys::unique_fd listener;
+    (*pool)->wait_full();  // fresh ones are ready again
+    auto with_listener = (*pool)->take("twin-a");
+    REQUIRE(with_listener);
+    inside(with_listener, [&] { listener.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)); });
+    REQUIRE(listener);
+    (*pool)->wait_full();
+    auto with_time_wait = (*pool)->take("twin-a");
+    REQUIRE(with_time_wait);
+    inside(with_time_wait, [] {
+      sys::unique_fd server(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      REQUIRE(::bind(server.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+      socklen_t len = sizeof addr;
+      REQUIRE(::getsockname(server.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+      REQUIRE(::listen(server.get(), 1) == 0);
+      sys::unique_fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      REQUIRE(::connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+      sys::unique_fd accepted(::accept4(server.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      REQUIRE(accepted);
+      client.reset();  // the side that closes first keeps the connection in TIME_WAIT
+      accepted.reset();
+    });
+    const auto listener_inode = inode(with_listener);
+    const auto time_wait_inode = inode(with_time_wait);
+    (*pool)->give_back("twin-a", std::move(with_listener));
+    (*pool)->give_back("twin-a", std::move(with_time_wait));
+    (*pool)->wait_full();
+    CHECK((*pool)->stats().dropped == 2);
+    for (int i = 0; i < 3; ++i) {
+      const auto next = (*pool)->take("twin-a");
+      if (!next) break;
+      CHECK(inode(next) != listener_inode);
+      CHECK(inode(next) != time_wait_inode);
+    }
+  }
+
+  TEST_CASE("runs of two twins never share a network namespace") {
+    if (!is_root()) {
+      MESSAGE("SKIPPED: native runs need root here");
+      return;
+    }
+    TempDir dir;
+    const auto executor = native_executor(dir.path());
+    std::set<std::string> namespaces;
+    for (const char* twin : {"twin-aegis", "twin-sentinel"}) {
+      for (int run = 0; run < 3; ++run) {
+        const auto out = executor.run(as_twin(twin, "readlink /proc/self/ns/net"));
+        REQUIRE(out);
+        REQUIRE(out->out.lines.size() == 1);
+        namespaces.insert(std::string(twin) + " " + out->out.lines[0]);
+        executor.wait_for_cleanup();
+      }
+    }
+    std::set<std::string> by_namespace;
+    for (const auto& entry : namespaces) by_namespace.insert(entry.substr(entry.find(' ') + 1));
+    MESSAGE(namespaces.size() << " (twin, namespace) pairs, " << by_namespace.size() << " namespaces");
+    CHECK(by_namespace.size() == namespaces.size());  // no namespace seen by both twins
   }
 
   TEST_CASE("two concurrent runs of different twins have different uids, neither 0 nor 65534") {
