@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include <malloc.h>
 #include <pthread.h>
 
 #include <CLI/CLI.hpp>
@@ -158,6 +159,10 @@ int main(int argc, char** argv) {
   }
   const sigset_t signals = handled_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // before any thread exists
+  // Requests and answers of several MiB go to their own mappings and back to the kernel when
+  // freed. glibc would otherwise raise its threshold after the first such free and keep later
+  // ones in the heap of whichever grpc thread handled them: tens of MiB held per thread.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
   int exit_code = 0;
   const auto config = parse_config(argc, argv, exit_code);
