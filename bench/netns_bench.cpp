@@ -4,7 +4,7 @@
 // namespace made beforehand and discarded after (what native's pool does: the making is off the
 // timed path, as on the pool's thread; dropping the last reference is timed). Run as root.
 //
-//   build/bench/netns_bench [rounds]
+//   build/bench/netns_bench [ROUNDS]      (default 300; --help says the same)
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -16,10 +16,29 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
 namespace {
+
+constexpr const char* usage = R"(usage: netns_bench [ROUNDS]
+
+Times a child that creates its own network namespace, one that joins a namespace made once and
+shared, and one that joins a fresh namespace made beforehand (the per-run pool's way), against a
+plain fork, one of each per round; prints p50 and p99 in ms. Run as root.
+
+  ROUNDS   interleaved rounds (default 300)
+  --help   this text
+)";
+
+// ROUNDS from the command line: 300 when absent, 0 when not a number from 1 to 1000000.
+int rounds_from(int argc, char** argv) {
+  if (argc < 2) return 300;
+  char* end = nullptr;
+  const long n = std::strtol(argv[1], &end, 10);
+  return argc == 2 && *end == '\0' && n >= 1 && n <= 1'000'000 ? static_cast<int>(n) : 0;
+}
 
 // The namespace to join: made by a child that unshares and waits; its /proc entry keeps it.
 int make_shared_netns() {
@@ -42,7 +61,15 @@ int make_shared_netns() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int rounds = argc > 1 ? std::atoi(argv[1]) : 300;
+  if (argc > 1 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
+    std::fputs(usage, stdout);
+    return 0;
+  }
+  const int rounds = rounds_from(argc, argv);
+  if (rounds == 0) {
+    std::fprintf(stderr, "netns_bench: ROUNDS must be a number from 1 to 1000000\n%s", usage);
+    return 2;
+  }
   const int shared = make_shared_netns();
   if (shared < 0) {
     std::fprintf(stderr, "cannot make a network namespace (not root?)\n");

@@ -3,6 +3,7 @@
 // A linear scanner shows the same time per MB for both sizes; a quadratic one 10x more for 3 MB.
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -43,7 +44,15 @@ double seconds_for(const std::function<void()>& work) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1) {
+    const bool help = std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0;
+    std::fputs("usage: scan_bench\n\nTimes the policy's shell scanner on lines of 0.3 MB and 3 MB of 19 shapes (long words, many\n"
+               "commands, substitutions, here-documents...) and prints the seconds per MB of each and their\n"
+               "ratio: about 1 when the scan is linear, about 10 when it is quadratic. Takes no arguments.\n",
+               help ? stdout : stderr);
+    return help ? 0 : 2;
+  }
   const std::vector<Shape> shapes = {
       {"one long word", "a", "echo "},
       {"many commands", "ls;", ""},

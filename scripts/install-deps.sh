@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   meson ninja-build pkg-config g++
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  libexpected-dev libcli11-dev doctest-dev
+  libexpected-dev libcli11-dev doctest-dev libbenchmark-dev
   bubblewrap libseccomp-dev libtomlplusplus-dev nlohmann-json3-dev openssl libssl-dev
   python3-grpcio python3-protobuf
 )
