@@ -102,6 +102,11 @@ std::optional<Options> parse(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // As the hosts do: runs are cloned from the pagi-spawner program, never from this process.
+  if (auto helper = pagi_exec::start_spawn_helper(pagi_exec::spawner_program(PAGI_EXEC_SPAWNER_PATH)); !helper) {
+    std::fprintf(stderr, "capture_bench: %s\n", helper.error().message().c_str());
+    return 1;
+  }
   const auto options = parse(argc, argv);
   if (!options) return 2;
   char root_template[] = "/tmp/pagi-exec-capture-XXXXXX";
