@@ -21,6 +21,8 @@
 #include <nlohmann/json.hpp>
 #include <pagi_exec/pagi_exec.hpp>
 
+#include "bench_setup.hpp"
+
 extern char** environ;
 
 namespace {
@@ -102,19 +104,12 @@ std::optional<Options> parse(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // As the hosts do: runs are cloned from the pagi-spawner program, never from this process.
-  if (auto helper = pagi_exec::start_spawn_helper(pagi_exec::spawner_program(PAGI_EXEC_SPAWNER_PATH)); !helper) {
-    std::fprintf(stderr, "capture_bench: %s\n", helper.error().message().c_str());
-    return 1;
-  }
+  if (!bench::start_spawner("capture_bench")) return 1;
   const auto options = parse(argc, argv);
   if (!options) return 2;
-  char root_template[] = "/tmp/pagi-exec-capture-XXXXXX";
-  if (::mkdtemp(root_template) == nullptr) {
-    std::perror("capture_bench: mkdtemp");
-    return 1;
-  }
-  const std::string root = root_template;
+  const auto temp = bench::temp_root("capture_bench");
+  if (!temp) return 1;
+  const std::string& root = *temp;
   const auto sandbox = pagi_exec::Sandbox::make({.root_dir = root, .isolation = pagi_exec::Isolation::cwd});
   if (!sandbox) {
     std::fprintf(stderr, "capture_bench: %s\n", sandbox.error().message().c_str());

@@ -23,6 +23,8 @@
 #include <nlohmann/json.hpp>
 #include <pagi_exec/pagi_exec.hpp>
 
+#include "bench_setup.hpp"
+
 extern char** environ;
 
 namespace {
@@ -141,19 +143,12 @@ std::optional<Options> parse(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // As the hosts do: runs are cloned from the pagi-spawner program, never from this process.
-  if (auto helper = pagi_exec::start_spawn_helper(pagi_exec::spawner_program(PAGI_EXEC_SPAWNER_PATH)); !helper) {
-    std::fprintf(stderr, "spawn_bench: %s\n", helper.error().message().c_str());
-    return 1;
-  }
+  if (!bench::start_spawner("spawn_bench")) return 1;
   const auto options = parse(argc, argv);
   if (!options) return 2;
-  char root_template[] = "/tmp/pagi-exec-bench-XXXXXX";
-  if (::mkdtemp(root_template) == nullptr) {
-    std::perror("spawn_bench: mkdtemp");
-    return 1;
-  }
-  const std::string root = root_template;
+  const auto temp = bench::temp_root("spawn_bench");
+  if (!temp) return 1;
+  const std::string& root = *temp;
   const auto native = executor_for(root, pagi_exec::Isolation::native);
   const auto cwd = executor_for(root, pagi_exec::Isolation::cwd);
   const std::string workspace = root + "/twin-aegis";

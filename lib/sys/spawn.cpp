@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "sys/c_array.hpp"
 #include "sys/cgroup.hpp"
 #include "sys/child.hpp"
 #include "sys/janitor.hpp"
@@ -83,15 +84,6 @@ Result<TreePipes> make_tree_pipes(const LaunchPlan& plan, const TreeSetup& setup
   pipes.wake.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!pipes.wake) return fail(Errc::spawn_failed, "eventfd", errno);
   return pipes;
-}
-
-// NULL-terminated char* arrays over strings the caller keeps alive.
-std::vector<const char*> c_array(const std::vector<std::string>& items) {
-  std::vector<const char*> out;
-  out.reserve(items.size() + 1);
-  for (const auto& s : items) out.push_back(s.c_str());
-  out.push_back(nullptr);
-  return out;
 }
 
 // What the clone's child reads, prepared before the clone (the child may not allocate); the

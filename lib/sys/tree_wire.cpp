@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "sys/c_array.hpp"
+
 namespace pagi_exec::sys {
 namespace {
 
@@ -99,14 +101,6 @@ class Reader {
   std::string_view rest_;
   bool ok_ = true;
 };
-
-std::vector<const char*> pointers_to(const std::vector<std::string>& items) {
-  std::vector<const char*> out;
-  out.reserve(items.size() + 1);
-  for (const auto& s : items) out.push_back(s.c_str());
-  out.push_back(nullptr);
-  return out;
-}
 
 void write_rlimits(Writer& out, const RlimitSet& limits) {
   for (const auto& entry : limits.entries) {
@@ -217,8 +211,8 @@ Result<std::unique_ptr<ReceivedRun>> ReceivedRun::decode(std::string_view bytes,
       (run->native && run->native_shared < 0)) {
     return fail(Errc::internal, "spawn helper: a malformed run message");
   }
-  run->argv_ptrs_ = pointers_to(run->argv_);
-  run->env_ptrs_ = pointers_to(run->env_);
+  run->argv_ptrs_ = c_array(run->argv_);
+  run->env_ptrs_ = c_array(run->env_);
   args.argv = run->argv_ptrs_.data();
   args.envp = run->env_ptrs_.data();
   args.cwd = run->cwd_.c_str();
