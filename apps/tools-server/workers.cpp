@@ -22,6 +22,7 @@ bool Workers::run(std::function<void()> task) {
     ready_.notify_one();
     return true;
   }
+  if (threads_ >= max_threads_) return false;
   ++threads_;
   lock.unlock();
   try {

@@ -13,24 +13,27 @@
 namespace tools_server {
 
 /// A pool that never queues: run() hands the task to an idle thread, or starts a new one when
-/// none is idle. How many run at once is bounded by what submits (Admission bounds the
-/// executions), not here: a bound here would make a call wait, or refuse it, for a thread.
-/// A thread idle for `linger` ends. Thread-safe.
+/// none is idle, up to `max_threads`. Admission bounds the executions, which hold a thread for
+/// their whole run; the cap only bounds the brief tasks beyond them (answers to calls admission
+/// turned away, records synced to disk), so a flood of those cannot make the server start
+/// threads without end. A thread idle for `linger` ends. Thread-safe.
 class Workers {
  public:
-  explicit Workers(std::chrono::milliseconds linger = std::chrono::seconds(30)) : linger_(linger) {}
+  explicit Workers(std::size_t max_threads, std::chrono::milliseconds linger = std::chrono::seconds(30))
+      : max_threads_(max_threads), linger_(linger) {}
   /// Waits until every task has returned and every thread has ended.
   ~Workers();
   Workers(const Workers&) = delete;
   Workers& operator=(const Workers&) = delete;
 
   /// Runs `task` on a worker thread now; false (and `task` not run) when no thread is idle and
-  /// the system cannot create one.
+  /// `max_threads` run already or the system cannot create one.
   [[nodiscard]] bool run(std::function<void()> task);
 
  private:
   void work(std::function<void()> task);
 
+  std::size_t max_threads_;
   std::chrono::milliseconds linger_;
   std::mutex mutex_;
   std::condition_variable ready_;  // a task was queued for an idle thread, or the pool ends
