@@ -143,9 +143,9 @@ std::optional<Options> parse(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (!bench::start_spawner("spawn_bench")) return 1;
-  const auto options = parse(argc, argv);
+  const auto options = parse(argc, argv);  // --help answers without starting anything
   if (!options) return 2;
+  if (!bench::start_spawner("spawn_bench")) return 1;
   const auto temp = bench::temp_root("spawn_bench");
   if (!temp) return 1;
   const std::string& root = *temp;

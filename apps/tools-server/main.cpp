@@ -163,9 +163,6 @@ int wait_for_stop(const sigset_t& signals, pagi_exec::Host& host, const ServerCo
 
 }  // namespace
 
-// Worker threads beyond the executions, for brief tasks (see Workers).
-constexpr std::size_t brief_task_threads = 256;
-
 int main(int argc, char** argv) {
   // First of all, while the process is small, single-threaded and holds no secret: executions are
   // cloned from this copy, never from the server (see pagi_exec::start_spawn_helper).
@@ -196,7 +193,7 @@ int main(int argc, char** argv) {
   tools_server::Cancellations cancellations;
   // Every execution admission lets run, and a reserve for the brief tasks beyond them. Declared
   // before the server: after the server is gone, it waits for the last worker to return.
-  tools_server::Workers workers(config->host.max_concurrency + brief_task_threads);
+  tools_server::Workers workers(config->host.max_concurrency + tools_server::brief_task_threads);
   tools_server::AuthHolder auth(security->authenticator);
   tools_server::ToolExecutorService service(**host, cancellations, workers, auth);
   std::string bound;

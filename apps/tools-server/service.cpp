@@ -26,8 +26,9 @@ grpc::ByteBuffer to_bytes(const Message& message) {
 
 // What a call gets when its work cannot be given a thread: the system is out of them.
 grpc::Status no_thread() {
-  return {grpc::StatusCode::RESOURCE_EXHAUSTED,
-          "no worker thread is free: TOOLS_MAX_CONCURRENCY + 256 are busy, or the system refused a new one"};
+  return {grpc::StatusCode::RESOURCE_EXHAUSTED, "no worker thread is free: TOOLS_MAX_CONCURRENCY + " +
+                                                    std::to_string(brief_task_threads) +
+                                                    " are busy, or the system refused a new one"};
 }
 
 }  // namespace

@@ -12,6 +12,9 @@
 
 namespace tools_server {
 
+/// Worker threads the server allows beyond TOOLS_MAX_CONCURRENCY, for brief tasks (see Workers).
+inline constexpr std::size_t brief_task_threads = 256;
+
 /// A pool that never queues: run() hands the task to an idle thread, or starts a new one when
 /// none is idle, up to `max_threads`. Admission bounds the executions, which hold a thread for
 /// their whole run; the cap only bounds the brief tasks beyond them (answers to calls admission
