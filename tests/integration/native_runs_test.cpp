@@ -26,6 +26,7 @@
 
 using namespace pagi_exec;
 using test_support::BackgroundRun;
+using test_support::HostLock;
 using test_support::TempDir;
 
 namespace {
@@ -317,6 +318,8 @@ TEST_SUITE("native_runs") {
       MESSAGE("SKIPPED: the uid pool needs root");
       return;
     }
+    // Both subcases use ids every test binary shares (65534, and the default pool's first ids).
+    const HostLock shared_ids("inotify-ids");
     TempDir dir;
     SUBCASE("with the uid pool (default): run B's inotify_init1 works") {
       const auto executor = native_executor(dir.path());

@@ -2,7 +2,9 @@
 // Test helpers: temporary folders, executors on them, process probes.
 #pragma once
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -41,6 +43,25 @@ class TempDir {
 
  private:
   std::filesystem::path path_;
+};
+
+/// Held by one test process on this host at a time (flock on a file under /tmp). For tests that
+/// exhaust something every test binary shares (a uid's inotify allowance, the default id pool's
+/// ids): the same case in `x` and `x_via_helper` runs in parallel otherwise and each sees the
+/// other's use. Waiting on the lock is a handshake, not a sleep.
+class HostLock {
+ public:
+  explicit HostLock(const std::string& name) {
+    const auto path = std::filesystem::temp_directory_path() / ("pagi-exec-test-" + name + ".lock");
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0 || ::flock(fd_, LOCK_EX) != 0) std::abort();
+  }
+  ~HostLock() { ::close(fd_); }
+  HostLock(const HostLock&) = delete;
+  HostLock& operator=(const HostLock&) = delete;
+
+ private:
+  int fd_ = -1;
 };
 
 /// An executor with the seed policy over `root`, or aborts (tests cannot go on without one).
