@@ -31,7 +31,8 @@ pagi_exec::Result<void> LoggingAuditSink::noted(pagi_exec::Result<void> result, 
     const auto failed = failing_;
     failing_ = unshown_ = 0;
     lock.unlock();
-    log(LogLevel::info, "audit log writes again after " + std::to_string(failed) + " failed records");
+    log(LogLevel::info, "audit log writes again after " + std::to_string(failed) + " failed records",
+        {LogField::word("event", "audit_recovered"), LogField::number("failed_records", static_cast<std::int64_t>(failed))});
     return result;
   }
   ++failing_;
@@ -43,8 +44,11 @@ pagi_exec::Result<void> LoggingAuditSink::noted(pagi_exec::Result<void> result, 
   unshown_ = 0;
   last_shown_ = now;
   lock.unlock();
-  log(LogLevel::error, std::string("audit record NOT written (") + record + "): " + result.error().message() +
-                           (held_back == 0 ? "" : " (" + std::to_string(held_back) + " more failures not shown)"));
+  log(LogLevel::error,
+      std::string("audit record NOT written (") + record + "): " + result.error().message() +
+          (held_back == 0 ? "" : " (" + std::to_string(held_back) + " more failures not shown)"),
+      {LogField::word("event", "audit_failed"), LogField::word("record", record),
+       LogField::number("not_shown", static_cast<std::int64_t>(held_back))});
   return result;
 }
 

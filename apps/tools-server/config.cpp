@@ -337,6 +337,16 @@ const auto settings = std::to_array<Setting>({
        c.log_level = *level;
        return Problem{};
      }},
+    {"--log-format", "TOOLS_LOG_FORMAT", "FORMAT",
+     "text (one line per event: time, LEVEL, message, name=value fields) or json (one object per line: time, "
+     "level, message and the event's fields) (default text)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       const auto format = log_format_from_string(lower(t));
+       if (!format) return Problem("is not a log format (text, json)");
+       c.log_format = *format;
+       return Problem{};
+     }},
 });
 
 [[nodiscard]] std::string describe(const Setting& s, std::string_view value, const Problem& problem) {

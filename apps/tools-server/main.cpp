@@ -86,7 +86,7 @@ void warn_if_exposed(const ServerConfig& config, const std::string& bound, bool 
 }
 
 int fail_startup(const pagi_exec::Error& error, int exit_code = tools_server::exit_bad_config) {
-  std::cerr << "tools-server: " << error.message() << std::endl;
+  tools_server::log_startup_failure(error);
   return exit_code;
 }
 
@@ -115,7 +115,7 @@ std::optional<ServerConfig> parse_config(int argc, char** argv, int& exit_code) 
 // authentication, the tokens file. Whatever fails keeps its old state and is logged.
 void reload(pagi_exec::Host& host, const ServerConfig& config, tools_server::AuthHolder& auth) {
   tools_server::log(host.reopen_audit());
-  tools_server::log(host.reload_policy());
+  tools_server::log_policy_reload(host.reload_policy(), host.executor()->policy().revision());
   if (config.auth != "token") return;
   auto tokens = tools_server::TokenTable::load(config.auth_tokens_file);
   if (!tokens) {
@@ -180,6 +180,7 @@ int main(int argc, char** argv) {
   const auto config = parse_config(argc, argv, exit_code);
   if (!config) return exit_code;
   tools_server::set_log_level(config->log_level);
+  tools_server::set_log_format(config->log_format);
 
   pagi_exec::Notices notices;
   auto host = pagi_exec::Host::start(config->host, notices, logging_sink);

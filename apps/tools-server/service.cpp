@@ -126,8 +126,9 @@ grpc::Status ToolExecutorService::decode_and_bind(const grpc::ServerContextBase&
       report_rejection(context, rpc, pagi_exec::Request{}, proven.error());
       return proven.error();
     }
-    log(LogLevel::warn, std::string("unparseable_request rpc=") + rpc + " peer=" + log_quote(context.peer()) +
-                            " reason=" + log_quote(decoded.error_message(), 256));
+    log(LogLevel::warn, "unparseable_request",
+        {LogField::word("rpc", rpc), LogField::text("peer", context.peer()),
+         LogField::text("reason", decoded.error_message(), 256)});
     return decoded;
   }
   return bind(context, rpc, request);
@@ -153,9 +154,10 @@ void ToolExecutorService::report_rejection(const grpc::ServerContextBase& contex
   const pagi_exec::AuthRejection rejection{.peer = context.peer(), .rpc = rpc,
                                            .status = status_name(status.error_code()),
                                            .reason = status.error_message()};
-  log(LogLevel::warn, "auth_rejected rpc=" + rejection.rpc + " peer=" + log_quote(rejection.peer) +
-                          " twin=" + log_quote(request.twin_id) + " tool=" + log_quote(request.tool) +
-                          " status=" + rejection.status + " reason=" + log_quote(rejection.reason, 256));
+  log(LogLevel::warn, "auth_rejected",
+      {LogField::word("rpc", rejection.rpc), LogField::text("peer", rejection.peer),
+       LogField::text("twin", request.twin_id), LogField::text("tool", request.tool),
+       LogField::word("status", rejection.status), LogField::text("reason", rejection.reason, 256)});
   if (const auto& audit = host_.audit_sink()) (void)audit->rejected(request, rejection);  // a failure is logged by the sink
 }
 

@@ -15,6 +15,7 @@
 #include "server_fixture.hpp"
 
 using e2e::Server;
+using e2e::sha256_hex;
 
 namespace {
 
@@ -23,16 +24,6 @@ std::string slurp(const std::filesystem::path& path) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-std::string sha256_hex(const std::string& text, const std::filesystem::path& scratch) {
-  const auto in = scratch / "token.txt", out = scratch / "digest.txt";
-  std::ofstream(in) << text;
-  const auto command = "openssl dgst -sha256 -r " + in.string() + " | cut -d' ' -f1 > " + out.string();
-  REQUIRE(std::system(command.c_str()) == 0);
-  auto digest = slurp(out);
-  while (!digest.empty() && (digest.back() == '\n' || digest.back() == '*')) digest.pop_back();
-  return digest;
 }
 
 // The test PKI of make_certs.sh, in `dir`.

@@ -261,6 +261,17 @@ bool eventually(Predicate predicate, std::chrono::milliseconds limit = 10s) {
   return true;
 }
 
+/// The lower-case hex SHA-256 of `text`, by the openssl CLI (a tokens file line's first field).
+inline std::string sha256_hex(const std::string& text, const std::filesystem::path& scratch) {
+  const auto in = scratch / "token.txt", out = scratch / "digest.txt";
+  std::ofstream(in) << text;
+  const auto command = "openssl dgst -sha256 -r " + in.string() + " | cut -d' ' -f1 > " + out.string();
+  REQUIRE(std::system(command.c_str()) == 0);
+  auto digest = read_text(out);
+  while (!digest.empty() && (digest.back() == '\n' || digest.back() == '*')) digest.pop_back();
+  return digest;
+}
+
 /// The pid written into `file` by a command, once the file holds a whole line.
 inline std::optional<pid_t> read_pid(const std::filesystem::path& file) {
   std::optional<pid_t> pid;
