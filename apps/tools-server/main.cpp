@@ -21,6 +21,7 @@
 #include "cancellation.hpp"
 #include "codec.hpp"
 #include "config.hpp"
+#include "grpc_log.hpp"
 #include "log.hpp"
 #include "service.hpp"
 #include "workers.hpp"
@@ -181,6 +182,7 @@ int main(int argc, char** argv) {
   if (!config) return exit_code;
   tools_server::set_log_level(config->log_level);
   tools_server::set_log_format(config->log_format);
+  tools_server::send_grpc_logs_to_server_log();
 
   pagi_exec::Notices notices;
   auto host = pagi_exec::Host::start(config->host, notices, logging_sink);

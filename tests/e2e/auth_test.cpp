@@ -15,7 +15,9 @@
 #include "server_fixture.hpp"
 
 using e2e::Server;
+using e2e::make_certs;
 using e2e::sha256_hex;
+using e2e::tls_channel;
 
 namespace {
 
@@ -24,13 +26,6 @@ std::string slurp(const std::filesystem::path& path) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-// The test PKI of make_certs.sh, in `dir`.
-std::filesystem::path make_certs(const std::filesystem::path& dir) {
-  const auto script = std::filesystem::path(std::getenv("TOOLS_E2E_DIR")) / "make_certs.sh";
-  REQUIRE(std::system(("bash " + script.string() + " " + dir.string()).c_str()) == 0);
-  return dir;
 }
 
 struct Answer {
@@ -50,17 +45,6 @@ Answer call(const std::shared_ptr<grpc::Channel>& channel, const std::string& tw
   Answer answer;
   answer.status = stub->RequestExecution(&context, request, &answer.response);
   return answer;
-}
-
-std::shared_ptr<grpc::Channel> tls_channel(const std::string& address, const std::filesystem::path& certs,
-                                           const std::string& client = {}, const std::string& ca = "ca") {
-  grpc::SslCredentialsOptions options;
-  options.pem_root_certs = slurp(certs / (ca + ".crt"));
-  if (!client.empty()) {
-    options.pem_private_key = slurp(certs / (client + ".key"));
-    options.pem_cert_chain = slurp(certs / (client + ".crt"));
-  }
-  return grpc::CreateChannel(address, grpc::SslCredentials(options));
 }
 
 }  // namespace

@@ -152,6 +152,30 @@ TEST_SUITE("log_format") {
     CHECK(failed[0].at("policy_revision") == ok[0].at("policy_revision"));
   }
 
+  TEST_CASE("mtls: a client without a valid certificate is an auth_rejected JSON line, grpc's own lines too") {
+    e2e::TempDir dir;
+    const auto certs = e2e::make_certs(dir.path() / "pki");
+    Server server({.env = {{"TOOLS_LOG_FORMAT", "json"}, {"TOOLS_AUTH", "mtls"},
+                           {"TOOLS_TLS_CERT", (certs / "server.crt").string()},
+                           {"TOOLS_TLS_KEY", (certs / "server.key").string()},
+                           {"TOOLS_TLS_CLIENT_CA", (certs / "ca.crt").string()}}});
+    for (const auto* client : {"", "intruder"}) {  // no certificate; one signed by another CA
+      auto stub = tools::ToolExecutorService::NewStub(e2e::tls_channel(server.address(), certs, client));
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+      tools::HealthCheckResponse response;
+      CHECK(stub->HealthCheck(&context, google::protobuf::Empty(), &response).error_code() ==
+            grpc::StatusCode::UNAVAILABLE);
+    }
+    REQUIRE(e2e::eventually([&] { return where(json_lines(server), "event", "auth_rejected").size() >= 2; }));
+    for (const auto& line : where(json_lines(server), "event", "auth_rejected")) {
+      CAPTURE(line.dump());
+      CHECK(line.at("level") == "warn");
+      CHECK(line.at("message") == "tls_handshake_failed");
+      CHECK(line.at("reason").get<std::string>().find("Handshake failed") != std::string::npos);
+    }
+  }
+
   TEST_CASE("a start-up failure in JSON format is a JSON error line") {
     const auto [code, text] = e2e::run_expecting_exit({{"TOOLS_LOG_FORMAT", "json"}, {"TOOLS_POLICY_FILE", "/nonexistent/policy.toml"}});
     REQUIRE(code);

@@ -272,6 +272,25 @@ inline std::string sha256_hex(const std::string& text, const std::filesystem::pa
   return digest;
 }
 
+/// The test PKI of make_certs.sh (a CA, a server, clients; another CA and its "intruder"), in `dir`.
+inline std::filesystem::path make_certs(const std::filesystem::path& dir) {
+  const auto script = std::filesystem::path(std::getenv("TOOLS_E2E_DIR")) / "make_certs.sh";
+  REQUIRE(std::system(("bash " + script.string() + " " + dir.string()).c_str()) == 0);
+  return dir;
+}
+
+/// A TLS channel trusting `ca`.crt that presents `client`'s certificate (none when empty).
+inline std::shared_ptr<grpc::Channel> tls_channel(const std::string& address, const std::filesystem::path& certs,
+                                                  const std::string& client = {}, const std::string& ca = "ca") {
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = read_text(certs / (ca + ".crt"));
+  if (!client.empty()) {
+    options.pem_private_key = read_text(certs / (client + ".key"));
+    options.pem_cert_chain = read_text(certs / (client + ".crt"));
+  }
+  return grpc::CreateChannel(address, grpc::SslCredentials(options));
+}
+
 /// The pid written into `file` by a command, once the file holds a whole line.
 inline std::optional<pid_t> read_pid(const std::filesystem::path& file) {
   std::optional<pid_t> pid;
