@@ -2,10 +2,13 @@
 // Audit records <-> JSON with nlohmann/json; no escaping by hand.
 #include "audit_json.hpp"
 
+#include "sha256.hpp"
+
 #include <algorithm>
 #include <cstdio>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -33,8 +36,17 @@ RecordBounds bounds_of(const AuditOptions& options) {
 }
 
 // The fields every record type shares: who asked what, and the decision.
+// The digest of the argv as the request carried it, before any cap: tool, then each arg.
+std::string argv_digest(const Request& request) {
+  std::vector<std::string_view> parts;
+  parts.reserve(request.args.size() + 1);
+  parts.emplace_back(request.tool);
+  for (const auto& arg : request.args) parts.emplace_back(arg);
+  return sha256_hex_of_parts(parts);
+}
+
 Json common_fields(AuditRecordType type, const ExecutionRecord& record, const Request& request,
-                   const AuditOptions& options) {
+                   std::string_view policy_revision, const AuditOptions& options) {
   Json j;
   j["type"] = std::string(to_string(type));
   j["time"] = to_rfc3339(record.finished);
@@ -51,9 +63,11 @@ Json common_fields(AuditRecordType type, const ExecutionRecord& record, const Re
   j["args"] = record.args;
   j["arg_count"] = record.arg_count;
   j["args_truncated"] = record.args_truncated;
+  j["argv_sha256"] = argv_digest(request);
   j["allowed"] = record.allowed;
   j["reason"] = record.reason;
   j["rule"] = record.rule;
+  j["policy_revision"] = policy_revision;
   j["notes"] = record.notes;
   j["isolation"] = to_string(record.isolation);
   return j;
@@ -114,7 +128,7 @@ Result<std::string> audit_line(AuditRecordType type, const Request& request, con
                                Clock::time_point now, const AuditOptions& options) {
   try {
     const auto record = make_record(request, outcome, now - outcome.elapsed, now, bounds_of(options));
-    Json j = common_fields(type, record, request, options);
+    Json j = common_fields(type, record, request, outcome.policy_revision, options);
     if (type == AuditRecordType::execution) add_execution_fields(j, record);
     return to_line(j);
   } catch (const nlohmann::json::exception& e) {
@@ -130,8 +144,9 @@ Result<std::string> auth_rejected_line(const Request& request, const AuthRejecti
     outcome.decision.reason = rejection.status + ": " + rejection.reason;
     outcome.decision.rule = "authentication";
     Json j = common_fields(AuditRecordType::auth_rejected, make_record(request, outcome, now, now, bounds_of(options)),
-                           request, options);
-    j.erase("isolation");  // nothing was placed anywhere
+                           request, {}, options);
+    j.erase("isolation");        // nothing was placed anywhere
+    j.erase("policy_revision");  // and no policy decided
     bool ignored = false;
     j["peer"] = bounded_text(rejection.peer, options.max_arg_bytes, ignored);
     j["rpc"] = rejection.rpc;
@@ -169,6 +184,9 @@ std::optional<AuditEntry> audit_entry_from_line(std::string line) {
     e.allowed = bool_field(j, "allowed");
     e.reason = text_field(j, "reason");
     e.rule = text_field(j, "rule");
+    e.policy_revision = text_field(j, "policy_revision");
+    e.argv_sha256 = text_field(j, "argv_sha256");
+    e.prev = text_field(j, "prev");
     e.isolation = text_field(j, "isolation");
     e.ran = bool_field(j, "ran");
     e.exit_code = number_field<int>(j, "exit_code");

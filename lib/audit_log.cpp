@@ -18,11 +18,13 @@
 #include <cerrno>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <thread>
 #include <utility>
 
 #include "audit_json.hpp"
+#include "sha256.hpp"
 #include "sys/random.hpp"
 #include "sys/unique_fd.hpp"
 
@@ -39,6 +41,7 @@ struct detail::AuditLogState {
   std::uint64_t size = 0;        // bytes in the open file (fstat at open + what we wrote)
   bool pending_newline = false;  // the file ends inside a line: start the next record on a new one
   bool dirty = false;            // written but not yet synced (Sync::interval)
+  std::string last_hash;         // the chain: SHA-256 of the last record written (this file or the one before)
   AuditLog::Status status;
   std::condition_variable_any wake;
   std::jthread syncer;  // Sync::interval only
@@ -80,6 +83,54 @@ bool ends_inside_line(const std::filesystem::path& path, std::uint64_t size) {
   return last != '\n';
 }
 
+// How far back from the end the last record is looked for: records are bounded (each string
+// to max_arg_bytes, the args together to max_args_total_bytes), far below this.
+constexpr std::uint64_t tail_bytes = 1 << 20;
+
+// The hash of the last whole record (a '\n'-terminated line that parses) in the file at `path`,
+// or nullopt when it holds none (empty, missing, unreadable, only torn or foreign lines).
+std::optional<std::string> last_record_hash(const std::filesystem::path& path) {
+  const sys::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return std::nullopt;
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  const auto from = size > tail_bytes ? size - tail_bytes : 0;
+  std::string tail(size - from, '\0');
+  std::size_t got = 0;
+  while (got < tail.size()) {
+    const ssize_t n = ::pread(fd.get(), tail.data() + got, tail.size() - got, static_cast<off_t>(from + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return std::nullopt;
+    got += static_cast<std::size_t>(n);
+  }
+  // From the end: skip a final line without '\n' (torn by a crash), then take the first line that
+  // is a record. A line cut by the window's start never parses as one.
+  auto end = tail.rfind('\n');
+  while (end != std::string::npos && end > 0) {
+    const auto start = tail.rfind('\n', end - 1);
+    const auto begin = start == std::string::npos ? 0 : start + 1;
+    const std::string_view line(tail.data() + begin, end - begin);
+    if (!line.empty() && detail::audit_entry_from_line(std::string(line))) return detail::sha256_hex(line);
+    if (start == std::string::npos) break;
+    end = start;
+  }
+  return std::nullopt;
+}
+
+// Where the chain goes on in a file just opened: after its own last record; in an empty file,
+// after the last record this log wrote (a rotation, a reopen), else after the last record of
+// path.1 (rotated while the server was down), else it starts (64 zeros).
+void find_chain_link(State& s) {
+  if (auto last = last_record_hash(s.options.path)) {
+    s.last_hash = std::move(*last);
+    return;
+  }
+  if (!s.last_hash.empty()) return;
+  auto rotated = s.options.path;
+  rotated += ".1";
+  s.last_hash = last_record_hash(rotated).value_or(detail::chain_origin);
+}
+
 // Opens (or creates) the path for appending and makes it the current file. On failure the
 // current file, if any, is left as it was.
 Result<void> open_file(State& s) {
@@ -94,6 +145,7 @@ Result<void> open_file(State& s) {
   s.regular = S_ISREG(st.st_mode);
   s.size = s.regular ? static_cast<std::uint64_t>(st.st_size) : 0;
   s.pending_newline = s.regular && ends_inside_line(path, s.size);
+  find_chain_link(s);
   return {};
 }
 
@@ -163,11 +215,19 @@ Result<void> write_all(State& s, std::string_view data) {
   return {};
 }
 
+// The chain's link, the record's last field: `line` is one JSON object and '\n' from audit_line.
+void link(std::string& line, const std::string& prev) {
+  line.insert(line.size() - 2, ",\"prev\":\"" + prev + "\"");
+}
+
 Result<void> write_record(State& s, std::string& line) {
   if (auto opened = ensure_open(s); !opened) return opened;
+  link(line, s.last_hash);  // a rotation keeps the chain: the link is the same either way
   rotate_if_due(s, line.size());
+  const auto hash = detail::sha256_hex(std::string_view(line).substr(0, line.size() - 1));
   if (s.pending_newline) line.insert(line.begin(), '\n');
   if (auto written = write_all(s, line); !written) return written;
+  s.last_hash = hash;  // a record that was not written whole is not in the chain
   if (s.options.sync == AuditOptions::Sync::every) return sync_fd(*s.file, s.options.path);
   s.dirty = true;
   s.wake.notify_one();

@@ -239,6 +239,7 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop, cons
   Outcome outcome;
   outcome.execution_id = sys::new_uuid_v4();
   outcome.isolation = parts_.sandbox.isolation();
+  outcome.policy_revision = parts_.policy.revision();
   // 1. One normalised form, judged and run: a request that has none (a NUL byte, too big) is
   //    answered here, before the policy or anything else reads it; so is an allowed call its tool
   //    cannot take (Decision::invalid_request).

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -143,6 +144,9 @@ struct AuditEntry {
   std::vector<std::string> notes;  ///< what the policy could not judge ("unjudgeable: ...")
   std::string reason;
   std::string rule;
+  std::string policy_revision;  ///< the revision of the policy that decided ("" in auth_rejected)
+  std::string argv_sha256;      ///< digest of tool and every arg as requested (docs/audit.md)
+  std::string prev;             ///< the hash chain's link: SHA-256 of the record before
   std::string isolation;
   bool ran = false;                          ///< executions only
   std::optional<int> exit_code;              ///< executions only
@@ -182,6 +186,25 @@ struct AuditReport {
   std::size_t timed_out = 0;
   std::size_t auth_rejected = 0;  ///< calls refused for their credential
 };
+
+/// What verify_audit_chain found.
+struct AuditChainReport {
+  std::size_t files = 0;
+  std::size_t records = 0;    ///< records read (lines that parse as records)
+  bool intact = true;         ///< every chained record follows the record before it
+  /// When not intact: the first break, "<file>:<line>: ..." with what the verifier concludes.
+  std::string problem;
+  /// What is worth knowing but no break: a chain that starts mid-way (older files not given),
+  /// lines that are not records (a write torn by a crash), records written before the chain.
+  std::vector<std::string> notes;
+};
+
+/// Checks the hash chain of an audit log: each record's `prev` must be the SHA-256 of the record
+/// line before it (the last record of the previous file for a file's first one). `files` are
+/// given oldest first (audit.jsonl.1, then audit.jsonl). Stops at the first break and says which
+/// record was changed, removed or reordered as far as the chain tells. Errc::io when a file
+/// cannot be read; Errc::invalid_request for no files. Thread-safe.
+[[nodiscard]] Result<AuditChainReport> verify_audit_chain(std::span<const std::filesystem::path> files);
 
 /// Reads an audit log. Errc::invalid_request for an unknown filter outcome; Errc::io when the
 /// file cannot be opened or read. Unparsable lines are counted, never fatal. Thread-safe.

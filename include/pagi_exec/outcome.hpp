@@ -169,6 +169,8 @@ struct Outcome {
   Usage usage;
   std::chrono::microseconds elapsed{0};
   Isolation isolation = Isolation::cwd;  ///< the isolation the command ran under
+  /// The revision of the policy that decided (PolicySpec::revision: "builtin", or a file's hash).
+  std::string policy_revision;
   /// Human-readable summary, as clients are told it: timeout_message, alone, on timeout.
   std::string message;
   /// The twin's workspace after the request, when it was measured or is known (file_write, and
