@@ -140,6 +140,7 @@ Result<AuditChainReport> verify_audit_chain(std::span<const std::filesystem::pat
                                                              "written by pagi-exec): skipped"));
       });
   if (!walked) return error_of(walked);
+  if (previous) report.last_hash = previous->hash;
   if (unlinked > 0) {
     report.notes.push_back(std::to_string(unlinked) + " records written before the chain (no prev): not checked");
   }

@@ -83,26 +83,14 @@ bool ends_inside_line(const std::filesystem::path& path, std::uint64_t size) {
   return last != '\n';
 }
 
-// How far back from the end the last record is looked for: records are bounded (each string
-// to max_arg_bytes, the args together to max_args_total_bytes), far below this.
-constexpr std::uint64_t tail_bytes = 1 << 20;
+// How far back from the end the last record is first looked for; records are bounded (each
+// string to max_arg_bytes, the args together to max_args_total_bytes), by default far below it.
+constexpr std::uint64_t first_tail_bytes = 1 << 20;
+// Beyond this, a tail without a record is not an audit log's (a record this size is not made).
+constexpr std::uint64_t last_tail_bytes = 256 << 20;
 
-// The hash of the last whole record (a '\n'-terminated line that parses) in the file at `path`,
-// or nullopt when it holds none (empty, missing, unreadable, only torn or foreign lines).
-std::optional<std::string> last_record_hash(const std::filesystem::path& path) {
-  const sys::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  struct stat st {};
-  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return std::nullopt;
-  const auto size = static_cast<std::uint64_t>(st.st_size);
-  const auto from = size > tail_bytes ? size - tail_bytes : 0;
-  std::string tail(size - from, '\0');
-  std::size_t got = 0;
-  while (got < tail.size()) {
-    const ssize_t n = ::pread(fd.get(), tail.data() + got, tail.size() - got, static_cast<off_t>(from + got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return std::nullopt;
-    got += static_cast<std::size_t>(n);
-  }
+// The hash of the last whole record in `tail`, the last bytes of a file (its start cut anywhere).
+std::optional<std::string> last_record_in(const std::string& tail) {
   // From the end: skip a final line without '\n' (torn by a crash), then take the first line that
   // is a record. A line cut by the window's start never parses as one.
   auto end = tail.rfind('\n');
@@ -115,6 +103,29 @@ std::optional<std::string> last_record_hash(const std::filesystem::path& path) {
     end = start;
   }
   return std::nullopt;
+}
+
+// The hash of the last whole record (a '\n'-terminated line that parses) in the file at `path`,
+// or nullopt when it holds none (empty, missing, unreadable, only torn or foreign lines).
+std::optional<std::string> last_record_hash(const std::filesystem::path& path) {
+  const sys::unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return std::nullopt;
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  // A window of the file's end, grown until it holds a whole record or is the whole file.
+  for (auto window = first_tail_bytes;; window *= 4) {
+    const auto from = size > window ? size - window : 0;
+    std::string tail(size - from, '\0');
+    std::size_t got = 0;
+    while (got < tail.size()) {
+      const ssize_t n = ::pread(fd.get(), tail.data() + got, tail.size() - got, static_cast<off_t>(from + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return std::nullopt;
+      got += static_cast<std::size_t>(n);
+    }
+    if (auto found = last_record_in(tail)) return found;
+    if (from == 0 || window >= last_tail_bytes) return std::nullopt;
+  }
 }
 
 // Where the chain goes on in a file just opened: after its own last record; in an empty file,

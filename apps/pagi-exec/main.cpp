@@ -9,6 +9,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <filesystem>
 #include <vector>
 
 #include <pagi_exec/pagi_exec.hpp>
@@ -114,6 +115,7 @@ struct AuditArgs {
   std::string file;
   std::optional<std::string> twin, job, outcome, since, until;
   bool json = false;
+  std::vector<std::filesystem::path> verify_files;  ///< audit verify: oldest first
 };
 
 // Control characters from twins (ids, tools) would reach the terminal: show them as '?'.
@@ -153,8 +155,45 @@ std::optional<std::chrono::system_clock::time_point> audit_time(const std::optio
   return time;
 }
 
+// With one file, the file logrotate or the size rotation made of it (FILE.1) comes first when it
+// exists: the chain runs across both.
+std::vector<std::filesystem::path> chain_files(std::vector<std::filesystem::path> files) {
+  if (files.size() != 1) return files;
+  auto rotated = files[0];
+  rotated += ".1";
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(rotated, ec)) files.insert(files.begin(), rotated);
+  return files;
+}
+
+// Checks the hash chain: exit 0 intact, 1 broken, 2 when the files cannot be read.
+int audit_verify(const AuditArgs& a) {
+  const auto files = chain_files(a.verify_files);
+  const auto report = pagi_exec::verify_audit_chain(files);
+  if (!report) {
+    std::cerr << "pagi-exec: " << report.error().message() << "\n";
+    return 2;
+  }
+  for (const auto& note : report->notes) std::cout << "note: " << printable(note) << "\n";
+  std::string checked;
+  for (const auto& file : files) checked += (checked.empty() ? "" : ", ") + file.string();
+  if (!report->intact) {
+    std::cout << "BROKEN: " << printable(report->problem) << "\n";
+    return 1;
+  }
+  std::cout << "intact: " << report->records << " records in " << checked << " each follow the one before\n"
+            << "last record: sha256 " << report->last_hash
+            << " (nothing vouches for it yet: keep this value elsewhere to check it later)\n";
+  return 0;
+}
+
 // Prints the matching records, then the counts (to stderr with --json, so stdout stays JSON Lines).
 int audit(const AuditArgs& a) {
+  if (a.file.empty()) {
+    std::cerr << "pagi-exec: audit: give the audit log file (pagi-exec audit FILE), or verify its chain "
+                 "(pagi-exec audit verify FILE...)\n";
+    return 2;
+  }
   bool ok = true;
   const pagi_exec::AuditFilter filter{.twin = a.twin, .job = a.job, .outcome = a.outcome,
                                       .since = audit_time(a.since, "--since", ok),
@@ -215,7 +254,7 @@ void add_sandbox_options(CLI::App& run, Options& o) {
 }
 
 void add_audit_options(CLI::App& audit_cmd, AuditArgs& a) {
-  audit_cmd.add_option("file", a.file, "the audit log (JSON Lines)")->required();
+  audit_cmd.add_option("file", a.file, "the audit log (JSON Lines)");
   audit_cmd.add_option("--twin", a.twin, "only this twin (as claimed or authenticated)");
   audit_cmd.add_option("--job", a.job, "only this job id");
   std::vector<std::string> outcome_names;
@@ -246,11 +285,17 @@ int main(int argc, char** argv) {
   AuditArgs audit_args;
   auto* audit_cmd = app.add_subcommand("audit", "print the records of an audit log that match, then counts; exit 0, 2 on errors");
   add_audit_options(*audit_cmd, audit_args);
+  auto* verify_cmd = audit_cmd->add_subcommand(
+      "verify", "check the hash chain of an audit log: every record must follow the one before; names the first "
+                "record changed, removed or reordered. Files oldest first; one FILE also checks FILE.1 first when it "
+                "exists. Exit 0 intact, 1 broken, 2 on errors");
+  verify_cmd->add_option("files", audit_args.verify_files, "the audit log files, oldest first")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  if (verify_cmd->parsed()) return audit_verify(audit_args);
   if (audit_cmd->parsed()) return audit(audit_args);
   return check_cmd->parsed() ? check(o) : run(o);
 }

@@ -191,6 +191,10 @@ struct AuditReport {
 struct AuditChainReport {
   std::size_t files = 0;
   std::size_t records = 0;    ///< records read (lines that parse as records)
+  /// The hash of the last record: what the next record will link to. Nothing after the last
+  /// record vouches for it, so an operator who keeps this value elsewhere can tell later whether
+  /// it was changed.
+  std::string last_hash;
   bool intact = true;         ///< every chained record follows the record before it
   /// When not intact: the first break, "<file>:<line>: ..." with what the verifier concludes.
   std::string problem;

@@ -11,6 +11,8 @@
 
 #include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <vector>
 
@@ -190,5 +192,56 @@ TEST_SUITE("audit crash") {
     CHECK(run_cli({"audit", path, "--outcome", "maybe"}).status == 2);
     CHECK(run_cli({"audit", path, "--since", "yesterday"}).status == 2);
     CHECK(run_cli({"audit", path + ".missing"}).status == 2);
+
+    // The chain survives the crash: the torn line is a note, not a break.
+    const auto intact = run_cli({"audit", "verify", path});
+    CHECK(intact.status == 0);
+    CHECK(intact.out.find("note: " + path + ":4: an unfinished last line") != std::string::npos);
+    CHECK(intact.out.find("intact: 3 records in " + path) != std::string::npos);
+    // A record changed afterwards is named.
+    std::string text;
+    {
+      std::ifstream in(path);
+      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    const auto at = text.find(R"("rule":"r")");  // the first record's rule
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 10, R"("rule":"x")");
+    std::ofstream(path, std::ios::trunc) << text;
+    const auto broken = run_cli({"audit", "verify", path});
+    CHECK(broken.status == 1);
+    CAPTURE(broken.out);
+    CHECK(broken.out.find("BROKEN: " + path + ":2: the chain breaks here") != std::string::npos);
+    CHECK(run_cli({"audit", "verify", path + ".missing"}).status == 2);
+    CHECK(run_cli({"audit"}).status == 2);
+  }
+
+  TEST_CASE("pagi-exec audit verify names the record after a changed one, across FILE.1 and FILE") {
+    TempDir dir;
+    const auto path = (dir.path() / "audit.jsonl").string();
+    {
+      auto log = AuditLog::open({.path = path, .rotate_bytes = 2048});
+      REQUIRE(log);
+      for (std::uint64_t i = 0; i < 12; ++i) {
+        REQUIRE((*log)->decided(numbered_request(i, 3), Outcome{.execution_id = "id-" + std::to_string(i)}));
+      }
+    }
+    REQUIRE(std::filesystem::exists(path + ".1"));
+    const auto intact = run_cli({"audit", "verify", path});
+    CHECK(intact.status == 0);
+    CHECK(intact.out.find("records in " + path + ".1, " + path + " each follow the one before") != std::string::npos);
+    std::string text;
+    {
+      std::ifstream in(path + ".1");
+      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    const auto at = text.find("job-");
+    REQUIRE(at != std::string::npos);
+    text[at + 4] = 'X';  // the first record of the older file, altered
+    std::ofstream(path + ".1", std::ios::trunc) << text;
+    const auto broken = run_cli({"audit", "verify", path});
+    CHECK(broken.status == 1);
+    CAPTURE(broken.out);
+    CHECK(broken.out.find("BROKEN: " + path + ".1:2: the chain breaks here") != std::string::npos);
   }
 }

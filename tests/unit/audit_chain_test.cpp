@@ -76,6 +76,7 @@ TEST_SUITE("audit_chain") {
     CHECK(report.problem.empty());
     CHECK(report.records == 10);
     CHECK(report.notes.empty());
+    CHECK(report.last_hash.size() == 64);
     const auto entries = read_audit_log(path, {});
     REQUIRE(entries);
     CHECK(entries->entries[0].prev == std::string(64, '0'));
