@@ -47,7 +47,9 @@ void Readiness::publish(const ReadinessFacts& facts) {
   if (serving_ == serving) return;
   health_.SetServingStatus("", serving);
   health_.SetServingStatus(tools::ToolExecutorService::service_full_name(), serving);
+  const bool first = !serving_;
   serving_ = serving;
+  if (serving && first) return;  // serving from the start: the "listening on" line says so
   if (serving) {
     log(LogLevel::info, "grpc.health.v1: SERVING");
   } else {

@@ -179,6 +179,16 @@ std::string joined_field(const pb::Message& message, const std::string& name) {
   return text;
 }
 
+// A channel whose client pings every second, also without calls, as an aggressive keepalive does.
+std::shared_ptr<grpc::Channel> pinging_channel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 1000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);  // no cap on pings between calls
+  args.SetInt(GRPC_ARG_HTTP2_MIN_SENT_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
 // Polls Check until it answers `wanted` (the server applies signals on its own thread).
 bool health_becomes(const std::shared_ptr<grpc::Channel>& channel, const std::string& service, e2e::ServingStatus wanted) {
   return e2e::eventually([&] {
@@ -344,6 +354,24 @@ TEST_SUITE("standard services") {
     CHECK(small.response.success());
     const auto large = e2e::execute(server.stub(), "twin-aegis", "command_exec", {"head -c 3000 /dev/zero | tr '\\0' a"});
     CHECK(large.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+
+  TEST_CASE("TOOLS_KEEPALIVE_TIME_MS: a client pinging as often stays connected, where grpc's default sends it away") {
+    Server strict;  // grpc's default: pings without calls more often than every 5 minutes are abuse
+    Server keepalive({.env = {{"TOOLS_KEEPALIVE_TIME_MS", "1000"}, {"TOOLS_KEEPALIVE_TIMEOUT_MS", "10000"}}});
+    const auto connected = std::chrono::steady_clock::now();
+    const auto to_keepalive = pinging_channel(keepalive.address());
+    const auto to_strict = pinging_channel(strict.address());
+    REQUIRE(e2e::check_health(to_keepalive, "").status.ok());
+    REQUIRE(e2e::check_health(to_strict, "").status.ok());
+    // The strict server's GOAWAY (too_many_pings) after a few pings takes its channel out of
+    // READY: that connection's lifetime is the yardstick.
+    REQUIRE(to_strict->WaitForStateChange(GRPC_CHANNEL_READY, std::chrono::system_clock::now() + 60s));
+    const auto strict_lifetime = std::chrono::steady_clock::now() - connected;
+    // The other connection, pinged as often, lives on for as long again (twice what the strict
+    // server allowed): no GOAWAY ends it.
+    CHECK_FALSE(to_keepalive->WaitForStateChange(GRPC_CHANNEL_READY, std::chrono::system_clock::now() + strict_lifetime));
+    CHECK(to_keepalive->GetState(false) == GRPC_CHANNEL_READY);
   }
 
   TEST_CASE("TOOLS_MAX_CONNECTION_AGE_MS: the server ends an old connection (GOAWAY) and the channel reconnects") {
