@@ -60,9 +60,11 @@ sigset_t handled_signals() {
 pagi_exec::Result<std::unique_ptr<grpc::Server>> start_server(
     const ServerConfig& config, const std::shared_ptr<grpc::ServerCredentials>& credentials, grpc::Service& service,
     std::string& bound) {
-  // Every method is a callback method (service.hpp): no thread quota to run out of; executions
-  // are admitted by pagi_exec::Admission.
+  // Every method of ours is a callback method (service.hpp), as grpc.health.v1's are: no thread
+  // quota to run out of; executions are admitted by pagi_exec::Admission. Only grpc++'s reflection
+  // service is synchronous: its rare calls run on grpc's own sync threads.
   int port = 0;
+  tools_server::enable_standard_services();  // grpc.health.v1 and reflection: before the builder
   grpc::ServerBuilder builder;
   tools_server::apply(config.channel, builder);
   // grpc sets SO_REUSEPORT by default: a second server on a busy port would start and silently
@@ -210,7 +212,6 @@ int main(int argc, char** argv) {
   tools_server::AuthHolder auth(security->authenticator);
   tools_server::ToolExecutorService service(**host, cancellations, workers, auth);
   std::string bound;
-  tools_server::enable_standard_services();
   auto server = start_server(*config, security->credentials, service, bound);
   if (!server) return fail_startup(server.error(), exit_cannot_listen);
   tools_server::Readiness readiness(*(*server)->GetHealthCheckService(), **host);
