@@ -154,19 +154,20 @@ void announce(const ServerConfig& config, const pagi_exec::Host& host, const std
                                         pagi_exec::describe(health));
 }
 
-// Serves until SIGTERM or SIGINT, reloading at each SIGHUP; the signal that ended it. Every
+// Serves until SIGTERM or SIGINT, reloading at each SIGHUP; the signal that ended it. Each second
+// it reads readiness again (an audit log that failed or recovered), and after each reload. Every
 // 10 s it hands the memory freed by a burst (connections gone, requests answered) back to the
 // kernel: glibc keeps it in its per-thread heaps otherwise, and the server's RSS would stay at
-// its busiest. Readiness is read again then and after each reload (an audit log that failed or
-// recovered, a policy that loaded).
+// its busiest.
 int wait_for_stop(const sigset_t& signals, pagi_exec::Host& host, const ServerConfig& config,
                   tools_server::AuthHolder& auth, tools_server::Readiness& readiness) {
-  const timespec trim_every{.tv_sec = 10, .tv_nsec = 0};
-  for (;;) {
-    const int signal_number = sigtimedwait(&signals, nullptr, &trim_every);
+  const timespec tick{.tv_sec = 1, .tv_nsec = 0};
+  constexpr unsigned trim_every_ticks = 10;
+  for (unsigned ticks = 1;; ++ticks) {
+    const int signal_number = sigtimedwait(&signals, nullptr, &tick);
     if (signal_number < 0 && errno == EAGAIN) {
-      malloc_trim(0);
       readiness.update();
+      if (ticks % trim_every_ticks == 0) malloc_trim(0);
     } else if (signal_number == SIGHUP) {
       reload(host, config, auth);
       readiness.update();
