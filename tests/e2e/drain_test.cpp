@@ -100,6 +100,17 @@ TEST_SUITE("drain") {
     CHECK(refused_stream.error_message().find("draining") != std::string::npos);
     // What does not execute keeps answering while the run drains.
     CHECK(e2e::health(server).status() == "healthy");
+    tools::ExecutionRequest check;
+    check.set_twin_id("twin-aegis");
+    check.set_command("command_exec");
+    check.add_args("echo judged");
+    grpc::ClientContext check_context;
+    tools::PolicyDecision decision;
+    REQUIRE(server.stub().CheckPolicy(&check_context, check, &decision).ok());
+    CHECK(decision.allowed());
+    grpc::ClientContext list_context;
+    tools::ListExecutionsResponse page;
+    CHECK(server.stub().ListExecutions(&list_context, tools::ListExecutionsRequest(), &page).ok());
     CHECK_FALSE(server.process().wait_exit(0ms));  // the held run keeps the server up
 
     run.release();
@@ -115,6 +126,37 @@ TEST_SUITE("drain") {
     const auto log = server.process().stderr_text();
     CHECK(log.find("draining: 1 execution in flight") != std::string::npos);
     CHECK(log.find("drain ended: every execution in flight finished (1)") != std::string::npos);
+  }
+
+  TEST_CASE("a StreamExecution in flight streams to its end during the drain") {
+    Server server({.env = {{"TOOLS_DRAIN_TIMEOUT_MS", "600000"}}});
+    const auto channel = e2e::channel_to(server.address());
+    const auto marker = server.scratch() / "streaming";
+    const auto release = server.scratch() / "release";
+    tools::ExecutionRequest request;
+    request.set_twin_id("twin-aegis");
+    request.set_command("command_exec");
+    request.add_args("echo before; touch " + marker.string() + "; while [ ! -e " + release.string() +
+                     " ]; do sleep 0.05; done; echo after");
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 600s);
+    auto reader = server.stub().StreamExecution(&context, request);
+    REQUIRE(e2e::eventually([&] { return std::filesystem::exists(marker); }, 60s));
+    start_drain(server, channel);
+    std::ofstream(release) << "go\n";
+    std::string out;
+    tools::ExecutionEvent event;
+    bool finished_ok = false;
+    while (reader->Read(&event)) {
+      if (event.has_stdout()) out += event.stdout().data();
+      if (event.has_finished()) finished_ok = event.finished().success();
+    }
+    REQUIRE(reader->Finish().ok());
+    CHECK(out == "before\nafter\n");
+    CHECK(finished_ok);
+    const auto code = server.process().wait_exit(30s);
+    REQUIRE(code);
+    CHECK(*code == 0);
   }
 
   TEST_CASE("a second SIGTERM during the drain kills the run at once; it is answered as killed and the server exits") {
