@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Cancellations: the stop sources of the running RPCs.
+// Cancellations: the stop sources of the running RPCs, and their count.
 #include "cancellation.hpp"
 
 namespace tools_server {
@@ -33,9 +33,26 @@ void Cancellations::stop_all() {
   for (auto& entry : entries_) entry.stop(codec::StopCause::shutdown);
 }
 
+std::size_t Cancellations::begin_drain() {
+  const std::lock_guard lock(mutex_);
+  draining_ = true;
+  return entries_.size();
+}
+
+std::size_t Cancellations::in_flight() {
+  const std::lock_guard lock(mutex_);
+  return entries_.size();
+}
+
+bool Cancellations::wait_idle_for(std::chrono::milliseconds limit) {
+  std::unique_lock lock(mutex_);
+  return idle_.wait_for(lock, limit, [this] { return entries_.empty(); });
+}
+
 void Cancellations::unregister(std::list<Entry>::iterator entry) {
   const std::lock_guard lock(mutex_);
   entries_.erase(entry);
+  if (entries_.empty()) idle_.notify_all();
 }
 
 }  // namespace tools_server

@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// Cancellations: turns cancelled RPCs and server shutdown into std::stop_token requests.
+// Cancellations: turns cancelled RPCs and server shutdown into std::stop_token requests, and
+// counts the execution RPCs in flight for the drain.
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
 #include <list>
 #include <mutex>
 #include <stop_token>
@@ -13,8 +17,9 @@ namespace tools_server {
 
 /// One stop_source per running RPC. The RPC's reactor reports a client that cancelled or whose
 /// deadline passed (OnCancel -> Registration::cancel); stop_all() stops every running RPC, and
-/// every later one (server shutdown). Whichever comes first is the cause. All members are
-/// thread-safe.
+/// every later one (server shutdown). Whichever comes first is the cause. begin_drain() marks the
+/// server as draining (new executions are refused, see draining()) and in_flight() /
+/// wait_idle_for() let the drain wait for the running ones. All members are thread-safe.
 class Cancellations {
   struct Entry {
     std::stop_source source;
@@ -57,12 +62,23 @@ class Cancellations {
   /// Requests stop on every running and future RPC (server shutdown).
   void stop_all();
 
+  /// From now on draining() is true; returns the RPCs watched at that moment.
+  std::size_t begin_drain();
+  /// True once begin_drain() was called: new executions are to be refused.
+  [[nodiscard]] bool draining() const noexcept { return draining_.load(); }
+  /// The RPCs watched now (running, or about to run or be refused).
+  [[nodiscard]] std::size_t in_flight();
+  /// Waits at most `limit` for in_flight() to reach 0; true when it did.
+  [[nodiscard]] bool wait_idle_for(std::chrono::milliseconds limit);
+
  private:
   void unregister(std::list<Entry>::iterator entry);
 
   std::mutex mutex_;
+  std::condition_variable idle_;  // notified when the last watched RPC unregisters
   std::list<Entry> entries_;  // a list: iterators stay valid while others come and go
   bool stopping_ = false;
+  std::atomic<bool> draining_{false};
 };
 
 }  // namespace tools_server

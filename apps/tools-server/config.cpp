@@ -81,6 +81,25 @@ template <class T>
   return problem;
 }
 
+// A duration in ms in [min, max] into a setting grpc leaves at its default when unset.
+[[nodiscard]] Problem apply_optional_ms(std::string_view text, std::uint64_t min, std::uint64_t max,
+                                        std::optional<std::chrono::milliseconds>& out) {
+  std::int64_t ms = 0;
+  auto problem = apply_uint(text, min, max, "a duration in milliseconds", ms);
+  if (problem.empty()) out = std::chrono::milliseconds(ms);
+  return problem;
+}
+
+// grpc takes its channel arguments as int: nothing above INT_MAX fits.
+constexpr std::uint64_t grpc_int_max = std::numeric_limits<int>::max();
+
+[[nodiscard]] Problem apply_message_bytes(std::string_view text, std::optional<std::uint32_t>& out) {
+  std::uint32_t bytes = 0;
+  auto problem = apply_uint(text, 1024, grpc_int_max, "a message size in bytes", bytes);
+  if (problem.empty()) out = bytes;
+  return problem;
+}
+
 [[nodiscard]] Problem apply_path(std::string_view text, std::filesystem::path& out) {
   const std::filesystem::path path(text);
   if (!path.is_absolute()) return "is not an absolute path";
@@ -204,7 +223,8 @@ const auto settings = std::to_array<Setting>({
      }},
     {"--max-request-bytes", "TOOLS_MAX_REQUEST_BYTES", "BYTES",
      "most bytes one request may carry (command, args, ids and metadata together); beyond it the request is "
-     "refused before it is judged (default 1048576; gRPC itself refuses messages over 4 MiB)",
+     "refused before it is judged (default 1048576; gRPC itself refuses messages over "
+     "TOOLS_MAX_RECEIVE_MESSAGE_BYTES)",
      false,
      [](std::string_view t, ServerConfig& c) {
        return apply_uint(t, 1024, 1ULL << 30, "a byte count", c.host.request_limits.max_request_bytes);
@@ -330,6 +350,36 @@ const auto settings = std::to_array<Setting>({
     {"--audit-rotate-mb", "TOOLS_AUDIT_ROTATE_MB", "MIB",
      "rename the audit log to <log>.1 and start a new one at this size; 0 = only on SIGHUP (default 0)", false,
      [](std::string_view t, ServerConfig& c) { return apply_mib(t, 0, c.host.audit.rotate_bytes); }},
+    {"--keepalive-time-ms", "TOOLS_KEEPALIVE_TIME_MS", "MS",
+     "ping an idle connection this often to find dead peers; clients may then ping as often, also without calls "
+     "(default 7200000, grpc's 2 h)",
+     false, [](std::string_view t, ServerConfig& c) { return apply_optional_ms(t, 1000, grpc_int_max, c.channel.keepalive_time); }},
+    {"--keepalive-timeout-ms", "TOOLS_KEEPALIVE_TIMEOUT_MS", "MS",
+     "close a connection whose keepalive ping is not answered within this (default 20000)", false,
+     [](std::string_view t, ServerConfig& c) { return apply_optional_ms(t, 1000, grpc_int_max, c.channel.keepalive_timeout); }},
+    {"--max-receive-message-bytes", "TOOLS_MAX_RECEIVE_MESSAGE_BYTES", "BYTES",
+     "largest request message gRPC accepts; a larger one gets RESOURCE_EXHAUSTED (default 4194304, grpc's 4 MiB)",
+     false, [](std::string_view t, ServerConfig& c) { return apply_message_bytes(t, c.channel.max_receive_message_bytes); }},
+    {"--max-send-message-bytes", "TOOLS_MAX_SEND_MESSAGE_BYTES", "BYTES",
+     "largest answer message gRPC sends; a larger one fails with RESOURCE_EXHAUSTED (default: no limit)", false,
+     [](std::string_view t, ServerConfig& c) { return apply_message_bytes(t, c.channel.max_send_message_bytes); }},
+    {"--max-connection-age-ms", "TOOLS_MAX_CONNECTION_AGE_MS", "MS",
+     "send GOAWAY to a connection this old, so clients reconnect and re-balance across replicas (default: never)",
+     false, [](std::string_view t, ServerConfig& c) { return apply_optional_ms(t, 100, grpc_int_max, c.channel.max_connection_age); }},
+    {"--max-connection-age-grace-ms", "TOOLS_MAX_CONNECTION_AGE_GRACE_MS", "MS",
+     "after that GOAWAY, how long the connection's calls may still run before it is closed (default: as long as "
+     "they take)",
+     false, [](std::string_view t, ServerConfig& c) { return apply_optional_ms(t, 0, grpc_int_max, c.channel.max_connection_age_grace); }},
+    {"--drain-timeout-ms", "TOOLS_DRAIN_TIMEOUT_MS", "MS",
+     "after SIGTERM or SIGINT, how long running executions get to finish (new ones are refused with UNAVAILABLE) "
+     "before they are stopped; a second signal stops them at once; 0 = stop them at once (default 30000)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       std::int64_t ms = 0;
+       auto problem = apply_uint(t, 0, 3'600'000, "a duration in milliseconds", ms);
+       c.drain_timeout = std::chrono::milliseconds(ms);
+       return problem;
+     }},
     {"--log-level", "LOG_LEVEL", "LEVEL", "error, warn, info or debug (default info)", false,
      [](std::string_view t, ServerConfig& c) {
        const auto level = log_level_from_string(lower(t));
@@ -397,6 +447,15 @@ const auto settings = std::to_array<Setting>({
   return {};
 }
 
+// A grace without an age would silently do nothing.
+[[nodiscard]] std::string check_channel(const ChannelSettings& c) {
+  if (c.max_connection_age_grace && !c.max_connection_age) {
+    return "TOOLS_MAX_CONNECTION_AGE_GRACE_MS / --max-connection-age-grace-ms: only used with "
+           "TOOLS_MAX_CONNECTION_AGE_MS / --max-connection-age-ms";
+  }
+  return {};
+}
+
 [[nodiscard]] tl::unexpected<pagi_exec::Error> invalid(std::string message) {
   return pagi_exec::fail(pagi_exec::Errc::invalid_config, std::move(message));
 }
@@ -453,6 +512,7 @@ pagi_exec::Result<ServerConfig> resolve_settings(const RawSettings& raw) {
   }
   if (auto problem = check_admission(config); !problem.empty()) return invalid(problem);
   if (auto problem = check_exposure(config); !problem.empty()) return invalid(problem);
+  if (auto problem = check_channel(config.channel); !problem.empty()) return invalid(problem);
   return config;
 }
 

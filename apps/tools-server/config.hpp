@@ -2,7 +2,10 @@
 // Server configuration: every setting is a CLI11 flag bound to an environment variable.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +25,17 @@ namespace tools_server {
 /// isolation required but unavailable).
 inline constexpr int exit_bad_config = 2;
 
+/// The gRPC channel settings of the listener; unset: grpc's default (server_options.hpp applies them).
+struct ChannelSettings {
+  std::optional<std::chrono::milliseconds> keepalive_time;    ///< ping an idle connection this often (grpc: 2 h)
+  std::optional<std::chrono::milliseconds> keepalive_timeout; ///< close it when a ping is not answered in this (20 s)
+  std::optional<std::uint32_t> max_receive_message_bytes;     ///< larger requests: RESOURCE_EXHAUSTED (4 MiB)
+  std::optional<std::uint32_t> max_send_message_bytes;        ///< larger answers: RESOURCE_EXHAUSTED (no limit)
+  std::optional<std::chrono::milliseconds> max_connection_age;       ///< then GOAWAY, the client reconnects (never)
+  std::optional<std::chrono::milliseconds> max_connection_age_grace; ///< for its calls to end after that (forever)
+  bool operator==(const ChannelSettings&) const = default;
+};
+
 /// The validated settings of one server process: the library's (HostSettings, with their
 /// defaults) and the server's own.
 struct ServerConfig {
@@ -34,6 +48,9 @@ struct ServerConfig {
   std::filesystem::path tls_client_ca;   ///< mtls: the CA client certificates must chain to
   LogLevel log_level = LogLevel::info;
   LogFormat log_format = LogFormat::text;
+  ChannelSettings channel;
+  /// After SIGTERM, how long running executions get to finish before they are stopped; 0: at once.
+  std::chrono::milliseconds drain_timeout{30'000};
 };
 
 /// The raw text of every setting, as CLI11 collected it from the command line or the

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // tools-server: reads the configuration, starts the library's Host once, serves gRPC; SIGHUP
-// reloads, SIGTERM/SIGINT stop.
+// reloads, SIGTERM/SIGINT drain and stop.
 #include <cerrno>
 #include <csignal>
 #include <iostream>
@@ -21,8 +21,11 @@
 #include "cancellation.hpp"
 #include "codec.hpp"
 #include "config.hpp"
+#include "drain.hpp"
 #include "grpc_log.hpp"
 #include "log.hpp"
+#include "readiness.hpp"
+#include "server_options.hpp"
 #include "service.hpp"
 #include "workers.hpp"
 
@@ -31,19 +34,25 @@ namespace {
 using tools_server::LogLevel;
 using tools_server::ServerConfig;
 
-// How long in-flight calls get to finish after SIGTERM (their executions are already stopped).
+// How long in-flight calls get to finish after the drain (their executions are already stopped).
 constexpr auto shutdown_grace = std::chrono::seconds(2);
 
 // Exit code of a server that cannot listen where it was told to.
 constexpr int exit_cannot_listen = 1;
 
-// SIGTERM, SIGINT and SIGHUP are blocked in every thread (grpc's threads inherit this mask) and
-// taken with sigwait() by the main thread: no grpc call ever runs in a signal handler.
-sigset_t handled_signals() {
+// SIGTERM and SIGINT stop the server (a second one during the drain stops it at once).
+sigset_t stop_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  return set;
+}
+
+// These and SIGHUP are blocked in every thread (grpc's threads inherit this mask) and taken with
+// sigtimedwait() by the main thread: no grpc call ever runs in a signal handler.
+sigset_t handled_signals() {
+  sigset_t set = stop_signals();
   sigaddset(&set, SIGHUP);
   return set;
 }
@@ -52,10 +61,13 @@ sigset_t handled_signals() {
 pagi_exec::Result<std::unique_ptr<grpc::Server>> start_server(
     const ServerConfig& config, const std::shared_ptr<grpc::ServerCredentials>& credentials, grpc::Service& service,
     std::string& bound) {
-  // Every method is a callback method (service.hpp): no thread quota to run out of; executions
-  // are admitted by pagi_exec::Admission.
+  // Every method of ours is a callback method (service.hpp), as grpc.health.v1's are: no thread
+  // quota to run out of; executions are admitted by pagi_exec::Admission. Only grpc++'s reflection
+  // service is synchronous: its rare calls run on grpc's own sync threads.
   int port = 0;
+  tools_server::enable_standard_services();  // grpc.health.v1 and reflection: before the builder
   grpc::ServerBuilder builder;
+  tools_server::apply(config.channel, builder);
   // grpc sets SO_REUSEPORT by default: a second server on a busy port would start and silently
   // share it. A port in use must be a start-up error instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -143,19 +155,23 @@ void announce(const ServerConfig& config, const pagi_exec::Host& host, const std
                                         pagi_exec::describe(health));
 }
 
-// Serves until SIGTERM or SIGINT, reloading at each SIGHUP; the signal that ended it. Every
+// Serves until SIGTERM or SIGINT, reloading at each SIGHUP; the signal that ended it. Each second
+// it reads readiness again (an audit log that failed or recovered), and after each reload. Every
 // 10 s it hands the memory freed by a burst (connections gone, requests answered) back to the
 // kernel: glibc keeps it in its per-thread heaps otherwise, and the server's RSS would stay at
 // its busiest.
 int wait_for_stop(const sigset_t& signals, pagi_exec::Host& host, const ServerConfig& config,
-                  tools_server::AuthHolder& auth) {
-  const timespec trim_every{.tv_sec = 10, .tv_nsec = 0};
-  for (;;) {
-    const int signal_number = sigtimedwait(&signals, nullptr, &trim_every);
+                  tools_server::AuthHolder& auth, tools_server::Readiness& readiness) {
+  const timespec tick{.tv_sec = 1, .tv_nsec = 0};
+  constexpr unsigned trim_every_ticks = 10;
+  for (unsigned ticks = 1;; ++ticks) {
+    const int signal_number = sigtimedwait(&signals, nullptr, &tick);
     if (signal_number < 0 && errno == EAGAIN) {
-      malloc_trim(0);
+      readiness.update();
+      if (ticks % trim_every_ticks == 0) malloc_trim(0);
     } else if (signal_number == SIGHUP) {
       reload(host, config, auth);
+      readiness.update();
     } else if (signal_number > 0) {
       return signal_number;
     }
@@ -202,12 +218,13 @@ int main(int argc, char** argv) {
   std::string bound;
   auto server = start_server(*config, security->credentials, service, bound);
   if (!server) return fail_startup(server.error(), exit_cannot_listen);
+  tools_server::Readiness readiness(*(*server)->GetHealthCheckService(), **host);
   announce(*config, **host, bound, security->tls);
 
-  const int signal_number = wait_for_stop(signals, **host, *config, auth);
+  const int signal_number = wait_for_stop(signals, **host, *config, auth, readiness);
   tools_server::log(LogLevel::info, std::string("received ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM") +
-                                        ": stopping running executions and shutting down");
-  cancellations.stop_all();  // kills the running process trees; their workers finish the calls promptly
+                                        ": draining, then shutting down");
+  tools_server::drain(cancellations, readiness, config->drain_timeout, stop_signals());
   (*server)->Shutdown(std::chrono::system_clock::now() + shutdown_grace);
   (*server)->Wait();
   tools_server::log(LogLevel::info, "stopped");

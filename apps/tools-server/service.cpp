@@ -31,6 +31,13 @@ grpc::Status no_thread() {
                                                     " are busy, or the system refused a new one"};
 }
 
+// What a new execution gets once SIGTERM started the drain: UNAVAILABLE, which clients retry
+// elsewhere; the running ones finish.
+grpc::Status draining() {
+  return {grpc::StatusCode::UNAVAILABLE, "the server is draining (shutting down): it takes no new executions; "
+                                         "retry on another instance"};
+}
+
 }  // namespace
 
 ToolExecutorService::ToolExecutorService(const pagi_exec::Host& host, Cancellations& cancellations, Workers& workers,
@@ -57,6 +64,7 @@ grpc::ServerUnaryReactor* ToolExecutorService::answer(grpc::CallbackServerContex
 template <class Call, class Run>
 void ToolExecutorService::start(grpc::CallbackServerContext& context, const char* rpc, const grpc::ByteBuffer& bytes,
                                 Call& call, Run run) {
+  if (cancellations_.draining()) return call.finish(draining());
   auto work = [this, &context, rpc, &bytes, &call, run](bool on_worker) {
     if (auto prepared = prepare(context, rpc, bytes, call.prepared); !prepared.ok()) return call.finish(prepared);
     if (on_worker || !call.prepared.executor->check(call.prepared.request).allowed) return run();

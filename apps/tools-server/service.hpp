@@ -32,6 +32,7 @@ using CallbackBase = GeneratedService::WithRawCallbackMethod_RequestExecution<
 /// What only computes (HealthCheck, CheckPolicy, the history, a refused or invalid request) is
 /// answered on grpc's thread at once; what waits (an allowed execution, a record the audit log
 /// syncs to disk) runs on a worker thread, which finishes the call.
+/// Once the server drains (Cancellations::begin_drain), new executions get UNAVAILABLE at once.
 /// No policy, limits or defaults live here. Thread-safe: one instance serves every call.
 class ToolExecutorService final : public CallbackBase {
  public:

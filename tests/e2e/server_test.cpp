@@ -299,7 +299,7 @@ TEST_SUITE("server") {
   }
 
   TEST_CASE("SIGTERM stops the server with exit code 0 and kills running commands") {
-    Server server;
+    Server server({.env = {{"TOOLS_DRAIN_TIMEOUT_MS", "0"}}});  // no drain: killed at once
     const auto pid_file = server.scratch() / "term.pid";
     Call call;
     std::thread caller([&] {

@@ -3,6 +3,7 @@
 // fields, and each kind of bad value is one line naming the variable and the flag.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -114,6 +115,46 @@ TEST_SUITE("settings") {
               "TOOLS_MEMORY_BUDGET_MB / --memory-budget-mb: '100' is smaller than one execution's", 0) == 0);
     CHECK(error_of("--listen 0.0.0.0:1").rfind("TOOLS_GRPC_ADDR / --listen: '0.0.0.0:1' is reachable beyond loopback", 0) == 0);
     CHECK(resolve("--listen 0.0.0.0:1 --auth none"));  // on purpose
+  }
+
+  TEST_CASE("channel settings and the drain timeout: grpc's defaults unless set, then in their fields") {
+    const auto defaults = resolve("");
+    REQUIRE(defaults);
+    CHECK(defaults->channel == ChannelSettings{});
+    CHECK(defaults->drain_timeout == std::chrono::milliseconds(30'000));
+    const auto config = resolve("--keepalive-time-ms 15000 --keepalive-timeout-ms 5000 --max-receive-message-bytes 8388608 "
+                                "--max-send-message-bytes 2048 --max-connection-age-ms 500 "
+                                "--max-connection-age-grace-ms 0 --drain-timeout-ms 0");
+    REQUIRE_MESSAGE(config, config.error().message());
+    CHECK(config->channel.keepalive_time == std::chrono::milliseconds(15'000));
+    CHECK(config->channel.keepalive_timeout == std::chrono::milliseconds(5'000));
+    CHECK(config->channel.max_receive_message_bytes == 8'388'608U);
+    CHECK(config->channel.max_send_message_bytes == 2048U);
+    CHECK(config->channel.max_connection_age == std::chrono::milliseconds(500));
+    CHECK(config->channel.max_connection_age_grace == std::chrono::milliseconds(0));
+    CHECK(config->drain_timeout == std::chrono::milliseconds(0));
+  }
+
+  TEST_CASE("bad channel settings and drain timeouts are one line naming the variable and the flag") {
+    CHECK(error_of("--keepalive-time-ms 999") ==
+          "TOOLS_KEEPALIVE_TIME_MS / --keepalive-time-ms: '999' is not a duration in milliseconds (1000-2147483647)");
+    CHECK(error_of("--keepalive-timeout-ms 1s") ==
+          "TOOLS_KEEPALIVE_TIMEOUT_MS / --keepalive-timeout-ms: '1s' is not a duration in milliseconds (1000-2147483647)");
+    CHECK(error_of("--max-receive-message-bytes 2147483648") ==
+          "TOOLS_MAX_RECEIVE_MESSAGE_BYTES / --max-receive-message-bytes: '2147483648' is not a message size in bytes "
+          "(1024-2147483647)");
+    CHECK(error_of("--max-send-message-bytes 10") ==
+          "TOOLS_MAX_SEND_MESSAGE_BYTES / --max-send-message-bytes: '10' is not a message size in bytes (1024-2147483647)");
+    CHECK(error_of("--max-connection-age-ms 0") ==
+          "TOOLS_MAX_CONNECTION_AGE_MS / --max-connection-age-ms: '0' is not a duration in milliseconds (100-2147483647)");
+    CHECK(error_of("--max-connection-age-ms 1000 --max-connection-age-grace-ms soon") ==
+          "TOOLS_MAX_CONNECTION_AGE_GRACE_MS / --max-connection-age-grace-ms: 'soon' is not a duration in milliseconds "
+          "(0-2147483647)");
+    CHECK(error_of("--max-connection-age-grace-ms 1000") ==
+          "TOOLS_MAX_CONNECTION_AGE_GRACE_MS / --max-connection-age-grace-ms: only used with "
+          "TOOLS_MAX_CONNECTION_AGE_MS / --max-connection-age-ms");
+    CHECK(error_of("--drain-timeout-ms 3600001") ==
+          "TOOLS_DRAIN_TIMEOUT_MS / --drain-timeout-ms: '3600001' is not a duration in milliseconds (0-3600000)");
   }
 
   TEST_CASE("loopback: unix sockets, 127.x, [::1] and localhost") {
