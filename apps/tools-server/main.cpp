@@ -23,6 +23,8 @@
 #include "config.hpp"
 #include "log.hpp"
 #include "service.hpp"
+#include "spawner_location.hpp"
+#include "systemd_notify.hpp"
 #include "workers.hpp"
 
 namespace {
@@ -166,7 +168,7 @@ int wait_for_stop(const sigset_t& signals, pagi_exec::Host& host, const ServerCo
 int main(int argc, char** argv) {
   // First of all, while the process is small, single-threaded and holds no secret: executions are
   // cloned from this copy, never from the server (see pagi_exec::start_spawn_helper).
-  if (auto helper = pagi_exec::start_spawn_helper(pagi_exec::spawner_program(PAGI_EXEC_SPAWNER_PATH)); !helper) {
+  if (auto helper = pagi_exec::spawner_program(pagi_exec_apps::spawner_location()).and_then(pagi_exec::start_spawn_helper); !helper) {
     return fail_startup(helper.error(), 1);
   }
   const sigset_t signals = handled_signals();
@@ -200,10 +202,12 @@ int main(int argc, char** argv) {
   auto server = start_server(*config, security->credentials, service, bound);
   if (!server) return fail_startup(server.error(), exit_cannot_listen);
   announce(*config, **host, bound, security->tls);
+  tools_server::notify_ready(bound);
 
   const int signal_number = wait_for_stop(signals, **host, *config, auth);
   tools_server::log(LogLevel::info, std::string("received ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM") +
                                         ": stopping running executions and shutting down");
+  tools_server::notify_stopping();
   cancellations.stop_all();  // kills the running process trees; their workers finish the calls promptly
   (*server)->Shutdown(std::chrono::system_clock::now() + shutdown_grace);
   (*server)->Wait();
