@@ -53,7 +53,10 @@ def verify(unit_text, bindir, work):
     copy = os.path.join(work, "tools-server.service")
     with open(copy, "w") as out:
         out.write(unit_text.replace(exec_start, os.path.join(bindir, "tools-server")))
-    result = subprocess.run(["systemd-analyze", "verify", copy], capture_output=True, text=True)
+    # Documentation=man:tools-server(1) is checked with man: the installed page must be found.
+    mandir = os.path.join(os.path.dirname(bindir), "share", "man")
+    result = subprocess.run(["systemd-analyze", "verify", copy], capture_output=True, text=True,
+                            env=dict(os.environ, MANPATH=mandir + ":"))
     output = (result.stdout + result.stderr).strip()
     check(result.returncode == 0 and output == "", f"systemd-analyze verify: no warning ({output!r})")
 
