@@ -4,9 +4,9 @@
 
 1. `systemd-analyze verify` passes the installed unit with no warning (ExecStart pointed at the
    installed binary in the scratch root, since the real prefix holds none here).
-2. The unit's CapabilityBoundingSet and NoNewPrivileges are enough for native isolation: the built
-   server, started under setpriv with that bounding set and no_new_privs, starts with
-   TOOLS_ISOLATION=native required and runs a command natively.
+2. The unit's CapabilityBoundingSet and NoNewPrivileges are enough for native and bwrap isolation:
+   the built server, started under setpriv with that bounding set and no_new_privs, starts with
+   each required and runs a command in it.
 3. sd_notify: the built server, given NOTIFY_SOCKET (a datagram socket made here), sends READY=1
    once it printed its listening line and STOPPING=1 after SIGTERM.
 
@@ -88,7 +88,7 @@ def bounding_set(pid):
         return int(re.search(r"^CapBnd:\s+(\w+)", status.read(), re.M).group(1), 16)
 
 
-def bounded_native(unit_text, server, work):
+def bounded(unit_text, server, work, isolation):
     setpriv = shutil.which("setpriv")
     if setpriv is None or os.geteuid() != 0:
         print("SKIP part: the capability set is checked as root with setpriv (util-linux)")
@@ -96,40 +96,47 @@ def bounded_native(unit_text, server, work):
     caps = re.search(r"^CapabilityBoundingSet=(.*)$", unit_text, re.M).group(1).split()
     check(re.search(r"^NoNewPrivileges=yes$", unit_text, re.M) is not None, "the unit sets NoNewPrivileges")
     bounding = "-all," + ",".join("+" + cap.removeprefix("CAP_").lower() for cap in caps)
-    env = {"PATH": "/usr/bin:/bin", "SANDBOX_DIR": os.path.join(work, "bounded"), "TOOLS_ISOLATION": "native"}
-    probe, line = start([server, "--listen", "127.0.0.1:0"], env, work, "unbounded")
+    env = {"PATH": "/usr/bin:/bin", "SANDBOX_DIR": os.path.join(work, "bounded-" + isolation),
+           "TOOLS_ISOLATION": isolation, "TOOLS_REQUIRE_ISOLATION": "true"}
+    probe, line = start([server, "--listen", "127.0.0.1:0"], env, work, "unbounded-" + isolation)
     stop(probe)
     if not line.startswith("listening on "):
-        print("SKIP part: native isolation does not work here even with every capability: "
-              + stderr_of(work, "unbounded")[-400:])
+        print(f"SKIP part: {isolation} isolation does not work here even with every capability: "
+              + stderr_of(work, "unbounded-" + isolation)[-400:])
         return
     argv = [setpriv, f"--bounding-set={bounding}", "--inh-caps=-all", "--no-new-privs", "--", server,
             "--listen", "127.0.0.1:0"]
-    proc, line = start(argv, env, work, "bounded")
+    proc, line = start(argv, env, work, "bounded-" + isolation)
     try:
         if not check(line.startswith("listening on "),
-                     f"native isolation starts with the unit's capabilities {caps} and no_new_privs"):
-            print(stderr_of(work, "bounded")[-2000:])
+                     f"{isolation} isolation starts with the unit's capabilities {caps} and no_new_privs"):
+            print(stderr_of(work, "bounded-" + isolation)[-2000:])
             return
         ours, theirs = bounding_set(os.getpid()), bounding_set(proc.pid)
         check(theirs & ours == theirs and theirs != ours,
               f"the server really runs with a smaller bounding set ({theirs:#x} of {ours:#x})")
-        call_native_echo(line[len("listening on "):].strip(), work)
+        call_echo(line[len("listening on "):].strip(), work, isolation)
     finally:
         check(stop(proc) == 0, "the bounded server stops on SIGTERM with exit code 0")
 
 
-def call_native_echo(address, work):
+def call_echo(address, work, isolation):
+    """RequestExecution through stubs generated from TOOLS_PROTO_PATH (once per test)."""
     plugin = "/usr/bin/grpc_python_plugin"
     proto = os.environ.get("TOOLS_PROTO_PATH", "")
     if not os.access(plugin, os.X_OK) or not os.path.isfile(proto):
         print("SKIP part: no gRPC call (grpc_python_plugin or TOOLS_PROTO_PATH missing)")
         return
     gen = os.path.join(work, "gen")
-    os.makedirs(gen, exist_ok=True)
-    subprocess.run(["protoc", f"--proto_path={os.path.dirname(proto)}", f"--python_out={gen}", f"--grpc_python_out={gen}",
-                    f"--plugin=protoc-gen-grpc_python={plugin}", proto], check=True)
-    sys.path.insert(0, gen)
+    if not os.path.isdir(gen):
+        os.makedirs(gen)
+        subprocess.run(["protoc", f"--proto_path={os.path.dirname(proto)}", f"--python_out={gen}",
+                        f"--grpc_python_out={gen}", f"--plugin=protoc-gen-grpc_python={plugin}", proto], check=True)
+        sys.path.insert(0, gen)
+    run_echo(address, isolation)
+
+
+def run_echo(address, isolation):
     import grpc
     import tools_pb2
     import tools_pb2_grpc
@@ -138,8 +145,8 @@ def call_native_echo(address, work):
         # A pipeline, so the run forks inside its sandbox too (the pids cgroup, the init's reaping).
         echo = stub.RequestExecution(tools_pb2.ExecutionRequest(command="sh", args=["-c", "echo bounded | cat"],
                                                                 twin_id="twin-aegis"), timeout=30)
-        check(echo.success and echo.isolation == "native" and list(echo.stdout_logs) == ["bounded"],
-              f"a native run answers under the unit's capabilities ({echo.isolation}: {echo.message})")
+        check(echo.success and echo.isolation == isolation and list(echo.stdout_logs) == ["bounded"],
+              f"a {isolation} run answers under the unit's capabilities ({echo.isolation}: {echo.message})")
 
 
 def receive(sock, seconds):
@@ -176,7 +183,8 @@ def main():
         os.chmod(work, 0o711)  # runs are another uid: the sandbox folders must be reachable
         unit_text, bindir = installed_unit(build_dir, os.path.join(work, "root"))
         verify(unit_text, bindir, work)
-        bounded_native(unit_text, server, work)
+        bounded(unit_text, server, work, "native")
+        bounded(unit_text, server, work, "bwrap")
         notify(server, work)
     if failures:
         print(f"{len(failures)} checks failed")
