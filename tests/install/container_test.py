@@ -106,6 +106,10 @@ def main():
     check(any("install-deps.sh" in line for line in build if line.upper().startswith("RUN ")),
           "the build stage installs its packages with scripts/install-deps.sh")
 
+    ignore_path = os.path.join(source_dir, ".dockerignore")
+    ignored = open(ignore_path).read().split() if os.path.exists(ignore_path) else []
+    check("build*/" in ignored and ".git" in ignored, "the build context leaves out build trees and .git (.dockerignore)")
+
     if subprocess.run(["apt-cache", "show", "libc6"], capture_output=True).returncode != 0:
         print("SKIP: apt has no package lists here (run apt-get update)")
         return SKIP
