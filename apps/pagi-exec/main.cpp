@@ -233,7 +233,8 @@ void add_audit_options(CLI::App& audit_cmd, AuditArgs& a) {
 
 int main(int argc, char** argv) {
   // Runs are cloned from this small copy of the process (pagi_exec::start_spawn_helper).
-  if (auto helper = pagi_exec::spawner_program(pagi_exec_apps::spawner_location()).and_then(pagi_exec::start_spawn_helper); !helper) {
+  const auto spawner = pagi_exec::spawner_program(pagi_exec_apps::spawner_location());
+  if (auto helper = spawner.and_then(pagi_exec::start_spawn_helper); !helper) {
     std::cerr << "pagi-exec: " << helper.error().message() << '\n';
     return 2;
   }

@@ -168,7 +168,8 @@ int wait_for_stop(const sigset_t& signals, pagi_exec::Host& host, const ServerCo
 int main(int argc, char** argv) {
   // First of all, while the process is small, single-threaded and holds no secret: executions are
   // cloned from this copy, never from the server (see pagi_exec::start_spawn_helper).
-  if (auto helper = pagi_exec::spawner_program(pagi_exec_apps::spawner_location()).and_then(pagi_exec::start_spawn_helper); !helper) {
+  const auto spawner = pagi_exec::spawner_program(pagi_exec_apps::spawner_location());
+  if (auto helper = spawner.and_then(pagi_exec::start_spawn_helper); !helper) {
     return fail_startup(helper.error(), 1);
   }
   const sigset_t signals = handled_signals();
