@@ -8,8 +8,10 @@
 import os
 import select
 import signal
+import shutil
 import subprocess
 import sys
+import tempfile
 
 SKIP = 77
 
@@ -19,8 +21,10 @@ def main():
     if build_dir != os.path.join(source_dir, "build"):
         print(f"SKIP: serve.sh builds in {source_dir}/build, this build is {build_dir}")
         return SKIP
+    sandbox = tempfile.mkdtemp(prefix="pagi-serve-")
+    os.chmod(sandbox, 0o711)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root"),
-           "SANDBOX_DIR": "/tmp/pagi-serve-test-sandbox"}
+           "SANDBOX_DIR": os.path.join(sandbox, "sandbox")}
     proc = subprocess.Popen(["bash", os.path.join(source_dir, "scripts/serve.sh"), "--listen", "127.0.0.1:0"],
                             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -33,6 +37,7 @@ def main():
         except subprocess.TimeoutExpired:
             proc.kill()
             _, err = proc.communicate()
+        shutil.rmtree(sandbox, ignore_errors=True)
     print(err.decode()[-1500:])
     if not line.startswith("listening on 127.0.0.1:"):
         print(f"FAIL: the first stdout line of serve.sh is {line!r}, not the server's listening line")
