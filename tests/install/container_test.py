@@ -77,14 +77,25 @@ def copies(instructions):
     return result
 
 
-def package_of(library):
-    """The Debian package holding a library path, trying the path as ldd printed it and as resolved."""
-    real = os.path.realpath(library)
-    for path in dict.fromkeys([library, real, re.sub(r"^/usr/lib/", "/lib/", real), re.sub(r"^/lib/", "/usr/lib/", real)]):
-        found = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True)
-        if found.returncode == 0:
-            return found.stdout.split(":")[0].strip()
-    return None
+def packages_of(libraries):
+    """{library path: Debian package}, trying each path as ldd printed it and as resolved (usr-merge),
+    with one dpkg -S per form of the paths."""
+    def forms(library):
+        real = os.path.realpath(library)
+        return dict.fromkeys([library, real, re.sub(r"^/usr/lib/", "/lib/", real), re.sub(r"^/lib/", "/usr/lib/", real)])
+
+    owner = {}
+    candidates = {library: list(forms(library)) for library in libraries}
+    for round_ in range(4):
+        paths = {c[round_]: library for library, c in candidates.items() if library not in owner and len(c) > round_}
+        if not paths:
+            break
+        found = subprocess.run(["dpkg", "-S"] + sorted(paths), capture_output=True, text=True).stdout
+        for line in found.splitlines():
+            package, _, path = line.partition(": ")
+            if path in paths:
+                owner[paths[path]] = package.split(":")[0].split(",")[0].strip()
+    return owner
 
 
 def libraries_of(program):
@@ -113,9 +124,11 @@ def main():
     if subprocess.run(["apt-cache", "show", "libc6"], capture_output=True).returncode != 0:
         print("SKIP: apt has no package lists here (run apt-get update)")
         return SKIP
+    shown = subprocess.run(["apt-cache", "show", "--no-all-versions"] + runtime_packages, capture_output=True,
+                           text=True).stdout
+    known = set(re.findall(r"^Package: (\S+)$", shown, re.M))
     for package in runtime_packages:
-        shown = subprocess.run(["apt-cache", "show", "--no-all-versions", package], capture_output=True, text=True)
-        check(shown.returncode == 0 and f"Package: {package}" in shown.stdout, f"apt knows the runtime package {package}")
+        check(package in known, f"apt knows the runtime package {package}")
 
     options = json.loads(subprocess.run(["meson", "introspect", "--buildoptions", build_dir], check=True,
                                         capture_output=True, text=True).stdout)
@@ -127,10 +140,11 @@ def main():
                        check=True, stdout=subprocess.DEVNULL)
         programs = [os.path.join(staging + value["prefix"], value["bindir"], name) for name in ("tools-server", "pagi-exec")]
         programs.append(os.path.join(staging + value["prefix"], value["libexecdir"], "pagi-exec", "pagi-spawner"))
+        libraries = sorted({library for program in programs for library in libraries_of(program)})
+        owner = packages_of(libraries)
         needed = {}
-        for program in programs:
-            for library in libraries_of(program):
-                needed.setdefault(package_of(library), set()).add(os.path.basename(library))
+        for library in libraries:
+            needed.setdefault(owner.get(library), set()).add(os.path.basename(library))
         check(None not in needed, f"every library belongs to a package: {sorted(needed.get(None, []))}")
         needed.pop(None, None)
         missing = sorted(set(needed) - set(runtime_packages))
