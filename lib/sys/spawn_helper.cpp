@@ -277,7 +277,7 @@ Result<std::filesystem::path> spawner_program(const SpawnerLocation& where) {
     const auto root = std::filesystem::weakly_canonical(where.build_root, ec);
     if (!ec && std::mismatch(root.begin(), root.end(), self.begin(), self.end()).first == root.end()) return where.built;
   }
-  auto installed = (self.parent_path() / where.from_bindir).lexically_normal();
+  const auto installed = (self.parent_path() / where.from_bindir).lexically_normal();
   if (!std::filesystem::exists(installed, ec)) {
     return fail(Errc::spawn_failed, "the pagi-spawner program is not installed beside " + self.string() + " (looked for " +
                                         installed.string() +
