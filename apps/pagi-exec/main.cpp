@@ -15,6 +15,8 @@
 #include <pagi_exec/pagi_exec.hpp>
 #include <pagi_exec/policy_file.hpp>
 
+#include "spawner_location.hpp"
+
 namespace {
 
 struct Options {
@@ -270,11 +272,13 @@ void add_audit_options(CLI::App& audit_cmd, AuditArgs& a) {
 
 int main(int argc, char** argv) {
   // Runs are cloned from this small copy of the process (pagi_exec::start_spawn_helper).
-  if (auto helper = pagi_exec::start_spawn_helper(pagi_exec::spawner_program(PAGI_EXEC_SPAWNER_PATH)); !helper) {
+  const auto spawner = pagi_exec::spawner_program(pagi_exec_apps::spawner_location());
+  if (auto helper = spawner.and_then(pagi_exec::start_spawn_helper); !helper) {
     std::cerr << "pagi-exec: " << helper.error().message() << '\n';
     return 2;
   }
   CLI::App app{"pagi-exec: check or run one request with the pagi-exec library, or read an audit log"};
+  app.set_version_flag("--version", pagi_exec::version);
   app.require_subcommand(1);
   Options o;
   auto* check_cmd = app.add_subcommand("check", "decide only: prints allowed/refused and why; exit 0 when allowed, 1 when refused");

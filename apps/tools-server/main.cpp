@@ -27,6 +27,8 @@
 #include "readiness.hpp"
 #include "server_options.hpp"
 #include "service.hpp"
+#include "spawner_location.hpp"
+#include "systemd_notify.hpp"
 #include "workers.hpp"
 
 namespace {
@@ -183,7 +185,8 @@ int wait_for_stop(const sigset_t& signals, pagi_exec::Host& host, const ServerCo
 int main(int argc, char** argv) {
   // First of all, while the process is small, single-threaded and holds no secret: executions are
   // cloned from this copy, never from the server (see pagi_exec::start_spawn_helper).
-  if (auto helper = pagi_exec::start_spawn_helper(pagi_exec::spawner_program(PAGI_EXEC_SPAWNER_PATH)); !helper) {
+  const auto spawner = pagi_exec::spawner_program(pagi_exec_apps::spawner_location());
+  if (auto helper = spawner.and_then(pagi_exec::start_spawn_helper); !helper) {
     return fail_startup(helper.error(), 1);
   }
   const sigset_t signals = handled_signals();
@@ -220,10 +223,12 @@ int main(int argc, char** argv) {
   if (!server) return fail_startup(server.error(), exit_cannot_listen);
   tools_server::Readiness readiness(*(*server)->GetHealthCheckService(), **host);
   announce(*config, **host, bound, security->tls);
+  tools_server::notify_ready(bound);
 
   const int signal_number = wait_for_stop(signals, **host, *config, auth, readiness);
   tools_server::log(LogLevel::info, std::string("received ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM") +
                                         ": draining, then shutting down");
+  tools_server::notify_stopping();
   tools_server::drain(cancellations, readiness, config->drain_timeout, stop_signals());
   (*server)->Shutdown(std::chrono::system_clock::now() + shutdown_grace);
   (*server)->Wait();

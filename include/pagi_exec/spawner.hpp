@@ -119,11 +119,29 @@ class Spawner {
 /// by execve. Being small and static it has a handful of memory mappings instead of this
 /// process's hundreds, which each clone of a run's root copies and each exit tears down. Empty,
 /// or a path that does not exist: the helper is this process's fork itself. A program that
-/// others may change (group/other-writable, owned by neither root nor us) is Errc::spawn_failed.
+/// others may change (group/other-writable, owned by neither root nor us, or in a folder, or
+/// below one, that others may write to and that is not sticky) is Errc::spawn_failed.
 [[nodiscard]] Result<void> start_spawn_helper(const std::filesystem::path& program = {});
 
 /// The pagi-spawner program a host passes to start_spawn_helper: PAGI_EXEC_SPAWNER when it is set
 /// (empty: none, the helper stays in-process), else `built_in` (where the host's build put it).
 [[nodiscard]] std::filesystem::path spawner_program(const char* built_in);
+
+/// Where a host's build put the pagi-spawner program, and where `meson install` puts it.
+struct SpawnerLocation {
+  std::filesystem::path build_root;  ///< the build tree the host was built in (absolute)
+  std::filesystem::path built;       ///< the program in that build tree (absolute)
+  /// The installed program relative to the folder of the installed host
+  /// ("../libexec/pagi-exec/pagi-spawner" from <prefix>/bin).
+  std::filesystem::path from_bindir;
+};
+
+/// The pagi-spawner program of a host that may be installed: PAGI_EXEC_SPAWNER when it is set
+/// (empty: none, the helper stays in-process); else, when the running program (/proc/self/exe,
+/// links resolved) lies in `where.build_root`, `where.built`; else the installed copy, found
+/// relative to the running program's real folder, never to the working folder or PATH.
+/// Errc::spawn_failed when the installed copy is missing, naming where it was looked for.
+/// Thread-safe.
+[[nodiscard]] Result<std::filesystem::path> spawner_program(const SpawnerLocation& where);
 
 }  // namespace pagi_exec

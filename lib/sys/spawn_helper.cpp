@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
@@ -111,19 +112,37 @@ std::uint64_t mask_bits(const sigset_t& mask) {
   run_spawn_helper(socket, server_mask, HelperKind::in_process);
 }
 
+// Owned by root or us, and writable by nobody else.
+bool only_owner_writes(const struct stat& st) noexcept {
+  return (st.st_mode & (S_IWGRP | S_IWOTH)) == 0 && (st.st_uid == 0 || st.st_uid == ::geteuid());
+}
+
 // A program run as root must be as trusted as the host: a regular file nobody but its owner
-// (root or us) may change.
+// (root or us) may change, nor replace: every folder above it (links resolved) is the owner's
+// alone, or sticky (/tmp), where only a file's owner may rename or delete it.
 Result<void> check_program(const std::filesystem::path& program) {
   struct stat st {};
   if (::stat(program.c_str(), &st) != 0) return fail(Errc::spawn_failed, "start_spawn_helper: " + program.string(), errno);
   if (!S_ISREG(st.st_mode) || (st.st_mode & S_IXUSR) == 0) {
     return fail(Errc::spawn_failed, "start_spawn_helper: " + program.string() + " is not an executable file");
   }
-  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 || (st.st_uid != 0 && st.st_uid != ::geteuid())) {
+  if (!only_owner_writes(st)) {
     return fail(Errc::spawn_failed, "start_spawn_helper: " + program.string() +
                                         " may be changed by others (group/other-writable, or owned by another user)");
   }
-  return {};
+  std::error_code ec;
+  const auto real = std::filesystem::canonical(program, ec);
+  if (ec) return fail(Errc::spawn_failed, "start_spawn_helper: resolve " + program.string(), ec.value());
+  for (auto folder = real.parent_path();; folder = folder.parent_path()) {
+    if (::stat(folder.c_str(), &st) != 0) {
+      return fail(Errc::spawn_failed, "start_spawn_helper: " + folder.string(), errno);
+    }
+    if (!only_owner_writes(st) && (st.st_mode & S_ISVTX) == 0) {
+      return fail(Errc::spawn_failed, "start_spawn_helper: " + program.string() + " may be replaced by others: " +
+                                          folder.string() + " is group/other-writable or owned by another user");
+    }
+    if (folder == folder.root_path()) return {};
+  }
 }
 
 bool helper_usable() noexcept {
@@ -245,6 +264,26 @@ Result<void> start_spawn_helper(const std::filesystem::path& program) {
 std::filesystem::path spawner_program(const char* built_in) {
   const char* chosen = std::getenv("PAGI_EXEC_SPAWNER");
   return chosen != nullptr ? chosen : built_in;
+}
+
+// The running program's real path is the kernel's record of what was exec'd: a link to the host
+// or a changed working folder does not move it.
+Result<std::filesystem::path> spawner_program(const SpawnerLocation& where) {
+  if (const char* chosen = std::getenv("PAGI_EXEC_SPAWNER"); chosen != nullptr) return chosen;
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return fail(Errc::spawn_failed, "find the pagi-spawner program: read /proc/self/exe", ec.value());
+  if (!where.build_root.empty()) {
+    const auto root = std::filesystem::weakly_canonical(where.build_root, ec);
+    if (!ec && std::mismatch(root.begin(), root.end(), self.begin(), self.end()).first == root.end()) return where.built;
+  }
+  const auto installed = (self.parent_path() / where.from_bindir).lexically_normal();
+  if (!std::filesystem::exists(installed, ec)) {
+    return fail(Errc::spawn_failed, "the pagi-spawner program is not installed beside " + self.string() + " (looked for " +
+                                        installed.string() +
+                                        "); set PAGI_EXEC_SPAWNER to its path, or to empty to clone runs in-process");
+  }
+  return installed;
 }
 
 }  // namespace pagi_exec
