@@ -9,7 +9,7 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libexpected-dev libcli11-dev doctest-dev libbenchmark-dev
   bubblewrap libseccomp-dev libtomlplusplus-dev nlohmann-json3-dev openssl libssl-dev
-  python3-grpcio python3-protobuf
+  python3-grpcio python3-protobuf python3-venv python3-wheel
 )
 
 missing=()
