@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""Regenerates the checked-in stubs of proto/tools.proto in src/pagi_exec_client/_proto/.
+"""Regenerates the checked-in stubs of proto/tools.proto in src/pagi_exec_client/proto/.
 
     /usr/bin/python3 clients/python/generate_stubs.py          # rewrite the stubs
     /usr/bin/python3 clients/python/generate_stubs.py --check  # exit 1 when they differ from the proto
@@ -23,7 +23,7 @@ PROTOC_VERSION = "libprotoc 3.21.12"
 GRPC_PYTHON_PLUGIN = "/usr/bin/grpc_python_plugin"
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROTO = os.path.join(HERE, "..", "..", "proto", "tools.proto")
-STUBS_DIR = os.path.join(HERE, "src", "pagi_exec_client", "_proto")
+STUBS_DIR = os.path.join(HERE, "src", "pagi_exec_client", "proto")
 STUBS = ("tools_pb2.py", "tools_pb2.pyi", "tools_pb2_grpc.py")
 # grpc_python_plugin imports the messages as a top-level module; inside the package it is a sibling.
 TOP_LEVEL_IMPORT = "import tools_pb2 as tools__pb2\n"

@@ -12,8 +12,11 @@ import time
 import uuid
 from typing import Callable, Dict, List
 
+from google.protobuf import empty_pb2
+
 from pagi_exec_client import (Chunk, Client, Decision, ExecutionRecord, ExecutionResult, PagiExecError, Started,
                               StreamResult)
+from pagi_exec_client.proto import tools_pb2_grpc
 
 UUID_V4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -159,6 +162,8 @@ def health(client: Client) -> None:
     status = client.health()
     check(status.status == "healthy" and status.version != "", "health(): healthy, with a version")
     check(status.message.startswith("Tool executor service is operational"), "health()'s message is the server's")
+    raw = tools_pb2_grpc.ToolExecutorServiceStub(client.channel).HealthCheck(empty_pb2.Empty(), timeout=30)
+    check(raw.version == status.version, "the generated stubs (pagi_exec_client.proto) work on client.channel")
 
 
 def plain(address: str, sandbox_dir: str) -> None:

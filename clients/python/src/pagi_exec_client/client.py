@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence, T
 import grpc
 from google.protobuf import empty_pb2
 
-from ._proto import tools_pb2, tools_pb2_grpc
+from .proto import tools_pb2, tools_pb2_grpc
 from .errors import PagiExecError
 from .results import (Chunk, Decision, ExecutionRecord, ExecutionResult, Health, HistoryPage, Started,
                       StreamResult)
@@ -60,6 +60,11 @@ class Client:
     def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
                  traceback: Optional[TracebackType]) -> None:
         self.close()
+
+    @property
+    def channel(self) -> grpc.Channel:
+        """The channel, for other stubs on the same connection (pagi_exec_client.proto, grpc.health.v1)."""
+        return self._channel
 
     def close(self) -> None:
         """Closes the channel; calls in flight end with CANCELLED."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Literal, Optional
 
-from ._proto import tools_pb2
+from .proto import tools_pb2
 
 
 @dataclass(frozen=True)
