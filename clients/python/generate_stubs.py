@@ -85,7 +85,7 @@ def main() -> int:
         if check:
             if diff:
                 sys.stdout.writelines(diff)
-                print(f"FAIL: the stubs in {STUBS_DIR} are stale: run {__file__}")
+                print(f"FAIL: the stubs in {STUBS_DIR} are stale: run {os.path.abspath(__file__)}")
                 return 1
             print(f"ok: the checked-in stubs match {os.path.normpath(PROTO)}")
             return 0

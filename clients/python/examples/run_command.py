@@ -17,7 +17,11 @@ try:
     import pagi_exec_client
 except ImportError:  # not installed: use the package next to this example, in the repository
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-    import pagi_exec_client
+    try:
+        import pagi_exec_client
+    except ImportError as error:  # this interpreter has no grpcio or protobuf
+        sys.exit(f"{error}: run this with Debian's /usr/bin/python3 (python3-grpcio, python3-protobuf) "
+                 f"or a venv where clients/python is installed, not {sys.executable}")
 
 from pagi_exec_client import Chunk, Client, PagiExecError
 

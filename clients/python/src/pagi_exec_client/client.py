@@ -49,7 +49,7 @@ class Client:
             self._channel = grpc.secure_channel(target, credentials, options=list(options))
         else:
             self._channel = grpc.insecure_channel(target, options=list(options))
-        # grpc_python_plugin writes no type hints: the stub's methods are typed where they are called.
+        # grpc_python_plugin writes no type hints; the wrapper's methods carry them.
         self._stub = tools_pb2_grpc.ToolExecutorServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._metadata: List[Tuple[str, str]] = [("authorization", f"Bearer {token}")] if token else []
         self._timeout = timeout
