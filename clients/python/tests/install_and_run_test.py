@@ -6,9 +6,11 @@ Installs exactly as the package's README says (a venv with --system-site-package
 python3-grpcio and python3-protobuf serve the dependencies; pip --no-build-isolation --no-index), from
 a copy of the package so the source tree stays untouched. Then runs client_checks.py with the venv's
 Python against a server without authentication, one with TOOLS_AUTH=token and one with mTLS, and runs
-examples/run_command.py as written, installed and from the repository. Needs TOOLS_SERVER_BIN and
-TOOLS_E2E_DIR (tests/e2e/meson.build); exits 77 (skipped) when the Debian packages it needs are missing.
+examples/run_command.py as written (installed, and from the repository) and the README's example. Needs
+TOOLS_SERVER_BIN and TOOLS_E2E_DIR (tests/e2e/meson.build); exits 77 (skipped) when the Debian packages
+it needs are missing.
 """
+import ast
 import hashlib
 import os
 import select
@@ -123,6 +125,22 @@ def example(python: str, address: str, work_dir: str) -> None:
           "the example of a refused command exits 1 and says why")
 
 
+def readme_example(python: str, address: str, work_dir: str) -> None:
+    """The Python example of clients/python/README.md, as written but for the server's address."""
+    with open(os.path.join(PACKAGE_DIR, "README.md")) as f:
+        readme = f.read()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    check('Client("127.0.0.1:50054")' in code, "the README's example connects to serve.sh's address")
+    path = os.path.join(work_dir, "readme_example.py")
+    with open(path, "w") as f:
+        f.write(code.replace("127.0.0.1:50054", address))
+    done = run([python, path], "the README's example runs", env={"PATH": "/usr/bin:/bin"}, cwd=work_dir)
+    lines = done.stdout.splitlines()
+    chunks = [ast.literal_eval(line[len("stdout "):]) for line in lines if line.startswith("stdout b")]
+    check(lines[0] == "0 ['hello', 'Linux']" and b"".join(chunks) == b"1\n2\n3\n" and lines[-2].startswith("0 ")
+          and lines[-1] == "1 command 'rm' is always refused", "the README's example prints what its comments say")
+
+
 def main() -> int:
     binary = os.environ.get("TOOLS_SERVER_BIN")
     e2e_dir = os.environ.get("TOOLS_E2E_DIR")
@@ -138,6 +156,7 @@ def main() -> int:
             run([python, CHECKS, "plain", address, os.path.join(work_dir, "plain-sandbox")],
                 "the client against a server without authentication", env=checks_env)
             example(python, address, work_dir)
+            readme_example(python, address, work_dir)
 
         with_server(binary, work_dir, "plain", {}, plain)
 
