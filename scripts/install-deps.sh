@@ -10,6 +10,7 @@ packages=(
   libexpected-dev libcli11-dev doctest-dev libbenchmark-dev
   bubblewrap libseccomp-dev libtomlplusplus-dev nlohmann-json3-dev openssl libssl-dev
   python3-grpcio python3-protobuf
+  libcpp-httplib-dev python3-prometheus-client
 )
 
 missing=()

@@ -3,6 +3,7 @@
 #include "audit_sink.hpp"
 
 #include "log.hpp"
+#include "metrics.hpp"
 
 namespace tools_server {
 
@@ -34,6 +35,7 @@ pagi_exec::Result<void> LoggingAuditSink::noted(pagi_exec::Result<void> result, 
     log(LogLevel::info, "audit log writes again after " + std::to_string(failed) + " failed records");
     return result;
   }
+  server_metrics().audit_write_failed();
   ++failing_;
   if (failing_ > 1 && now - last_shown_ < quiet_) {
     ++unshown_;

@@ -330,6 +330,16 @@ const auto settings = std::to_array<Setting>({
     {"--audit-rotate-mb", "TOOLS_AUDIT_ROTATE_MB", "MIB",
      "rename the audit log to <log>.1 and start a new one at this size; 0 = only on SIGHUP (default 0)", false,
      [](std::string_view t, ServerConfig& c) { return apply_mib(t, 0, c.host.audit.rotate_bytes); }},
+    {"--metrics-addr", "TOOLS_METRICS_ADDR", "ADDR",
+     "serve Prometheus metrics (GET /metrics, HTTP) on this host:port (port 0 picks a free one); they carry no "
+     "twin data, but listening beyond loopback is warned about (default: off)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       auto problem = t.starts_with("unix:") ? Problem("is not a metrics address (host:port with port 0-65535)")
+                                             : check_listen(t);
+       if (problem.empty()) c.metrics_addr = std::string(t);
+       return problem;
+     }},
     {"--log-level", "LOG_LEVEL", "LEVEL", "error, warn, info or debug (default info)", false,
      [](std::string_view t, ServerConfig& c) {
        const auto level = log_level_from_string(lower(t));

@@ -33,6 +33,7 @@ struct ServerConfig {
   std::filesystem::path tls_cert, tls_key; ///< TLS server certificate chain and key (PEM)
   std::filesystem::path tls_client_ca;   ///< mtls: the CA client certificates must chain to
   LogLevel log_level = LogLevel::info;
+  std::string metrics_addr;  ///< "host:port" of the metrics listener (port may be 0); empty: none
 };
 
 /// The raw text of every setting, as CLI11 collected it from the command line or the

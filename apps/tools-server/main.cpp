@@ -22,6 +22,9 @@
 #include "codec.hpp"
 #include "config.hpp"
 #include "log.hpp"
+#include "call_metrics.hpp"
+#include "metrics.hpp"
+#include "metrics_http.hpp"
 #include "service.hpp"
 #include "workers.hpp"
 
@@ -60,6 +63,7 @@ pagi_exec::Result<std::unique_ptr<grpc::Server>> start_server(
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(config.listen, credentials, &port);
   builder.RegisterService(&service);
+  tools_server::add_call_metrics(builder);
   auto server = builder.BuildAndStart();
   if (!server || port == 0) {
     return pagi_exec::fail(pagi_exec::Errc::io,
@@ -115,7 +119,9 @@ std::optional<ServerConfig> parse_config(int argc, char** argv, int& exit_code) 
 // authentication, the tokens file. Whatever fails keeps its old state and is logged.
 void reload(pagi_exec::Host& host, const ServerConfig& config, tools_server::AuthHolder& auth) {
   tools_server::log(host.reopen_audit());
-  tools_server::log(host.reload_policy());
+  const auto reloaded = host.reload_policy();
+  tools_server::server_metrics().policy_reloaded(reloaded);
+  tools_server::log(reloaded);
   if (config.auth != "token") return;
   auto tokens = tools_server::TokenTable::load(config.auth_tokens_file);
   if (!tokens) {
@@ -196,10 +202,13 @@ int main(int argc, char** argv) {
   tools_server::Workers workers(config->host.max_concurrency + tools_server::brief_task_threads);
   tools_server::AuthHolder auth(security->authenticator);
   tools_server::ToolExecutorService service(**host, cancellations, workers, auth);
+  auto metrics = tools_server::MetricsHttp::start(config->metrics_addr, **host);  // none without an address
+  if (!metrics) return fail_startup(metrics.error(), exit_cannot_listen);
   std::string bound;
   auto server = start_server(*config, security->credentials, service, bound);
   if (!server) return fail_startup(server.error(), exit_cannot_listen);
   announce(*config, **host, bound, security->tls);
+  if (*metrics) (*metrics)->announce();
 
   const int signal_number = wait_for_stop(signals, **host, *config, auth);
   tools_server::log(LogLevel::info, std::string("received ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM") +
@@ -207,6 +216,7 @@ int main(int argc, char** argv) {
   cancellations.stop_all();  // kills the running process trees; their workers finish the calls promptly
   (*server)->Shutdown(std::chrono::system_clock::now() + shutdown_grace);
   (*server)->Wait();
+  metrics->reset();  // the metrics listener's threads end
   tools_server::log(LogLevel::info, "stopped");
   return 0;
 }
