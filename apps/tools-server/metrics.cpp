@@ -57,7 +57,10 @@ std::string format_value(double value) {
   if (std::isnan(value)) return "NaN";
   if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
   char text[64];
-  const auto [end, ec] = std::to_chars(text, text + sizeof text, value);
+  // Fixed notation where it is short ("0.0005", not "5e-04"), as bucket bounds are usually written.
+  const bool fixed = value == 0 || (std::fabs(value) >= 1e-6 && std::fabs(value) < 1e15);
+  const auto [end, ec] = fixed ? std::to_chars(text, text + sizeof text, value, std::chars_format::fixed)
+                               : std::to_chars(text, text + sizeof text, value);
   return ec == std::errc{} ? std::string(text, end) : "NaN";
 }
 
@@ -220,8 +223,8 @@ RuleKind rule_kind(const pagi_exec::Decision& decision) noexcept {
 
 Metrics::Metrics() {
   for (std::size_t i = 0; i < isolation_count; ++i) {
-    durations_.emplace_back(duration_bounds_s);
-    startups_.emplace_back(startup_bounds_s);
+    durations_[i] = std::make_unique<Histogram>(duration_bounds_s);
+    startups_[i] = std::make_unique<Histogram>(startup_bounds_s);
   }
 }
 
@@ -241,8 +244,8 @@ void Metrics::request_done(const pagi_exec::Result<pagi_exec::Outcome>& result) 
   const auto ending = pagi_exec::how_it_ended(outcome.ran, outcome.exit_code, outcome.timed_out);
   const auto column = static_cast<std::size_t>(std::find(endings.begin(), endings.end(), ending) - endings.begin());
   executions_[isolation][column % ending_count].add();
-  durations_[isolation].observe(outcome.elapsed);
-  if (outcome.startup.count() > 0) startups_[isolation].observe(outcome.startup);
+  durations_[isolation]->observe(outcome.elapsed);
+  if (outcome.startup.count() > 0) startups_[isolation]->observe(outcome.startup);
   if (outcome.limit_hit != pagi_exec::LimitHit::none) limits_hit_[static_cast<std::size_t>(outcome.limit_hit) - 1].add();
 }
 
@@ -292,14 +295,14 @@ void Metrics::render(std::string& out, std::uint32_t running, std::string_view p
   w.family("pagi_exec_execution_duration_seconds", "Wall-clock time of allowed executions, by isolation.", "histogram");
   for (std::size_t i = 0; i < isolation_count; ++i) {
     w.histogram("pagi_exec_execution_duration_seconds", {{"isolation", pagi_exec::to_string(isolations[i])}},
-                durations_[i]);
+                *durations_[i]);
   }
   w.family("pagi_exec_sandbox_startup_seconds",
            "From the decision to the command running (admission, audit record, sandbox set-up, exec), by isolation.",
            "histogram");
   for (std::size_t i = 0; i < isolation_count; ++i) {
     w.histogram("pagi_exec_sandbox_startup_seconds", {{"isolation", pagi_exec::to_string(isolations[i])}},
-                startups_[i]);
+                *startups_[i]);
   }
   w.family("pagi_exec_executions_running", "Executions holding an admission slot now.", "gauge");
   w.sample("pagi_exec_executions_running", {}, std::uint64_t{running});

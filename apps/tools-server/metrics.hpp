@@ -146,8 +146,8 @@ class Metrics {
   std::array<std::array<Counter, 2>, rule_kind_count> decisions_;  // [kind][refused, allowed]
   std::array<std::array<Counter, ending_count>, isolation_count> executions_;
   std::array<Counter, limit_count> limits_hit_;
-  std::vector<Histogram> durations_;  // per isolation
-  std::vector<Histogram> startups_;   // per isolation
+  std::array<std::unique_ptr<Histogram>, isolation_count> durations_;  // histograms hold atomics: not movable
+  std::array<std::unique_ptr<Histogram>, isolation_count> startups_;
   Counter audit_failures_;
   Counter reloads_succeeded_, reloads_failed_;
 };

@@ -77,7 +77,7 @@ class BoundedPool final : public httplib::TaskQueue {
 
 // httplib sets SO_REUSEPORT by default, with which a second listener on a busy port would start
 // and share it. SO_REUSEADDR alone still lets a restart bind over its old TIME_WAIT connections.
-void reuse_address_only(httplib::socket_t sock) {
+void reuse_address_only(int sock) {
   int yes = 1;
   ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
 }
