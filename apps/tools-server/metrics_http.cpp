@@ -141,6 +141,7 @@ void MetricsHttp::announce() const {
 
 // httplib's stop() does nothing before the loop runs: wait until it runs (or has ended at once).
 MetricsHttp::~MetricsHttp() {
+  if (!thread_.joinable()) return;  // it never bound
   while (!server_->is_running() && !returned_) std::this_thread::yield();
   server_->stop();
   thread_.join();
