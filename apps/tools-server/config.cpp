@@ -335,10 +335,11 @@ const auto settings = std::to_array<Setting>({
      "twin data, but listening beyond loopback is warned about (default: off)",
      false,
      [](std::string_view t, ServerConfig& c) {
-       auto problem = t.starts_with("unix:") ? Problem("is not a metrics address (host:port with port 0-65535)")
-                                             : check_listen(t);
-       if (problem.empty()) c.metrics_addr = std::string(t);
-       return problem;
+       if (t.starts_with("unix:") || !check_listen(t).empty()) {
+         return Problem("is not a metrics address (host:port with port 0-65535)");
+       }
+       c.metrics_addr = std::string(t);
+       return Problem{};
      }},
     {"--log-level", "LOG_LEVEL", "LEVEL", "error, warn, info or debug (default info)", false,
      [](std::string_view t, ServerConfig& c) {
