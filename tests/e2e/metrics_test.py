@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # E2E: the metrics listener of a real tools-server, scraped over HTTP and read with prometheus_client's parser.
 """Starts tools-server with TOOLS_METRICS_ADDR=127.0.0.1:0, scrapes /metrics before and after a
-set of calls (allowed, refused, unknown twin, timed out, a limit hit, a bad request, a stream),
+set of calls (allowed, refused, unknown twin, timed out, a limit hit, a bad request, a stream;
+the audit log is /dev/full, so every record fails),
 and checks that each figure moved by exactly what the calls explain, that the whole text parses
 with prometheus_client's parser, that no twin id or execution id appears, that other paths are
 404, that a policy reload is counted, and that a metrics port in use stops the start-up.
@@ -56,7 +57,8 @@ def generate_stubs(proto_path, out_dir):
 
 
 def server_env(work_dir, policy_file, metrics_addr):
-    return {"PATH": "/usr/bin:/bin", "SANDBOX_DIR": os.path.join(work_dir, "sandbox"), "TOOLS_ISOLATION": "cwd",
+    # /dev/full takes the audit log open and fails every write (ENOSPC): each record is a failure.
+    return {"TOOLS_AUDIT_LOG": "/dev/full", "PATH": "/usr/bin:/bin", "SANDBOX_DIR": os.path.join(work_dir, "sandbox"), "TOOLS_ISOLATION": "cwd",
             "TOOLS_POLICY_FILE": policy_file, "TOOLS_EXEC_TIMEOUT_MS": "1000", "TOOLS_FILE_SIZE_LIMIT_MB": "1",
             "TOOLS_METRICS_ADDR": metrics_addr}
 
@@ -175,7 +177,8 @@ def check_moves(before, after):
         (("pagi_exec_execution_duration_seconds_count", {"isolation": "cwd"}), 4),
         (("pagi_exec_execution_duration_seconds_bucket", {"isolation": "cwd", "le": "+Inf"}), 4),
         (("pagi_exec_sandbox_startup_seconds_count", {"isolation": "cwd"}), 4),
-        (("pagi_exec_audit_write_failures_total", {}), 0),
+        # A decision record for each of the 7 execution requests, an end record for the 4 that ran.
+        (("pagi_exec_audit_write_failures_total", {}), 11),
     ]
     for (name, labels), delta in expected:
         got = moved(name, **labels)
