@@ -233,6 +233,23 @@ def check_reloads(proc, url, policy_file):
     check(revision_of(failed) == revision_of(reloaded), "a failed reload keeps the revision in effect")
 
 
+def check_flood(proc, url):
+    """Connections that never send a request hold at most the listener's threads, its queue and its
+    accepting thread (metrics_http.hpp: 2 + 8 + 1); the rest wait in the kernel's backlog."""
+    import socket
+    host, port = url[len("http://"):].split("/")[0].rsplit(":", 1)
+    fds = lambda: len(os.listdir(f"/proc/{proc.pid}/fd"))
+    before = fds()
+    clients = [socket.create_connection((host, int(port)), timeout=10) for _ in range(40)]
+    try:
+        most = max(fds() for _ in range(200))
+        check(most - before <= 2 + 8 + 1, f"40 idle connections hold at most 11 descriptors of the server ({most - before})")
+    finally:
+        for client in clients:
+            client.close()
+    check(scrape(url)[0] != "", "a scrape is answered once they are gone")
+
+
 def check_port_in_use(binary, work_dir, policy_file, metrics_url):
     busy = metrics_url[len("http://"):].split("/")[0]
     other = subprocess.run([binary, "--listen", "127.0.0.1:0"], env=server_env(work_dir, policy_file, busy),
@@ -276,6 +293,7 @@ def main():
                 check(secret not in text, f"{secret} appears nowhere in the metrics")
             check(len(execution_ids) >= 7, "the calls' execution ids were collected")
             check_port_in_use(binary, work_dir, policy_file, url)
+            check_flood(proc, url)
             check_reloads(proc, url, policy_file)
         finally:
             proc.terminate()
