@@ -18,11 +18,11 @@
 
 #include "audit_sink.hpp"
 #include "auth.hpp"
+#include "call_metrics.hpp"
 #include "cancellation.hpp"
 #include "codec.hpp"
 #include "config.hpp"
 #include "log.hpp"
-#include "call_metrics.hpp"
 #include "metrics.hpp"
 #include "metrics_http.hpp"
 #include "service.hpp"
