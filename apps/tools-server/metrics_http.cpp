@@ -93,12 +93,12 @@ std::string render_metrics(const pagi_exec::Host& host) {
 
 pagi_exec::Result<std::unique_ptr<MetricsHttp>> MetricsHttp::start(const std::string& address,
                                                                    const pagi_exec::Host& host) {
+  if (address.empty()) return nullptr;
   const auto colon = address.rfind(':');
   std::string name = address.substr(0, colon);
   const int port = std::stoi(address.substr(colon + 1));  // config.cpp checked it: 0-65535
   if (name.size() > 2 && name.front() == '[' && name.back() == ']') name = name.substr(1, name.size() - 2);
 
-  if (address.empty()) return nullptr;
   std::unique_ptr<MetricsHttp> http(new MetricsHttp());
   http->address_ = address;
   http->server_ = std::make_unique<httplib::Server>();

@@ -240,10 +240,17 @@ def check_flood(proc, url):
     host, port = url[len("http://"):].split("/")[0].rsplit(":", 1)
     fds = lambda: len(os.listdir(f"/proc/{proc.pid}/fd"))
     before = fds()
-    clients = [socket.create_connection((host, int(port)), timeout=10) for _ in range(40)]
+    clients = []
     try:
+        for _ in range(40):  # not waiting for each: those past the kernel's backlog retry their SYN
+            client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            client.setblocking(False)
+            client.connect_ex((host, int(port)))
+            clients.append(client)
         most = max(fds() for _ in range(200))
-        check(most - before <= 2 + 8 + 1, f"40 idle connections hold at most 11 descriptors of the server ({most - before})")
+        # 4 of slack for descriptors grpc may open meanwhile; an unbounded queue would hold about 40.
+        check(most - before <= 2 + 8 + 1 + 4,
+              f"40 idle connections hold at most the listener's 11 descriptors of the server ({most - before})")
     finally:
         for client in clients:
             client.close()
