@@ -245,6 +245,7 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop, cons
   //    cannot take (Decision::invalid_request).
   const auto command = Command::make(request, parts_.catalog, parts_.request_limits);
   outcome.decision = judge(parts_.policy, command, request);
+  const auto decided = std::chrono::steady_clock::now();
   if (command && hooks.decided) hooks.decided(*command, outcome.decision);
   // 2. A refusal costs nothing; an allowed request needs a slot first (its twin's share, the
   //    total, the memory budget), or it ends here, before anything is recorded or created.
@@ -259,7 +260,7 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop, cons
   if (!outcome.decision.allowed) return remember(request, not_run(std::move(outcome)), started);
   // 4. Run it; record how it ended, whatever happened. What the tool finds wrong with its
   //    arguments only while running (file_write's target is a folder) is a usage error too.
-  auto result = run_allowed(*command, request, outcome, std::move(stop), hooks);
+  auto result = run_allowed(*command, request, outcome, std::move(stop), hooks, decided);
   if (!result && result.error().code == Errc::invalid_request) {
     result = not_started(outcome, exit_usage, result.error().message());
   }
@@ -293,7 +294,8 @@ Outcome Executor::remember(const Request& request, Outcome outcome, Clock::time_
 }
 
 Result<Outcome> Executor::run_allowed(const Command& command, const Request& request, Outcome outcome,
-                                      std::stop_token stop, const RunHooks& hooks) const {
+                                      std::stop_token stop, const RunHooks& hooks,
+                                      std::chrono::steady_clock::time_point decided) const {
   // 1. The twin id becomes a folder name: it must be one safe path component.
   if (auto valid = validate_twin_id(command.twin_id()); !valid) return error_of(valid);
 
@@ -328,11 +330,12 @@ Result<Outcome> Executor::run_allowed(const Command& command, const Request& req
     case ProgramLookup::as_given:
     case ProgramLookup::found: break;
   }
-  return run_command(command, request, std::move(outcome), std::move(stop), hooks);
+  return run_command(command, request, std::move(outcome), std::move(stop), hooks, decided);
 }
 
 Result<Outcome> Executor::run_command(const Command& command, const Request& request, Outcome outcome,
-                                      std::stop_token stop, const RunHooks& hooks) const {
+                                      std::stop_token stop, const RunHooks& hooks,
+                                      std::chrono::steady_clock::time_point decided) const {
   const Sandbox& sandbox = parts_.sandbox;
   const std::string& twin = command.twin_id();
   const auto limits = limits_for(outcome.decision, request.timeout_cap);
@@ -367,7 +370,11 @@ Result<Outcome> Executor::run_command(const Command& command, const Request& req
     });
   }
   if (!result) return error_of(result);
+  const auto running_since = result->running_since;
   auto finished = finish(std::move(outcome), std::move(*result), command.argv().front(), plan.limits);
+  if (finished.ran && running_since && *running_since > decided) {
+    finished.startup = std::chrono::duration_cast<std::chrono::microseconds>(*running_since - decided);
+  }
   if (after) note_workspace(finished, *after);
   return finished;
 }

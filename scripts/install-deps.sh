@@ -12,6 +12,7 @@ packages=(
   python3-grpcio python3-protobuf python3-venv python3-wheel  # python3-venv/-wheel: the client package's test
   grpc-proto  # health and reflection .proto files for the tests' standard clients
   libsystemd-dev help2man  # the server's sd_notify (deploy/systemd); man pages from --help
+  libcpp-httplib-dev python3-prometheus-client  # the metrics listener; its test's text parser
 )
 
 missing=()

@@ -3,6 +3,7 @@
 #include "audit_sink.hpp"
 
 #include "log.hpp"
+#include "metrics.hpp"
 
 namespace tools_server {
 
@@ -35,6 +36,7 @@ pagi_exec::Result<void> LoggingAuditSink::noted(pagi_exec::Result<void> result, 
         {LogField::word("event", "audit_recovered"), LogField::number("failed_records", static_cast<std::int64_t>(failed))});
     return result;
   }
+  server_metrics().audit_write_failed();
   ++failing_;
   if (failing_ > 1 && now - last_shown_ < quiet_) {
     ++unshown_;

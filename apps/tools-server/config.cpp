@@ -380,6 +380,17 @@ const auto settings = std::to_array<Setting>({
        c.drain_timeout = std::chrono::milliseconds(ms);
        return problem;
      }},
+    {"--metrics-addr", "TOOLS_METRICS_ADDR", "ADDR",
+     "serve Prometheus metrics (GET /metrics, HTTP) on this host:port (port 0 picks a free one); they carry no "
+     "twin data, but listening beyond loopback is warned about (default: off)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       if (t.starts_with("unix:") || !check_listen(t).empty()) {
+         return Problem("is not a metrics address (host:port with port 0-65535)");
+       }
+       c.metrics_addr = std::string(t);
+       return Problem{};
+     }},
     {"--log-level", "LOG_LEVEL", "LEVEL", "error, warn, info or debug (default info)", false,
      [](std::string_view t, ServerConfig& c) {
        const auto level = log_level_from_string(lower(t));

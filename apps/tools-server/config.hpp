@@ -51,6 +51,7 @@ struct ServerConfig {
   ChannelSettings channel;
   /// After SIGTERM, how long running executions get to finish before they are stopped; 0: at once.
   std::chrono::milliseconds drain_timeout{30'000};
+  std::string metrics_addr;  ///< "host:port" of the metrics listener (port may be 0); empty: none
 };
 
 /// The raw text of every setting, as CLI11 collected it from the command line or the

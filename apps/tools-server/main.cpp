@@ -18,12 +18,15 @@
 
 #include "audit_sink.hpp"
 #include "auth.hpp"
+#include "call_metrics.hpp"
 #include "cancellation.hpp"
 #include "codec.hpp"
 #include "config.hpp"
 #include "drain.hpp"
 #include "grpc_log.hpp"
 #include "log.hpp"
+#include "metrics.hpp"
+#include "metrics_http.hpp"
 #include "readiness.hpp"
 #include "server_options.hpp"
 #include "service.hpp"
@@ -75,6 +78,7 @@ pagi_exec::Result<std::unique_ptr<grpc::Server>> start_server(
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(config.listen, credentials, &port);
   builder.RegisterService(&service);
+  tools_server::add_call_metrics(builder);
   auto server = builder.BuildAndStart();
   if (!server || port == 0) {
     return pagi_exec::fail(pagi_exec::Errc::io,
@@ -130,7 +134,9 @@ std::optional<ServerConfig> parse_config(int argc, char** argv, int& exit_code) 
 // authentication, the tokens file. Whatever fails keeps its old state and is logged.
 void reload(pagi_exec::Host& host, const ServerConfig& config, tools_server::AuthHolder& auth) {
   tools_server::log(host.reopen_audit());
-  tools_server::log_policy_reload(host.reload_policy(), host.executor()->policy().revision());
+  const auto reloaded = host.reload_policy();
+  tools_server::server_metrics().policy_reloaded(reloaded);
+  tools_server::log_policy_reload(reloaded, host.executor()->policy().revision());
   if (config.auth != "token") return;
   auto tokens = tools_server::TokenTable::load(config.auth_tokens_file);
   if (!tokens) {
@@ -218,11 +224,14 @@ int main(int argc, char** argv) {
   tools_server::Workers workers(config->host.max_concurrency + tools_server::brief_task_threads);
   tools_server::AuthHolder auth(security->authenticator);
   tools_server::ToolExecutorService service(**host, cancellations, workers, auth);
+  auto metrics = tools_server::MetricsHttp::start(config->metrics_addr, **host);  // none without an address
+  if (!metrics) return fail_startup(metrics.error(), exit_cannot_listen);
   std::string bound;
   auto server = start_server(*config, security->credentials, service, bound);
   if (!server) return fail_startup(server.error(), exit_cannot_listen);
   tools_server::Readiness readiness(*(*server)->GetHealthCheckService(), **host);
   announce(*config, **host, bound, security->tls);
+  if (*metrics) (*metrics)->announce();
   tools_server::notify_ready(bound);
 
   const int signal_number = wait_for_stop(signals, **host, *config, auth, readiness);
@@ -232,6 +241,7 @@ int main(int argc, char** argv) {
   tools_server::drain(cancellations, readiness, config->drain_timeout, stop_signals());
   (*server)->Shutdown(std::chrono::system_clock::now() + shutdown_grace);
   (*server)->Wait();
+  metrics->reset();  // the metrics listener's threads end
   tools_server::log(LogLevel::info, "stopped");
   return 0;
 }

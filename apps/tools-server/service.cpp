@@ -4,6 +4,7 @@
 
 #include "history_codec.hpp"
 #include "log.hpp"
+#include "metrics.hpp"
 #include "request_decoder.hpp"
 
 namespace tools_server {
@@ -176,6 +177,7 @@ grpc::Status ToolExecutorService::execute(const grpc::CallbackServerContext& con
   request.timeout_cap = codec::timeout_cap(context.deadline(), std::chrono::system_clock::now());
   const auto result = call.prepared.executor->run(request, call.stop().token());
   log_request(request, result);
+  server_metrics().request_done(result);
   tools::ExecutionResponse answer;
   auto status = codec::to_proto(result, call.stop().cause(), answer);
   if (status.ok()) response = to_bytes(answer);
@@ -238,6 +240,7 @@ void ToolExecutorService::stream(const grpc::CallbackServerContext& context, Str
   };
   const auto result = executor->run(request, call.stop().token(), hooks);
   log_request(request, result);
+  server_metrics().request_done(result);
   if (!result) return call.finish(codec::to_status(result.error()));
   if (result->cancelled) return call.finish(codec::cancelled_status(*result, call.stop().cause()));
   if (result->decision.allowed && !result->ran && !result->err.lines.empty()) {

@@ -137,10 +137,13 @@ class Executor {
   [[nodiscard]] Result<void> audit_decision(const Request& request, Outcome& outcome) const;
   // Adds `outcome` to the history, and hands it back.
   Outcome remember(const Request& request, Outcome outcome, std::chrono::system_clock::time_point started) const;
+  // `decided`: when the decision was made, which Outcome::startup counts from.
   [[nodiscard]] Result<Outcome> run_allowed(const Command& command, const Request& request, Outcome outcome,
-                                            std::stop_token stop, const RunHooks& hooks) const;
+                                            std::stop_token stop, const RunHooks& hooks,
+                                            std::chrono::steady_clock::time_point decided) const;
   [[nodiscard]] Result<Outcome> run_command(const Command& command, const Request& request, Outcome outcome,
-                                            std::stop_token stop, const RunHooks& hooks) const;
+                                            std::stop_token stop, const RunHooks& hooks,
+                                            std::chrono::steady_clock::time_point decided) const;
   ExecutorParts parts_;
   std::shared_ptr<detail::WorkspaceMeter> workspaces_;
   std::shared_ptr<sys::Janitor> cleanup_;  // removes execution folders after the response; shared by copies

@@ -168,6 +168,10 @@ struct Outcome {
   CapturedStream err;
   Usage usage;
   std::chrono::microseconds elapsed{0};
+  /// From the decision to the command running (its exec done): admission, audit record, folders,
+  /// sandbox set-up. 0 when nothing was started (a refusal, file_write, a program not found) or
+  /// the spawner does not tell. Not on the wire nor in the audit record.
+  std::chrono::microseconds startup{0};
   Isolation isolation = Isolation::cwd;  ///< the isolation the command ran under
   /// The revision of the policy that decided (PolicySpec::revision: "builtin", or a file's hash).
   std::string policy_revision;

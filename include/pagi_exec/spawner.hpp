@@ -60,6 +60,9 @@ struct ProcessResult {
   CapturedStream err;
   Usage usage;
   std::chrono::microseconds elapsed{0};
+  /// When the command was running (its exec done), on steady_clock; unset when the spawner does
+  /// not tell (or the command never ran).
+  std::optional<std::chrono::steady_clock::time_point> running_since{};
 };
 
 /// Which output stream a chunk came from.

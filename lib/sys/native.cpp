@@ -278,6 +278,7 @@ void run_init_in_child(const ChildArgs& args, const NativeArgs& native, int maps
   // 3. The command, as PID 2, supervised until it is over; then nothing of the sandbox is left.
   const int sigfd = watch_children_in_child(args, report);
   const pid_t command = start_pid2_in_child(args, report);
+  if (report.exec_errno == 0) report.running_us = monotonic_us();
   supervise_command_in_child(args, command, sigfd, started, report);
   end_namespace_in_child(command, started, report);
   write_all(args.report_fd, &report, sizeof report);

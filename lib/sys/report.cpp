@@ -57,6 +57,10 @@ ProcessResult to_process_result(const ChildReport& report) {
                        .cpu_system = std::chrono::microseconds(report.system_us),
                        .max_rss_bytes = static_cast<std::uint64_t>(report.max_rss_kb) * 1024};
   result.elapsed = std::chrono::microseconds(report.elapsed_us);
+  // steady_clock is CLOCK_MONOTONIC, one clock for the whole host (no time namespace here).
+  if (report.running_us != 0) {
+    result.running_since = std::chrono::steady_clock::time_point(std::chrono::microseconds(report.running_us));
+  }
   return result;
 }
 

@@ -38,6 +38,7 @@ struct ChildReport {
   std::int64_t system_us = 0;
   std::int64_t max_rss_kb = 0;
   std::int64_t elapsed_us = 0;     ///< from start of the command to its exit or kill
+  std::int64_t running_us = 0;     ///< CLOCK_MONOTONIC once the command exec'd (0: it never did)
 };
 
 /// The parent's reading of a report: the command's end, or the step of the supervisor (or of the

@@ -152,6 +152,7 @@ void supervise_in_child(const ChildArgs& args) noexcept {
   // 2. Start the command; this returns once it exec'd (or failed to: exec_errno).
   const std::int64_t started = monotonic_us();
   const pid_t command = start_supervised_in_child(args, report);
+  if (report.exec_errno == 0) report.running_us = monotonic_us();
   // 3. Wait for the command, the deadline, or the parent's word (or death: EOF on control).
   wait_for_command_in_child(args, command, started, report);
   // 4. End the command (if still running), collect its status, then clear the whole subtree.

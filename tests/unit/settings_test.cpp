@@ -67,6 +67,17 @@ TEST_SUITE("settings") {
     CHECK_FALSE(resolve("--isolation auto")->host.isolation);
   }
 
+  TEST_CASE("the metrics listener is off unless an address is given, and is host:port only") {
+    CHECK(resolve("")->metrics_addr.empty());
+    CHECK(resolve("--metrics-addr 127.0.0.1:0")->metrics_addr == "127.0.0.1:0");
+    CHECK(resolve("--metrics-addr 0.0.0.0:9464")->metrics_addr == "0.0.0.0:9464");  // warned about, not refused
+    for (const char* bad : {"unix:/run/m.sock", "9464", "host:", "host:65536"}) {
+      CHECK(error_of(std::string("--metrics-addr ") + bad) ==
+            std::string("TOOLS_METRICS_ADDR / --metrics-addr: '") + bad +
+                "' is not a metrics address (host:port with port 0-65535)");
+    }
+  }
+
   TEST_CASE("each kind of bad value is one line naming the variable and the flag") {
     CHECK(error_of("--port abc") == "TOOLS_GRPC_PORT / --port: 'abc' is not a port number (1-65535)");
     CHECK(error_of("--listen nowhere") ==
