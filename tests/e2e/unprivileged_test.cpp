@@ -33,13 +33,7 @@ std::vector<e2e::Env> modes() {
 
 // Alive host processes whose argv is exactly `sleep <mark>`.
 bool sleeper_alive(const std::string& mark) {
-  const std::string wanted = std::string("sleep") + '\0' + mark + '\0';
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const auto name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    if (e2e::read_text(entry.path() / "cmdline") == wanted && !e2e::process_gone(std::stoi(name))) return true;
-  }
-  return false;
+  return !test_support::pids_with_cmdline(std::string("sleep") + '\0' + mark + '\0').empty();
 }
 
 bool setuid_root_file_under(const std::filesystem::path& root) {

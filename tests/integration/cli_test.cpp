@@ -118,13 +118,9 @@ TEST_SUITE("cli") {
     const bool may_survive = ran.out.find("may survive") != std::string::npos;
     // Clean up what survived (found by its argv), and check the answer told the truth.
     bool survived = false;
-    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-      const auto name = entry.path().filename().string();
-      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-      if (test_support::read_file(entry.path() / "cmdline") == std::string("sleep") + '\0' + mark + '\0') {
-        survived = true;
-        ::kill(std::stoi(name), SIGKILL);
-      }
+    for (const pid_t pid : test_support::pids_with_cmdline(std::string("sleep") + '\0' + mark + '\0')) {
+      survived = true;
+      ::kill(pid, SIGKILL);
     }
     const std::string fate = survived ? "survived" : "did not survive";
     MESSAGE("not root, no cgroup: the background process " << fate);
@@ -186,12 +182,7 @@ TEST_SUITE("cli") {
       ::_exit(99);
     }
     const auto running = [&] {
-      for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-        if (test_support::read_file(entry.path() / "cmdline") == "/usr/bin/sleep" + std::string(1, '\0') + marker + '\0') {
-          return true;
-        }
-      }
-      return false;
+      return !test_support::pids_with_cmdline("/usr/bin/sleep" + std::string(1, '\0') + marker + '\0').empty();
     };
     for (int i = 0; i < 500 && !running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     const bool started = running();

@@ -56,17 +56,7 @@ class Listener {
 };
 
 // True when a host process runs with exactly this argv (NUL-separated in /proc/<pid>/cmdline).
-bool host_process_with_cmdline(const std::string& cmdline) {
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const auto name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    if (test_support::read_file(entry.path() / "cmdline") == cmdline &&
-        test_support::process_alive(std::stoi(name))) {
-      return true;
-    }
-  }
-  return false;
-}
+bool host_process_with_cmdline(const std::string& cmdline) { return !test_support::pids_with_cmdline(cmdline).empty(); }
 
 // A sleep duration no other test (or other run of this one) uses, to find the daemon by argv.
 std::string daemon_marker(int probe) {
@@ -82,11 +72,8 @@ std::optional<long> uid_seen_from_host(const Executor& e, const std::string& mar
   std::optional<long> uid;
   const std::string wanted = std::string("sleep") + '\0' + marker + '\0';
   for (int round = 0; round < 3000 && !uid; ++round) {  // until the run is up (bounded)
-    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-      const auto name = entry.path().filename().string();
-      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-      if (test_support::read_file(entry.path() / "cmdline") != wanted) continue;
-      std::istringstream status(test_support::read_file(entry.path() / "status"));
+    for (const pid_t pid : test_support::pids_with_cmdline(wanted)) {
+      std::istringstream status(test_support::read_file("/proc/" + std::to_string(pid) + "/status"));
       for (std::string line; std::getline(status, line);) {
         if (line.rfind("Uid:", 0) != 0) continue;
         std::istringstream ids(line.substr(4));

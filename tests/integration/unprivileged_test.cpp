@@ -60,16 +60,7 @@ std::string marker(int n) { return "1000." + std::to_string(::getpid()) + "0" + 
 
 // Host pids whose argv is exactly `sleep <marker>` and that are alive (zombies run nothing).
 std::vector<pid_t> sleepers(const std::string& mark) {
-  std::vector<pid_t> found;
-  const std::string wanted = std::string("sleep") + '\0' + mark + '\0';
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const auto name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    if (test_support::read_file(entry.path() / "cmdline") == wanted && test_support::process_alive(std::stoi(name))) {
-      found.push_back(std::stoi(name));
-    }
-  }
-  return found;
+  return test_support::pids_with_cmdline(std::string("sleep") + '\0' + mark + '\0');
 }
 
 // What the host sees of a running command: its /proc/<pid>/status Uid and Gid lines and its

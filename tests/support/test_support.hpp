@@ -14,7 +14,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -136,7 +138,6 @@ inline Ran run_program(const std::vector<std::string>& argv, bool with_stderr = 
   return ran;
 }
 
-/// Reads a whole file, or "" when it cannot be read.
 // Allocated bytes under `dir` (itself included), as du(1) counts them, by the test's own walk.
 inline std::uint64_t du(const std::filesystem::path& dir) {
   std::uint64_t total = 0;
@@ -148,11 +149,32 @@ inline std::uint64_t du(const std::filesystem::path& dir) {
   return total;
 }
 
+/// Reads a whole file, or "" when it cannot be read.
 inline std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+/// Live host processes whose argv is exactly `cmdline` (NUL-terminated arguments, as
+/// /proc/<pid>/cmdline holds them). Processes come and go while /proc is read: one that vanishes
+/// is skipped; a listing that fails is read again, and after a few failures this throws rather
+/// than answer "none" (which would let a probe pass without looking).
+inline std::vector<pid_t> pids_with_cmdline(const std::string& cmdline) {
+  std::error_code ec;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    std::vector<pid_t> found;
+    ec.clear();
+    for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
+      const auto name = it->path().filename().string();
+      if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+      const auto pid = static_cast<pid_t>(std::stol(name));
+      if (read_file(it->path() / "cmdline") == cmdline && process_alive(pid)) found.push_back(pid);
+    }
+    if (!ec) return found;
+  }
+  throw std::runtime_error("cannot list /proc: " + ec.message());
 }
 
 }  // namespace test_support
