@@ -11,7 +11,6 @@
 
     container_test.py BUILD_DIR SOURCE_DIR
 """
-import json
 import os
 import re
 import shlex
@@ -19,17 +18,11 @@ import subprocess
 import sys
 import tempfile
 
+from checks import check, exit_status, meson_install, build_options
+
 SKIP = 77
 # Installed for what it runs, not for a library: `bwrap`, the bubblewrap isolation.
 PROGRAM_PACKAGES = {"bubblewrap"}
-failures = []
-
-
-def check(condition, what):
-    print(("ok: " if condition else "FAIL: ") + what)
-    if not condition:
-        failures.append(what)
-    return condition
 
 
 def stages(text):
@@ -130,16 +123,13 @@ def main():
     for package in runtime_packages:
         check(package in known, f"apt knows the runtime package {package}")
 
-    options = json.loads(subprocess.run(["meson", "introspect", "--buildoptions", build_dir], check=True,
-                                        capture_output=True, text=True).stdout)
-    value = {o["name"]: o["value"] for o in options}
+    value = build_options(build_dir)
     prefix = re.search(r"--prefix=(\S+)", text).group(1)
     with tempfile.TemporaryDirectory(prefix="pagi-container-") as work:
         staging = os.path.join(work, "staging")
-        subprocess.run(["meson", "install", "-C", build_dir, "--no-rebuild", "--quiet", "--destdir", staging],
-                       check=True, stdout=subprocess.DEVNULL)
-        programs = [os.path.join(staging + value["prefix"], value["bindir"], name) for name in ("tools-server", "pagi-exec")]
-        programs.append(os.path.join(staging + value["prefix"], value["libexecdir"], "pagi-exec", "pagi-spawner"))
+        p = meson_install(build_dir, staging)
+        programs = [os.path.join(p["bindir"], name) for name in ("tools-server", "pagi-exec")]
+        programs.append(os.path.join(p["libexecdir"], "pagi-exec", "pagi-spawner"))
         libraries = sorted({library for program in programs for library in libraries_of(program)})
         owner = packages_of(libraries)
         needed = {}
@@ -164,10 +154,7 @@ def main():
                         check(os.path.isfile(path), f"COPY --from=build {source} exists after meson install")
                 else:
                     check(os.path.exists(os.path.join(source_dir, source)), f"COPY {source} exists in the repository")
-    if failures:
-        print(f"{len(failures)} checks failed")
-        return 1
-    return 0
+    return exit_status()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ resolves the installed pagi_exec.pc. (tests/consumer builds a program against it
 
     install_test.py BUILD_DIR SOURCE_DIR   (MAN_PAGES=1 when help2man was found at configure time)
 """
-import json
 import os
 import re
 import select
@@ -21,30 +20,11 @@ import subprocess
 import sys
 import tempfile
 
+import checks
+from checks import check, exit_status, meson_install
+
 SKIP = 77
 GRPC_PYTHON_PLUGIN = "/usr/bin/grpc_python_plugin"
-failures = []
-
-
-def check(condition, what):
-    print(("ok: " if condition else "FAIL: ") + what)
-    if not condition:
-        failures.append(what)
-    return condition
-
-
-def install_paths(build_dir, root):
-    """Where each kind of file went, as meson's own options say, below `root`."""
-    options = json.loads(subprocess.run(["meson", "introspect", "--buildoptions", build_dir], check=True,
-                                        capture_output=True, text=True).stdout)
-    value = {o["name"]: o["value"] for o in options}
-    prefix = value["prefix"]
-
-    def under(name):
-        return os.path.join(root + prefix, value[name])
-
-    return {name: under(name) for name in ("bindir", "libexecdir", "libdir", "includedir", "datadir", "mandir")} | {
-        "prefix": root + prefix}
 
 
 def check_tree(p, man_pages):
@@ -134,7 +114,7 @@ def check_server(p, work):
             proc.kill()
             code = proc.wait()
         check(code == 0, f"SIGTERM stops it with exit code 0 (got {code})")
-        if failures:
+        if checks.failures:
             with open(stderr_path) as err:
                 print("server stderr:\n" + err.read())
 
@@ -194,9 +174,7 @@ def main():
     man_pages = os.environ.get("MAN_PAGES") == "1"
     with tempfile.TemporaryDirectory(prefix="pagi-install-") as work:
         root = os.path.join(work, "root")
-        subprocess.run(["meson", "install", "-C", build_dir, "--no-rebuild", "--quiet", "--destdir", root],
-                       check=True, stdout=subprocess.DEVNULL)
-        p = install_paths(build_dir, root)
+        p = meson_install(build_dir, root)
         check_tree(p, man_pages)
         check_server(p, work)
         check_env_file(p)
@@ -206,10 +184,7 @@ def main():
         else:
             print("SKIP part: help2man was not found at configure time, so no man pages were made")
         check_pkg_config(p)
-    if failures:
-        print(f"{len(failures)} checks failed")
-        return 1
-    return 0
+    return exit_status()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@
 
     systemd_test.py BUILD_DIR SERVER   (SYSTEMD_NOTIFY=1 when the server was built with libsystemd)
 """
-import json
 import os
 import re
 import select
@@ -23,25 +22,14 @@ import subprocess
 import sys
 import tempfile
 
-failures = []
+from checks import check, exit_status, meson_install
 
-
-def check(condition, what):
-    print(("ok: " if condition else "FAIL: ") + what)
-    if not condition:
-        failures.append(what)
-    return condition
 
 
 def installed_unit(build_dir, root):
-    subprocess.run(["meson", "install", "-C", build_dir, "--no-rebuild", "--quiet", "--destdir", root], check=True,
-                   stdout=subprocess.DEVNULL)
-    options = json.loads(subprocess.run(["meson", "introspect", "--buildoptions", build_dir], check=True,
-                                        capture_output=True, text=True).stdout)
-    value = {o["name"]: o["value"] for o in options}
-    prefix = root + value["prefix"]
-    with open(os.path.join(prefix, "lib/systemd/system/tools-server.service")) as unit:
-        return unit.read(), os.path.join(prefix, value["bindir"])
+    p = meson_install(build_dir, root)
+    with open(os.path.join(p["prefix"], "lib/systemd/system/tools-server.service")) as unit:
+        return unit.read(), p["bindir"]
 
 
 def verify(unit_text, bindir, work):
@@ -189,10 +177,7 @@ def main():
         bounded(unit_text, server, work, "native")
         bounded(unit_text, server, work, "bwrap")
         notify(server, work)
-    if failures:
-        print(f"{len(failures)} checks failed")
-        return 1
-    return 0
+    return exit_status()
 
 
 if __name__ == "__main__":
