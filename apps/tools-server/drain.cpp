@@ -44,20 +44,27 @@ void drain(Cancellations& cancellations, Readiness& readiness, std::chrono::mill
   const auto running = cancellations.begin_drain();
   readiness.drain();
   log(LogLevel::info, "draining: " + executions(running) + " in flight, new ones refused with UNAVAILABLE; waiting up to " +
-                          std::to_string(timeout.count()) + " ms for them (TOOLS_DRAIN_TIMEOUT_MS; SIGTERM again stops them now)");
+                          std::to_string(timeout.count()) + " ms for them (TOOLS_DRAIN_TIMEOUT_MS; SIGTERM again stops them now)",
+      {LogField::word("event", "drain_started"), LogField::number("in_flight", static_cast<std::int64_t>(running))});
   const auto end = wait_for_idle(cancellations, timeout, [&] { return second_signal(stop_signals); });
   const auto left = cancellations.in_flight();
   cancellations.stop_all();  // kills the process trees still running; their calls are answered as cancelled
+  const auto fields = [&](const char* result) {
+    return LogFields{LogField::word("event", "drain_ended"), LogField::word("result", result),
+                     LogField::number("killed", end == DrainEnd::finished ? 0 : static_cast<std::int64_t>(left))};
+  };
   switch (end) {
     case DrainEnd::finished:
-      log(LogLevel::info, "drain ended: every execution in flight finished (" + std::to_string(running) + ")");
+      log(LogLevel::info, "drain ended: every execution in flight finished (" + std::to_string(running) + ")",
+          fields("finished"));
       break;
     case DrainEnd::timed_out:
-      log(LogLevel::warn, "drain ended: timed out after " + std::to_string(timeout.count()) + " ms, " +
-                              executions(left) + " killed");
+      log(LogLevel::warn,
+          "drain ended: timed out after " + std::to_string(timeout.count()) + " ms, " + executions(left) + " killed",
+          fields("timed_out"));
       break;
     case DrainEnd::interrupted:
-      log(LogLevel::warn, "drain ended: second signal, " + executions(left) + " killed");
+      log(LogLevel::warn, "drain ended: second signal, " + executions(left) + " killed", fields("second_signal"));
       break;
   }
 }
