@@ -44,14 +44,21 @@ pagi_exec::Request to_request(const Options& o) {
   return request;
 }
 
+// How a decision reads: a call that cannot run as asked is the caller's mistake, not a refusal.
+const char* verdict(const pagi_exec::Decision& decision) {
+  if (decision.allowed) return "allowed: ";
+  return decision.is_invalid_request() ? "invalid request: " : "refused: ";
+}
+
 int check(const Options& o) {
   const auto policy = load_policy(o);
   if (!policy) return 2;
   // The same judgement as a run (catalog, NUL bytes, sizes, the tool's arguments).
   const auto decision = pagi_exec::judge(policy->policy, policy->catalog, o.host.request_limits, to_request(o));
-  std::cout << (decision.allowed ? "allowed: " : "refused: ") << decision.reason << " (rule " << decision.rule
-            << ", policy " << policy->policy.revision() << ")\n";
+  std::cout << verdict(decision) << decision.reason << " (rule " << decision.rule << ", policy "
+            << policy->policy.revision() << ")\n";
   for (const auto& note : decision.notes) std::cout << "note: " << note << "\n";
+  if (decision.is_invalid_request()) return pagi_exec::exit_usage;
   return decision.allowed ? 0 : 1;
 }
 
@@ -108,7 +115,8 @@ int run(const Options& o) {
   for (const auto& line : outcome->out.lines) std::cout << line << "\n";
   for (const auto& line : outcome->err.lines) std::cerr << line << "\n";
   std::cerr << "pagi-exec: " << outcome->execution_id << " "
-            << (outcome->decision.allowed ? "" : "refused: ") << outcome->message << " (exit " << outcome->exit_code
+            << (outcome->decision.allowed ? "" : verdict(outcome->decision)) << outcome->message << " (exit "
+            << outcome->exit_code
             << ", isolation " << pagi_exec::to_string(outcome->isolation) << ")\n";
   return outcome->exit_code;
 }
@@ -281,7 +289,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", pagi_exec::version);
   app.require_subcommand(1);
   Options o;
-  auto* check_cmd = app.add_subcommand("check", "decide only: prints allowed/refused and why; exit 0 when allowed, 1 when refused");
+  auto* check_cmd = app.add_subcommand("check", "decide only: prints allowed/refused and why; exit 0 when allowed, 1 when refused, 2 when the request cannot run as asked (invalid request)");
   add_request_options(*check_cmd, o);
   auto* run_cmd = app.add_subcommand("run", "decide and run; exits with the command's exit code");
   add_request_options(*run_cmd, o);

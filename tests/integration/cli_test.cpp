@@ -39,6 +39,10 @@ TEST_SUITE("cli") {
     CHECK(refused.status == 1);
     CHECK(refused.out.rfind("refused: twin 'twin-trace' is not granted 'echo'", 0) == 0);
     CHECK(run_cli({"check", "--twin", "twin-aegis", "--", "/usr/bin/rm", "-rf", "/"}).status == 1);
+    // A call that cannot run as asked is the caller's mistake, said as such, with the usage status.
+    const auto invalid = run_cli({"check", "--twin", "twin-aegis", "--", "file_write"});
+    CHECK(invalid.status == 2);
+    CHECK(invalid.out.rfind("invalid request: ", 0) == 0);
   }
 
   TEST_CASE("run prints the command's output and exits with its status") {
