@@ -62,7 +62,8 @@ void PolicyWatch::tick(pagi_exec::Host& host) {
     return;
   }
   const auto notices = as_file_change(load(host, now));
-  log(notices, {LogField::word("event", "policy_reload"), LogField::word("result", has_error(notices) ? "failed" : "ok"),
+  log(notices, {LogField::word("event", "policy_reload"),
+                LogField::word("result", has_error(notices) ? "failed" : "ok"),
                 LogField::text("policy_revision", host.executor()->policy().revision()),
                 LogField::text("reason", "file changed")});
 }

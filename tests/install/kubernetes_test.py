@@ -8,10 +8,11 @@ a field the API does not have, or a value of the wrong type, fails; the object i
 the client's ApiClient.deserialize, whose constructors reject a missing required field. Debian's
 models are those of Kubernetes 1.22; the one newer field the manifests use, the gRPC probe (GA in
 1.27), is added below with its types. Then what no schema sees: the probes reach a container port,
-the ConfigMap and Secrets named exist with the keys the settings point at, the grace period and
-the liveness probe outlast the drain, the ports of the settings, the container, the Service and
-the scrape annotations agree, the command is the one the Containerfile installs, and the policy is
-TOML. The checker is shown to fail on mutated copies of the DaemonSet.
+the ConfigMap and Secrets named exist with the keys the settings point at, the grace period and the
+liveness probe outlast the drain, the memory budget fits the memory limit, the ports of the
+settings, the container, the Service and the scrape annotations agree, the command is the one the
+Containerfile installs, and the policy is TOML. The checker is shown to fail on mutated copies of
+the DaemonSet.
 
     kubernetes_test.py SOURCE_DIR
 """
@@ -120,7 +121,7 @@ def port_of(address):
     return int(address.rsplit(":", 1)[1])
 
 
-def files_behind(path, container, volumes, objects):
+def files_behind(path, container, volumes):
     """The (kind, name, key) a file path in the container is read from, through its volume mount."""
     for mount in container.get("volumeMounts", []):
         folder = mount["mountPath"].rstrip("/") + "/"
@@ -176,8 +177,15 @@ def cross_reference_errors(objects, containerfile):
     if pod["metadata"].get("annotations", {}).get("prometheus.io/port") != str(metrics):
         errors.append("the prometheus.io/port annotation is not the metrics port")
 
+    limit = container.get("resources", {}).get("limits", {}).get("memory", "")
+    units = {"Mi": 1, "Gi": 1024}
+    limit_mib = int(limit[:-2]) * units[limit[-2:]] if limit[-2:] in units else None
+    budget = env.get("TOOLS_MEMORY_BUDGET_MB")
+    if limit_mib is None or budget is None or not int(budget) + 100 <= limit_mib:
+        errors.append("TOOLS_MEMORY_BUDGET_MB plus the server's ~100 MiB must fit the memory limit (Mi or Gi): "
+                      "the runs' cgroups are inside the container's")
     for setting in ("TOOLS_POLICY_FILE", "TOOLS_AUTH_TOKENS_FILE", "TOOLS_TLS_CERT", "TOOLS_TLS_KEY"):
-        source = files_behind(env.get(setting) or "", container, volumes, objects)
+        source = files_behind(env.get(setting) or "", container, volumes)
         if source is None:
             errors.append(f"{setting}: not a file in a ConfigMap or Secret folder mount")
             continue
@@ -188,9 +196,10 @@ def cross_reference_errors(objects, containerfile):
             errors.append(f"{setting}: {kind} {name} has no key {key}")
     for item in container.get("env", []):
         ref = item.get("valueFrom", {}).get("secretKeyRef")
-        if ref and (ref["name"] not in by_kind.get("Secret", {}) or ref["key"] not in keys_of(by_kind["Secret"][ref["name"]])):
+        secret = by_kind.get("Secret", {}).get(ref["name"]) if ref else None
+        if ref and (secret is None or ref["key"] not in keys_of(secret)):
             errors.append(f"{item['name']}: Secret {ref['name']} with key {ref['key']} is not defined")
-    policy = files_behind(env.get("TOOLS_POLICY_FILE") or "", container, volumes, objects)
+    policy = files_behind(env.get("TOOLS_POLICY_FILE") or "", container, volumes)
     if policy and policy[1] in by_kind.get("ConfigMap", {}):
         try:
             tomllib.loads(by_kind["ConfigMap"][policy[1]]["data"][policy[2]])
@@ -202,7 +211,7 @@ def cross_reference_errors(objects, containerfile):
             errors.append(f"Service {service['metadata']['name']} selects no tools-server pod")
         for port in service["spec"]["ports"]:
             if port["targetPort"] not in ports and port["targetPort"] not in ports.values():
-                errors.append(f"Service {service['metadata']['name']}: targetPort {port['targetPort']} is no container port")
+                errors.append(f"Service {service['metadata']['name']}: targetPort {port['targetPort']} is not open")
     if by_kind.get("Service", {}).get("tools-server", {}).get("spec", {}).get("clusterIP") != "None":
         errors.append("Service tools-server is not headless (clients balance over the pods' addresses)")
 
@@ -217,9 +226,11 @@ def main():
     folder = os.path.join(source, "deploy", "kubernetes")
     kustomization = load(os.path.join(folder, "kustomization.yaml"))[0]
     listed = kustomization["resources"]
-    present = sorted(n for n in os.listdir(folder) if n.endswith(".yaml") and n not in ("kustomization.yaml", "secrets.example.yaml"))
+    not_resources = ("kustomization.yaml", "secrets.example.yaml")
+    present = sorted(n for n in os.listdir(folder) if n.endswith(".yaml") and n not in not_resources)
     check(sorted(listed) == present, f"kustomization.yaml lists every manifest: {present}")
-    check(set(kustomization) <= {"apiVersion", "kind", "namespace", "resources"}, "kustomization.yaml uses known fields only")
+    check(set(kustomization) <= {"apiVersion", "kind", "namespace", "resources"},
+          "kustomization.yaml uses known fields only")
 
     objects = []
     for name in listed + ["secrets.example.yaml"]:
@@ -254,10 +265,13 @@ def main():
         copied = mutated(change)
         check(object_errors(copied[index], "DaemonSet") != [], f"the schema check refuses {what}")
     reference_mutations = {
-        "a probe on a port the container does not open": lambda s: container(s)["livenessProbe"]["grpc"].update(port=50055),
+        "a probe on a port the container does not open":
+            lambda s: container(s)["livenessProbe"]["grpc"].update(port=50055),
         "a grace period shorter than the drain": lambda s: s.update(terminationGracePeriodSeconds=20),
         "a ConfigMap name nothing defines": lambda s: s["volumes"][0]["configMap"].update(name="tools-server-policies"),
         "a command the image does not install": lambda s: container(s).update(command=["/usr/bin/tools-server"]),
+        "a memory budget the memory limit cannot hold":
+            lambda s: container(s)["resources"]["limits"].update(memory="6Gi"),
     }
     for what, change in reference_mutations.items():
         check(cross_reference_errors(mutated(change), containerfile) != [], f"the cross-reference check refuses {what}")
