@@ -13,6 +13,7 @@ packages=(
   grpc-proto  # health and reflection .proto files for the tests' standard clients
   libsystemd-dev help2man  # the server's sd_notify (deploy/systemd); man pages from --help
   libcpp-httplib-dev python3-prometheus-client  # the metrics listener; its test's text parser
+  python3-kubernetes python3-yaml  # the schema check of deploy/kubernetes (its client's models)
 )
 
 missing=()

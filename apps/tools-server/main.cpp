@@ -27,6 +27,7 @@
 #include "log.hpp"
 #include "metrics.hpp"
 #include "metrics_http.hpp"
+#include "policy_watch.hpp"
 #include "readiness.hpp"
 #include "server_options.hpp"
 #include "service.hpp"
@@ -132,11 +133,10 @@ std::optional<ServerConfig> parse_config(int argc, char** argv, int& exit_code) 
 
 // SIGHUP: reopens the audit log (logrotate's postrotate), reloads the policy file and, with token
 // authentication, the tokens file. Whatever fails keeps its old state and is logged.
-void reload(pagi_exec::Host& host, const ServerConfig& config, tools_server::AuthHolder& auth) {
+void reload(pagi_exec::Host& host, const ServerConfig& config, tools_server::AuthHolder& auth,
+            tools_server::PolicyWatch& policy_watch) {
   tools_server::log(host.reopen_audit());
-  const auto reloaded = host.reload_policy();
-  tools_server::server_metrics().policy_reloaded(reloaded);
-  tools_server::log_policy_reload(reloaded, host.executor()->policy().revision());
+  policy_watch.reload_now(host);
   if (config.auth != "token") return;
   auto tokens = tools_server::TokenTable::load(config.auth_tokens_file);
   if (!tokens) {
@@ -164,21 +164,23 @@ void announce(const ServerConfig& config, const pagi_exec::Host& host, const std
 }
 
 // Serves until SIGTERM or SIGINT, reloading at each SIGHUP; the signal that ended it. Each second
-// it reads readiness again (an audit log that failed or recovered), and after each reload. Every
-// 10 s it hands the memory freed by a burst (connections gone, requests answered) back to the
-// kernel: glibc keeps it in its per-thread heaps otherwise, and the server's RSS would stay at
-// its busiest.
+// it reloads the policy if its file changed (policy_watch.hpp) and reads readiness again (an audit
+// log that failed or recovered), and after each reload. Every 10 s it hands the memory freed by a
+// burst (connections gone, requests answered) back to the kernel: glibc keeps it in its per-thread
+// heaps otherwise, and the server's RSS would stay at its busiest.
 int wait_for_stop(const sigset_t& signals, pagi_exec::Host& host, const ServerConfig& config,
-                  tools_server::AuthHolder& auth, tools_server::Readiness& readiness) {
+                  tools_server::AuthHolder& auth, tools_server::Readiness& readiness,
+                  tools_server::PolicyWatch& policy_watch) {
   const timespec tick{.tv_sec = 1, .tv_nsec = 0};
   constexpr unsigned trim_every_ticks = 10;
   for (unsigned ticks = 1;; ++ticks) {
     const int signal_number = sigtimedwait(&signals, nullptr, &tick);
     if (signal_number < 0 && errno == EAGAIN) {
+      policy_watch.tick(host);
       readiness.update();
       if (ticks % trim_every_ticks == 0) malloc_trim(0);
     } else if (signal_number == SIGHUP) {
-      reload(host, config, auth);
+      reload(host, config, auth, policy_watch);
       readiness.update();
     } else if (signal_number > 0) {
       return signal_number;
@@ -209,6 +211,7 @@ int main(int argc, char** argv) {
   tools_server::set_log_format(config->log_format);
   tools_server::send_grpc_logs_to_server_log();
 
+  tools_server::PolicyWatch policy_watch(config->host.policy_file);  // before the host loads the file
   pagi_exec::Notices notices;
   auto host = pagi_exec::Host::start(config->host, notices, logging_sink);
   tools_server::log(notices);
@@ -234,7 +237,7 @@ int main(int argc, char** argv) {
   if (*metrics) (*metrics)->announce();
   tools_server::notify_ready(bound);
 
-  const int signal_number = wait_for_stop(signals, **host, *config, auth, readiness);
+  const int signal_number = wait_for_stop(signals, **host, *config, auth, readiness, policy_watch);
   tools_server::log(LogLevel::info, std::string("received ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM") +
                                         ": draining, then shutting down");
   tools_server::notify_stopping();

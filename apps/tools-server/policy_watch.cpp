@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "policy_watch.hpp"
+
+#include <algorithm>
+#include <string_view>
+#include <utility>
+
+#include <sys/stat.h>
+
+#include "log.hpp"
+#include "metrics.hpp"
+
+namespace tools_server {
+
+namespace {
+
+constexpr std::int64_t ns_per_s = 1'000'000'000;
+
+std::int64_t nanoseconds(const timespec& t) { return static_cast<std::int64_t>(t.tv_sec) * ns_per_s + t.tv_nsec; }
+
+bool has_error(const pagi_exec::Notices& notices) {
+  return std::any_of(notices.begin(), notices.end(),
+                     [](const auto& notice) { return notice.level == pagi_exec::NoticeLevel::error; });
+}
+
+// Host::reload_policy words its notices for SIGHUP ("SIGHUP: policy reloaded from ..."); a file
+// change is said as such.
+pagi_exec::Notices as_file_change(pagi_exec::Notices notices) {
+  constexpr std::string_view sighup = "SIGHUP: ";
+  for (auto& notice : notices) {
+    if (notice.text.starts_with(sighup)) notice.text.replace(0, sighup.size(), "policy file changed: ");
+  }
+  return notices;
+}
+
+}  // namespace
+
+FileIdentity identify(const std::filesystem::path& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return {.present = true,
+          .device = st.st_dev,
+          .inode = st.st_ino,
+          .size = st.st_size,
+          .mtime_ns = nanoseconds(st.st_mtim),
+          .ctime_ns = nanoseconds(st.st_ctim)};
+}
+
+PolicyWatch::PolicyWatch(std::filesystem::path file) : file_(std::move(file)) {
+  if (!file_.empty()) loaded_ = identify(file_);
+}
+
+void PolicyWatch::tick(pagi_exec::Host& host) {
+  if (file_.empty()) return;
+  const auto now = identify(file_);
+  if (now == loaded_) {
+    changed_.reset();  // changed and changed back, or loaded by SIGHUP meanwhile
+    return;
+  }
+  if (changed_ != now) {
+    changed_ = now;  // load it at the next tick if it stays as it is
+    return;
+  }
+  const auto notices = as_file_change(load(host, now));
+  log(notices, {LogField::word("event", "policy_reload"),
+                LogField::word("result", has_error(notices) ? "failed" : "ok"),
+                LogField::text("policy_revision", host.executor()->policy().revision()),
+                LogField::text("reason", "file changed")});
+}
+
+void PolicyWatch::reload_now(pagi_exec::Host& host) {
+  const auto notices = load(host, file_.empty() ? FileIdentity{} : identify(file_));
+  log_policy_reload(notices, host.executor()->policy().revision());
+}
+
+pagi_exec::Notices PolicyWatch::load(pagi_exec::Host& host, const FileIdentity& identity) {
+  loaded_ = identity;  // before reading: a change during the load is seen at the next ticks
+  changed_.reset();
+  auto notices = host.reload_policy();
+  server_metrics().policy_reloaded(notices);
+  return notices;
+}
+
+}  // namespace tools_server
