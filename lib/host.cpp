@@ -45,7 +45,9 @@ Result<OpenedSandbox> open_named_sandbox(const HostSettings& settings) {
 
 Result<std::shared_ptr<AuditLog>> open_audit(const HostSettings& settings) {
   if (settings.audit.path.empty()) return std::shared_ptr<AuditLog>();
-  return AuditLog::open(settings.audit).map_error(in_setting("TOOLS_AUDIT_LOG / --audit-log"));
+  auto options = settings.audit;
+  options.node = settings.node_id;  // every audit record names the node
+  return AuditLog::open(options).map_error(in_setting("TOOLS_AUDIT_LOG / --audit-log"));
 }
 
 // The configured limits, or the defaults: a quarter of the total per twin; half the host's
@@ -117,6 +119,8 @@ Result<std::unique_ptr<Host>> Host::start(const HostSettings& settings, Notices&
   if (!audit) return error_of(audit);
   auto admission = make_admission(settings, notices);
   if (!admission) return error_of(admission);
+  auto history = open_execution_store(settings.history_store_settings()).map_error(in_setting("TOOLS_HISTORY / --history"));
+  if (!history) return error_of(history);
   std::shared_ptr<AuditSink> sink;
   if (*audit) sink = sink_for ? sink_for(*audit) : *audit;
   auto executor = Executor::open(ExecutorParts{
@@ -124,7 +128,8 @@ Result<std::unique_ptr<Host>> Host::start(const HostSettings& settings, Notices&
       .sandbox = opened->sandbox,
       .catalog = policy->catalog,
       .spawner = nullptr,
-      .history = std::make_shared<History>(settings.history_size),
+      .history = *history,
+      .node = settings.node_id,
       .audit = sink,
       .audit_required = settings.audit.required,
       .admission = *admission,

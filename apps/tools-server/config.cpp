@@ -10,6 +10,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <fstream>
 #include <limits>
 #include <string_view>
 
@@ -105,6 +106,14 @@ constexpr std::uint64_t grpc_int_max = std::numeric_limits<int>::max();
   if (!path.is_absolute()) return "is not an absolute path";
   out = path;
   return {};
+}
+
+// The host name, as the kernel holds it (uname -n), for TOOLS_NODE_ID's default.
+std::string default_node_id() {
+  std::ifstream file("/proc/sys/kernel/hostname");
+  std::string name;
+  std::getline(file, name);
+  return name.empty() ? "localhost" : name;
 }
 
 // One configurable setting: its flag, its variable, its help, and how its text becomes a value.
@@ -232,6 +241,40 @@ const auto settings = std::to_array<Setting>({
     {"--history-size", "TOOLS_HISTORY_SIZE", "N", "executions remembered for audit (default 1000)", false,
      [](std::string_view t, ServerConfig& c) {
        return apply_uint(t, 1, 1'000'000, "a history size", c.host.history_size);
+     }},
+    {"--history", "TOOLS_HISTORY", "STORE",
+     "where execution records are kept: memory (a ring of TOOLS_HISTORY_MAX_RECORDS, lost on restart) or "
+     "sqlite:/absolute/file.db (kept across restarts; the file and its folder are created) (default memory)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       auto store = pagi_exec::parse_store_location(t, c.host.history_store);
+       if (!store) return store.error().context;
+       c.host.history_store = *store;
+       return Problem();
+     }},
+    {"--history-max-records", "TOOLS_HISTORY_MAX_RECORDS", "N",
+     "most execution records kept; the oldest go first (default TOOLS_HISTORY_SIZE's value)", false,
+     [](std::string_view t, ServerConfig& c) {
+       std::size_t records = 0;
+       auto problem = apply_uint(t, 1, 1'000'000'000, "a record count", records);
+       if (problem.empty()) c.host.history_max_records = records;
+       return problem;
+     }},
+    {"--history-max-age-days", "TOOLS_HISTORY_MAX_AGE_DAYS", "DAYS",
+     "sqlite: records older than this are removed (at start-up and every 256 records); 0 = kept whatever their "
+     "age (default 0)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       return apply_uint(t, 0, 36'500, "a number of days", c.host.history_store.max_age_days);
+     }},
+    {"--node-id", "TOOLS_NODE_ID", "ID",
+     "names this server in every execution record and audit record: 1-63 letters, digits, '.', '-' or '_' "
+     "(default the host name)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       if (auto valid = pagi_exec::validate_node_id(t); !valid) return valid.error().context;
+       c.host.node_id = std::string(t);
+       return Problem();
      }},
     {"--memory-limit-mb", "TOOLS_MEMORY_LIMIT_MB", "MIB",
      "memory (and swap) of one execution's whole process tree, cgroup-enforced (native; cwd and bwrap when the "
@@ -515,6 +558,13 @@ pagi_exec::Result<ServerConfig> resolve_settings(const RawSettings& raw) {
       pagi_exec::isolation_from_string(isolation.value) != pagi_exec::Isolation::bwrap) {
     return invalid(std::string("TOOLS_USE_BWRAP / --use-bwrap: 'true' contradicts TOOLS_ISOLATION / "
                                       "--isolation: '") + isolation.value + "'");
+  }
+  if (config.host.node_id.empty()) {
+    config.host.node_id = default_node_id();
+    if (auto valid = pagi_exec::validate_node_id(config.host.node_id); !valid) {
+      return invalid("TOOLS_NODE_ID / --node-id: unset, and the host name is no node id: " +
+                     valid.error().context + "; set it");
+    }
   }
   if (auto problem = check_security(config); !problem.empty()) return invalid(problem);
   if (!config.host.sandbox.run_as_root && (config.host.sandbox.sandbox_uid == 0 || config.host.sandbox.sandbox_gid == 0)) {
