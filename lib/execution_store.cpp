@@ -6,6 +6,7 @@
 #include "sqlite_store.hpp"
 
 #include <algorithm>
+#include <fstream>
 
 namespace pagi_exec {
 
@@ -63,6 +64,17 @@ Result<void> validate_node_id(std::string_view node) {
                                           " letters, digits, '.', '-' or '_' starting with a letter or digit");
   }
   return {};
+}
+
+Result<std::string> node_id_or_host_name(std::string_view configured) {
+  if (!configured.empty()) return validate_node_id(configured).map([&] { return std::string(configured); });
+  std::ifstream file("/proc/sys/kernel/hostname");  // the kernel's uname -n, without a syscall here
+  std::string name;
+  std::getline(file, name);
+  if (auto valid = validate_node_id(name); !valid) {
+    return fail(Errc::invalid_config, "unset, and the host name is no node id (" + valid.error().context + "): set one");
+  }
+  return name;
 }
 
 }  // namespace pagi_exec

@@ -43,10 +43,10 @@ Result<OpenedSandbox> open_named_sandbox(const HostSettings& settings) {
   });
 }
 
-Result<std::shared_ptr<AuditLog>> open_audit(const HostSettings& settings) {
+Result<std::shared_ptr<AuditLog>> open_audit(const HostSettings& settings, const std::string& node) {
   if (settings.audit.path.empty()) return std::shared_ptr<AuditLog>();
   auto options = settings.audit;
-  options.node = settings.node_id;  // every audit record names the node
+  options.node = node;  // every audit record names the node
   return AuditLog::open(options).map_error(in_setting("TOOLS_AUDIT_LOG / --audit-log"));
 }
 
@@ -115,11 +115,14 @@ Result<std::unique_ptr<Host>> Host::start(const HostSettings& settings, Notices&
   notices.insert(notices.end(), identity.begin(), identity.end());
   check_uid_pool(settings, effective, notices);
   // What records the executions and how many run at once, then the executor over all of it.
-  auto audit = open_audit(settings);
+  auto node = node_id_or_host_name(settings.node_id).map_error(in_setting("TOOLS_NODE_ID / --node-id"));
+  if (!node) return error_of(node);
+  auto audit = open_audit(settings, *node);
   if (!audit) return error_of(audit);
   auto admission = make_admission(settings, notices);
   if (!admission) return error_of(admission);
-  auto history = open_execution_store(settings.history_store_settings()).map_error(in_setting("TOOLS_HISTORY / --history"));
+  auto history =
+      open_execution_store(settings.history_store_settings()).map_error(in_setting("TOOLS_HISTORY / --history"));
   if (!history) return error_of(history);
   std::shared_ptr<AuditSink> sink;
   if (*audit) sink = sink_for ? sink_for(*audit) : *audit;
@@ -129,7 +132,7 @@ Result<std::unique_ptr<Host>> Host::start(const HostSettings& settings, Notices&
       .catalog = policy->catalog,
       .spawner = nullptr,
       .history = *history,
-      .node = settings.node_id,
+      .node = *node,
       .audit = sink,
       .audit_required = settings.audit.required,
       .admission = *admission,
@@ -137,6 +140,7 @@ Result<std::unique_ptr<Host>> Host::start(const HostSettings& settings, Notices&
   });
   if (!executor) return tl::unexpected(in_setting("SANDBOX_DIR / --sandbox-dir")(executor.error()));
   auto health = started_report(settings, *opened, *audit, *admission);
+  health.history = *history;
   return std::unique_ptr<Host>(new Host(settings, std::move(*executor), std::move(health), *audit, sink));
 }
 

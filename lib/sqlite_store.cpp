@@ -319,6 +319,8 @@ Result<void> SqliteStore::write_locked(ExecutionRecord& r) {
   if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
     return tl::unexpected(failure("begin"));
   }
+  const auto saved_bytes = output_bytes_;  // restored with the rows when the transaction is undone
+  const auto saved_trim = trim_from_;
   auto body = [&]() -> Result<void> {
     const auto output = output_size(r);
     auto insert = prepared(std::string("INSERT INTO executions (") + record_columns +
@@ -369,14 +371,13 @@ Result<void> SqliteStore::write_locked(ExecutionRecord& r) {
     if (++writes_ % age_check_every == 0) return age_retention_locked();
     return {};
   }();
-  if (!body) {
+  auto done = body ? Result<void>() : body;
+  if (done && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) done = tl::unexpected(failure("commit"));
+  if (!done) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    return body;
-  }
-  if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    auto error = failure("commit");
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    return tl::unexpected(std::move(error));
+    output_bytes_ = saved_bytes;
+    trim_from_ = saved_trim;
+    return done;
   }
   r.sequence = sequence_;
   return {};

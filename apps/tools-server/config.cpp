@@ -10,7 +10,6 @@
 #include <array>
 #include <cctype>
 #include <charconv>
-#include <fstream>
 #include <limits>
 #include <string_view>
 
@@ -106,14 +105,6 @@ constexpr std::uint64_t grpc_int_max = std::numeric_limits<int>::max();
   if (!path.is_absolute()) return "is not an absolute path";
   out = path;
   return {};
-}
-
-// The host name, as the kernel holds it (uname -n), for TOOLS_NODE_ID's default.
-std::string default_node_id() {
-  std::ifstream file("/proc/sys/kernel/hostname");
-  std::string name;
-  std::getline(file, name);
-  return name.empty() ? "localhost" : name;
 }
 
 // One configurable setting: its flag, its variable, its help, and how its text becomes a value.
@@ -558,13 +549,6 @@ pagi_exec::Result<ServerConfig> resolve_settings(const RawSettings& raw) {
       pagi_exec::isolation_from_string(isolation.value) != pagi_exec::Isolation::bwrap) {
     return invalid(std::string("TOOLS_USE_BWRAP / --use-bwrap: 'true' contradicts TOOLS_ISOLATION / "
                                       "--isolation: '") + isolation.value + "'");
-  }
-  if (config.host.node_id.empty()) {
-    config.host.node_id = default_node_id();
-    if (auto valid = pagi_exec::validate_node_id(config.host.node_id); !valid) {
-      return invalid("TOOLS_NODE_ID / --node-id: unset, and the host name is no node id: " +
-                     valid.error().context + "; set it");
-    }
   }
   if (auto problem = check_security(config); !problem.empty()) return invalid(problem);
   if (!config.host.sandbox.run_as_root && (config.host.sandbox.sandbox_uid == 0 || config.host.sandbox.sandbox_gid == 0)) {

@@ -77,5 +77,8 @@ struct StoreSettings {
 /// digits, '.', '-' and '_', starting with a letter or digit. Errc::invalid_config otherwise.
 inline constexpr std::size_t max_node_id_bytes = 63;
 [[nodiscard]] Result<void> validate_node_id(std::string_view node);
+/// `configured` when set, else the host name (uname -n), validated: Errc::invalid_config saying
+/// which of the two is no node id.
+[[nodiscard]] Result<std::string> node_id_or_host_name(std::string_view configured);
 
 }  // namespace pagi_exec

@@ -42,7 +42,7 @@ struct HostSettings {
   /// TOOLS_HISTORY_MAX_AGE_DAYS. Its max_records is history_max_records, else history_size.
   StoreSettings history_store;
   std::optional<std::size_t> history_max_records;  ///< TOOLS_HISTORY_MAX_RECORDS
-  std::string node_id;  ///< TOOLS_NODE_ID: names this host in every record; empty: none
+  std::string node_id;  ///< TOOLS_NODE_ID: names this host in every record; empty: the host name
   AuditOptions audit;  ///< TOOLS_AUDIT_*; an empty path: no audit log
   /// TOOLS_CGROUP_FAVORDYNMODS: at start-up, turn on the kernel-wide cgroup2 option that takes
   /// each run's cgroup attach off an RCU grace period (a run's latency tail on cgroup v1).

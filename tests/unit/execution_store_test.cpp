@@ -422,4 +422,12 @@ TEST_SUITE("node ids") {
     CHECK(pagi_exec::validate_node_id(std::string(63, 'a')));
     CHECK_FALSE(pagi_exec::validate_node_id(std::string(64, 'a')));
   }
+
+  TEST_CASE("unset, the host name is the node id") {
+    CHECK(pagi_exec::node_id_or_host_name("node-7") == std::string("node-7"));
+    CHECK_FALSE(pagi_exec::node_id_or_host_name("bad id"));
+    const auto host = pagi_exec::node_id_or_host_name("");
+    REQUIRE_MESSAGE(host, (host ? "" : host.error().message()));
+    CHECK(pagi_exec::validate_node_id(*host));
+  }
 }
