@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <pagi_exec/execution_store.hpp>
+#include <pagi_exec/health.hpp>
 #include <pagi_exec/history.hpp>
 
 #include "sqlite_store.hpp"
@@ -409,6 +410,33 @@ TEST_SUITE("sqlite store") {
     std::sort(micros.begin(), micros.end());
     MESSAGE("sqlite record(): p50 " << micros[micros.size() / 2] << " us, p99 " << micros[micros.size() * 99 / 100]
                                    << " us over " << micros.size() << " writes");
+  }
+}
+
+namespace {
+// A store that cannot write, as a full disk or an absent database would make it.
+class FailingStore final : public ExecutionStore {
+ public:
+  pagi_exec::Result<void> record(ExecutionRecord) override { return pagi_exec::fail(pagi_exec::Errc::io, "disk full"); }
+  pagi_exec::Result<pagi_exec::HistoryPage> query(const HistoryQuery&) const override { return pagi_exec::HistoryPage{}; }
+  pagi_exec::Result<std::optional<ExecutionRecord>> find(const std::string&) const override { return std::nullopt; }
+  pagi_exec::StoreHealth health() const override {
+    return {.healthy = false, .detail = "history database /x.db: insert: disk full", .failed_writes = 3};
+  }
+};
+}  // namespace
+
+TEST_SUITE("execution store health") {
+  TEST_CASE("a failing store makes the host degraded, saying so; a healthy one does not") {
+    pagi_exec::HealthReport report;
+    report.history = std::make_shared<pagi_exec::History>();
+    CHECK_FALSE(report.degraded());
+    report.history = std::make_shared<FailingStore>();
+    CHECK(report.degraded());
+    CHECK(std::string(pagi_exec::health_status(report)) == "degraded");
+    const auto message = pagi_exec::health_message(report);
+    CHECK(message.find("execution history failing (3 records not stored") != std::string::npos);
+    CHECK(message.find("disk full") != std::string::npos);
   }
 }
 
