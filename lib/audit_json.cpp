@@ -51,6 +51,7 @@ Json common_fields(AuditRecordType type, const ExecutionRecord& record, const Re
   j["type"] = std::string(to_string(type));
   j["time"] = to_rfc3339(record.finished);
   j["execution_id"] = record.execution_id;
+  j["node"] = options.node;
   j["twin_id"] = record.twin_id;
   // Request::authenticated_twin, null when the host proved none. No metadata is recorded.
   bool ignored = false;  // single strings are cut silently; only args report it

@@ -289,7 +289,10 @@ Result<void> Executor::audit_decision(const Request& request, Outcome& outcome) 
 }
 
 Outcome Executor::remember(const Request& request, Outcome outcome, Clock::time_point started) const {
-  parts_.history->record(make_record(request, outcome, started, Clock::now()));
+  auto record = make_record(request, outcome, started, Clock::now());
+  record.node = parts_.node;
+  // A store that cannot take it says so in its health(); the answer does not depend on it.
+  (void)parts_.history->record(std::move(record));
   return outcome;
 }
 

@@ -35,6 +35,12 @@ std::string degraded_reasons(const HealthReport& report) {
   if (report.audit) {
     if (const auto status = report.audit->status(); !status.healthy) reasons.push_back("audit log failing: " + status.last_error);
   }
+  if (report.history) {
+    if (const auto store = report.history->health(); !store.healthy) {
+      reasons.push_back("execution history failing (" + std::to_string(store.failed_writes) +
+                        " records not stored, the audit log has them): " + store.detail);
+    }
+  }
   if (!report.reload_error.empty()) {
     reasons.push_back("last policy reload failed, the previous policy stays in effect: " + report.reload_error);
   }

@@ -7,14 +7,6 @@
 namespace pagi_exec {
 namespace {
 
-std::uint64_t output_size(const ExecutionRecord& record) {
-  std::uint64_t bytes = 0;
-  for (const auto* stream : {&record.out, &record.err}) {
-    for (const auto& line : stream->lines) bytes += line.size() + 1;
-  }
-  return bytes;
-}
-
 // Each length-delimited field: tag (at most 2 bytes for field numbers below 2048), length varint
 // (at most 5 bytes for sizes below 4 GiB), and the bytes; numbers and booleans fit in 11 too.
 constexpr std::uint64_t per_field = 11;
@@ -33,6 +25,14 @@ std::string bounded(std::string_view text, std::size_t limit) {
 }
 
 }  // namespace
+
+std::uint64_t output_size(const ExecutionRecord& record) noexcept {
+  std::uint64_t bytes = 0;
+  for (const auto* stream : {&record.out, &record.err}) {
+    for (const auto& line : stream->lines) bytes += line.size() + 1;
+  }
+  return bytes;
+}
 
 std::string bounded_text(std::string_view text, std::size_t limit, bool& cut) {
   if (text.size() <= limit) return std::string(text);
@@ -61,7 +61,7 @@ BoundedArgs bounded_args(std::span<const std::string> args, std::size_t total_by
 std::uint64_t encoded_size_bound(const ExecutionRecord& r) noexcept {
   constexpr std::uint64_t fixed_fields = 16;  // numbers, booleans, times, the element's own tag and length
   std::uint64_t bytes = fixed_fields * per_field + 2 * 40;  // two RFC 3339 times of at most 40 bytes
-  for (const auto* text : {&r.execution_id, &r.twin_id, &r.job_id, &r.ns, &r.tool, &r.reason, &r.rule, &r.message}) {
+  for (const auto* text : {&r.execution_id, &r.node, &r.twin_id, &r.job_id, &r.ns, &r.tool, &r.reason, &r.rule, &r.message}) {
     bytes += field_bytes(*text);
   }
   return bytes + field_bytes(r.args) + field_bytes(r.out.lines) + field_bytes(r.err.lines);
@@ -132,6 +132,29 @@ bool matches(const ExecutionRecord& record, RecordOutcome outcome) noexcept {
   return false;
 }
 
+bool selected(const ExecutionRecord& record, const HistoryQuery& query) noexcept {
+  if (query.before_sequence != 0 && record.sequence >= query.before_sequence) return false;
+  if (!query.twin_id.empty() && record.twin_id != query.twin_id) return false;
+  if (!query.job_id.empty() && record.job_id != query.job_id) return false;
+  return !query.outcome || matches(record, *query.outcome);
+}
+
+PageFiller::PageFiller(const HistoryQuery& query) noexcept
+    : page_size_(std::clamp<std::size_t>(query.page_size, 1, max_page_size)), max_page_bytes_(query.max_page_bytes) {}
+
+bool PageFiller::add(const ExecutionRecord& record) {
+  const auto bytes = encoded_size_bound(record);
+  const bool full = page_.records.size() == page_size_ ||
+                    (!page_.records.empty() && page_bytes_ + bytes > max_page_bytes_);
+  if (full) {  // one more exists: there is a next page
+    page_.next_before = page_.records.back().sequence;
+    return false;
+  }
+  page_.records.push_back(fitted(record, max_page_bytes_));  // alone too big: without its output
+  page_bytes_ += encoded_size_bound(page_.records.back());
+  return true;
+}
+
 History::History(std::size_t capacity, std::uint64_t output_budget_bytes)
     : slots_(capacity == 0 ? 1 : capacity), output_budget_(output_budget_bytes) {}
 
@@ -139,7 +162,7 @@ const ExecutionRecord& History::nth_newest(std::size_t i) const noexcept {
   return slots_[(next_ + slots_.size() - 1 - i) % slots_.size()];
 }
 
-void History::record(ExecutionRecord entry) {
+Result<void> History::record(ExecutionRecord entry) {
   std::lock_guard lock(mutex_);
   auto& slot = slots_[next_];
   output_bytes_ -= std::min(output_bytes_, output_size(slot));  // the overwritten record's output goes too
@@ -149,6 +172,7 @@ void History::record(ExecutionRecord entry) {
   next_ = (next_ + 1) % slots_.size();
   if (size_ < slots_.size()) ++size_;
   enforce_output_budget();
+  return {};
 }
 
 // Drops the output of the oldest records until the budget holds. `trim_from_` only moves
@@ -178,36 +202,26 @@ std::vector<ExecutionRecord> History::newest_first(std::size_t limit) const {
   return out;
 }
 
-HistoryPage History::query(const HistoryQuery& query) const {
+Result<HistoryPage> History::query(const HistoryQuery& query) const {
   std::lock_guard lock(mutex_);
-  HistoryPage page;
-  std::uint64_t page_bytes = 0;
-  const std::size_t page_size = std::clamp<std::size_t>(query.page_size, 1, 1000);
+  PageFiller filler(query);
   for (std::size_t i = 0; i < size_; ++i) {
     const auto& record = nth_newest(i);
-    if (query.before_sequence != 0 && record.sequence >= query.before_sequence) continue;
-    if (!query.twin_id.empty() && record.twin_id != query.twin_id) continue;
-    if (!query.job_id.empty() && record.job_id != query.job_id) continue;
-    if (query.outcome && !matches(record, *query.outcome)) continue;
-    const auto bytes = encoded_size_bound(record);
-    const bool full = page.records.size() == page_size ||
-                      (!page.records.empty() && page_bytes + bytes > query.max_page_bytes);
-    if (full) {  // one more exists: there is a next page
-      page.next_before = page.records.back().sequence;
-      break;
-    }
-    page.records.push_back(fitted(record, query.max_page_bytes));  // alone too big: without its output
-    page_bytes += encoded_size_bound(page.records.back());
+    if (selected(record, query) && !filler.add(record)) break;
   }
-  return page;
+  return filler.take();
 }
 
-std::optional<ExecutionRecord> History::find(const std::string& execution_id) const {
+Result<std::optional<ExecutionRecord>> History::find(const std::string& execution_id) const {
   std::lock_guard lock(mutex_);
   for (std::size_t i = 0; i < size_; ++i) {
     if (nth_newest(i).execution_id == execution_id) return nth_newest(i);
   }
   return std::nullopt;
+}
+
+StoreHealth History::health() const {
+  return {.healthy = true, .detail = "memory (" + std::to_string(slots_.size()) + " records)"};
 }
 
 std::size_t History::size() const {

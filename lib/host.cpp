@@ -43,9 +43,11 @@ Result<OpenedSandbox> open_named_sandbox(const HostSettings& settings) {
   });
 }
 
-Result<std::shared_ptr<AuditLog>> open_audit(const HostSettings& settings) {
+Result<std::shared_ptr<AuditLog>> open_audit(const HostSettings& settings, const std::string& node) {
   if (settings.audit.path.empty()) return std::shared_ptr<AuditLog>();
-  return AuditLog::open(settings.audit).map_error(in_setting("TOOLS_AUDIT_LOG / --audit-log"));
+  auto options = settings.audit;
+  options.node = node;  // every audit record names the node
+  return AuditLog::open(options).map_error(in_setting("TOOLS_AUDIT_LOG / --audit-log"));
 }
 
 // The configured limits, or the defaults: a quarter of the total per twin; half the host's
@@ -113,10 +115,15 @@ Result<std::unique_ptr<Host>> Host::start(const HostSettings& settings, Notices&
   notices.insert(notices.end(), identity.begin(), identity.end());
   check_uid_pool(settings, effective, notices);
   // What records the executions and how many run at once, then the executor over all of it.
-  auto audit = open_audit(settings);
+  auto node = node_id_or_host_name(settings.node_id).map_error(in_setting("TOOLS_NODE_ID / --node-id"));
+  if (!node) return error_of(node);
+  auto audit = open_audit(settings, *node);
   if (!audit) return error_of(audit);
   auto admission = make_admission(settings, notices);
   if (!admission) return error_of(admission);
+  auto history =
+      open_execution_store(settings.history_store_settings()).map_error(in_setting("TOOLS_HISTORY / --history"));
+  if (!history) return error_of(history);
   std::shared_ptr<AuditSink> sink;
   if (*audit) sink = sink_for ? sink_for(*audit) : *audit;
   auto executor = Executor::open(ExecutorParts{
@@ -124,7 +131,8 @@ Result<std::unique_ptr<Host>> Host::start(const HostSettings& settings, Notices&
       .sandbox = opened->sandbox,
       .catalog = policy->catalog,
       .spawner = nullptr,
-      .history = std::make_shared<History>(settings.history_size),
+      .history = *history,
+      .node = *node,
       .audit = sink,
       .audit_required = settings.audit.required,
       .admission = *admission,
@@ -132,6 +140,7 @@ Result<std::unique_ptr<Host>> Host::start(const HostSettings& settings, Notices&
   });
   if (!executor) return tl::unexpected(in_setting("SANDBOX_DIR / --sandbox-dir")(executor.error()));
   auto health = started_report(settings, *opened, *audit, *admission);
+  health.history = *history;
   return std::unique_ptr<Host>(new Host(settings, std::move(*executor), std::move(health), *audit, sink));
 }
 

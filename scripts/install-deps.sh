@@ -9,6 +9,7 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libexpected-dev libcli11-dev doctest-dev libbenchmark-dev
   bubblewrap libseccomp-dev libtomlplusplus-dev nlohmann-json3-dev openssl libssl-dev
+  libsqlite3-dev  # the execution store's SQLite backend (TOOLS_HISTORY=sqlite:...)
   python3-grpcio python3-protobuf python3-venv python3-wheel  # python3-venv/-wheel: the client package's test
   grpc-proto  # health and reflection .proto files for the tests' standard clients
   libsystemd-dev help2man  # the server's sd_notify (deploy/systemd); man pages from --help

@@ -233,6 +233,40 @@ const auto settings = std::to_array<Setting>({
      [](std::string_view t, ServerConfig& c) {
        return apply_uint(t, 1, 1'000'000, "a history size", c.host.history_size);
      }},
+    {"--history", "TOOLS_HISTORY", "STORE",
+     "where execution records are kept: memory (a ring of TOOLS_HISTORY_MAX_RECORDS, lost on restart) or "
+     "sqlite:/absolute/file.db (kept across restarts; the file and its folder are created) (default memory)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       auto store = pagi_exec::parse_store_location(t, c.host.history_store);
+       if (!store) return store.error().context;
+       c.host.history_store = *store;
+       return Problem();
+     }},
+    {"--history-max-records", "TOOLS_HISTORY_MAX_RECORDS", "N",
+     "most execution records kept; the oldest go first (default TOOLS_HISTORY_SIZE's value)", false,
+     [](std::string_view t, ServerConfig& c) {
+       std::size_t records = 0;
+       auto problem = apply_uint(t, 1, 1'000'000'000, "a record count", records);
+       if (problem.empty()) c.host.history_max_records = records;
+       return problem;
+     }},
+    {"--history-max-age-days", "TOOLS_HISTORY_MAX_AGE_DAYS", "DAYS",
+     "sqlite: records older than this are removed (at start-up and every 256 records); 0 = kept whatever their "
+     "age (default 0)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       return apply_uint(t, 0, 36'500, "a number of days", c.host.history_store.max_age_days);
+     }},
+    {"--node-id", "TOOLS_NODE_ID", "ID",
+     "names this server in every execution record and audit record: 1-63 letters, digits, '.', '-' or '_' "
+     "(default the host name)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       if (auto valid = pagi_exec::validate_node_id(t); !valid) return valid.error().context;
+       c.host.node_id = std::string(t);
+       return Problem();
+     }},
     {"--memory-limit-mb", "TOOLS_MEMORY_LIMIT_MB", "MIB",
      "memory (and swap) of one execution's whole process tree, cgroup-enforced (native; cwd and bwrap when the "
      "server can make cgroups); 0 = none (default 512)",

@@ -55,6 +55,7 @@ tools::ExecutionRecord to_proto(const pagi_exec::ExecutionRecord& record) {
   for (const auto& arg : record.args) out.add_args(arg);
   out.set_arg_count(static_cast<std::uint32_t>(record.arg_count));
   out.set_args_truncated(record.args_truncated);
+  out.set_node(record.node);
   out.set_allowed(record.allowed);
   out.set_reason(record.reason);
   out.set_policy_rule(record.rule);

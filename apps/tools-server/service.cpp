@@ -202,7 +202,9 @@ grpc::Status ToolExecutorService::list_executions(const grpc::CallbackServerCont
   if (!query) return query.error();
   // An authenticated twin sees its own history only.
   if (auto bound = bind(context, "ListExecutions", query->twin_id); !bound.ok()) return bound;
-  codec::to_proto(host_.executor()->history().query(*query), response);
+  const auto page = host_.executor()->history().query(*query);
+  if (!page) return {grpc::StatusCode::UNAVAILABLE, "the execution history cannot be read: " + page.error().message()};
+  codec::to_proto(*page, response);
   return grpc::Status::OK;
 }
 
@@ -214,7 +216,9 @@ grpc::Status ToolExecutorService::get_execution(const grpc::CallbackServerContex
     report_rejection(context, "GetExecution", pagi_exec::Request{}, proven.error());
     return proven.error();
   }
-  const auto record = host_.executor()->history().find(request.execution_id());
+  const auto found = host_.executor()->history().find(request.execution_id());
+  if (!found) return {grpc::StatusCode::UNAVAILABLE, "the execution history cannot be read: " + found.error().message()};
+  const auto& record = *found;
   if (!record || !pagi_exec::may_see(*record, *proven)) {
     return {grpc::StatusCode::NOT_FOUND, "no execution '" + request.execution_id() + "' in the history"};
   }

@@ -66,6 +66,7 @@ struct AuditOptions {
   bool required = false;              ///< recorded for the host: refuse executions that cannot be audited
   /// All args together are cut to this (see bounded_args).
   std::size_t max_args_total_bytes = max_recorded_args_bytes;
+  std::string node;  ///< every record's "node" field (TOOLS_NODE_ID); empty: an empty field
   bool operator==(const AuditOptions&) const = default;
 };
 

@@ -37,7 +37,8 @@ struct ExecutorParts {
   Sandbox sandbox;
   ToolCatalog catalog = ToolCatalog::seed_default();
   std::shared_ptr<const Spawner> spawner;  ///< null: make_process_spawner()
-  std::shared_ptr<History> history;        ///< null: a new History of default capacity
+  std::shared_ptr<ExecutionStore> history;  ///< null: a new History (memory ring) of default capacity
+  std::string node;                         ///< ExecutionRecord::node of every record (TOOLS_NODE_ID)
   std::shared_ptr<AuditSink> audit;        ///< null: no audit records
   bool audit_required = false;             ///< refuse to run what the audit sink cannot record
   std::shared_ptr<Admission> admission;    ///< null: no limit on executions running at once
@@ -109,7 +110,10 @@ class Executor {
   [[nodiscard]] const Policy& policy() const noexcept { return parts_.policy; }
   [[nodiscard]] const Sandbox& sandbox() const noexcept { return parts_.sandbox; }
   [[nodiscard]] const ToolCatalog& catalog() const noexcept { return parts_.catalog; }
-  [[nodiscard]] const History& history() const noexcept { return *parts_.history; }
+  /// Where every request is recorded. A record it cannot store is counted in its health(), and
+  /// the request is answered all the same.
+  [[nodiscard]] const ExecutionStore& history() const noexcept { return *parts_.history; }
+  [[nodiscard]] const std::string& node() const noexcept { return parts_.node; }
 
   /// The same executor (sharing its history, audit, spawner, admission and workspace meter) with
   /// another policy: the hot-reload seam.

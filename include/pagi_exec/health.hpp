@@ -10,6 +10,7 @@
 
 #include "pagi_exec/admission.hpp"
 #include "pagi_exec/audit.hpp"
+#include "pagi_exec/execution_store.hpp"
 #include "pagi_exec/notice.hpp"
 #include "pagi_exec/outcome.hpp"
 #include "pagi_exec/policy.hpp"
@@ -33,12 +34,14 @@ struct HealthReport {
   std::vector<std::string> host_network_twins;  ///< twins whose runs share the host's network
   std::vector<TwinWorkspace> workspaces;  ///< as last measured, over quota first (Executor::workspaces)
   std::string reload_error;  ///< why the last policy reload failed (the older policy is in effect); empty: none
+  std::shared_ptr<const ExecutionStore> history;  ///< asked for its health at every report; may be null
 
-  /// True when the requested isolation is not in effect, the audit log is failing, or the last
-  /// policy reload failed: the host serves, but not as it was configured to. A twin over its
+  /// True when the requested isolation is not in effect, the audit log or the execution store is
+  /// failing, or the last policy reload failed: the host serves, but not as it was configured to. A twin over its
   /// workspace quota is not: that twin's writes are refused, everyone else is served as configured.
   [[nodiscard]] bool degraded() const {
-    return (requested && *requested != effective) || (audit && !audit->status().healthy) || !reload_error.empty();
+    return (requested && *requested != effective) || (audit && !audit->status().healthy) ||
+           (history && !history->health().healthy) || !reload_error.empty();
   }
 };
 

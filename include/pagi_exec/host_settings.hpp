@@ -6,10 +6,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <string>
 
 #include "pagi_exec/admission.hpp"
 #include "pagi_exec/audit.hpp"
 #include "pagi_exec/command.hpp"
+#include "pagi_exec/execution_store.hpp"
 #include "pagi_exec/history.hpp"
 #include "pagi_exec/sandbox.hpp"
 
@@ -36,11 +38,22 @@ struct HostSettings {
   std::optional<std::uint32_t> max_concurrency_per_twin;  ///< unset: default_per_twin_limit
   std::optional<std::uint64_t> memory_budget_bytes;       ///< unset: half the host's memory; 0: none
   std::size_t history_size = History::default_capacity;   ///< TOOLS_HISTORY_SIZE
+  /// TOOLS_HISTORY (where records are kept; the library's default: the memory ring) and
+  /// TOOLS_HISTORY_MAX_AGE_DAYS. Its max_records is history_max_records, else history_size.
+  StoreSettings history_store;
+  std::optional<std::size_t> history_max_records;  ///< TOOLS_HISTORY_MAX_RECORDS
+  std::string node_id;  ///< TOOLS_NODE_ID: names this host in every record; empty: the host name
   AuditOptions audit;  ///< TOOLS_AUDIT_*; an empty path: no audit log
   /// TOOLS_CGROUP_FAVORDYNMODS: at start-up, turn on the kernel-wide cgroup2 option that takes
   /// each run's cgroup attach off an RCU grace period (a run's latency tail on cgroup v1).
   bool favor_cgroup_moves = false;
 
+  /// The store to open: history_store with the record count in effect.
+  [[nodiscard]] StoreSettings history_store_settings() const {
+    auto store = history_store;
+    store.max_records = history_max_records.value_or(history_size);
+    return store;
+  }
   /// Whether a start must fail rather than fall back when the isolation does not work.
   [[nodiscard]] bool isolation_required() const noexcept {
     return require_isolation.value_or(isolation == Isolation::native);

@@ -7,6 +7,8 @@
 #include "pagi_exec/command.hpp"
 #include "pagi_exec/decision.hpp"
 #include "pagi_exec/error.hpp"
+#include "pagi_exec/execution_record.hpp"
+#include "pagi_exec/execution_store.hpp"
 #include "pagi_exec/executor.hpp"
 #include "pagi_exec/health.hpp"
 #include "pagi_exec/history.hpp"

@@ -119,7 +119,7 @@ TEST_SUITE("workspace") {
     const auto executor = test_support::make_executor(dir.path());
     REQUIRE(executor.run({.tool = "true", .twin_id = "twin-aegis", .job_id = "job-1"}));
     REQUIRE(executor.run({.tool = "rm", .args = {"-rf", "/"}, .twin_id = "twin-aegis", .job_id = "job-2"}));
-    const auto history = executor.history().newest_first();
+    const auto history = executor.history().query({})->records;
     REQUIRE(history.size() == 2);
     CHECK(history[0].job_id == "job-2");
     CHECK_FALSE(history[0].allowed);

@@ -103,6 +103,6 @@ TEST_SUITE("admission") {
       REQUIRE_FALSE(full);
       CHECK(full.error().code == Errc::resource_exhausted);
     }
-    CHECK(executor->history().size() == 2);  // the run and the refusal; not the rejected admission
+    CHECK(executor->history().query({})->records.size() == 2);  // the run and the refusal; not the rejected admission
   }
 }

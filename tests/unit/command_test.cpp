@@ -184,7 +184,7 @@ TEST_SUITE("command") {
       CHECK(outcome->message.find(row.field) != std::string::npos);
       CHECK(outcome->err.lines == std::vector<std::string>{outcome->message});
       // Recorded as a refusal, in the history and in the audit.
-      const auto record = f.executor.history().newest_first(1).at(0);
+      const auto record = f.executor.history().query({.page_size = 1})->records.at(0);
       CHECK_FALSE(record.allowed);
       CHECK_FALSE(record.ran);
       CHECK(record.rule == invalid_request_rule);
@@ -231,7 +231,7 @@ TEST_SUITE("command") {
     const Request huge{.tool = "reboot", .args = std::vector<std::string>(100, std::string(10000, 'z')),
                        .twin_id = "twin-aegis"};
     REQUIRE(roomy.executor.run(huge));
-    const auto record = roomy.executor.history().newest_first(1).at(0);
+    const auto record = roomy.executor.history().query({.page_size = 1})->records.at(0);
     CHECK(record.arg_count == 100);
     CHECK(record.args_truncated);
     std::size_t kept = 0;
@@ -265,7 +265,7 @@ TEST_SUITE("command") {
           CHECK(outcome->exit_code == exit_usage);
           CHECK_FALSE(judged);
           CHECK_FALSE(spawned_now);
-          CHECK(f.executor.history().newest_first(1).at(0).rule == invalid_request_rule);
+          CHECK(f.executor.history().query({.page_size = 1})->records.at(0).rule == invalid_request_rule);
           ++refused;
           continue;
         }

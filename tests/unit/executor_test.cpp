@@ -76,7 +76,7 @@ TEST_SUITE("executor") {
     CHECK(outcome->exit_code == 1);
     CHECK(outcome->message == outcome->decision.reason);
     CHECK(f.spawner->plans().empty());
-    const auto history = f.executor.history().newest_first();
+    const auto history = f.executor.history().query({})->records;
     REQUIRE(history.size() == 1);
     CHECK_FALSE(history[0].allowed);
     CHECK(history[0].tool == "/bin/rm");
@@ -96,7 +96,7 @@ TEST_SUITE("executor") {
     CHECK(plans[0].cwd == f.dir.path() / "sb" / "twin-sentinel" / outcome->execution_id);
     f.executor.wait_for_cleanup();
     CHECK_FALSE(std::filesystem::exists(plans[0].cwd));  // removed after the response
-    CHECK(f.executor.history().newest_first()[0].job_id == "j1");
+    CHECK(f.executor.history().query({})->records.at(0).job_id == "j1");
   }
 
   TEST_CASE("a direct command is argv, resolved in the sandbox PATH, with a minimal environment") {
@@ -229,7 +229,7 @@ TEST_SUITE("executor") {
       CHECK(outcome->message.find(row.says) != std::string::npos);
       CHECK(outcome->err.lines == std::vector<std::string>{outcome->message});
       CHECK(f.executor.check(row.request) == outcome->decision);
-      const auto record = f.executor.history().newest_first(1).at(0);
+      const auto record = f.executor.history().query({.page_size = 1})->records.at(0);
       CHECK(record.rule == invalid_request_rule);
       CHECK(record.exit_code == exit_usage);
     }

@@ -19,7 +19,7 @@ ExecutionRecord rec(int i) { return ExecutionRecord{.execution_id = std::to_stri
 TEST_SUITE("history") {
   TEST_CASE("keeps records newest first") {
     History history(5);
-    for (int i = 0; i < 3; ++i) history.record(rec(i));
+    for (int i = 0; i < 3; ++i) REQUIRE(history.record(rec(i)));
     const auto all = history.newest_first();
     REQUIRE(all.size() == 3);
     CHECK(all[0].execution_id == "2");
@@ -28,15 +28,15 @@ TEST_SUITE("history") {
 
   TEST_CASE("wraps around, dropping the oldest") {
     History history(1000);
-    for (int i = 0; i < 2500; ++i) history.record(rec(i));
+    for (int i = 0; i < 2500; ++i) REQUIRE(history.record(rec(i)));
     CHECK(history.size() == 1000);
     CHECK(history.capacity() == 1000);
     const auto all = history.newest_first();
     REQUIRE(all.size() == 1000);
     CHECK(all.front().execution_id == "2499");
     CHECK(all.back().execution_id == "1500");
-    CHECK(history.find("1500"));
-    CHECK_FALSE(history.find("1499"));
+    CHECK(*history.find("1500"));
+    CHECK_FALSE(*history.find("1499"));
     CHECK(history.newest_first(2).size() == 2);
   }
 
@@ -47,12 +47,12 @@ TEST_SUITE("history") {
     std::vector<std::thread> writers;
     for (int t = 0; t < 4; ++t) {
       writers.emplace_back([&, t] {
-        for (int i = 0; i < 1000; ++i) history.record(rec(t * 1000 + i));
+        for (int i = 0; i < 1000; ++i) (void)history.record(rec(t * 1000 + i));  // a ring never fails
       });
     }
     for (auto& w : writers) w.join();
     CHECK(history.size() == 4000);
-    for (int id : {0, 999, 1000, 3999}) CHECK(history.find(std::to_string(id)));
+    for (int id : {0, 999, 1000, 3999}) CHECK(*history.find(std::to_string(id)));
   }
 }
 
@@ -60,29 +60,29 @@ TEST_SUITE("history") {
   TEST_CASE("pages newest first with filters and a token for the next page") {
     History history(100);
     for (int i = 0; i < 30; ++i) {
-      history.record(ExecutionRecord{.execution_id = std::to_string(i),
+      REQUIRE(history.record(ExecutionRecord{.execution_id = std::to_string(i),
                                      .twin_id = i % 2 == 0 ? "even" : "odd",
                                      .allowed = i % 3 != 0,
                                      .ran = i % 3 != 0,
-                                     .exit_code = i % 5 == 0 ? 1 : 0});
+                                     .exit_code = i % 5 == 0 ? 1 : 0}));
     }
-    auto page = history.query({.twin_id = "even", .page_size = 4});
+    auto page = *history.query({.twin_id = "even", .page_size = 4});
     REQUIRE(page.records.size() == 4);
     CHECK(page.records[0].execution_id == "28");
     CHECK(page.records[3].execution_id == "22");
     REQUIRE(page.next_before != 0);
-    page = history.query({.twin_id = "even", .page_size = 4, .before_sequence = page.next_before});
+    page = *history.query({.twin_id = "even", .page_size = 4, .before_sequence = page.next_before});
     CHECK(page.records.front().execution_id == "20");
     std::size_t seen = 8;
     while (page.next_before != 0) {
-      page = history.query({.twin_id = "even", .page_size = 4, .before_sequence = page.next_before});
+      page = *history.query({.twin_id = "even", .page_size = 4, .before_sequence = page.next_before});
       seen += page.records.size();
     }
     CHECK(seen == 8 + 7);  // 15 even records, the last page may hold fewer
-    const auto refused = history.query({.outcome = pagi_exec::RecordOutcome::refused, .page_size = 100});
+    const auto refused = *history.query({.outcome = pagi_exec::RecordOutcome::refused, .page_size = 100});
     CHECK(refused.records.size() == 10);
     CHECK(refused.next_before == 0);
-    const auto failed = history.query({.outcome = pagi_exec::RecordOutcome::failed, .page_size = 100});
+    const auto failed = *history.query({.outcome = pagi_exec::RecordOutcome::failed, .page_size = 100});
     for (const auto& r : failed.records) CHECK(r.exit_code == 1);
   }
 
@@ -91,7 +91,7 @@ TEST_SUITE("history") {
     for (int i = 0; i < 10; ++i) {
       auto r = rec(i);
       r.out.lines = {std::string(299, 'x')};  // 300 bytes with its newline
-      history.record(std::move(r));
+      REQUIRE(history.record(std::move(r)));
     }
     CHECK(history.size() == 10);
     const auto all = history.newest_first();
@@ -174,14 +174,14 @@ TEST_SUITE("history") {
       // Some records hold a lot of output, one alone more than a page may hold.
       const std::size_t lines = i == 60 ? 5000 : (i % 3 == 0 ? 300 : 1);
       record.out.lines.assign(lines, std::string(1000, 'o'));
-      history.record(std::move(record));
+      REQUIRE(history.record(std::move(record)));
     }
     const std::uint64_t budget = 1ULL << 20;
     std::set<std::string> seen;
     std::uint64_t before = 0;
     int pages = 0;
     for (; pages < 1000; ++pages) {
-      const auto page = history.query({.page_size = 50, .before_sequence = before, .max_page_bytes = budget});
+      const auto page = *history.query({.page_size = 50, .before_sequence = before, .max_page_bytes = budget});
       REQUIRE_FALSE(page.records.empty());
       std::uint64_t bytes = 0;
       for (const auto& record : page.records) {
@@ -196,7 +196,7 @@ TEST_SUITE("history") {
     CHECK(seen.size() == 120);
     CHECK(pages > 3);  // the budget, not the page size, ended pages
     // The record itself keeps its output: only that page came without it.
-    CHECK(history.find("60")->out.lines.size() == 5000);
+    CHECK((*history.find("60"))->out.lines.size() == 5000);
   }
 }
 

@@ -77,7 +77,7 @@ class ExecutionLimits(_message.Message):
     def __init__(self, timeout_ms: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., max_processes: _Optional[int] = ..., cpu_time_s: _Optional[int] = ..., file_size_bytes: _Optional[int] = ..., output_bytes: _Optional[int] = ..., output_lines: _Optional[int] = ..., workspace_bytes: _Optional[int] = ...) -> None: ...
 
 class ExecutionRecord(_message.Message):
-    __slots__ = ["allowed", "arg_count", "args", "args_truncated", "command", "execution_id", "exit_code", "finished_at", "isolation", "job_id", "limit_hit", "message", "namespace", "output_dropped", "policy_rule", "ran", "reason", "signal", "started_at", "stderr_logs", "stderr_truncated", "stdout_logs", "stdout_truncated", "timed_out", "twin_id"]
+    __slots__ = ["allowed", "arg_count", "args", "args_truncated", "command", "execution_id", "exit_code", "finished_at", "isolation", "job_id", "limit_hit", "message", "namespace", "node", "output_dropped", "policy_rule", "ran", "reason", "signal", "started_at", "stderr_logs", "stderr_truncated", "stdout_logs", "stdout_truncated", "timed_out", "twin_id"]
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
     ARGS_FIELD_NUMBER: _ClassVar[int]
     ARGS_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +91,7 @@ class ExecutionRecord(_message.Message):
     LIMIT_HIT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_DROPPED_FIELD_NUMBER: _ClassVar[int]
     POLICY_RULE_FIELD_NUMBER: _ClassVar[int]
     RAN_FIELD_NUMBER: _ClassVar[int]
@@ -116,6 +117,7 @@ class ExecutionRecord(_message.Message):
     limit_hit: str
     message: str
     namespace: str
+    node: str
     output_dropped: bool
     policy_rule: str
     ran: bool
@@ -128,7 +130,7 @@ class ExecutionRecord(_message.Message):
     stdout_truncated: bool
     timed_out: bool
     twin_id: str
-    def __init__(self, execution_id: _Optional[str] = ..., twin_id: _Optional[str] = ..., job_id: _Optional[str] = ..., namespace: _Optional[str] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., allowed: bool = ..., reason: _Optional[str] = ..., policy_rule: _Optional[str] = ..., ran: bool = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., timed_out: bool = ..., limit_hit: _Optional[str] = ..., isolation: _Optional[str] = ..., message: _Optional[str] = ..., stdout_logs: _Optional[_Iterable[str]] = ..., stderr_logs: _Optional[_Iterable[str]] = ..., output_dropped: bool = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., stdout_truncated: bool = ..., stderr_truncated: bool = ..., arg_count: _Optional[int] = ..., args_truncated: bool = ...) -> None: ...
+    def __init__(self, execution_id: _Optional[str] = ..., twin_id: _Optional[str] = ..., job_id: _Optional[str] = ..., namespace: _Optional[str] = ..., command: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., allowed: bool = ..., reason: _Optional[str] = ..., policy_rule: _Optional[str] = ..., ran: bool = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., timed_out: bool = ..., limit_hit: _Optional[str] = ..., isolation: _Optional[str] = ..., message: _Optional[str] = ..., stdout_logs: _Optional[_Iterable[str]] = ..., stderr_logs: _Optional[_Iterable[str]] = ..., output_dropped: bool = ..., started_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., stdout_truncated: bool = ..., stderr_truncated: bool = ..., arg_count: _Optional[int] = ..., args_truncated: bool = ..., node: _Optional[str] = ...) -> None: ...
 
 class ExecutionRequest(_message.Message):
     __slots__ = ["args", "command", "job_id", "metadata", "namespace", "twin_id"]

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: Apache-2.0
+// ExecutionStore: where execution records are kept and read back (the memory ring, SQLite).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "pagi_exec/error.hpp"
+#include "pagi_exec/execution_record.hpp"
+
+namespace pagi_exec {
+
+/// The memory ring's defaults (History): records kept, and captured output kept over all of them.
+inline constexpr std::size_t default_history_capacity = 1000;
+inline constexpr std::uint64_t default_history_output_budget = 16ULL << 20;
+
+/// Whether a store can take records now: a host reports it in its health.
+struct StoreHealth {
+  bool healthy = true;
+  std::string detail;           ///< why not, or what it is ("sqlite /var/lib/pagi-exec/history.db")
+  std::uint64_t failed_writes = 0;  ///< records that could not be stored since start
+  bool operator==(const StoreHealth&) const = default;
+};
+
+/// The execution index. Every backend answers the same query the same way (filters, newest
+/// first, next_before paging, max_page_bytes fitting), which tests/unit/execution_store_test.cpp
+/// checks against each. All members are thread-safe.
+///
+/// A write may fail (a disk is full, a database is away): the caller must answer its request all
+/// the same; the audit log stays the durable record, and health() says what is wrong.
+class ExecutionStore {
+ public:
+  ExecutionStore() = default;
+  ExecutionStore(const ExecutionStore&) = delete;
+  ExecutionStore& operator=(const ExecutionStore&) = delete;
+  virtual ~ExecutionStore() = default;
+
+  /// Adds a record; its sequence is assigned here, one more than any before (across restarts
+  /// for a durable store). A record is kept once this returns success.
+  [[nodiscard]] virtual Result<void> record(ExecutionRecord entry) = 0;
+  /// The records matching `query`, newest first, one page.
+  [[nodiscard]] virtual Result<HistoryPage> query(const HistoryQuery& query) const = 0;
+  /// The record with this execution id, if it is still kept.
+  [[nodiscard]] virtual Result<std::optional<ExecutionRecord>> find(const std::string& execution_id) const = 0;
+  [[nodiscard]] virtual StoreHealth health() const = 0;
+};
+
+/// What a host keeps its executions in (TOOLS_HISTORY and its retention settings).
+struct StoreSettings {
+  enum class Kind : std::uint8_t { memory, sqlite } kind = Kind::memory;
+  std::filesystem::path path;  ///< sqlite: the database file (absolute)
+  /// Records kept: the memory ring's capacity, or the most a durable store keeps.
+  std::size_t max_records = default_history_capacity;
+  /// sqlite: records older than this many days are removed; 0: kept whatever their age.
+  std::uint32_t max_age_days = 0;
+  /// Captured output kept over all records; beyond it the oldest records lose their output.
+  std::uint64_t output_budget_bytes = default_history_output_budget;
+  bool operator==(const StoreSettings&) const = default;
+};
+
+/// "memory" or "sqlite:/absolute/path.db" into `settings` (its other fields unchanged);
+/// Errc::invalid_config saying what is accepted for anything else.
+[[nodiscard]] Result<StoreSettings> parse_store_location(std::string_view text, StoreSettings settings);
+/// The location as parse_store_location reads it back.
+[[nodiscard]] std::string to_string(const StoreSettings& settings);
+
+/// Opens the store `settings` name: a new memory ring, or the SQLite file (created with its
+/// folder when missing, schema migrated to the current version).
+[[nodiscard]] Result<std::shared_ptr<ExecutionStore>> open_execution_store(const StoreSettings& settings);
+
+/// Node ids name the server that ran an execution (TOOLS_NODE_ID): 1 to 63 bytes of letters,
+/// digits, '.', '-' and '_', starting with a letter or digit. Errc::invalid_config otherwise.
+inline constexpr std::size_t max_node_id_bytes = 63;
+[[nodiscard]] Result<void> validate_node_id(std::string_view node);
+/// `configured` when set, else the host name (uname -n), validated: Errc::invalid_config saying
+/// which of the two is no node id.
+[[nodiscard]] Result<std::string> node_id_or_host_name(std::string_view configured);
+
+}  // namespace pagi_exec

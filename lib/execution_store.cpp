@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: Apache-2.0
+// ExecutionStore: choosing and opening a backend by its location; node ids.
+#include "pagi_exec/execution_store.hpp"
+
+#include "pagi_exec/history.hpp"
+#include "sqlite_store.hpp"
+
+#include <algorithm>
+#include <fstream>
+
+namespace pagi_exec {
+
+namespace {
+constexpr std::string_view sqlite_prefix = "sqlite:";
+}  // namespace
+
+Result<StoreSettings> parse_store_location(std::string_view text, StoreSettings settings) {
+  if (text == "memory") {
+    settings.kind = StoreSettings::Kind::memory;
+    settings.path.clear();
+    return settings;
+  }
+  if (text.starts_with(sqlite_prefix)) {
+    std::filesystem::path path(text.substr(sqlite_prefix.size()));
+    if (!path.is_absolute() || path.filename().empty()) {
+      return fail(Errc::invalid_config, "'" + std::string(text) + "': sqlite: needs an absolute file path");
+    }
+    settings.kind = StoreSettings::Kind::sqlite;
+    settings.path = std::move(path);
+    return settings;
+  }
+  return fail(Errc::invalid_config, "'" + std::string(text) + "' is not 'memory' or 'sqlite:/absolute/file.db'");
+}
+
+std::string to_string(const StoreSettings& settings) {
+  switch (settings.kind) {
+    case StoreSettings::Kind::memory: return "memory";
+    case StoreSettings::Kind::sqlite: return std::string(sqlite_prefix) + settings.path.string();
+  }
+  return "memory";
+}
+
+Result<std::shared_ptr<ExecutionStore>> open_execution_store(const StoreSettings& settings) {
+  switch (settings.kind) {
+    case StoreSettings::Kind::memory:
+      return std::make_shared<History>(settings.max_records, settings.output_budget_bytes);
+    case StoreSettings::Kind::sqlite:
+      return detail::SqliteStore::open(settings).map(
+          [](std::shared_ptr<detail::SqliteStore> store) -> std::shared_ptr<ExecutionStore> { return store; });
+  }
+  return fail(Errc::invalid_config, "unknown history store");
+}
+
+Result<void> validate_node_id(std::string_view node) {
+  const auto safe = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+           c == '_';
+  };
+  const bool starts_well = !node.empty() && safe(node.front()) && node.front() != '.' && node.front() != '-' &&
+                           node.front() != '_';
+  if (!starts_well || node.size() > max_node_id_bytes || !std::all_of(node.begin(), node.end(), safe)) {
+    return fail(Errc::invalid_config, "node id '" + std::string(node.substr(0, max_node_id_bytes + 1)) +
+                                          "' is not 1 to " + std::to_string(max_node_id_bytes) +
+                                          " letters, digits, '.', '-' or '_' starting with a letter or digit");
+  }
+  return {};
+}
+
+Result<std::string> node_id_or_host_name(std::string_view configured) {
+  if (!configured.empty()) return validate_node_id(configured).map([&] { return std::string(configured); });
+  std::ifstream file("/proc/sys/kernel/hostname");  // the kernel's uname -n, without a syscall here
+  std::string name;
+  std::getline(file, name);
+  if (auto valid = validate_node_id(name); !valid) {
+    return fail(Errc::invalid_config, "unset, and the host name is no node id (" + valid.error().context + "): set one");
+  }
+  return name;
+}
+
+}  // namespace pagi_exec

@@ -1,0 +1,473 @@
+// SPDX-License-Identifier: Apache-2.0
+// SqliteStore: schema migrations at open, one prepared INSERT per record, paging in SQL.
+#include "sqlite_store.hpp"
+
+#include "sqlite_migrations.hpp"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+#include <sqlite3.h>
+
+namespace pagi_exec::detail {
+namespace {
+
+using Clock = std::chrono::system_clock;
+
+// Lists as one BLOB: each string as a 4-byte little-endian length and its bytes.
+std::string encode_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) {
+    const auto n = static_cast<std::uint32_t>(item.size());
+    for (int shift = 0; shift < 32; shift += 8) out.push_back(static_cast<char>((n >> shift) & 0xFFU));
+    out += item;
+  }
+  return out;
+}
+
+std::vector<std::string> decode_list(std::string_view blob) {
+  std::vector<std::string> items;
+  while (blob.size() >= 4) {
+    std::uint32_t n = 0;
+    for (std::size_t i = 0; i < 4; ++i) n |= static_cast<std::uint32_t>(static_cast<unsigned char>(blob[i])) << (8 * i);
+    blob.remove_prefix(4);
+    n = static_cast<std::uint32_t>(std::min<std::size_t>(n, blob.size()));
+    items.emplace_back(blob.substr(0, n));
+    blob.remove_prefix(n);
+  }
+  return items;
+}
+
+std::int64_t micros(Clock::time_point time) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(time.time_since_epoch()).count();
+}
+
+Clock::time_point from_micros(std::int64_t us) {
+  return Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::microseconds(us)));
+}
+
+LimitHit limit_hit_named(std::string_view name) {
+  for (auto hit : {LimitHit::timeout, LimitHit::memory, LimitHit::pids, LimitHit::cpu, LimitHit::file_size,
+                   LimitHit::workspace_quota}) {
+    if (name == to_string(hit)) return hit;
+  }
+  return LimitHit::none;
+}
+
+// Binds by position, counting from 1, and resets the statement when done with it.
+class Binder {
+ public:
+  explicit Binder(sqlite3_stmt* stmt) noexcept : stmt_(stmt) {}
+  Binder& blob(std::string_view text) {
+    // SQLITE_TRANSIENT: SQLite copies, so temporaries may be bound.
+    sqlite3_bind_blob64(stmt_, ++index_, text.data(), text.size(), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Binder& text(std::string_view text) {
+    sqlite3_bind_text64(stmt_, ++index_, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+    return *this;
+  }
+  Binder& null() {
+    sqlite3_bind_null(stmt_, ++index_);
+    return *this;
+  }
+  Binder& integer(std::int64_t value) {
+    sqlite3_bind_int64(stmt_, ++index_, value);
+    return *this;
+  }
+
+ private:
+  sqlite3_stmt* stmt_;
+  int index_ = 0;
+};
+
+// Resets a statement however its use ends, so the connection holds no open read.
+struct Reset {
+  sqlite3_stmt* stmt;
+  ~Reset() {
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+  }
+};
+
+std::string column_bytes(sqlite3_stmt* stmt, int column) {
+  const auto* data = static_cast<const char*>(sqlite3_column_blob(stmt, column));
+  const auto size = sqlite3_column_bytes(stmt, column);
+  return data ? std::string(data, static_cast<std::size_t>(size)) : std::string();
+}
+
+std::string column_text(sqlite3_stmt* stmt, int column) {
+  const auto* data = reinterpret_cast<const char*>(sqlite3_column_text(stmt, column));
+  return data ? std::string(data, static_cast<std::size_t>(sqlite3_column_bytes(stmt, column))) : std::string();
+}
+
+constexpr const char* record_columns =
+    "sequence, execution_id, node, twin_id, job_id, ns, tool, args, arg_count, args_truncated, allowed, reason, "
+    "rule, notes, ran, exit_code, signal, timed_out, cancelled, limit_hit, isolation, message, out_lines, "
+    "out_truncated, out_total_bytes, err_lines, err_truncated, err_total_bytes, output_dropped, cpu_user_us, "
+    "cpu_system_us, max_rss_bytes, peak_memory_bytes, elapsed_us, has_workspace, workspace_bytes, "
+    "workspace_entries, workspace_quota_bytes, started_us, finished_us";
+
+ExecutionRecord read_record(sqlite3_stmt* s) {
+  int c = 0;
+  const auto i64 = [&] { return sqlite3_column_int64(s, c++); };
+  const auto u64 = [&] { return static_cast<std::uint64_t>(sqlite3_column_int64(s, c++)); };
+  const auto flag = [&] { return sqlite3_column_int64(s, c++) != 0; };
+  const auto bytes = [&] { return column_bytes(s, c++); };
+  ExecutionRecord r;
+  r.sequence = u64();
+  r.execution_id = bytes();
+  r.node = bytes();
+  r.twin_id = bytes();
+  r.job_id = bytes();
+  r.ns = bytes();
+  r.tool = bytes();
+  r.args = decode_list(bytes());
+  r.arg_count = u64();
+  r.args_truncated = flag();
+  r.allowed = flag();
+  r.reason = bytes();
+  r.rule = bytes();
+  r.notes = decode_list(bytes());
+  r.ran = flag();
+  r.exit_code = static_cast<int>(i64());
+  r.signal = static_cast<int>(i64());
+  r.timed_out = flag();
+  r.cancelled = flag();
+  r.limit_hit = limit_hit_named(column_text(s, c++));
+  r.isolation = isolation_from_string(column_text(s, c++)).value_or(Isolation::cwd);
+  r.message = bytes();
+  r.out.lines = decode_list(bytes());
+  r.out.truncated = flag();
+  r.out.total_bytes = u64();
+  r.err.lines = decode_list(bytes());
+  r.err.truncated = flag();
+  r.err.total_bytes = u64();
+  r.output_dropped = flag();
+  r.usage.cpu_user = std::chrono::microseconds(i64());
+  r.usage.cpu_system = std::chrono::microseconds(i64());
+  r.usage.max_rss_bytes = u64();
+  r.usage.peak_memory_bytes = u64();
+  r.elapsed = std::chrono::microseconds(i64());
+  const bool has_workspace = flag();
+  WorkspaceUsage workspace{.bytes = u64(), .entries = u64(), .quota_bytes = u64()};
+  if (has_workspace) r.workspace = workspace;
+  r.started = from_micros(i64());
+  r.finished = from_micros(i64());
+  return r;
+}
+
+// The WHERE clause of a query and its values, in binding order.
+struct Filter {
+  std::string sql;
+  std::vector<std::string> blobs;  // twin, job
+  std::optional<std::string> ended;
+  std::uint64_t before = 0;
+};
+
+Filter filter_of(const HistoryQuery& query) {
+  Filter f;
+  std::vector<std::string> terms;
+  if (query.before_sequence != 0) {
+    terms.emplace_back("sequence < ?");
+    f.before = query.before_sequence;
+  }
+  if (!query.twin_id.empty()) {
+    terms.emplace_back("twin_id = ?");
+    f.blobs.push_back(query.twin_id);
+  }
+  if (!query.job_id.empty()) {
+    terms.emplace_back("job_id = ?");
+    f.blobs.push_back(query.job_id);
+  }
+  if (query.outcome) {
+    switch (*query.outcome) {
+      case RecordOutcome::allowed: terms.emplace_back("allowed = 1"); break;
+      case RecordOutcome::refused: terms.emplace_back("allowed = 0"); break;
+      case RecordOutcome::succeeded:
+      case RecordOutcome::failed:
+      case RecordOutcome::timed_out:
+        terms.emplace_back("allowed = 1 AND ended = ?");
+        f.ended = std::string(to_string(*query.outcome));
+        break;
+      case RecordOutcome::auth_rejected: terms.emplace_back("0"); break;  // never in a store
+    }
+  }
+  for (std::size_t i = 0; i < terms.size(); ++i) f.sql += (i == 0 ? " WHERE " : " AND ") + terms[i];
+  return f;
+}
+
+}  // namespace
+
+SqliteStore::SqliteStore(StoreSettings settings, sqlite3* db) noexcept : settings_(std::move(settings)), db_(db) {}
+
+SqliteStore::~SqliteStore() {
+  for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+  sqlite3_close_v2(db_);
+}
+
+Error SqliteStore::failure(const std::string& what) const {
+  return Error{.code = Errc::io, .context = "history database " + settings_.path.string() + ": " + what + ": " +
+                                           sqlite3_errmsg(db_)};
+}
+
+Result<std::shared_ptr<SqliteStore>> SqliteStore::open(const StoreSettings& settings) {
+  const auto where = "history database " + settings.path.string();
+  if (!settings.path.is_absolute()) return fail(Errc::invalid_config, where + ": not an absolute path");
+  if (settings.path.has_parent_path()) {
+    std::error_code ec;
+    std::filesystem::create_directories(settings.path.parent_path(), ec);
+    if (ec) return fail(Errc::io, where + ": create its folder: " + ec.message(), ec.value());
+  }
+  sqlite3* db = nullptr;
+  const int opened = sqlite3_open_v2(settings.path.c_str(), &db,
+                                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (opened != SQLITE_OK) {
+    std::string why = db ? sqlite3_errmsg(db) : sqlite3_errstr(opened);
+    sqlite3_close_v2(db);
+    return fail(Errc::io, where + ": open: " + why);
+  }
+  std::shared_ptr<SqliteStore> store(new SqliteStore(settings, db));
+  sqlite3_busy_timeout(db, 5000);  // another process (a backup, sqlite3(1)) may hold the lock a moment
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=OFF"}) {
+    if (sqlite3_exec(db, pragma, nullptr, nullptr, nullptr) != SQLITE_OK) return tl::unexpected(store->failure(pragma));
+  }
+  if (auto migrated = store->migrate(); !migrated) return error_of(migrated);
+  if (auto loaded = store->load_state(); !loaded) return error_of(loaded);
+  return store;
+}
+
+// Each migration and its new user_version in one transaction: a crash leaves the old version.
+Result<void> SqliteStore::migrate() {
+  sqlite3_stmt* version_stmt = nullptr;
+  if (sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &version_stmt, nullptr) != SQLITE_OK) {
+    return tl::unexpected(failure("read the schema version"));
+  }
+  std::int64_t version = 0;
+  if (sqlite3_step(version_stmt) == SQLITE_ROW) version = sqlite3_column_int64(version_stmt, 0);
+  sqlite3_finalize(version_stmt);
+  if (version > static_cast<std::int64_t>(sqlite_migrations.size())) {
+    return fail(Errc::invalid_config, "history database " + settings_.path.string() + " has schema version " +
+                                          std::to_string(version) + ", newer than this server's " +
+                                          std::to_string(sqlite_migrations.size()));
+  }
+  for (auto v = static_cast<std::size_t>(version); v < sqlite_migrations.size(); ++v) {
+    const auto sql = "BEGIN IMMEDIATE;" + std::string(sqlite_migrations[v]) +
+                     "PRAGMA user_version = " + std::to_string(v + 1) + ";COMMIT;";
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
+      auto error = failure("migrate to schema version " + std::to_string(v + 1));
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      return tl::unexpected(std::move(error));
+    }
+  }
+  return {};
+}
+
+Result<sqlite3_stmt*> SqliteStore::prepared(const std::string& sql) const {
+  if (auto it = statements_.find(sql); it != statements_.end()) return it->second;
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
+    return tl::unexpected(failure("prepare"));
+  }
+  statements_.emplace(sql, stmt);
+  return stmt;
+}
+
+// The highest sequence ever given (sqlite_sequence outlives deleted rows), the output held, and
+// where output trimming resumes.
+Result<void> SqliteStore::load_state() {
+  std::lock_guard lock(mutex_);
+  const auto one = [&](const std::string& sql) -> Result<std::uint64_t> {
+    auto stmt = prepared(sql);
+    if (!stmt) return error_of(stmt);
+    Reset reset{*stmt};
+    const int step = sqlite3_step(*stmt);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) return tl::unexpected(failure("read the store's state"));
+    return step == SQLITE_ROW ? static_cast<std::uint64_t>(sqlite3_column_int64(*stmt, 0)) : 0;
+  };
+  auto used = one("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'executions'");
+  auto held = one("SELECT coalesce(sum(output_bytes), 0) FROM executions");
+  auto first = one("SELECT coalesce(min(sequence), 1) FROM executions WHERE output_bytes > 0");
+  if (!used) return error_of(used);
+  if (!held) return error_of(held);
+  if (!first) return error_of(first);
+  sequence_ = *used;
+  output_bytes_ = *held;
+  trim_from_ = *first;
+  return age_retention_locked();
+}
+
+Result<void> SqliteStore::record(ExecutionRecord entry) {
+  std::lock_guard lock(mutex_);
+  auto written = write_locked(entry);
+  if (written) {
+    last_error_.clear();
+  } else {
+    ++failed_writes_;
+    last_error_ = written.error().message();
+  }
+  return written;
+}
+
+// One transaction: the row, the oldest row beyond max_records, the output budget; every
+// age_check_every writes, the rows past max_age_days.
+Result<void> SqliteStore::write_locked(ExecutionRecord& r) {
+  if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return tl::unexpected(failure("begin"));
+  }
+  const auto saved_bytes = output_bytes_;  // restored with the rows when the transaction is undone
+  const auto saved_trim = trim_from_;
+  auto body = [&]() -> Result<void> {
+    const auto output = output_size(r);
+    auto insert = prepared(std::string("INSERT INTO executions (") + record_columns +
+                           ", output_bytes, ended) VALUES (" + [] {
+                             std::string marks;
+                             for (int i = 0; i < 42; ++i) marks += i == 0 ? "?" : ", ?";
+                             return marks;
+                           }() + ")");
+    if (!insert) return error_of(insert);
+    Reset reset{*insert};
+    const auto workspace = r.workspace.value_or(WorkspaceUsage{});
+    Binder(*insert)
+        .null()  // AUTOINCREMENT gives the sequence inside the transaction: right with several writers
+        .blob(r.execution_id).blob(r.node).blob(r.twin_id).blob(r.job_id).blob(r.ns).blob(r.tool)
+        .blob(encode_list(r.args)).integer(static_cast<std::int64_t>(r.arg_count)).integer(r.args_truncated)
+        .integer(r.allowed).blob(r.reason).blob(r.rule).blob(encode_list(r.notes))
+        .integer(r.ran).integer(r.exit_code).integer(r.signal).integer(r.timed_out).integer(r.cancelled)
+        .text(to_string(r.limit_hit)).text(to_string(r.isolation)).blob(r.message)
+        .blob(encode_list(r.out.lines)).integer(r.out.truncated).integer(static_cast<std::int64_t>(r.out.total_bytes))
+        .blob(encode_list(r.err.lines)).integer(r.err.truncated).integer(static_cast<std::int64_t>(r.err.total_bytes))
+        .integer(r.output_dropped)
+        .integer(r.usage.cpu_user.count()).integer(r.usage.cpu_system.count())
+        .integer(static_cast<std::int64_t>(r.usage.max_rss_bytes))
+        .integer(static_cast<std::int64_t>(r.usage.peak_memory_bytes))
+        .integer(r.elapsed.count()).integer(r.workspace.has_value())
+        .integer(static_cast<std::int64_t>(workspace.bytes)).integer(static_cast<std::int64_t>(workspace.entries))
+        .integer(static_cast<std::int64_t>(workspace.quota_bytes))
+        .integer(micros(r.started)).integer(micros(r.finished))
+        .integer(static_cast<std::int64_t>(output))
+        .text(to_string(how_it_ended(r.ran, r.exit_code, r.timed_out)));
+    if (sqlite3_step(*insert) != SQLITE_DONE) return tl::unexpected(failure("insert"));
+    const auto sequence = static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_));
+    // Count retention: by key, a row per write as sequences are given one after another.
+    if (sequence > settings_.max_records) {
+      auto drop = prepared("DELETE FROM executions WHERE sequence <= ? RETURNING output_bytes");
+      if (!drop) return error_of(drop);
+      Reset drop_reset{*drop};
+      Binder(*drop).integer(static_cast<std::int64_t>(sequence - settings_.max_records));
+      int step = 0;
+      std::uint64_t dropped = 0;
+      while ((step = sqlite3_step(*drop)) == SQLITE_ROW) dropped += static_cast<std::uint64_t>(sqlite3_column_int64(*drop, 0));
+      if (step != SQLITE_DONE) return tl::unexpected(failure("remove the oldest record"));
+      output_bytes_ -= std::min(output_bytes_, dropped);
+    }
+    output_bytes_ += output;
+    sequence_ = sequence;
+    if (auto trimmed = trim_output_locked(); !trimmed) return trimmed;
+    if (++writes_ % age_check_every == 0) return age_retention_locked();
+    return {};
+  }();
+  auto done = body ? Result<void>() : body;
+  if (done && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) done = tl::unexpected(failure("commit"));
+  if (!done) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    output_bytes_ = saved_bytes;
+    trim_from_ = saved_trim;
+    return done;
+  }
+  r.sequence = sequence_;
+  return {};
+}
+
+// As the memory ring: the oldest rows lose their output until the budget holds; trim_from_ only
+// moves forward, so each row is trimmed at most once.
+Result<void> SqliteStore::trim_output_locked() {
+  while (output_bytes_ > settings_.output_budget_bytes) {
+    auto oldest = prepared("SELECT sequence, output_bytes FROM executions WHERE sequence >= ? AND output_bytes > 0 "
+                           "ORDER BY sequence LIMIT 1");
+    if (!oldest) return error_of(oldest);
+    Reset reset{*oldest};
+    Binder(*oldest).integer(static_cast<std::int64_t>(trim_from_));
+    const int step = sqlite3_step(*oldest);
+    if (step == SQLITE_DONE) break;
+    if (step != SQLITE_ROW) return tl::unexpected(failure("find output to drop"));
+    const auto sequence = static_cast<std::uint64_t>(sqlite3_column_int64(*oldest, 0));
+    const auto bytes = static_cast<std::uint64_t>(sqlite3_column_int64(*oldest, 1));
+    auto clear = prepared("UPDATE executions SET out_lines = x'', err_lines = x'', output_bytes = 0, "
+                          "output_dropped = 1 WHERE sequence = ?");
+    if (!clear) return error_of(clear);
+    Reset clear_reset{*clear};
+    Binder(*clear).integer(static_cast<std::int64_t>(sequence));
+    if (sqlite3_step(*clear) != SQLITE_DONE) return tl::unexpected(failure("drop output"));
+    output_bytes_ -= std::min(output_bytes_, bytes);
+    trim_from_ = sequence + 1;
+  }
+  return {};
+}
+
+Result<void> SqliteStore::apply_age_retention() {
+  std::lock_guard lock(mutex_);
+  return age_retention_locked();
+}
+
+Result<void> SqliteStore::age_retention_locked() {
+  if (settings_.max_age_days == 0) return {};
+  const auto cutoff = Clock::now() - std::chrono::hours(24) * settings_.max_age_days;
+  auto drop = prepared("DELETE FROM executions WHERE finished_us < ? RETURNING output_bytes");
+  if (!drop) return error_of(drop);
+  Reset reset{*drop};
+  Binder(*drop).integer(micros(cutoff));
+  int step = 0;
+  std::uint64_t dropped = 0;
+  while ((step = sqlite3_step(*drop)) == SQLITE_ROW) dropped += static_cast<std::uint64_t>(sqlite3_column_int64(*drop, 0));
+  if (step != SQLITE_DONE) return tl::unexpected(failure("remove records past their age"));
+  output_bytes_ -= std::min(output_bytes_, dropped);
+  return {};
+}
+
+Result<HistoryPage> SqliteStore::query(const HistoryQuery& query) const {
+  std::lock_guard lock(mutex_);
+  PageFiller filler(query);
+  const auto filter = filter_of(query);
+  auto stmt = prepared(std::string("SELECT ") + record_columns + " FROM executions" + filter.sql +
+                       " ORDER BY sequence DESC LIMIT ?");
+  if (!stmt) return error_of(stmt);
+  Reset reset{*stmt};
+  Binder bind(*stmt);
+  if (filter.before != 0) bind.integer(static_cast<std::int64_t>(filter.before));
+  for (const auto& blob : filter.blobs) bind.blob(blob);
+  if (filter.ended) bind.text(*filter.ended);
+  bind.integer(static_cast<std::int64_t>(filler.rows_wanted()));
+  int step = 0;
+  while ((step = sqlite3_step(*stmt)) == SQLITE_ROW) {
+    if (!filler.add(read_record(*stmt))) break;
+  }
+  if (step != SQLITE_ROW && step != SQLITE_DONE) return tl::unexpected(failure("query"));
+  return filler.take();
+}
+
+Result<std::optional<ExecutionRecord>> SqliteStore::find(const std::string& execution_id) const {
+  std::lock_guard lock(mutex_);
+  auto stmt = prepared(std::string("SELECT ") + record_columns +
+                       " FROM executions WHERE execution_id = ? ORDER BY sequence DESC LIMIT 1");
+  if (!stmt) return error_of(stmt);
+  Reset reset{*stmt};
+  Binder(*stmt).blob(execution_id);
+  const int step = sqlite3_step(*stmt);
+  if (step == SQLITE_ROW) return std::optional<ExecutionRecord>(read_record(*stmt));
+  if (step != SQLITE_DONE) return tl::unexpected(failure("find"));
+  return std::optional<ExecutionRecord>();
+}
+
+StoreHealth SqliteStore::health() const {
+  std::lock_guard lock(mutex_);
+  return {.healthy = last_error_.empty(),
+          .detail = last_error_.empty() ? "sqlite " + settings_.path.string() : last_error_,
+          .failed_writes = failed_writes_};
+}
+
+}  // namespace pagi_exec::detail

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: Apache-2.0
+// SqliteStore: the execution store in one SQLite file (WAL), surviving restarts and kill -9.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "pagi_exec/execution_store.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace pagi_exec::detail {
+
+/// Writes are synchronous, one transaction each, in WAL mode with synchronous=NORMAL: a record is
+/// in the file's write-ahead log when record() returns, so it survives the process being killed
+/// (not a power loss before the next checkpoint). One connection behind a mutex; SQLite gives the
+/// sequences, so several processes may write one file.
+class SqliteStore final : public ExecutionStore {
+ public:
+  /// Opens (or creates, with its folder) the file and migrates its schema; Errc::io naming the
+  /// file and what SQLite said when it cannot.
+  [[nodiscard]] static Result<std::shared_ptr<SqliteStore>> open(const StoreSettings& settings);
+  ~SqliteStore() override;
+
+  [[nodiscard]] Result<void> record(ExecutionRecord entry) override;
+  [[nodiscard]] Result<HistoryPage> query(const HistoryQuery& query) const override;
+  [[nodiscard]] Result<std::optional<ExecutionRecord>> find(const std::string& execution_id) const override;
+  [[nodiscard]] StoreHealth health() const override;
+
+  /// Records older than max_age_days go now (also done every age_check_every writes).
+  [[nodiscard]] Result<void> apply_age_retention();
+
+  static constexpr std::uint64_t age_check_every = 256;
+
+ private:
+  struct Statements;
+  explicit SqliteStore(StoreSettings settings, sqlite3* db) noexcept;
+  [[nodiscard]] Result<void> migrate();
+  [[nodiscard]] Result<void> load_state();
+  [[nodiscard]] Result<void> write_locked(ExecutionRecord& entry);
+  [[nodiscard]] Result<void> trim_output_locked();
+  [[nodiscard]] Result<void> age_retention_locked();
+  [[nodiscard]] Result<sqlite3_stmt*> prepared(const std::string& sql) const;
+  [[nodiscard]] Error failure(const std::string& what) const;
+
+  StoreSettings settings_;
+  sqlite3* db_;
+  mutable std::mutex mutex_;
+  mutable std::map<std::string, sqlite3_stmt*> statements_;  // by SQL text; finalized in the destructor
+  std::uint64_t sequence_ = 0;      // the highest sequence this store gave or found at open
+  std::uint64_t output_bytes_ = 0;  // captured output held by all rows
+  std::uint64_t trim_from_ = 1;     // rows older than this hold no output
+  std::uint64_t writes_ = 0;
+  std::uint64_t failed_writes_ = 0;
+  std::string last_error_;          // of the last write, empty once one succeeds
+};
+
+}  // namespace pagi_exec::detail

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: Apache-2.0
+// E2E: a server keeping its history in SQLite answers ListExecutions and GetExecution for calls
+// made before it was killed and started again on the same file; the node id is in each record.
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <string>
+#include <vector>
+
+#include "server_fixture.hpp"
+
+using e2e::execute;
+using e2e::Server;
+using e2e::ServerOptions;
+using namespace std::chrono_literals;
+
+namespace {
+
+tools::ExecutionRequest shell_request(const std::string& twin, const std::string& line) {
+  tools::ExecutionRequest request;
+  request.set_command("command_exec");
+  request.add_args(line);
+  request.set_twin_id(twin);
+  return request;
+}
+
+std::vector<std::string> listed_ids(tools::ToolExecutorService::Stub& stub) {
+  std::vector<std::string> ids;
+  tools::ListExecutionsRequest list;
+  list.set_page_size(2);  // several pages: the tokens work across the restart too
+  for (int pages = 0; pages < 100; ++pages) {
+    grpc::ClientContext context;
+    tools::ListExecutionsResponse page;
+    const auto status = stub.ListExecutions(&context, list, &page);
+    REQUIRE_MESSAGE(status.ok(), status.error_message());
+    for (const auto& record : page.executions()) ids.push_back(record.execution_id());
+    if (page.next_page_token().empty()) break;
+    list.set_page_token(page.next_page_token());
+  }
+  return ids;
+}
+
+}  // namespace
+
+TEST_SUITE("history store e2e") {
+  TEST_CASE("sqlite history survives a kill -9 and a restart on the same file") {
+    e2e::TempDir state;
+    const auto db = state.path() / "state" / "history.db";
+    const ServerOptions options{.env = {{"TOOLS_HISTORY", "sqlite:" + db.string()}, {"TOOLS_NODE_ID", "node-a"}}};
+    std::vector<std::string> newest_first;
+    {
+      Server server(options);
+      for (int i = 0; i < 4; ++i) {
+        grpc::ClientContext context;
+        tools::ExecutionResponse response;
+        REQUIRE(server.stub().RequestExecution(&context, shell_request("twin-aegis", "echo run" + std::to_string(i)),
+                                               &response).ok());
+        newest_first.insert(newest_first.begin(), response.execution_id());
+      }
+      const auto refused = execute(server.stub(), "twin-trace", "echo", {"no"});
+      REQUIRE(refused.status.ok());
+      newest_first.insert(newest_first.begin(), refused.response.execution_id());
+      CHECK(listed_ids(server.stub()) == newest_first);
+      ::kill(server.process().pid(), SIGKILL);  // no orderly shutdown: what was answered is on disk
+      CHECK(server.process().wait_exit(10s) == 128 + SIGKILL);
+    }
+    Server again(options);
+    CHECK(listed_ids(again.stub()) == newest_first);
+    grpc::ClientContext context;
+    tools::GetExecutionRequest get;
+    get.set_execution_id(newest_first.back());
+    tools::ExecutionRecord record;
+    REQUIRE(again.stub().GetExecution(&context, get, &record).ok());
+    CHECK(record.execution_id() == newest_first.back());
+    CHECK(record.node() == "node-a");
+    CHECK(record.allowed());
+    REQUIRE(record.stdout_logs_size() == 1);
+    CHECK(record.stdout_logs(0) == "run0");
+    // New calls go on after the old ones.
+    const auto later = execute(again.stub(), "twin-trace", "echo", {"later"});
+    REQUIRE(later.status.ok());
+    CHECK(listed_ids(again.stub()).front() == later.response.execution_id());
+  }
+
+  TEST_CASE("an unopenable history file stops the start with the setting named") {
+    e2e::TempDir dir;
+    const auto [code, stderr_text] = e2e::run_expecting_exit({{"TOOLS_HISTORY", "sqlite:" + dir.path().string()}});
+    CHECK(code.has_value());
+    CHECK(code != 0);
+    CHECK(stderr_text.find("TOOLS_HISTORY") != std::string::npos);
+    const auto [bad_code, bad_text] = e2e::run_expecting_exit({{"TOOLS_NODE_ID", "no spaces"}});
+    CHECK(bad_code != 0);
+    CHECK(bad_text.find("TOOLS_NODE_ID") != std::string::npos);
+  }
+}
