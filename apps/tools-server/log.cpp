@@ -202,11 +202,14 @@ void log(const pagi_exec::Notices& notices, const LogFields& fields) {
   }
 }
 
-void log_policy_reload(const pagi_exec::Notices& notices, std::string_view revision_in_effect) {
+void log_policy_reload(const pagi_exec::Notices& notices, std::string_view revision_in_effect,
+                       std::string_view reason) {
   const bool failed = std::any_of(notices.begin(), notices.end(),
                                   [](const auto& notice) { return notice.level == pagi_exec::NoticeLevel::error; });
-  log(notices, {LogField::word("event", "policy_reload"), LogField::word("result", failed ? "failed" : "ok"),
-                LogField::text("policy_revision", revision_in_effect)});
+  LogFields fields{LogField::word("event", "policy_reload"), LogField::word("result", failed ? "failed" : "ok"),
+                   LogField::text("policy_revision", revision_in_effect)};
+  if (!reason.empty()) fields.push_back(LogField::text("reason", reason));
+  log(notices, fields);
 }
 
 void log_startup_failure(const pagi_exec::Error& error) {

@@ -81,9 +81,11 @@ void log(LogLevel level, std::string_view message, const LogFields& fields = {})
 /// Thread-safe.
 void log(const pagi_exec::Notices& notices, const LogFields& fields = {});
 
-/// The notices of a policy reload (SIGHUP), each with event=policy_reload, result (ok or failed)
-/// and the revision in effect afterwards (the old one when the reload failed).
-void log_policy_reload(const pagi_exec::Notices& notices, std::string_view revision_in_effect);
+/// The notices of a policy reload, each with event=policy_reload, result (ok or failed), the
+/// revision in effect afterwards (the old one when the reload failed) and, when given, `reason`
+/// (SIGHUP gives none; the file watch says "file changed").
+void log_policy_reload(const pagi_exec::Notices& notices, std::string_view revision_in_effect,
+                       std::string_view reason = {});
 
 /// Why the server cannot start: "tools-server: <message>" on stderr as it always was in text
 /// (also before the format is known), an error event (event=startup_failed) in JSON.

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "policy_watch.hpp"
 
-#include <algorithm>
 #include <string_view>
 #include <utility>
 
@@ -17,11 +16,6 @@ namespace {
 constexpr std::int64_t ns_per_s = 1'000'000'000;
 
 std::int64_t nanoseconds(const timespec& t) { return static_cast<std::int64_t>(t.tv_sec) * ns_per_s + t.tv_nsec; }
-
-bool has_error(const pagi_exec::Notices& notices) {
-  return std::any_of(notices.begin(), notices.end(),
-                     [](const auto& notice) { return notice.level == pagi_exec::NoticeLevel::error; });
-}
 
 // Host::reload_policy words its notices for SIGHUP ("SIGHUP: policy reloaded from ..."); a file
 // change is said as such.
@@ -61,11 +55,7 @@ void PolicyWatch::tick(pagi_exec::Host& host) {
     changed_ = now;  // load it at the next tick if it stays as it is
     return;
   }
-  const auto notices = as_file_change(load(host, now));
-  log(notices, {LogField::word("event", "policy_reload"),
-                LogField::word("result", has_error(notices) ? "failed" : "ok"),
-                LogField::text("policy_revision", host.executor()->policy().revision()),
-                LogField::text("reason", "file changed")});
+  log_policy_reload(as_file_change(load(host, now)), host.executor()->policy().revision(), "file changed");
 }
 
 void PolicyWatch::reload_now(pagi_exec::Host& host) {
