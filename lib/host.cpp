@@ -164,14 +164,14 @@ Notices Host::host_network_notices() const {
   return {{NoticeLevel::warn, "!!! " + host_network_warning(twins, isolation)}};
 }
 
-Notices Host::reload_policy() {
+Notices Host::reload_policy(std::string_view cause) {
   if (settings_.policy_file.empty()) return {};
   auto file = load_host_policy(settings_).map_error(in_setting("TOOLS_POLICY_FILE / --policy"));
   if (!file) {
     const auto why = file.error().message();
     std::lock_guard lock(reload_mutex_);
     reload_error_ = why;  // health() says degraded until a reload succeeds
-    return {{NoticeLevel::error, "SIGHUP: policy NOT reloaded, the old one stays in effect: " + why}};
+    return {{NoticeLevel::error, std::string(cause) + ": policy NOT reloaded, the old one stays in effect: " + why}};
   }
   const auto revision = file->policy.revision();
   const bool safe = file->policy.safe_mode();
@@ -181,8 +181,8 @@ Notices Host::reload_policy() {
     executor_.replace(executor_.current()->with_policy(std::move(file->policy), std::move(file->catalog)));
     reload_error_.clear();
   }
-  Notices notices{{NoticeLevel::info, "SIGHUP: policy reloaded from " + settings_.policy_file.string() + " (revision " +
-                                          revision + ", safe_mode=" + (safe ? "true" : "false") + ")"}};
+  Notices notices{{NoticeLevel::info, std::string(cause) + ": policy reloaded from " + settings_.policy_file.string() +
+                                          " (revision " + revision + ", safe_mode=" + (safe ? "true" : "false") + ")"}};
   const auto network = host_network_notices();
   notices.insert(notices.end(), network.begin(), network.end());
   return notices;

@@ -17,16 +17,6 @@ constexpr std::int64_t ns_per_s = 1'000'000'000;
 
 std::int64_t nanoseconds(const timespec& t) { return static_cast<std::int64_t>(t.tv_sec) * ns_per_s + t.tv_nsec; }
 
-// Host::reload_policy words its notices for SIGHUP ("SIGHUP: policy reloaded from ..."); a file
-// change is said as such.
-pagi_exec::Notices as_file_change(pagi_exec::Notices notices) {
-  constexpr std::string_view sighup = "SIGHUP: ";
-  for (auto& notice : notices) {
-    if (notice.text.starts_with(sighup)) notice.text.replace(0, sighup.size(), "policy file changed: ");
-  }
-  return notices;
-}
-
 }  // namespace
 
 FileIdentity identify(const std::filesystem::path& path) {
@@ -55,18 +45,18 @@ void PolicyWatch::tick(pagi_exec::Host& host) {
     changed_ = now;  // load it at the next tick if it stays as it is
     return;
   }
-  log_policy_reload(as_file_change(load(host, now)), host.executor()->policy().revision(), "file changed");
+  log_policy_reload(load(host, now, "policy file changed"), host.executor()->policy().revision(), "file changed");
 }
 
 void PolicyWatch::reload_now(pagi_exec::Host& host) {
-  const auto notices = load(host, file_.empty() ? FileIdentity{} : identify(file_));
+  const auto notices = load(host, file_.empty() ? FileIdentity{} : identify(file_), "SIGHUP");
   log_policy_reload(notices, host.executor()->policy().revision());
 }
 
-pagi_exec::Notices PolicyWatch::load(pagi_exec::Host& host, const FileIdentity& identity) {
+pagi_exec::Notices PolicyWatch::load(pagi_exec::Host& host, const FileIdentity& identity, std::string_view cause) {
   loaded_ = identity;  // before reading: a change during the load is seen at the next ticks
   changed_.reset();
-  auto notices = host.reload_policy();
+  auto notices = host.reload_policy(cause);
   server_metrics().policy_reloaded(notices);
   return notices;
 }

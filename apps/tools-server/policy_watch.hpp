@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <string_view>
 
 #include <pagi_exec/pagi_exec.hpp>
 
@@ -47,7 +48,7 @@ class PolicyWatch {
 
  private:
   // Loads the file, noting first the identity it is loaded at; the notices of Host::reload_policy.
-  pagi_exec::Notices load(pagi_exec::Host& host, const FileIdentity& identity);
+  pagi_exec::Notices load(pagi_exec::Host& host, const FileIdentity& identity, std::string_view cause);
 
   std::filesystem::path file_;
   FileIdentity loaded_;                  // the identity of the version last loaded (or tried)

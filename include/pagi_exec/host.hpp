@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "pagi_exec/admission.hpp"
 #include "pagi_exec/audit.hpp"
@@ -56,8 +57,9 @@ class Host {
 
   /// Reload (SIGHUP): loads the policy file again and swaps it in (running executions keep the
   /// policy they started under); a broken file keeps the old policy, and health() says degraded
-  /// until a reload succeeds. Without a policy file, nothing to do.
-  [[nodiscard]] Notices reload_policy();
+  /// until a reload succeeds. Without a policy file, nothing to do. `cause` starts each notice
+  /// ("SIGHUP: policy reloaded from ...", "policy file changed: ...").
+  [[nodiscard]] Notices reload_policy(std::string_view cause = "SIGHUP");
 
   /// Reload (SIGHUP): reopens the audit log (logrotate's postrotate); nothing without one.
   [[nodiscard]] Notices reopen_audit() const;
