@@ -362,10 +362,15 @@ Result<Outcome> Executor::run_command(const Command& command, const Request& req
   if (hooks.started) hooks.started(outcome);
   if (quota != 0) workspaces_->command_started(twin, outcome.execution_id);
   auto result = parts_.spawner->spawn(plan, std::move(stop), hooks.output);
+  // Its processes are dead: its folder goes. Most are left empty, and one rmdir removes those
+  // at once, so the twin's folder holds only running executions' folders and the walk below does
+  // not list (and an ext4 directory does not grow by) a backlog of removals. A folder the command
+  // filled is removed after the response.
+  const bool folder_gone = host_folder && sys::remove_if_empty(place.execution_dir);
+  if (folder_gone && quota != 0) workspaces_->working_folder_removed(twin, outcome.execution_id);
   std::optional<Result<WorkspaceUsage>> after;
   if (quota != 0) after = workspaces_->command_finished(twin, quota);
-  // The folder goes after the response: its processes are dead, nothing waits for it.
-  if (host_folder) {
+  if (host_folder && !folder_gone) {
     auto meter = quota != 0 ? workspaces_ : nullptr;
     cleanup_->post([dir = place.execution_dir, meter, twin, id = outcome.execution_id] {
       (void)sys::remove_tree(dir);

@@ -206,6 +206,10 @@ Result<void> remove_tree(const std::filesystem::path& dir) {
   return {};
 }
 
+bool remove_if_empty(const std::filesystem::path& dir) noexcept {
+  return ::rmdir(dir.c_str()) == 0 || errno == ENOENT;
+}
+
 const char* describe_file_type(unsigned mode) noexcept {
   switch (mode & S_IFMT) {
     case S_IFREG: return "a regular file";

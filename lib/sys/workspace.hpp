@@ -59,6 +59,11 @@ void close_native_workspaces(const std::filesystem::path& root, std::uint32_t re
 /// error but leaves no partial state that matters.
 [[nodiscard]] Result<void> remove_tree(const std::filesystem::path& dir);
 
+/// Removes `dir` if it is an empty folder (one rmdir: it never follows a symlink, and an empty
+/// folder swapped in by a command is harmless to remove). True when it is gone (or was never
+/// there); false when it holds something or is not a folder, for remove_tree to deal with.
+[[nodiscard]] bool remove_if_empty(const std::filesystem::path& dir) noexcept;
+
 /// What a file_write changes on disk, for the workspace's accounting.
 struct FileWrite {
   std::uint64_t written = 0;         ///< content bytes written

@@ -98,6 +98,23 @@ TEST_SUITE("workspace") {
           std::filesystem::perms::none);
   }
 
+  TEST_CASE("an empty working folder is gone when the answer comes; only filled ones wait for the clean-up") {
+    // Under load a backlog of folders waiting for removal made every quota walk list them all,
+    // and grew the twin's ext4 directory for good (docs/PERFORMANCE.md).
+    TempDir dir;
+    const auto executor = test_support::make_executor(dir.path());
+    const auto empty = executor.run(shell("pwd"));
+    REQUIRE(empty);
+    REQUIRE(empty->out.lines.size() == 1);
+    CHECK_FALSE(std::filesystem::exists(empty->out.lines[0]));  // no wait_for_cleanup
+    const auto filled = executor.run(shell("pwd; mkdir -p a/b; echo x > a/b/f"));
+    REQUIRE(filled);
+    REQUIRE(filled->out.lines.size() == 1);
+    executor.wait_for_cleanup();
+    CHECK_FALSE(std::filesystem::exists(filled->out.lines[0]));
+    CHECK(std::filesystem::is_empty(dir.path() / "twin-aegis"));
+  }
+
   TEST_CASE("a twin id that is not one path component never touches the disk") {
     TempDir dir;
     auto spec = PolicySpec::seed_default();
