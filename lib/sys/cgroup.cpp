@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <charconv>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -37,25 +38,6 @@ std::string read_file(const fs::path& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-// The number after `key` in a "key value" per line file (memory.oom_control, pids.events).
-std::uint64_t read_counter(const fs::path& path, const std::string& key) {
-  std::istringstream in(read_file(path));
-  std::string name;
-  std::uint64_t value = 0;
-  while (in >> name >> value) {
-    if (name == key) return value;
-  }
-  return 0;
-}
-
-// The number a one-value file holds (memory.peak), or 0.
-std::uint64_t read_number(const fs::path& path) {
-  const auto text = read_file(path);
-  std::uint64_t value = 0;
-  if (std::from_chars(text.data(), text.data() + text.size(), value).ec != std::errc()) return 0;
-  return value;
 }
 
 // Mount point of a cgroup hierarchy: v1 with `controller` among its options, or v2 ("").
@@ -170,28 +152,145 @@ Result<std::shared_ptr<CgroupPool>> CgroupPool::make() {
   return std::shared_ptr<CgroupPool>(new CgroupPool(Kind::v1, {memory, pids}));
 }
 
+// The control files an execution reads or joins, per kind (v1 / v2).
+struct ControlNames {
+  const char* memory_events;  // the oom_kill counter
+  const char* memory_peak;    // peak memory use
+};
+constexpr ControlNames v1_names{"memory.oom_control", "memory.max_usage_in_bytes"};
+constexpr ControlNames v2_names{"memory.events", "memory.peak"};
+
+struct CgroupFiles {
+  std::vector<fs::path> dirs;          // v1: memory, pids; v2: one
+  std::vector<unique_fd> procs;        // cgroup.procs, write-only: the child joins through it
+  std::vector<unique_fd> procs_list;   // cgroup.procs, read: is the group empty
+  unique_fd memory_events, memory_peak, pids_events;
+  std::optional<CgroupLimits> limits;  // what was last written, so a reused group with the same
+                                       // limits costs no write
+};
+
+namespace {
+
+unique_fd open_control(const fs::path& dir, const char* name, int flags) {
+  return unique_fd(::open((dir / name).c_str(), flags | O_CLOEXEC));
+}
+
+// A control file's content, read again from its start (a cgroup file regenerates it on a read at
+// offset 0); nullopt when it cannot be read (the group was removed under us: ENODEV).
+std::optional<std::string> read_again(const unique_fd& fd) {
+  if (!fd) return std::string();
+  char buffer[512];
+  const ssize_t n = ::pread(fd.get(), buffer, sizeof buffer, 0);
+  if (n < 0) return std::nullopt;
+  return std::string(buffer, static_cast<std::size_t>(n));
+}
+
+// The number after `key` in a "key value" per line text (memory.oom_control, pids.events).
+std::uint64_t counter_in(const std::string& text, const std::string& key) {
+  std::istringstream in(text);
+  std::string name;
+  std::uint64_t value = 0;
+  while (in >> name >> value) {
+    if (name == key) return value;
+  }
+  return 0;
+}
+
+std::uint64_t number_in(const std::string& text) {
+  std::uint64_t value = 0;
+  if (std::from_chars(text.data(), text.data() + text.size(), value).ec != std::errc()) return 0;
+  return value;
+}
+
+// No process left in it (its cgroup.procs lists none).
+bool group_empty(const CgroupFiles& files) {
+  return std::all_of(files.procs_list.begin(), files.procs_list.end(), [](const unique_fd& fd) {
+    char c = 0;
+    return ::pread(fd.get(), &c, 1, 0) == 0;
+  });
+}
+
+// Writes `limits` into the group unless they are already there.
+Result<void> write_limits(CgroupPool::Kind kind, CgroupFiles& files, const CgroupLimits& limits) {
+  if (files.limits == limits) return {};
+  files.limits.reset();  // unknown until every write below worked
+  const auto& memory_dir = files.dirs.front();
+  const auto& pids_dir = files.dirs.back();
+  const auto mem = limits.memory_bytes == 0 ? std::string(kind == CgroupPool::Kind::v1 ? "-1" : "max")
+                                            : std::to_string(limits.memory_bytes);
+  const auto pids = limits.max_pids == 0 ? std::string("max") : std::to_string(limits.max_pids);
+  Result<void> set;
+  if (kind == CgroupPool::Kind::v1) {
+    // memsw (memory + swap) must stay >= memory: lower it first only after memory is set.
+    (void)write_file(memory_dir / "memory.memsw.limit_in_bytes", "-1");
+    set = write_file(memory_dir / "memory.limit_in_bytes", mem);
+    if (set && ::access((memory_dir / "memory.memsw.limit_in_bytes").c_str(), F_OK) == 0) {
+      set = write_file(memory_dir / "memory.memsw.limit_in_bytes", mem);  // swap cannot bypass the limit
+    }
+  } else {
+    set = write_file(memory_dir / "memory.max", mem);
+    if (set) (void)write_file(memory_dir / "memory.swap.max", "0");
+  }
+  if (set) set = write_file(pids_dir / "pids.max", pids);
+  if (set) files.limits = limits;
+  return set;
+}
+
+// `limits` in the lease's group, and the baselines of its counters (they cannot be reset).
+Result<void> set_limits(CgroupPool::Kind kind, CgroupLease& lease, const CgroupLimits& limits) {
+  auto& files = *lease.files;
+  if (auto set = write_limits(kind, files, limits); !set) return set;
+  const auto events = read_again(files.memory_events);
+  const auto pids_events = read_again(files.pids_events);
+  if (!events || !pids_events) return fail(Errc::sandbox_setup, "read the counters of " + files.dirs.front().string(), errno);
+  lease.oom_kills_before = counter_in(*events, "oom_kill");
+  lease.pids_max_before = counter_in(*pids_events, "max");
+  return {};
+}
+
+}  // namespace
+
 CgroupPool::~CgroupPool() {
-  for (const auto& dirs : idle_) remove_group(dirs);
+  for (const auto& files : idle_) remove_group(files->dirs);
   for (const auto& parent : parents_) ::rmdir(parent.c_str());
 }
 
-Result<std::vector<fs::path>> CgroupPool::create_group() {
+Result<std::shared_ptr<CgroupFiles>> CgroupPool::create_group() {
   std::uint64_t id = 0;
   {
     std::lock_guard lock(mutex_);
     id = next_id_++;
   }
-  std::vector<fs::path> dirs;
+  auto files = std::make_shared<CgroupFiles>();
+  const auto failed = [&](const std::string& what, int err) {
+    const auto dirs = files->dirs;
+    files.reset();  // its files close before the folders go
+    remove_group(dirs);
+    return fail(Errc::sandbox_setup, what, err);
+  };
   for (const auto& parent : parents_) {
     auto dir = parent / std::to_string(id);
-    if (::mkdir(dir.c_str(), 0755) != 0) {
-      const int err = errno;
-      remove_group(dirs);
-      return fail(Errc::sandbox_setup, "mkdir " + dir.string(), err);
-    }
-    dirs.push_back(std::move(dir));
+    if (::mkdir(dir.c_str(), 0755) != 0) return failed("mkdir " + dir.string(), errno);
+    files->dirs.push_back(dir);
+    files->procs.push_back(open_control(dir, "cgroup.procs", O_WRONLY));
+    files->procs_list.push_back(open_control(dir, "cgroup.procs", O_RDONLY));
+    if (!files->procs.back() || !files->procs_list.back()) return failed("open " + (dir / "cgroup.procs").string(), errno);
   }
-  return dirs;
+  const auto& names = kind_ == Kind::v1 ? v1_names : v2_names;
+  const auto& memory_dir = files->dirs.front();
+  files->memory_events = open_control(memory_dir, names.memory_events, O_RDONLY);
+  files->memory_peak = open_control(memory_dir, names.memory_peak, kind_ == Kind::v1 ? O_RDWR : O_RDONLY);
+  files->pids_events = open_control(files->dirs.back(), "pids.events", O_RDONLY);
+  if (!files->memory_events || !files->pids_events) return failed("open the counters of " + memory_dir.string(), errno);
+  return files;  // without memory.peak (Linux < 5.19, v2) the peak reads as 0
+}
+
+std::shared_ptr<CgroupFiles> CgroupPool::take_idle() {
+  std::lock_guard lock(mutex_);
+  if (idle_.empty()) return nullptr;
+  auto files = std::move(idle_.back());
+  idle_.pop_back();
+  return files;
 }
 
 void CgroupPool::remove_group(const std::vector<fs::path>& dirs) {
@@ -204,84 +303,35 @@ void CgroupPool::remove_group(const std::vector<fs::path>& dirs) {
   }
 }
 
-namespace {
-
-// Writes `limits` into the lease's groups and notes the counters' baselines (they cannot be
-// reset).
-Result<void> set_limits(CgroupPool::Kind kind, CgroupLease& lease, const CgroupLimits& limits) {
-  const auto& memory_dir = lease.dirs.front();
-  const auto& pids_dir = lease.dirs.back();
-  const auto mem = limits.memory_bytes == 0 ? std::string(kind == CgroupPool::Kind::v1 ? "-1" : "max")
-                                            : std::to_string(limits.memory_bytes);
-  const auto pids = limits.max_pids == 0 ? std::string("max") : std::to_string(limits.max_pids);
-  Result<void> set;
-  if (kind == CgroupPool::Kind::v1) {
-    // memsw (memory + swap) must stay >= memory: lower it first only after memory is set.
-    (void)write_file(memory_dir / "memory.memsw.limit_in_bytes", "-1");
-    set = write_file(memory_dir / "memory.limit_in_bytes", mem);
-    if (set && ::access((memory_dir / "memory.memsw.limit_in_bytes").c_str(), F_OK) == 0) {
-      set = write_file(memory_dir / "memory.memsw.limit_in_bytes", mem);  // swap cannot bypass the limit
-    }
-    lease.oom_kills_before = read_counter(memory_dir / "memory.oom_control", "oom_kill");
-  } else {
-    set = write_file(memory_dir / "memory.max", mem);
-    if (set) (void)write_file(memory_dir / "memory.swap.max", "0");
-    lease.oom_kills_before = read_counter(memory_dir / "memory.events", "oom_kill");
-  }
-  if (!set) return set;
-  lease.pids_max_before = read_counter(pids_dir / "pids.events", "max");
-  return write_file(pids_dir / "pids.max", pids);
-}
-
-}  // namespace
-
 Result<CgroupLease> CgroupPool::acquire(const CgroupLimits& limits) {
-  CgroupLease lease;
-  {
-    std::lock_guard lock(mutex_);
+  for (;;) {
+    auto files = take_idle();
+    const bool fresh = files == nullptr;
+    if (fresh) {
+      auto made = create_group();
+      if (!made) return error_of(made);
+      files = std::move(*made);
+    }
+    CgroupLease lease{.dirs = files->dirs, .procs = {}, .oom_kills_before = 0, .pids_max_before = 0, .files = files};
+    for (const auto& fd : files->procs) lease.procs.push_back(fd.get());
+    auto set = set_limits(kind_, lease, limits);
+    if (set) return lease;
+    const auto dirs = files->dirs;
+    lease = {};
+    files.reset();
+    remove_group(dirs);
     // An idle group someone removed meanwhile (a stale-group sweep of another server sharing
-    // the tree) is dropped: a fresh one is made instead.
-    while (!idle_.empty() && lease.dirs.empty()) {
-      auto dirs = std::move(idle_.back());
-      idle_.pop_back();
-      if (std::all_of(dirs.begin(), dirs.end(), [](const fs::path& d) { return ::access(d.c_str(), F_OK) == 0; })) {
-        lease.dirs = std::move(dirs);
-      }
-    }
+    // the tree) is dropped, and the next one tried; a fresh one that fails is an error.
+    if (fresh) return error_of(set);
   }
-  if (lease.dirs.empty()) {
-    auto dirs = create_group();
-    if (!dirs) return error_of(dirs);
-    lease.dirs = std::move(*dirs);
-  }
-  if (auto set = set_limits(kind_, lease, limits); !set) {
-    remove_group(lease.dirs);
-    return error_of(set);
-  }
-  for (const auto& dir : lease.dirs) {
-    unique_fd procs(::open((dir / "cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
-    if (!procs) {
-      const int err = errno;
-      remove_group(lease.dirs);
-      return fail(Errc::sandbox_setup, "open " + (dir / "cgroup.procs").string(), err);
-    }
-    lease.procs.push_back(std::move(procs));
-  }
-  return lease;
 }
 
 CgroupUsage CgroupPool::read_usage(const CgroupLease& lease) const {
-  const auto& memory_dir = lease.dirs.front();
-  const auto& pids_dir = lease.dirs.back();
+  const auto& files = *lease.files;
   CgroupUsage usage;
-  if (kind_ == Kind::v1) {
-    usage.peak_memory_bytes = read_number(memory_dir / "memory.max_usage_in_bytes");
-    usage.oom_killed = read_counter(memory_dir / "memory.oom_control", "oom_kill") > lease.oom_kills_before;
-  } else {
-    usage.peak_memory_bytes = read_number(memory_dir / "memory.peak");
-    usage.oom_killed = read_counter(memory_dir / "memory.events", "oom_kill") > lease.oom_kills_before;
-  }
-  usage.pids_limit_hit = read_counter(pids_dir / "pids.events", "max") > lease.pids_max_before;
+  usage.peak_memory_bytes = number_in(read_again(files.memory_peak).value_or(""));
+  usage.oom_killed = counter_in(read_again(files.memory_events).value_or(""), "oom_kill") > lease.oom_kills_before;
+  usage.pids_limit_hit = counter_in(read_again(files.pids_events).value_or(""), "max") > lease.pids_max_before;
   return usage;
 }
 
@@ -303,23 +353,23 @@ bool CgroupPool::kill_members(const CgroupLease& lease) {
 }
 
 void CgroupPool::recycle(CgroupLease lease) {
-  lease.procs.clear();
-  const auto& memory_dir = lease.dirs.front();
+  auto files = std::move(lease.files);
+  lease = {};
   // v1 lets us reset the peak, so an empty group can serve the next execution; v2's memory.peak
   // is not resettable on every kernel, so v2 groups are removed.
-  bool reusable = kind_ == Kind::v1;
-  for (const auto& dir : lease.dirs) {
-    for (int attempt = 0; attempt < 1000 && !read_file(dir / "cgroup.procs").empty(); ++attempt) {
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
-    reusable = reusable && read_file(dir / "cgroup.procs").empty();
+  for (int attempt = 0; attempt < 1000 && !group_empty(*files); ++attempt) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
-  if (reusable && write_file(memory_dir / "memory.max_usage_in_bytes", "0")) {
+  const bool reusable = kind_ == Kind::v1 && group_empty(*files) && files->memory_peak &&
+                        ::pwrite(files->memory_peak.get(), "0", 1, 0) == 1;
+  if (reusable) {
     std::lock_guard lock(mutex_);
-    idle_.push_back(std::move(lease.dirs));
-  } else {
-    remove_group(lease.dirs);
+    idle_.push_back(std::move(files));
+    return;
   }
+  const auto dirs = files->dirs;
+  files.reset();
+  remove_group(dirs);
 }
 
 }  // namespace pagi_exec::sys

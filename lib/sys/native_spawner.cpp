@@ -117,7 +117,7 @@ class NativeSpawner final : public Spawner {
                     .env_start = identity_.env_start, .env_end = identity_.env_end};
     if (run.cgroup) {
       for (std::size_t i = 0; i < run.cgroup->procs.size() && i < 2; ++i) {
-        args.cgroup_procs[i] = run.cgroup->procs[i].get();
+        args.cgroup_procs[i] = run.cgroup->procs[i];
       }
     }
     return args;

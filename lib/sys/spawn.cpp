@@ -116,7 +116,7 @@ class ChildPlan {
     };
     if (native == nullptr && setup.cgroup != nullptr) {  // the native init joins its cgroups itself
       for (std::size_t i = 0; i < setup.cgroup->procs.size() && i < 2; ++i) {
-        args.cgroup_procs[i] = setup.cgroup->procs[i].get();
+        args.cgroup_procs[i] = setup.cgroup->procs[i];
       }
     }
   }
