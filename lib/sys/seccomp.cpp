@@ -25,10 +25,14 @@
 #include <utility>
 #include <vector>
 
+#include "sys/seccomp_arguments.hpp"
+#include "sys/seccomp_rule.hpp"
 #include "sys/unique_fd.hpp"
 
 namespace pagi_exec::sys {
 namespace {
+
+using namespace seccomp_rules;
 
 // Why a deny-list. The sandbox runs arbitrary tools (compilers, interpreters, git, shells), and an
 // allow-list of the syscalls they make breaks them one release at a time. Namespaces, an
@@ -40,67 +44,6 @@ namespace {
 // gives the same answer). Exceptions: clone3 and syscall numbers newer than this table answer
 // ENOSYS, and foreign ABIs kill the process.
 // The same table, with the reasoning per entry, is in docs/seccomp.md: keep the two in step.
-
-// A condition on one syscall argument. The kernel reads int and unsigned-int arguments (socket
-// family, netlink protocol, ioctl request, personality) from the low 32 bits of the register and
-// ignores the high ones, but seccomp sees all 64 bits. Every value test is therefore a masked
-// comparison of the low 32 bits only: setting high bits that the kernel drops cannot slip a value
-// past the filter (and does not refuse a value the kernel would read as allowed).
-enum class Test : std::uint8_t {
-  any,           // no condition
-  low32_in,      // the low 32 bits equal one of `values`
-  low32_not_in,  // the low 32 bits equal none of `values`
-  any_bit_of,    // at least one bit of values[0] is set
-};
-
-struct Cond {
-  Test test = Test::any;
-  unsigned arg = 0;
-  std::array<std::uint32_t, 4> values{};
-  std::size_t count = 0;
-};
-
-// Keeps `values` sorted (insertion), as Test::low32_not_in needs.
-constexpr Cond make_cond(Test test, unsigned arg, std::initializer_list<std::uint32_t> values) {
-  Cond cond{.test = test, .arg = arg};
-  for (const auto value : values) {
-    std::size_t i = cond.count++;
-    cond.values.at(cond.count - 1) = value;
-    for (; i > 0 && cond.values[i - 1] > value; --i) std::swap(cond.values[i - 1], cond.values[i]);
-  }
-  return cond;
-}
-constexpr Cond low32_in(unsigned arg, std::initializer_list<std::uint32_t> values) {
-  return make_cond(Test::low32_in, arg, values);
-}
-constexpr Cond low32_not_in(unsigned arg, std::initializer_list<std::uint32_t> values) {
-  return make_cond(Test::low32_not_in, arg, values);
-}
-constexpr Cond any_bit_of(unsigned arg, std::uint32_t bits) { return make_cond(Test::any_bit_of, arg, {bits}); }
-
-// One line of the deny-list: the call is refused with `err` when `when` and `and_when` both hold.
-struct DenyRule {
-  const char* syscall;
-  long number;  // only for calls newer than libseccomp 2.5.4's syscall table; else -1
-  Cond when;
-  Cond and_when;
-  int err;
-  const char* why;
-};
-
-constexpr DenyRule deny(const char* name, const char* why) { return {name, -1, {}, {}, EPERM, why}; }
-constexpr DenyRule deny_if(const char* name, Cond when, const char* why) {
-  return {name, -1, when, {}, EPERM, why};
-}
-constexpr DenyRule deny_if(const char* name, Cond when, Cond and_when, const char* why) {
-  return {name, -1, when, and_when, EPERM, why};
-}
-// A call libseccomp 2.5.4 cannot name, given by its number (one numbering on all architectures
-// for syscalls added since Linux 5.1, MIPS and alpha aside).
-constexpr DenyRule deny_number(const char* name, long number, const char* why) {
-  return {name, number, {}, {}, EPERM, why};
-}
-constexpr DenyRule enosys(const char* name, const char* why) { return {name, -1, {}, {}, ENOSYS, why}; }
 
 // CLONE_NEWTIME (0x80) is missing on purpose: for clone(2) that bit lies in the exit-signal byte
 // (CSIGNAL), which the kernel strips from the flags, so clone(2) never makes a time namespace and
@@ -205,88 +148,36 @@ bool has_generic_syscall_numbers() noexcept {
   return arch == SCMP_ARCH_X86_64 || arch == SCMP_ARCH_AARCH64 || arch == SCMP_ARCH_RISCV64;
 }
 
-scmp_arg_cmp masked_eq(unsigned arg, std::uint32_t mask, std::uint32_t value) noexcept {
-  return scmp_arg_cmp{arg, SCMP_CMP_MASKED_EQ, mask, value};
-}
-
-// Splits [lo, hi] (inclusive, within 32 bits) into aligned power-of-two blocks, each one masked
-// comparison "(x & ~(size - 1)) == base"; together they match exactly [lo, hi].
-void add_blocks(unsigned arg, std::uint64_t lo, std::uint64_t hi, std::vector<scmp_arg_cmp>& out) {
-  while (lo <= hi) {
-    std::uint64_t size = lo == 0 ? (std::uint64_t{1} << 32) : (lo & (~lo + 1));  // alignment of lo
-    while (lo + size - 1 > hi) size >>= 1;
-    out.push_back(masked_eq(arg, static_cast<std::uint32_t>(~(size - 1)), static_cast<std::uint32_t>(lo)));
-    lo += size;
-  }
-}
-
-// The comparisons whose OR expresses `cond`; empty for Test::any.
-std::vector<scmp_arg_cmp> alternatives(const Cond& cond) {
-  std::vector<scmp_arg_cmp> out;
-  const auto& values = cond.values;
-  const auto end = values.begin() + static_cast<std::ptrdiff_t>(cond.count);
-  switch (cond.test) {
-    case Test::any:
-      break;
-    case Test::low32_in:
-      for (auto it = values.begin(); it != end; ++it) out.push_back(masked_eq(cond.arg, 0xffffffff, *it));
-      break;
-    case Test::any_bit_of:
-      for (unsigned bit = 0; bit < 32; ++bit) {
-        const std::uint32_t flag = std::uint32_t{1} << bit;
-        if ((values[0] & flag) != 0) out.push_back(masked_eq(cond.arg, flag, flag));
-      }
-      break;
-    case Test::low32_not_in: {  // values are sorted by make_cond
-      std::uint64_t lo = 0;
-      for (auto it = values.begin(); it != end; ++it) {
-        if (*it > lo) add_blocks(cond.arg, lo, std::uint64_t{*it} - 1, out);
-        lo = std::uint64_t{*it} + 1;
-      }
-      add_blocks(cond.arg, lo, 0xffffffff, out);
-      break;
-    }
-  }
-  return out;
-}
-
 struct CtxRelease {
   void operator()(void* ctx) const noexcept { seccomp_release(ctx); }
 };
 using Ctx = std::unique_ptr<void, CtxRelease>;
 
-Result<void> add_rule(scmp_filter_ctx ctx, const DenyRule& rule) {
-  int nr = seccomp_syscall_resolve_name(rule.syscall);
-  if (nr == __NR_SCMP_ERROR) {
-    if (rule.number < 0 || !has_generic_syscall_numbers()) {
-      return fail(Errc::sandbox_setup, std::string("seccomp: libseccomp does not know syscall ") + rule.syscall);
-    }
-    nr = static_cast<int>(rule.number);
+// The rule's syscall number on the native architecture.
+Result<int> number_of(const DenyRule& rule) {
+  const int nr = seccomp_syscall_resolve_name(rule.syscall);
+  if (nr != __NR_SCMP_ERROR) return nr;
+  if (rule.number < 0 || !has_generic_syscall_numbers()) {
+    return fail(Errc::sandbox_setup, std::string("seccomp: libseccomp does not know syscall ") + rule.syscall);
   }
-  // libseccomp ANDs the comparisons of one rule and ORs rules: one rule per pair of alternatives.
-  const auto first = alternatives(rule.when);
-  const auto second = alternatives(rule.and_when);
-  const std::size_t n_first = first.empty() ? 1 : first.size();
-  const std::size_t n_second = second.empty() ? 1 : second.size();
-  for (std::size_t i = 0; i < n_first; ++i) {
-    for (std::size_t j = 0; j < n_second; ++j) {
-      std::array<scmp_arg_cmp, 2> cmps{};
-      unsigned count = 0;
-      if (!first.empty()) cmps[count++] = first[i];
-      if (!second.empty()) cmps[count++] = second[j];
-      const int rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(static_cast<std::uint32_t>(rule.err)), nr, count,
-                                            cmps.data());
-      if (rc < 0) return fail(Errc::sandbox_setup, std::string("seccomp_rule_add ") + rule.syscall, -rc);
-    }
-  }
-  return {};
+  return static_cast<int>(rule.number);
 }
 
-Result<void> add_deny_list(scmp_filter_ctx ctx) {
+// The rules without an argument condition go to libseccomp; those with one are returned, for
+// compile_argument_rules.
+Result<std::vector<ArgumentRule>> add_deny_list(scmp_filter_ctx ctx) {
+  std::vector<ArgumentRule> conditional;
   for (const auto& rule : kDenyList) {
-    if (auto added = add_rule(ctx, rule); !added) return added;
+    const auto nr = number_of(rule);
+    if (!nr) return error_of(nr);
+    if (rule.when.test != Test::any) {
+      conditional.push_back({*nr, rule});
+      continue;
+    }
+    const int rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(static_cast<std::uint32_t>(rule.err)), *nr, 0, nullptr);
+    if (rc < 0) return fail(Errc::sandbox_setup, std::string("seccomp_rule_add ") + rule.syscall, -rc);
   }
-  return {};
+  return conditional;
 }
 
 Result<void> add_unreviewed_range(scmp_filter_ctx ctx) {
@@ -340,10 +231,17 @@ Result<SeccompProgram> SeccompProgram::make_default() {
   if (const int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_OPTIMIZE, 2); rc < 0) {
     return fail(Errc::sandbox_setup, "seccomp: binary-tree optimization", -rc);
   }
-  return add_deny_list(ctx.get())
-      .and_then([&] { return add_unreviewed_range(ctx.get()); })
-      .and_then([&] { return export_bpf(ctx.get()); })
-      .map([](std::vector<sock_filter> code) { return SeccompProgram(std::move(code)); });
+  auto conditional = add_deny_list(ctx.get());
+  if (!conditional) return error_of(conditional);
+  if (auto range = add_unreviewed_range(ctx.get()); !range) return error_of(range);
+  // The argument conditions first, then libseccomp's program for every other rule.
+  auto code = compile_argument_rules(seccomp_arch_native(), *conditional);
+  if (!code) return error_of(code);
+  auto rest = export_bpf(ctx.get());
+  if (!rest) return error_of(rest);
+  code->insert(code->end(), rest->begin(), rest->end());
+  if (code->size() > BPF_MAXINSNS) return fail(Errc::sandbox_setup, "seccomp: a program of " + std::to_string(code->size()) + " instructions");
+  return SeccompProgram(std::move(*code));
 }
 
 Result<SeccompProgram> SeccompProgram::from_instructions(std::vector<sock_filter> code) {
