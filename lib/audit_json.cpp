@@ -186,6 +186,7 @@ std::optional<AuditEntry> audit_entry_from_line(std::string line) {
     e.reason = text_field(j, "reason");
     e.rule = text_field(j, "rule");
     e.policy_revision = text_field(j, "policy_revision");
+    e.node = text_field(j, "node");
     e.argv_sha256 = text_field(j, "argv_sha256");
     e.prev = text_field(j, "prev");
     e.isolation = text_field(j, "isolation");

@@ -146,6 +146,7 @@ struct AuditEntry {
   std::string reason;
   std::string rule;
   std::string policy_revision;  ///< the revision of the policy that decided ("" in auth_rejected)
+  std::string node;             ///< the server that wrote it (TOOLS_NODE_ID or the host name)
   std::string argv_sha256;      ///< digest of tool and every arg as requested (docs/audit.md)
   std::string prev;             ///< the hash chain's link: SHA-256 of the record before
   std::string isolation;

@@ -58,7 +58,7 @@ AuditChainReport verify(std::vector<std::filesystem::path> files) {
 // A log of 10 records (5 requests) in one file.
 std::filesystem::path ten_records(const TempDir& dir) {
   const auto path = dir.path() / "audit.jsonl";
-  write_records(*open_log({.path = path}), 5);
+  write_records(*open_log({.path = path, .node = "node-a"}), 5);
   REQUIRE(lines_of(path).size() == 10);
   return path;
 }
@@ -82,6 +82,7 @@ TEST_SUITE("audit_chain") {
     CHECK(entries->entries[0].prev == std::string(64, '0'));
     CHECK(entries->entries[1].prev.size() == 64);
     CHECK(entries->entries[0].policy_revision == "abc123def456");
+    CHECK(entries->entries[0].node == "node-a");
     CHECK(entries->entries[0].argv_sha256.size() == 64);
     CHECK(entries->entries[0].argv_sha256 == entries->entries[1].argv_sha256);  // one request, two records
     CHECK(entries->entries[0].argv_sha256 != entries->entries[2].argv_sha256);
