@@ -8,6 +8,7 @@
 
 #include <array>
 #include <chrono>
+#include <utility>
 
 #include <pqxx/pqxx>
 
@@ -20,13 +21,29 @@ using Clock = std::chrono::system_clock;
 // ("pagiexec" in ASCII).
 constexpr std::int64_t migration_lock_key = 0x7061676965786563;
 
-// A database that does not answer must not hold a request for libpq's default (forever).
-constexpr std::string_view default_connect_timeout = "connect_timeout=2";
-
-std::string with_connect_timeout(const std::string& uri) {
-  if (uri.find("connect_timeout=") != std::string::npos) return uri;
-  return uri + (uri.find('?') == std::string::npos ? "?" : "&") + std::string(default_connect_timeout);
+// A database that does not answer must not hold a request for libpq's defaults (forever, or the
+// kernel's retransmission timeout of a quarter of an hour on a connection whose peer vanished):
+// connect within 2 s, and give up on unacknowledged data after 5 s (tcp_user_timeout, see
+// tcp(7) TCP_USER_TIMEOUT). A URI that sets either keeps its own.
+std::string with_timeouts(std::string uri) {
+  for (const std::string_view parameter : {"connect_timeout=2", "tcp_user_timeout=5000"}) {
+    const auto name = parameter.substr(0, parameter.find('=') + 1);
+    if (uri.find(name) != std::string::npos) continue;
+    uri += (uri.find('?') == std::string::npos ? "?" : "&") + std::string(parameter);
+  }
+  return uri;
 }
+
+// Per session, unless the URI's options name them. statement_timeout: a database that takes a
+// connection but does not answer (a lock held elsewhere, an overloaded server) fails a write in
+// 5 s. synchronous_commit=off: a commit returns once its WAL is with the database's kernel, not on
+// its disk; a record survives this server and PostgreSQL being killed, not the database host losing
+// power in the next fraction of a second (as SQLite's synchronous=NORMAL). Waiting for the disk
+// adds a flush to every answer (milliseconds), and the audit log is the durable record.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 2> session_settings = {{
+    {"statement_timeout", "SET statement_timeout = 5000"},
+    {"synchronous_commit", "SET synchronous_commit = off"},
+}};
 
 // libpqxx's messages end with a newline and may span lines: one line for a log field.
 std::string one_line(std::string_view text) {
@@ -197,13 +214,9 @@ class PostgresStore::Lease {
       db.prepare("find", std::string("SELECT ") + record_columns +
                              " FROM executions WHERE execution_id = $1 ORDER BY sequence DESC LIMIT 1");
       db.prepare("page", query_sql());
-      if (store.settings_.uri.find("synchronous_commit") == std::string::npos) {
-        // A commit returns once its WAL is with the kernel, not on disk: a record survives this
-        // server and PostgreSQL being killed, not the database host losing power in the next
-        // fraction of a second (as SQLite's synchronous=NORMAL). Waiting for the disk adds a
-        // flush to every answer (milliseconds); the audit log is the durable record. A URI that
-        // names synchronous_commit (options=-c%20synchronous_commit%3Don) keeps its own.
-        pqxx::nontransaction(db).exec("SET synchronous_commit = off");
+      pqxx::nontransaction session(db);
+      for (const auto& [name, statement] : session_settings) {
+        if (store.settings_.uri.find(name) == std::string::npos) session.exec(std::string(statement));
       }
     } catch (const std::exception& e) {
       return tl::unexpected(store.failure("connect", e));
@@ -234,7 +247,7 @@ Result<T> PostgresStore::run(const std::string& what, Work&& work) const {
 
 PostgresStore::PostgresStore(StoreSettings settings)
     : settings_(std::move(settings)),
-      conninfo_(with_connect_timeout(settings_.uri)),
+      conninfo_(with_timeouts(settings_.uri)),
       shown_("postgresql " + masked_uri(settings_.uri)) {
   if (settings_.pool_size == 0) settings_.pool_size = 1;
 }
@@ -258,6 +271,7 @@ Result<std::shared_ptr<PostgresStore>> PostgresStore::open(const StoreSettings& 
 Result<void> PostgresStore::migrate() {
   return run<void>("migrate the schema", [&](pqxx::connection& connection) -> Result<void> {
         pqxx::work work(connection);
+        work.exec("SET LOCAL statement_timeout = 0");  // waiting for another server's migration
         work.exec_params("SELECT pg_advisory_xact_lock($1)", migration_lock_key);
         work.exec("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)");
         const auto version = work.exec1("SELECT coalesce(max(version), 0) FROM schema_version")[0].as<std::size_t>();
@@ -314,12 +328,15 @@ Result<void> PostgresStore::apply_age_retention() {
   if (cutoff == 0) return {};
   return run<void>("remove records past their age", [&](pqxx::connection& connection) -> Result<void> {
         // One statement: the rows go and the output they held leaves execution_state's count.
-        pqxx::nontransaction work(connection);
+        // Months of records may go at once: no statement timeout.
+        pqxx::work work(connection);
+        work.exec("SET LOCAL statement_timeout = 0");
         work.exec_params(
             "WITH gone AS (DELETE FROM executions WHERE finished_us < $1 RETURNING output_bytes) "
             "UPDATE execution_state SET output_bytes = greatest(output_bytes - "
             "(SELECT coalesce(sum(output_bytes), 0) FROM gone), 0)",
             cutoff);
+        work.commit();
         return {};
       });
 }

@@ -14,12 +14,13 @@ namespace pagi_exec::detail {
 
 /// Each record is one statement (record_execution(), see postgres_migrations.hpp) committed before
 /// record() returns, so it survives this process being killed; sessions use
-/// synchronous_commit=off unless the URI names it (see postgres_store.cpp), so a power loss of the
-/// database host may lose the last fraction of a second of records. The database gives the sequences,
+/// synchronous_commit=off and a 5 s statement_timeout unless the URI names them (see
+/// postgres_store.cpp), so a power loss of the database host may lose the last fraction of a
+/// second of records. The database gives the sequences,
 /// in commit order, so every server sharing it lists one order. Connections come from a pool of
 /// settings.pool_size, opened on first use; one that breaks is dropped and opened again on the
 /// next call. When the database is away, record() fails within the connect timeout (2 s unless
-/// the URI sets connect_timeout) and health() says why.
+/// the URI sets connect_timeout; 5 s for a connection whose peer vanished) and health() says why.
 class PostgresStore final : public ExecutionStore {
  public:
   /// Connects, and migrates the schema under an advisory lock (replicas may start together);

@@ -513,6 +513,34 @@ TEST_SUITE("postgresql store") {
     CHECK((*store->find("id-9")).has_value());
   }
 
+  TEST_CASE("while the database is stopped writes fail and health says so, without the password; then they resume"
+            * doctest::skip(!test_support::postgres_unavailable().empty())) {
+    test_support::PostgresCluster own;  // stopped below: not the one the other cases share
+    own.create_database("outage");
+    const auto uri = "postgresql://pagi:pw-not-shown@127.0.0.1:" + std::to_string(own.port()) + "/outage";
+    auto parsed = pagi_exec::parse_store_location(uri, {});
+    REQUIRE(parsed);
+    auto store = must_open(*parsed);
+    REQUIRE(store->record(rec(0)));
+    own.stop();
+    const auto written = store->record(rec(1));
+    REQUIRE_FALSE(written);
+    CHECK(written.error().code == pagi_exec::Errc::io);
+    CHECK(written.error().message().find("pw-not-shown") == std::string::npos);
+    const auto health = store->health();
+    CHECK_FALSE(health.healthy);
+    CHECK(health.failed_writes == 1);
+    CHECK(health.detail.find("pw-not-shown") == std::string::npos);
+    CHECK(health.detail.find("postgresql://pagi:***@127.0.0.1") != std::string::npos);
+    CHECK_FALSE(store->record(rec(2)));  // a new connection is tried each time, and fails
+    CHECK_FALSE(store->query({}));
+    own.restart();
+    REQUIRE(store->record(rec(3)));
+    CHECK(store->health().healthy);
+    CHECK(store->health().failed_writes == 2);
+    CHECK(ids(all_pages(*store, {})) == std::vector<std::string>{"id-3", "id-0"});
+  }
+
   TEST_CASE("several writers share one order with no gaps and every record"
             * doctest::skip(!test_support::postgres_unavailable().empty())) {
     Fixture f;

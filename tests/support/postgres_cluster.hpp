@@ -67,7 +67,8 @@ struct PostgresOptions {
 /// folder, also when a test fails. postgres dies with the test process (PR_SET_PDEATHSIG).
 class PostgresCluster {
  public:
-  explicit PostgresCluster(PostgresOptions options = {}) : bin_(postgres_bin_dir()), home_(dir_.path() / "pg") {
+  explicit PostgresCluster(PostgresOptions options = {})
+      : options_(options), bin_(postgres_bin_dir()), home_(dir_.path() / "pg") {
     std::filesystem::create_directories(home_);
     if (::geteuid() == 0) {
       const passwd* nobody = ::getpwnam("nobody");
@@ -83,7 +84,7 @@ class PostgresCluster {
                                       log));
     if (status != 0) throw std::runtime_error("initdb failed: " + read_file(log));
     // A free port can be taken between our probe and postgres' bind: try again with another.
-    for (int attempt = 0; attempt < 3 && pid_ < 0; ++attempt) start(options);
+    for (int attempt = 0; attempt < 3 && pid_ < 0; ++attempt) start(options, free_loopback_port());
     if (pid_ < 0) throw std::runtime_error("postgres did not start: " + read_file(home_ / "postgres.log"));
   }
   ~PostgresCluster() { stop(); }
@@ -113,6 +114,12 @@ class PostgresCluster {
   /// Ends every session on `database`, as a restart of the server would for its clients.
   void terminate_sessions(const std::string& database) const {
     sql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + database + "'");
+  }
+  /// Starts the stopped server again on the same port and data; throws when it does not start.
+  void restart() {
+    stop();
+    start(options_, port_);
+    if (pid_ < 0) throw std::runtime_error("postgres did not start again: " + read_file(home_ / "postgres.log"));
   }
   /// Stops the server (fast shutdown: sessions are ended) and waits for it.
   void stop() {
@@ -149,8 +156,8 @@ class PostgresCluster {
     return ntohs(address.sin_port);
   }
 
-  void start(const PostgresOptions& options) {
-    port_ = free_loopback_port();
+  void start(const PostgresOptions& options, int port) {
+    port_ = port;
     const auto log = home_ / "postgres.log";
     const pid_t pid = spawn({(bin_ / "postgres").string(), "-D", (home_ / "data").string(), "-p", std::to_string(port_),
                              "-k", home_.string(), "-c", "listen_addresses=127.0.0.1", "-c",
@@ -210,6 +217,7 @@ class PostgresCluster {
   }
 
   TempDir dir_;
+  PostgresOptions options_;
   std::filesystem::path bin_;
   std::filesystem::path home_;
   uid_t uid_ = 0;
