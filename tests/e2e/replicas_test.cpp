@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,8 +19,6 @@ using e2e::ServerOptions;
 using namespace std::chrono_literals;
 
 namespace {
-
-const bool no_postgres = !test_support::postgres_unavailable().empty();
 
 // Each ListExecutions page in turn (page_size 4, so the tokens are used), newest first.
 std::vector<tools::ExecutionRecord> listed(Server& server) {
@@ -54,8 +54,13 @@ std::string call(Server& server, int i) {
 }  // namespace
 
 TEST_SUITE("replicas e2e") {
-  TEST_CASE("three replicas on one PostgreSQL: one order, any node answers, kill -9 loses nothing answered"
-            * doctest::skip(no_postgres)) {
+  TEST_CASE("three replicas on one PostgreSQL: one order, any node answers, kill -9 loses nothing answered") {
+    // The only case here: exit 77, which meson reports as skipped, rather than pass without a run.
+    if (const auto why = test_support::postgres_unavailable(); !why.empty()) {
+      std::printf("SKIP: %s\n", why.c_str());
+      std::fflush(stdout);
+      std::exit(77);
+    }
     test_support::PostgresCluster postgres;
     postgres.create_database("replicas");
     const std::vector<std::string> nodes = {"node-a", "node-b", "node-c"};

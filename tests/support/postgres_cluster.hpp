@@ -48,9 +48,11 @@ inline std::filesystem::path postgres_bin_dir() {
 
 /// Why a PostgreSQL cannot be started here, or "" when it can be tried.
 inline std::string postgres_unavailable() {
-  if (postgres_bin_dir().empty()) {
-    return "no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb; apt-get install postgresql, see "
-           "scripts/install-deps.sh)";
+  const auto bin = postgres_bin_dir();
+  std::error_code ec;
+  if (bin.empty() || !std::filesystem::exists(bin / "postgres", ec)) {
+    return "no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/postgres or $PAGI_EXEC_PG_BINDIR; apt-get "
+           "install postgresql, see scripts/install-deps.sh)";
   }
   if (::geteuid() == 0 && ::getpwnam("nobody") == nullptr) return "running as root and there is no user 'nobody'";
   return "";
