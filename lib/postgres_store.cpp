@@ -84,7 +84,6 @@ std::string record_sql() {
 
 // One query shape for every filter: an unnamed statement is planned with its values, so the
 // terms that do not apply fold away and the indexes serve the ones that do.
-constexpr const char* outcome_any = "0";
 std::string query_sql() {
   return std::string("SELECT ") + record_columns +
          " FROM executions WHERE ($1::bigint = 0 OR sequence < $1::bigint)"
