@@ -3,16 +3,50 @@
 #include "pagi_exec/execution_store.hpp"
 
 #include "pagi_exec/history.hpp"
+#include "postgres_store.hpp"
 #include "sqlite_store.hpp"
 
 #include <algorithm>
+#include <array>
 #include <fstream>
 
 namespace pagi_exec {
 
 namespace {
 constexpr std::string_view sqlite_prefix = "sqlite:";
+// libpq's two URI schemes (see "Connection URIs" in the libpq manual).
+constexpr std::array<std::string_view, 2> postgres_prefixes = {"postgresql://", "postgres://"};
+
+// Replaces what follows `key` up to the first of `ends` by "***".
+void mask_after(std::string& text, std::size_t from, std::string_view key, std::string_view ends) {
+  for (auto at = text.find(key, from); at != std::string::npos; at = text.find(key, at + 1)) {
+    const auto start = at + key.size();
+    const auto end = std::min(text.find_first_of(ends, start), text.size());
+    text.replace(start, end - start, "***");
+  }
+}
 }  // namespace
+
+std::string masked_uri(std::string_view uri) {
+  std::string text(uri);
+  const auto scheme = text.find("://");
+  if (scheme == std::string::npos) return text;
+  const auto authority = scheme + 3;
+  const auto authority_end = std::min(text.find_first_of("/?", authority), text.size());
+  // user:password@host: the password runs from the first ':' to the last '@' of the authority.
+  const auto at = text.rfind('@', authority_end);
+  if (at != std::string::npos && at >= authority) {
+    const auto colon = text.find(':', authority);
+    if (colon < at) text.replace(colon + 1, at - colon - 1, "***");
+  }
+  const auto query = text.find('?', authority);
+  if (query != std::string::npos) {
+    mask_after(text, query, "?password=", "&");
+    mask_after(text, query, "&password=", "&");
+  }
+  return text;
+}
+
 
 Result<StoreSettings> parse_store_location(std::string_view text, StoreSettings settings) {
   if (text == "memory") {
@@ -29,13 +63,22 @@ Result<StoreSettings> parse_store_location(std::string_view text, StoreSettings 
     settings.path = std::move(path);
     return settings;
   }
-  return fail(Errc::invalid_config, "'" + std::string(text) + "' is not 'memory' or 'sqlite:/absolute/file.db'");
+  for (const auto prefix : postgres_prefixes) {
+    if (!text.starts_with(prefix)) continue;
+    settings.kind = StoreSettings::Kind::postgresql;
+    settings.path.clear();
+    settings.uri = std::string(text);
+    return settings;
+  }
+  return fail(Errc::invalid_config, "'" + masked_uri(text) +
+                                        "' is not 'memory', 'sqlite:/absolute/file.db' or 'postgresql://...'");
 }
 
 std::string to_string(const StoreSettings& settings) {
   switch (settings.kind) {
     case StoreSettings::Kind::memory: return "memory";
     case StoreSettings::Kind::sqlite: return std::string(sqlite_prefix) + settings.path.string();
+    case StoreSettings::Kind::postgresql: return masked_uri(settings.uri);
   }
   return "memory";
 }
@@ -47,6 +90,9 @@ Result<std::shared_ptr<ExecutionStore>> open_execution_store(const StoreSettings
     case StoreSettings::Kind::sqlite:
       return detail::SqliteStore::open(settings).map(
           [](std::shared_ptr<detail::SqliteStore> store) -> std::shared_ptr<ExecutionStore> { return store; });
+    case StoreSettings::Kind::postgresql:
+      return detail::PostgresStore::open(settings).map(
+          [](std::shared_ptr<detail::PostgresStore> store) -> std::shared_ptr<ExecutionStore> { return store; });
   }
   return fail(Errc::invalid_config, "unknown history store");
 }

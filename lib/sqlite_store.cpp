@@ -2,6 +2,7 @@
 // SqliteStore: schema migrations at open, one prepared INSERT per record, paging in SQL.
 #include "sqlite_store.hpp"
 
+#include "record_encoding.hpp"
 #include "sqlite_migrations.hpp"
 
 #include <algorithm>
@@ -17,46 +18,6 @@ namespace pagi_exec::detail {
 namespace {
 
 using Clock = std::chrono::system_clock;
-
-// Lists as one BLOB: each string as a 4-byte little-endian length and its bytes.
-std::string encode_list(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& item : items) {
-    const auto n = static_cast<std::uint32_t>(item.size());
-    for (int shift = 0; shift < 32; shift += 8) out.push_back(static_cast<char>((n >> shift) & 0xFFU));
-    out += item;
-  }
-  return out;
-}
-
-std::vector<std::string> decode_list(std::string_view blob) {
-  std::vector<std::string> items;
-  while (blob.size() >= 4) {
-    std::uint32_t n = 0;
-    for (std::size_t i = 0; i < 4; ++i) n |= static_cast<std::uint32_t>(static_cast<unsigned char>(blob[i])) << (8 * i);
-    blob.remove_prefix(4);
-    n = static_cast<std::uint32_t>(std::min<std::size_t>(n, blob.size()));
-    items.emplace_back(blob.substr(0, n));
-    blob.remove_prefix(n);
-  }
-  return items;
-}
-
-std::int64_t micros(Clock::time_point time) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(time.time_since_epoch()).count();
-}
-
-Clock::time_point from_micros(std::int64_t us) {
-  return Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::microseconds(us)));
-}
-
-LimitHit limit_hit_named(std::string_view name) {
-  for (auto hit : {LimitHit::timeout, LimitHit::memory, LimitHit::pids, LimitHit::cpu, LimitHit::file_size,
-                   LimitHit::workspace_quota}) {
-    if (name == to_string(hit)) return hit;
-  }
-  return LimitHit::none;
-}
 
 // Binds by position, counting from 1, and resets the statement when done with it.
 class Binder {

@@ -10,6 +10,11 @@ packages=(
   libexpected-dev libcli11-dev doctest-dev libbenchmark-dev
   bubblewrap libseccomp-dev libtomlplusplus-dev nlohmann-json3-dev openssl libssl-dev
   libsqlite3-dev  # the execution store's SQLite backend (TOOLS_HISTORY=sqlite:...)
+  libpqxx-dev  # the execution store's PostgreSQL backend (TOOLS_HISTORY=postgresql://...)
+  # The tests' throw-away PostgreSQL (tests/support/postgres_cluster.hpp: initdb in a temporary
+  # folder, a free loopback port). The package's own 'main' cluster is not used: in a container
+  # policy-rc.d keeps it from starting, and where it does start it holds 5432, which no test takes.
+  postgresql
   python3-grpcio python3-protobuf python3-venv python3-wheel  # python3-venv/-wheel: the client package's test
   grpc-proto  # health and reflection .proto files for the tests' standard clients
   libsystemd-dev help2man  # the server's sd_notify (deploy/systemd); man pages from --help

@@ -234,8 +234,10 @@ const auto settings = std::to_array<Setting>({
        return apply_uint(t, 1, 1'000'000, "a history size", c.host.history_size);
      }},
     {"--history", "TOOLS_HISTORY", "STORE",
-     "where execution records are kept: memory (a ring of TOOLS_HISTORY_MAX_RECORDS, lost on restart) or "
-     "sqlite:/absolute/file.db (kept across restarts; the file and its folder are created) (default memory)",
+     "where execution records are kept: memory (a ring of TOOLS_HISTORY_MAX_RECORDS, lost on restart), "
+     "sqlite:/absolute/file.db (kept across restarts; the file and its folder are created) or a "
+     "postgresql://user:password@host:5432/db URI (shared by several servers; the schema is created and migrated "
+     "at start-up; the password is never logged) (default memory)",
      false,
      [](std::string_view t, ServerConfig& c) {
        auto store = pagi_exec::parse_store_location(t, c.host.history_store);
@@ -252,11 +254,16 @@ const auto settings = std::to_array<Setting>({
        return problem;
      }},
     {"--history-max-age-days", "TOOLS_HISTORY_MAX_AGE_DAYS", "DAYS",
-     "sqlite: records older than this are removed (at start-up and every 256 records); 0 = kept whatever their "
-     "age (default 0)",
+     "sqlite, postgresql: records older than this are removed (at start-up and every 256 records); 0 = kept "
+     "whatever their age (default 0)",
      false,
      [](std::string_view t, ServerConfig& c) {
        return apply_uint(t, 0, 36'500, "a number of days", c.host.history_store.max_age_days);
+     }},
+    {"--history-pool-size", "TOOLS_HISTORY_POOL_SIZE", "N",
+     "postgresql: connections kept open to the database, shared by all requests (default 4)", false,
+     [](std::string_view t, ServerConfig& c) {
+       return apply_uint(t, 1, 256, "a connection count", c.host.history_store.pool_size);
      }},
     {"--node-id", "TOOLS_NODE_ID", "ID",
      "names this server in every execution record and audit record: 1-63 letters, digits, '.', '-' or '_' "
@@ -445,7 +452,8 @@ const auto settings = std::to_array<Setting>({
 });
 
 [[nodiscard]] std::string describe(const Setting& s, std::string_view value, const Problem& problem) {
-  return std::string(s.env) + " / " + s.flag + ": '" + std::string(value) + "' " + problem;
+  // masked_uri: a refused TOOLS_HISTORY URI may carry a password; other values pass unchanged.
+  return std::string(s.env) + " / " + s.flag + ": '" + pagi_exec::masked_uri(value) + "' " + problem;
 }
 
 // Settings that only make sense together.

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// ExecutionStore: where execution records are kept and read back (the memory ring, SQLite).
+// ExecutionStore: where execution records are kept and read back (the memory ring, SQLite,
+// PostgreSQL).
 #pragma once
 
 #include <cstddef>
@@ -52,25 +53,35 @@ class ExecutionStore {
 
 /// What a host keeps its executions in (TOOLS_HISTORY and its retention settings).
 struct StoreSettings {
-  enum class Kind : std::uint8_t { memory, sqlite } kind = Kind::memory;
+  enum class Kind : std::uint8_t { memory, sqlite, postgresql } kind = Kind::memory;
   std::filesystem::path path;  ///< sqlite: the database file (absolute)
+  /// postgresql: the libpq connection URI, password included: print it only through to_string,
+  /// which masks the password.
+  std::string uri;
+  /// postgresql: connections kept open to the database, shared by all requests.
+  std::size_t pool_size = 4;
   /// Records kept: the memory ring's capacity, or the most a durable store keeps.
   std::size_t max_records = default_history_capacity;
-  /// sqlite: records older than this many days are removed; 0: kept whatever their age.
+  /// sqlite, postgresql: records older than this many days are removed; 0: kept whatever their age.
   std::uint32_t max_age_days = 0;
   /// Captured output kept over all records; beyond it the oldest records lose their output.
   std::uint64_t output_budget_bytes = default_history_output_budget;
   bool operator==(const StoreSettings&) const = default;
 };
 
-/// "memory" or "sqlite:/absolute/path.db" into `settings` (its other fields unchanged);
-/// Errc::invalid_config saying what is accepted for anything else.
+/// "memory", "sqlite:/absolute/path.db" or a "postgresql://" (or "postgres://") connection URI
+/// into `settings` (its other fields unchanged); Errc::invalid_config saying what is accepted for
+/// anything else.
 [[nodiscard]] Result<StoreSettings> parse_store_location(std::string_view text, StoreSettings settings);
-/// The location as parse_store_location reads it back.
+/// The location as parse_store_location reads it back, but with a PostgreSQL password shown as
+/// "***": safe to log.
 [[nodiscard]] std::string to_string(const StoreSettings& settings);
+/// `uri` with the password it holds (after "user:" or as a password= parameter) shown as "***".
+[[nodiscard]] std::string masked_uri(std::string_view uri);
 
-/// Opens the store `settings` name: a new memory ring, or the SQLite file (created with its
-/// folder when missing, schema migrated to the current version).
+/// Opens the store `settings` name: a new memory ring, the SQLite file (created with its folder
+/// when missing), or a PostgreSQL database (reached within a few seconds, or Errc::io); a durable
+/// store's schema is migrated to the current version.
 [[nodiscard]] Result<std::shared_ptr<ExecutionStore>> open_execution_store(const StoreSettings& settings);
 
 /// Node ids name the server that ran an execution (TOOLS_NODE_ID): 1 to 63 bytes of letters,

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-// ExecutionStore: one set of cases run against every backend (the memory ring, SQLite), then what
-// only a durable store promises (restarts, kill -9, age retention).
+// ExecutionStore: one set of cases run against every backend (the memory ring, SQLite, and a
+// PostgreSQL this test starts), then what only a durable store promises (restarts, kill -9, age
+// retention, several writers).
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <csignal>
 #include <functional>
 #include <set>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -17,7 +19,7 @@
 #include <pagi_exec/health.hpp>
 #include <pagi_exec/history.hpp>
 
-#include "sqlite_store.hpp"
+#include "postgres_cluster.hpp"
 #include "test_support.hpp"
 
 using pagi_exec::ExecutionRecord;
@@ -29,34 +31,59 @@ using Clock = std::chrono::system_clock;
 
 namespace {
 
-// A backend under test: opens a store, or the same one again (for a durable store, the same
-// file; the memory ring has no "again" and says so).
-struct Backend {
-  const char* name;
-  bool durable;
-  std::function<std::shared_ptr<ExecutionStore>(const StoreSettings&)> open;
-};
-
 std::shared_ptr<ExecutionStore> must_open(const StoreSettings& settings) {
   auto store = pagi_exec::open_execution_store(settings);
   REQUIRE_MESSAGE(store, (store ? "" : store.error().message()));
   return *store;
 }
 
-// Each case gets a fresh folder; a SQLite backend keeps its file there.
+using Kind = StoreSettings::Kind;
+
+// One PostgreSQL for the whole run, started on first use; each case gets a database of its own.
+test_support::PostgresCluster& cluster() {
+  static test_support::PostgresCluster shared;
+  return shared;
+}
+
+std::string fresh_database() {
+  static int made = 0;
+  const auto name = "case_" + std::to_string(++made);
+  cluster().create_database(name);
+  return cluster().uri(name);
+}
+
+// Each case gets a fresh folder; a SQLite backend keeps its file there, a PostgreSQL one its own
+// database (made on the first call of settings()).
 struct Fixture {
   test_support::TempDir dir;
-  StoreSettings settings(bool sqlite, std::size_t max_records = 1000,
-                         std::uint64_t budget = pagi_exec::default_history_output_budget) const {
-    return {.kind = sqlite ? StoreSettings::Kind::sqlite : StoreSettings::Kind::memory,
-            .path = sqlite ? dir.path() / "state" / "history.db" : std::filesystem::path(),
+  std::string database;
+  StoreSettings settings(Kind kind, std::size_t max_records = 1000,
+                         std::uint64_t budget = pagi_exec::default_history_output_budget) {
+    if (kind == Kind::postgresql && database.empty()) database = fresh_database();
+    return {.kind = kind,
+            .path = kind == Kind::sqlite ? dir.path() / "state" / "history.db" : std::filesystem::path(),
+            .uri = kind == Kind::postgresql ? database : std::string(),
             .max_records = max_records,
             .output_budget_bytes = budget};
   }
 };
 
-const std::vector<bool> backends = {false, true};  // memory, sqlite
-const char* name_of(bool sqlite) { return sqlite ? "sqlite" : "memory"; }
+// The backends every conformance case runs on; PostgreSQL when this machine has it (the case
+// "postgresql runs here" says visibly when it does not).
+std::vector<Kind> backends() {
+  std::vector<Kind> kinds = {Kind::memory, Kind::sqlite};
+  if (test_support::postgres_unavailable().empty()) kinds.push_back(Kind::postgresql);
+  return kinds;
+}
+
+const char* name_of(Kind kind) {
+  switch (kind) {
+    case Kind::memory: return "memory";
+    case Kind::sqlite: return "sqlite";
+    case Kind::postgresql: return "postgresql";
+  }
+  return "?";
+}
 
 ExecutionRecord rec(int i) {
   return ExecutionRecord{.execution_id = "id-" + std::to_string(i), .node = "node-a", .twin_id = "t"};
@@ -122,10 +149,10 @@ std::vector<ExecutionRecord> all_pages(const ExecutionStore& store, HistoryQuery
 
 TEST_SUITE("execution store conformance") {
   TEST_CASE("newest first, sequences from 1, find of a known and an unknown id") {
-    for (const bool sqlite : backends) {
-      CAPTURE(name_of(sqlite));
+    for (const Kind kind : backends()) {
+      CAPTURE(name_of(kind));
       Fixture f;
-      auto store = must_open(f.settings(sqlite));
+      auto store = must_open(f.settings(kind));
       for (int i = 0; i < 5; ++i) REQUIRE(store->record(rec(i)));
       const auto page = store->query({});
       REQUIRE(page);
@@ -146,10 +173,10 @@ TEST_SUITE("execution store conformance") {
   }
 
   TEST_CASE("every field survives the round trip, NUL bytes and invalid UTF-8 included") {
-    for (const bool sqlite : backends) {
-      CAPTURE(name_of(sqlite));
+    for (const Kind kind : backends()) {
+      CAPTURE(name_of(kind));
       Fixture f;
-      auto store = must_open(f.settings(sqlite));
+      auto store = must_open(f.settings(kind));
       const auto record = full_record();
       REQUIRE(store->record(record));
       auto expected = record;
@@ -170,10 +197,10 @@ TEST_SUITE("execution store conformance") {
   }
 
   TEST_CASE("the filters select what matches() selects, refused requests included") {
-    for (const bool sqlite : backends) {
-      CAPTURE(name_of(sqlite));
+    for (const Kind kind : backends()) {
+      CAPTURE(name_of(kind));
       Fixture f;
-      auto store = must_open(f.settings(sqlite));
+      auto store = must_open(f.settings(kind));
       std::vector<ExecutionRecord> written;
       for (int i = 0; i < 60; ++i) {
         auto r = rec(i);
@@ -223,10 +250,10 @@ TEST_SUITE("execution store conformance") {
   }
 
   TEST_CASE("paging tokens: each page goes on below the last, and page sizes are clamped") {
-    for (const bool sqlite : backends) {
-      CAPTURE(name_of(sqlite));
+    for (const Kind kind : backends()) {
+      CAPTURE(name_of(kind));
       Fixture f;
-      auto store = must_open(f.settings(sqlite, 5000));
+      auto store = must_open(f.settings(kind, 5000));
       for (int i = 0; i < 1200; ++i) REQUIRE(store->record(rec(i)));
       const auto first = store->query({.page_size = 10});
       REQUIRE(first);
@@ -250,10 +277,10 @@ TEST_SUITE("execution store conformance") {
   }
 
   TEST_CASE("pages stay within max_page_bytes; a record too big alone comes without its output") {
-    for (const bool sqlite : backends) {
-      CAPTURE(name_of(sqlite));
+    for (const Kind kind : backends()) {
+      CAPTURE(name_of(kind));
       Fixture f;
-      auto store = must_open(f.settings(sqlite, 1000, 1ULL << 30));
+      auto store = must_open(f.settings(kind, 1000, 1ULL << 30));
       for (int i = 0; i < 120; ++i) {
         auto record = rec(i);
         const std::size_t lines = i == 60 ? 5000 : (i % 3 == 0 ? 300 : 1);
@@ -285,10 +312,10 @@ TEST_SUITE("execution store conformance") {
   }
 
   TEST_CASE("max_records drops the oldest; the output budget drops the oldest outputs, never records") {
-    for (const bool sqlite : backends) {
-      CAPTURE(name_of(sqlite));
+    for (const Kind kind : backends()) {
+      CAPTURE(name_of(kind));
       Fixture f;
-      auto store = must_open(f.settings(sqlite, 10, 1000));
+      auto store = must_open(f.settings(kind, 10, 1000));
       for (int i = 0; i < 25; ++i) {
         auto r = rec(i);
         r.out.lines = {std::string(299, 'x')};  // 300 bytes with its newline
@@ -309,107 +336,246 @@ TEST_SUITE("execution store conformance") {
   }
 }
 
-TEST_SUITE("sqlite store") {
-  TEST_CASE("history and sequences survive closing and reopening the file") {
-    Fixture f;
-    const auto settings = f.settings(true, 5);
-    {
+// The backends that keep records across a restart.
+std::vector<Kind> durable_backends() {
+  auto kinds = backends();
+  kinds.erase(kinds.begin());  // memory
+  return kinds;
+}
+
+TEST_SUITE("durable stores") {
+  TEST_CASE("history and sequences survive closing and reopening the store") {
+    for (const Kind kind : durable_backends()) {
+      CAPTURE(name_of(kind));
+      Fixture f;
+      const auto settings = f.settings(kind, 5);
+      {
+        auto store = must_open(settings);
+        for (int i = 0; i < 8; ++i) REQUIRE(store->record(rec(i)));
+      }
       auto store = must_open(settings);
-      for (int i = 0; i < 8; ++i) REQUIRE(store->record(rec(i)));
+      REQUIRE(store->record(rec(8)));
+      const auto all = all_pages(*store, {});
+      CHECK(ids(all) == std::vector<std::string>{"id-8", "id-7", "id-6", "id-5", "id-4"});
+      CHECK(all.front().sequence == 9);
     }
-    auto store = must_open(settings);
-    REQUIRE(store->record(rec(8)));
-    const auto all = all_pages(*store, {});
-    CHECK(ids(all) == std::vector<std::string>{"id-8", "id-7", "id-6", "id-5", "id-4"});
-    CHECK(all.front().sequence == 9);
   }
 
   TEST_CASE("every acknowledged record survives kill -9 of the writer") {
-    Fixture f;
-    const auto settings = f.settings(true, 100'000);
-    int acks[2];
-    REQUIRE(::pipe(acks) == 0);
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-      ::close(acks[0]);
-      auto store = pagi_exec::open_execution_store(settings);
-      if (!store) ::_exit(3);
-      for (int i = 0;; ++i) {
-        if (!(*store)->record(rec(i))) ::_exit(4);
-        const auto n = static_cast<std::uint32_t>(i);
-        if (::write(acks[1], &n, sizeof n) != static_cast<ssize_t>(sizeof n)) ::_exit(5);
+    for (const Kind kind : durable_backends()) {
+      CAPTURE(name_of(kind));
+      Fixture f;
+      const auto settings = f.settings(kind, 100'000);
+      int acks[2];
+      REQUIRE(::pipe(acks) == 0);
+      const pid_t child = ::fork();
+      REQUIRE(child >= 0);
+      if (child == 0) {
+        ::close(acks[0]);
+        auto store = pagi_exec::open_execution_store(settings);
+        if (!store) ::_exit(3);
+        for (int i = 0;; ++i) {
+          if (!(*store)->record(rec(i))) ::_exit(4);
+          const auto n = static_cast<std::uint32_t>(i);
+          if (::write(acks[1], &n, sizeof n) != static_cast<ssize_t>(sizeof n)) ::_exit(5);
+        }
       }
+      ::close(acks[1]);
+      std::uint32_t last = 0;
+      int read_acks = 0;
+      while (read_acks < 300) {
+        if (::read(acks[0], &last, sizeof last) != static_cast<ssize_t>(sizeof last)) break;
+        ++read_acks;
+      }
+      ::kill(child, SIGKILL);  // mid-write, most likely: the child never stops on its own
+      int status = 0;
+      REQUIRE(::waitpid(child, &status, 0) == child);
+      ::close(acks[0]);
+      REQUIRE(read_acks == 300);
+      CHECK(WIFSIGNALED(status));
+      auto store = must_open(settings);
+      for (std::uint32_t i = 0; i <= last; ++i) {
+        const auto found = store->find("id-" + std::to_string(i));
+        REQUIRE(found);
+        CHECK_MESSAGE(found->has_value(), "acknowledged record id-" << i << " lost");
+      }
+      REQUIRE(store->record(rec(-1)));
+      CHECK((*store->find("id--1"))->sequence > last + 1);  // never reuses a sequence
     }
-    ::close(acks[1]);
-    std::uint32_t last = 0;
-    int read_acks = 0;
-    while (read_acks < 300) {
-      if (::read(acks[0], &last, sizeof last) != static_cast<ssize_t>(sizeof last)) break;
-      ++read_acks;
-    }
-    ::kill(child, SIGKILL);  // mid-write, most likely: the child never stops on its own
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
-    ::close(acks[0]);
-    REQUIRE(read_acks == 300);
-    CHECK(WIFSIGNALED(status));
-    auto store = must_open(settings);
-    for (std::uint32_t i = 0; i <= last; ++i) {
-      const auto found = store->find("id-" + std::to_string(i));
-      REQUIRE(found);
-      CHECK_MESSAGE(found->has_value(), "acknowledged record id-" << i << " lost");
-    }
-    REQUIRE(store->record(rec(-1)));
-    CHECK((*store->find("id--1"))->sequence > last + 1);  // never reuses a sequence
   }
 
   TEST_CASE("records past max_age_days go at open; newer ones stay") {
-    Fixture f;
-    auto settings = f.settings(true);
-    settings.max_age_days = 2;
-    {
+    for (const Kind kind : durable_backends()) {
+      CAPTURE(name_of(kind));
+      Fixture f;
+      auto settings = f.settings(kind);
+      settings.max_age_days = 2;
+      {
+        auto store = must_open(settings);
+        auto old = rec(0);
+        old.finished = Clock::now() - std::chrono::hours(24 * 3);
+        REQUIRE(store->record(old));
+        auto fresh = rec(1);
+        fresh.finished = Clock::now() - std::chrono::hours(24);
+        REQUIRE(store->record(fresh));
+      }
       auto store = must_open(settings);
-      auto old = rec(0);
-      old.finished = Clock::now() - std::chrono::hours(24 * 3);
-      REQUIRE(store->record(old));
-      auto fresh = rec(1);
-      fresh.finished = Clock::now() - std::chrono::hours(24);
-      REQUIRE(store->record(fresh));
+      CHECK_FALSE((*store->find("id-0")).has_value());
+      CHECK((*store->find("id-1")).has_value());
     }
-    auto store = must_open(settings);
-    CHECK_FALSE((*store->find("id-0")).has_value());
-    CHECK((*store->find("id-1")).has_value());
   }
 
   TEST_CASE("an unopenable file is an error naming it") {
     Fixture f;
-    auto settings = f.settings(true);
+    auto settings = f.settings(Kind::sqlite);
     std::filesystem::create_directories(settings.path);  // a folder where the file should be
     const auto store = pagi_exec::open_execution_store(settings);
     REQUIRE_FALSE(store);
     CHECK(store.error().message().find(settings.path.string()) != std::string::npos);
     CHECK_FALSE(pagi_exec::parse_store_location("sqlite:relative.db", {}));
-    CHECK_FALSE(pagi_exec::parse_store_location("postgresql://x", {}));
+    CHECK_FALSE(pagi_exec::parse_store_location("mysql://x", {}));
     const auto parsed = pagi_exec::parse_store_location("sqlite:/var/lib/pagi-exec/history.db", {});
     REQUIRE(parsed);
     CHECK(pagi_exec::to_string(*parsed) == "sqlite:/var/lib/pagi-exec/history.db");
   }
 
   TEST_CASE("the time a write adds to an answer (reported, not asserted)") {
-    Fixture f;
-    auto store = must_open(f.settings(true));
-    std::vector<double> micros;
-    for (int i = 0; i < 500; ++i) {
-      auto record = full_record();
-      record.execution_id = "lat-" + std::to_string(i);
-      const auto t0 = std::chrono::steady_clock::now();
-      REQUIRE(store->record(record));
-      micros.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    for (const Kind kind : durable_backends()) {
+      Fixture f;
+      auto store = must_open(f.settings(kind));
+      std::vector<double> micros;
+      for (int i = 0; i < 500; ++i) {
+        auto record = full_record();
+        record.execution_id = "lat-" + std::to_string(i);
+        const auto t0 = std::chrono::steady_clock::now();
+        REQUIRE(store->record(record));
+        micros.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+      }
+      std::sort(micros.begin(), micros.end());
+      MESSAGE(std::string(name_of(kind)) << " record(): p50 " << micros[micros.size() / 2] << " us, p99 "
+                            << micros[micros.size() * 99 / 100] << " us over " << micros.size()
+                            << " writes (fsync off for postgresql: see bench/store_bench for durable figures)");
     }
-    std::sort(micros.begin(), micros.end());
-    MESSAGE("sqlite record(): p50 " << micros[micros.size() / 2] << " us, p99 " << micros[micros.size() * 99 / 100]
-                                   << " us over " << micros.size() << " writes");
+  }
+}
+
+TEST_SUITE("postgresql store") {
+  TEST_CASE("postgresql runs here" * doctest::skip(!test_support::postgres_unavailable().empty())) {
+    CHECK(cluster().pid() > 0);
+  }
+
+  TEST_CASE("locations: postgresql:// and postgres:// URIs, the password masked when shown") {
+    const auto parsed = pagi_exec::parse_store_location("postgresql://pagi:s3cret@db.example:5432/pagi?sslmode=require", {});
+    REQUIRE(parsed);
+    CHECK(parsed->kind == Kind::postgresql);
+    CHECK(parsed->uri == "postgresql://pagi:s3cret@db.example:5432/pagi?sslmode=require");
+    CHECK(pagi_exec::to_string(*parsed) == "postgresql://pagi:***@db.example:5432/pagi?sslmode=require");
+    const auto short_form = pagi_exec::parse_store_location("postgres://db/pagi?user=u&password=p%40ss&x=1", {});
+    REQUIRE(short_form);
+    CHECK(pagi_exec::to_string(*short_form) == "postgres://db/pagi?user=u&password=***&x=1");
+    CHECK(pagi_exec::masked_uri("postgresql://u@h/db") == "postgresql://u@h/db");
+    CHECK(pagi_exec::masked_uri("postgresql://u:p@ss@h/db") == "postgresql://u:***@h/db");
+    const auto refused = pagi_exec::parse_store_location("postgresq://u:hidden@h/db", {});
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().message().find("hidden") == std::string::npos);
+  }
+
+  TEST_CASE("a database that is not there fails fast and says so; the store mends when it is back"
+            * doctest::skip(!test_support::postgres_unavailable().empty())) {
+    Fixture f;
+    auto settings = f.settings(Kind::postgresql);
+    const auto unreachable = settings.uri.substr(0, settings.uri.rfind('/')) + "/no_such_database";
+    auto absent = settings;
+    absent.uri = unreachable;
+    const auto refused = pagi_exec::open_execution_store(absent);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == pagi_exec::Errc::io);
+    CHECK(refused.error().message().find("no_such_database") != std::string::npos);
+
+    auto store = must_open(settings);
+    REQUIRE(store->record(rec(0)));
+    // Every connection the store holds is ended by the server, as a restart of it would.
+    cluster().terminate_sessions(f.database.substr(f.database.rfind('/') + 1));
+    // A pooled connection that was ended fails its next write (or libpqxx reconnects at once);
+    // a failure is in health() until a write succeeds.
+    for (int i = 1; i <= 8; ++i) {
+      const auto written = store->record(rec(i));
+      if (written) continue;
+      CHECK(written.error().code == pagi_exec::Errc::io);
+      CHECK_FALSE(store->health().healthy);
+      CHECK(store->health().failed_writes == 1);
+      CHECK(store->health().detail.find("history database postgresql://pagi@127.0.0.1") == 0);
+      break;
+    }
+    REQUIRE(store->record(rec(9)));  // a new connection
+    CHECK(store->health().healthy);
+    CHECK(store->health().detail.find("postgresql ") == 0);
+    CHECK((*store->find("id-9")).has_value());
+  }
+
+  TEST_CASE("while the database is stopped writes fail and health says so, without the password; then they resume"
+            * doctest::skip(!test_support::postgres_unavailable().empty())) {
+    test_support::PostgresCluster own;  // stopped below: not the one the other cases share
+    own.create_database("outage");
+    const auto uri = "postgresql://pagi:pw-not-shown@127.0.0.1:" + std::to_string(own.port()) + "/outage";
+    auto parsed = pagi_exec::parse_store_location(uri, {});
+    REQUIRE(parsed);
+    auto store = must_open(*parsed);
+    REQUIRE(store->record(rec(0)));
+    own.stop();
+    const auto written = store->record(rec(1));
+    REQUIRE_FALSE(written);
+    CHECK(written.error().code == pagi_exec::Errc::io);
+    CHECK(written.error().message().find("pw-not-shown") == std::string::npos);
+    const auto health = store->health();
+    CHECK_FALSE(health.healthy);
+    CHECK(health.failed_writes == 1);
+    CHECK(health.detail.find("pw-not-shown") == std::string::npos);
+    CHECK(health.detail.find("postgresql://pagi:***@127.0.0.1") != std::string::npos);
+    CHECK_FALSE(store->record(rec(2)));  // a new connection is tried each time, and fails
+    CHECK_FALSE(store->query({}));
+    own.restart();
+    REQUIRE(store->record(rec(3)));
+    CHECK(store->health().healthy);
+    CHECK(store->health().failed_writes == 2);
+    CHECK(ids(all_pages(*store, {})) == std::vector<std::string>{"id-3", "id-0"});
+  }
+
+  TEST_CASE("the schema is versioned: opening again migrates nothing, a newer schema is refused"
+            * doctest::skip(!test_support::postgres_unavailable().empty())) {
+    Fixture f;
+    const auto settings = f.settings(Kind::postgresql);
+    const auto database = f.database.substr(f.database.rfind('/') + 1);
+    { auto store = must_open(settings); }
+    { auto again = must_open(settings); }  // finds version 1: no second CREATE TABLE
+    cluster().sql(database, "INSERT INTO schema_version VALUES (99)");
+    const auto refused = pagi_exec::open_execution_store(settings);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == pagi_exec::Errc::invalid_config);
+    CHECK(refused.error().message().find("schema version 99, newer than this server's 1") != std::string::npos);
+  }
+
+  TEST_CASE("several writers share one order with no gaps and every record"
+            * doctest::skip(!test_support::postgres_unavailable().empty())) {
+    Fixture f;
+    auto settings = f.settings(Kind::postgresql, 100'000);
+    std::vector<std::shared_ptr<ExecutionStore>> writers;
+    for (int w = 0; w < 3; ++w) writers.push_back(must_open(settings));  // as three servers would
+    std::vector<std::thread> threads;
+    for (int w = 0; w < 3; ++w) {
+      threads.emplace_back([&, w] {
+        for (int i = 0; i < 50; ++i) {
+          auto r = rec(w * 1000 + i);
+          r.node = "node-" + std::to_string(w);
+          if (!writers[static_cast<std::size_t>(w)]->record(r)) return;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    const auto all = all_pages(*writers[0], {.page_size = 17});
+    REQUIRE(all.size() == 150);
+    for (std::size_t i = 0; i < all.size(); ++i) CHECK(all[i].sequence == 150 - i);
+    for (const auto& other : {writers[1], writers[2]}) CHECK(ids(all_pages(*other, {.page_size = 40})) == ids(all));
   }
 }
 
