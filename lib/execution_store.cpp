@@ -3,6 +3,7 @@
 #include "pagi_exec/execution_store.hpp"
 
 #include "pagi_exec/history.hpp"
+#include "queued_store.hpp"
 #include "sqlite_store.hpp"
 
 #include <algorithm>
@@ -40,13 +41,17 @@ std::string to_string(const StoreSettings& settings) {
   return "memory";
 }
 
-Result<std::shared_ptr<ExecutionStore>> open_execution_store(const StoreSettings& settings) {
+Result<std::shared_ptr<ExecutionStore>> open_execution_store(const StoreSettings& settings, NoticeSink notify) {
+  const detail::QueueSpec queue{.max_records = settings.queue_records, .max_bytes = settings.queue_bytes};
   switch (settings.kind) {
     case StoreSettings::Kind::memory:
       return std::make_shared<History>(settings.max_records, settings.output_budget_bytes);
     case StoreSettings::Kind::sqlite:
-      return detail::SqliteStore::open(settings).map(
-          [](std::shared_ptr<detail::SqliteStore> store) -> std::shared_ptr<ExecutionStore> { return store; });
+      return detail::SqliteStore::open(settings).map([&](std::shared_ptr<detail::SqliteStore> store) {
+        auto checkpoint = [sqlite = store.get()] { return sqlite->checkpoint(); };  // the queue owns the store
+        return std::shared_ptr<ExecutionStore>(
+            std::make_shared<detail::QueuedStore>(std::move(store), queue, std::move(notify), checkpoint));
+      });
   }
   return fail(Errc::invalid_config, "unknown history store");
 }

@@ -17,7 +17,9 @@ namespace pagi_exec::detail {
 /// Writes are synchronous, one transaction each, in WAL mode with synchronous=NORMAL: a record is
 /// in the file's write-ahead log when record() returns, so it survives the process being killed
 /// (not a power loss before the next checkpoint). One connection behind a mutex; SQLite gives the
-/// sequences, so several processes may write one file.
+/// sequences, so several processes may write one file. The writing connection never checkpoints
+/// on its own (with synchronous=NORMAL that would happen inside the commit that crosses the
+/// threshold, on the answering thread): checkpoint() does it, from a thread of the caller's.
 class SqliteStore final : public ExecutionStore {
  public:
   /// Opens (or creates, with its folder) the file and migrates its schema; Errc::io naming the
@@ -29,6 +31,11 @@ class SqliteStore final : public ExecutionStore {
   [[nodiscard]] Result<HistoryPage> query(const HistoryQuery& query) const override;
   [[nodiscard]] Result<std::optional<ExecutionRecord>> find(const std::string& execution_id) const override;
   [[nodiscard]] StoreHealth health() const override;
+
+  /// Copies the write-ahead log into the database where no reader needs it (a PASSIVE
+  /// checkpoint) on a connection of its own, so writers are not held up. One caller at a time.
+  /// Errc::io with what SQLite said.
+  [[nodiscard]] Result<void> checkpoint();
 
   /// Records older than max_age_days go now (also done every age_check_every writes).
   [[nodiscard]] Result<void> apply_age_retention();
@@ -48,6 +55,7 @@ class SqliteStore final : public ExecutionStore {
 
   StoreSettings settings_;
   sqlite3* db_;
+  sqlite3* checkpoint_db_ = nullptr;  // checkpoint()'s connection, opened on its first call
   mutable std::mutex mutex_;
   mutable std::map<std::string, sqlite3_stmt*> statements_;  // by SQL text; finalized in the destructor
   std::uint64_t sequence_ = 0;      // the highest sequence this store gave or found at open
