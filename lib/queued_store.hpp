@@ -25,7 +25,7 @@ struct QueueSpec {
   std::chrono::milliseconds first_retry{100};     ///< after a failed write; doubled after each failure
   std::chrono::milliseconds last_retry{5000};     ///< the most the doubling reaches
   std::chrono::milliseconds stop_drain{2000};     ///< how long the destructor keeps trying
-  std::chrono::milliseconds housekeeping_every{1000};
+  std::chrono::milliseconds housekeeping_every{250};  ///< at most this often, and only after writes
 };
 
 /// Work the store's own thread does now and then after writes (SQLite: a WAL checkpoint), off

@@ -443,6 +443,7 @@ Result<void> SqliteStore::checkpoint() {
   if (checkpoint_db_ == nullptr &&
       (sqlite3_open_v2(settings_.path.c_str(), &checkpoint_db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                        nullptr) != SQLITE_OK ||
+       sqlite3_busy_timeout(checkpoint_db_, static_cast<int>(checkpoint_wait.count())) != SQLITE_OK ||
        sqlite3_exec(checkpoint_db_, "PRAGMA journal_mode", nullptr, nullptr, nullptr) != SQLITE_OK)) {
     auto error = fail(Errc::io, "history database " + settings_.path.string() + ": open for checkpoints: " +
                                     (checkpoint_db_ ? sqlite3_errmsg(checkpoint_db_) : "out of memory"));
@@ -450,8 +451,16 @@ Result<void> SqliteStore::checkpoint() {
     checkpoint_db_ = nullptr;
     return error;
   }
-  const int done = sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-  if (done != SQLITE_OK && done != SQLITE_BUSY) {  // BUSY: another process checkpoints now
+  int log_frames = 0;
+  int done = sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames, nullptr);
+  // Under steady writes a passive checkpoint never catches up (frames are added while it copies),
+  // and the log starts again from its head only once all of it was copied: past this size,
+  // RESTART copies the few frames written since, holding writers back for that moment only (at
+  // most checkpoint_wait; then the next round tries again).
+  if (done == SQLITE_OK && log_frames >= restart_after_frames) {
+    done = sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+  }
+  if (done != SQLITE_OK && done != SQLITE_BUSY) {  // BUSY: writers or readers did not let it finish
     return fail(Errc::io, "history database " + settings_.path.string() + ": checkpoint: " +
                               sqlite3_errmsg(checkpoint_db_));
   }

@@ -2,6 +2,7 @@
 // SqliteStore: the execution store in one SQLite file (WAL), surviving restarts and kill -9.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -32,8 +33,9 @@ class SqliteStore final : public ExecutionStore {
   [[nodiscard]] Result<std::optional<ExecutionRecord>> find(const std::string& execution_id) const override;
   [[nodiscard]] StoreHealth health() const override;
 
-  /// Copies the write-ahead log into the database where no reader needs it (a PASSIVE
-  /// checkpoint) on a connection of its own, so writers are not held up. One caller at a time.
+  /// Copies the write-ahead log into the database (a PASSIVE checkpoint) on a connection of its
+  /// own, so writers are not held up; past restart_after_frames it then finishes the copy (a
+  /// RESTART checkpoint, holding writers back at most checkpoint_wait). One caller at a time.
   /// Errc::io with what SQLite said.
   [[nodiscard]] Result<void> checkpoint();
 
@@ -41,6 +43,11 @@ class SqliteStore final : public ExecutionStore {
   [[nodiscard]] Result<void> apply_age_retention();
 
   static constexpr std::uint64_t age_check_every = 256;
+  /// checkpoint(): a log of this many frames (pages) is copied completely, so that it starts
+  /// again from its head (SQLite's own automatic checkpoint uses the same size).
+  static constexpr int restart_after_frames = 1000;
+  /// checkpoint(): the longest it waits for the writer and readers to let it finish.
+  static constexpr std::chrono::milliseconds checkpoint_wait{20};
 
  private:
   struct Statements;
