@@ -4,6 +4,7 @@
 
 #include "pagi_exec/history.hpp"
 #include "postgres_store.hpp"
+#include "queued_store.hpp"
 #include "sqlite_store.hpp"
 
 #include <algorithm>
@@ -83,16 +84,22 @@ std::string to_string(const StoreSettings& settings) {
   return "memory";
 }
 
-Result<std::shared_ptr<ExecutionStore>> open_execution_store(const StoreSettings& settings) {
+Result<std::shared_ptr<ExecutionStore>> open_execution_store(const StoreSettings& settings, NoticeSink notify) {
+  const detail::QueueSpec queue{.max_records = settings.queue_records, .max_bytes = settings.queue_bytes};
   switch (settings.kind) {
     case StoreSettings::Kind::memory:
       return std::make_shared<History>(settings.max_records, settings.output_budget_bytes);
     case StoreSettings::Kind::sqlite:
-      return detail::SqliteStore::open(settings).map(
-          [](std::shared_ptr<detail::SqliteStore> store) -> std::shared_ptr<ExecutionStore> { return store; });
+      return detail::SqliteStore::open(settings).map([&](std::shared_ptr<detail::SqliteStore> store) {
+        auto checkpoint = [sqlite = store.get()] { return sqlite->checkpoint(); };  // the queue owns the store
+        return std::shared_ptr<ExecutionStore>(
+            std::make_shared<detail::QueuedStore>(std::move(store), queue, std::move(notify), checkpoint));
+      });
     case StoreSettings::Kind::postgresql:
-      return detail::PostgresStore::open(settings).map(
-          [](std::shared_ptr<detail::PostgresStore> store) -> std::shared_ptr<ExecutionStore> { return store; });
+      return detail::PostgresStore::open(settings).map([&](std::shared_ptr<detail::PostgresStore> store) {
+        return std::shared_ptr<ExecutionStore>(
+            std::make_shared<detail::QueuedStore>(std::move(store), queue, std::move(notify)));
+      });
   }
   return fail(Errc::invalid_config, "unknown history store");
 }

@@ -102,7 +102,8 @@ HealthReport started_report(const HostSettings& settings, const OpenedSandbox& o
 
 }  // namespace
 
-Result<std::unique_ptr<Host>> Host::start(const HostSettings& settings, Notices& notices, const AuditSinkFor& sink_for) {
+Result<std::unique_ptr<Host>> Host::start(const HostSettings& settings, Notices& notices, const AuditSinkFor& sink_for,
+                                          NoticeSink later) {
   // What may run, then where it runs (probed once: a fallback is loud), then who commands are.
   auto policy = load_host_policy(settings).map_error(in_setting("TOOLS_POLICY_FILE / --policy"));
   if (!policy) return error_of(policy);
@@ -122,7 +123,7 @@ Result<std::unique_ptr<Host>> Host::start(const HostSettings& settings, Notices&
   auto admission = make_admission(settings, notices);
   if (!admission) return error_of(admission);
   auto history =
-      open_execution_store(settings.history_store_settings()).map_error(in_setting("TOOLS_HISTORY / --history"));
+      open_execution_store(settings.history_store_settings(), std::move(later)).map_error(in_setting("TOOLS_HISTORY / --history"));
   if (!history) return error_of(history);
   std::shared_ptr<AuditSink> sink;
   if (*audit) sink = sink_for ? sink_for(*audit) : *audit;

@@ -168,6 +168,7 @@ SqliteStore::SqliteStore(StoreSettings settings, sqlite3* db) noexcept : setting
 
 SqliteStore::~SqliteStore() {
   for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+  sqlite3_close_v2(checkpoint_db_);
   sqlite3_close_v2(db_);
 }
 
@@ -180,8 +181,11 @@ Result<std::shared_ptr<SqliteStore>> SqliteStore::open(const StoreSettings& sett
   const auto where = "history database " + settings.path.string();
   if (!settings.path.is_absolute()) return fail(Errc::invalid_config, where + ": not an absolute path");
   if (settings.path.has_parent_path()) {
+    // A folder made here is the server's alone: the records hold every twin's commands and output.
     std::error_code ec;
-    std::filesystem::create_directories(settings.path.parent_path(), ec);
+    if (std::filesystem::create_directories(settings.path.parent_path(), ec)) {
+      std::filesystem::permissions(settings.path.parent_path(), std::filesystem::perms::owner_all, ec);
+    }
     if (ec) return fail(Errc::io, where + ": create its folder: " + ec.message(), ec.value());
   }
   sqlite3* db = nullptr;
@@ -194,7 +198,9 @@ Result<std::shared_ptr<SqliteStore>> SqliteStore::open(const StoreSettings& sett
   }
   std::shared_ptr<SqliteStore> store(new SqliteStore(settings, db));
   sqlite3_busy_timeout(db, 5000);  // another process (a backup, sqlite3(1)) may hold the lock a moment
-  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=OFF"}) {
+  // wal_autocheckpoint=0: checkpoint() runs them, off the writer (see the class comment).
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=OFF",
+                             "PRAGMA wal_autocheckpoint=0"}) {
     if (sqlite3_exec(db, pragma, nullptr, nullptr, nullptr) != SQLITE_OK) return tl::unexpected(store->failure(pragma));
   }
   if (auto migrated = store->migrate(); !migrated) return error_of(migrated);
@@ -387,6 +393,38 @@ Result<void> SqliteStore::age_retention_locked() {
   while ((step = sqlite3_step(*drop)) == SQLITE_ROW) dropped += static_cast<std::uint64_t>(sqlite3_column_int64(*drop, 0));
   if (step != SQLITE_DONE) return tl::unexpected(failure("remove records past their age"));
   output_bytes_ -= std::min(output_bytes_, dropped);
+  return {};
+}
+
+// PASSIVE copies what it can without waiting for readers or writers; a later one copies the
+// rest, and once a checkpoint has copied all of it the next writer starts the log from its head.
+Result<void> SqliteStore::checkpoint() {
+  // A new connection knows the file is in WAL mode only once it has read it: until then a
+  // checkpoint does nothing (and says the log has -1 frames).
+  if (checkpoint_db_ == nullptr &&
+      (sqlite3_open_v2(settings_.path.c_str(), &checkpoint_db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                       nullptr) != SQLITE_OK ||
+       sqlite3_busy_timeout(checkpoint_db_, static_cast<int>(checkpoint_wait.count())) != SQLITE_OK ||
+       sqlite3_exec(checkpoint_db_, "PRAGMA journal_mode", nullptr, nullptr, nullptr) != SQLITE_OK)) {
+    auto error = fail(Errc::io, "history database " + settings_.path.string() + ": open for checkpoints: " +
+                                    (checkpoint_db_ ? sqlite3_errmsg(checkpoint_db_) : "out of memory"));
+    sqlite3_close_v2(checkpoint_db_);
+    checkpoint_db_ = nullptr;
+    return error;
+  }
+  int log_frames = 0;
+  int done = sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames, nullptr);
+  // Under steady writes a passive checkpoint never catches up (frames are added while it copies),
+  // and the log starts again from its head only once all of it was copied: past this size,
+  // RESTART copies the few frames written since, holding writers back for that moment only (at
+  // most checkpoint_wait; then the next round tries again).
+  if (done == SQLITE_OK && log_frames >= restart_after_frames) {
+    done = sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+  }
+  if (done != SQLITE_OK && done != SQLITE_BUSY) {  // BUSY: writers or readers did not let it finish
+    return fail(Errc::io, "history database " + settings_.path.string() + ": checkpoint: " +
+                              sqlite3_errmsg(checkpoint_db_));
+  }
   return {};
 }
 

@@ -2,6 +2,7 @@
 // SqliteStore: the execution store in one SQLite file (WAL), surviving restarts and kill -9.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -17,7 +18,9 @@ namespace pagi_exec::detail {
 /// Writes are synchronous, one transaction each, in WAL mode with synchronous=NORMAL: a record is
 /// in the file's write-ahead log when record() returns, so it survives the process being killed
 /// (not a power loss before the next checkpoint). One connection behind a mutex; SQLite gives the
-/// sequences, so several processes may write one file.
+/// sequences, so several processes may write one file. The writing connection never checkpoints
+/// on its own (with synchronous=NORMAL that would happen inside the commit that crosses the
+/// threshold, on the answering thread): checkpoint() does it, from a thread of the caller's.
 class SqliteStore final : public ExecutionStore {
  public:
   /// Opens (or creates, with its folder) the file and migrates its schema; Errc::io naming the
@@ -30,10 +33,21 @@ class SqliteStore final : public ExecutionStore {
   [[nodiscard]] Result<std::optional<ExecutionRecord>> find(const std::string& execution_id) const override;
   [[nodiscard]] StoreHealth health() const override;
 
+  /// Copies the write-ahead log into the database (a PASSIVE checkpoint) on a connection of its
+  /// own, so writers are not held up; past restart_after_frames it then finishes the copy (a
+  /// RESTART checkpoint, holding writers back at most checkpoint_wait). One caller at a time.
+  /// Errc::io with what SQLite said.
+  [[nodiscard]] Result<void> checkpoint();
+
   /// Records older than max_age_days go now (also done every age_check_every writes).
   [[nodiscard]] Result<void> apply_age_retention();
 
   static constexpr std::uint64_t age_check_every = 256;
+  /// checkpoint(): a log of this many frames (pages) is copied completely, so that it starts
+  /// again from its head (SQLite's own automatic checkpoint uses the same size).
+  static constexpr int restart_after_frames = 1000;
+  /// checkpoint(): the longest it waits for the writer and readers to let it finish.
+  static constexpr std::chrono::milliseconds checkpoint_wait{20};
 
  private:
   struct Statements;
@@ -48,6 +62,7 @@ class SqliteStore final : public ExecutionStore {
 
   StoreSettings settings_;
   sqlite3* db_;
+  sqlite3* checkpoint_db_ = nullptr;  // checkpoint()'s connection, opened on its first call
   mutable std::mutex mutex_;
   mutable std::map<std::string, sqlite3_stmt*> statements_;  // by SQL text; finalized in the destructor
   std::uint64_t sequence_ = 0;      // the highest sequence this store gave or found at open

@@ -235,9 +235,9 @@ const auto settings = std::to_array<Setting>({
      }},
     {"--history", "TOOLS_HISTORY", "STORE",
      "where execution records are kept: memory (a ring of TOOLS_HISTORY_MAX_RECORDS, lost on restart), "
-     "sqlite:/absolute/file.db (kept across restarts; the file and its folder are created) or a "
-     "postgresql://user:password@host:5432/db URI (shared by several servers; the schema is created and migrated "
-     "at start-up; the password is never logged) (default memory)",
+     "sqlite:/absolute/file.db (kept across restarts; the file and its folder are created), never inside "
+     "SANDBOX_DIR, or a postgresql://user:password@host:5432/db URI (shared by several servers; the schema is "
+     "created and migrated at start-up; the password is never logged) (default sqlite:<TOOLS_STATE_DIR>/history.db)",
      false,
      [](std::string_view t, ServerConfig& c) {
        auto store = pagi_exec::parse_store_location(t, c.host.history_store);
@@ -265,6 +265,20 @@ const auto settings = std::to_array<Setting>({
      [](std::string_view t, ServerConfig& c) {
        return apply_uint(t, 1, 256, "a connection count", c.host.history_store.pool_size);
      }},
+    {"--state-dir", "TOOLS_STATE_DIR", "DIR",
+     "absolute folder of the server's own files (the default history database), created owner-only; never inside "
+     "SANDBOX_DIR, where twins' commands could reach it (default <SANDBOX_DIR>.state, beside it)",
+     false, [](std::string_view t, ServerConfig& c) { return apply_path(t, c.state_dir); }},
+    {"--history-queue-records", "TOOLS_HISTORY_QUEUE_RECORDS", "N",
+     "sqlite, postgresql: records held in memory while the database cannot take them, written in order once it can; beyond "
+     "it the oldest is dropped and the gap logged (the audit log keeps every record) (default 4096)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       return apply_uint(t, 1, 1'000'000, "a record count", c.host.history_store.queue_records);
+     }},
+    {"--history-queue-mb", "TOOLS_HISTORY_QUEUE_MB", "MIB",
+     "sqlite, postgresql: the most memory those held records take (default 64)", false,
+     [](std::string_view t, ServerConfig& c) { return apply_mib(t, 1, c.host.history_store.queue_bytes); }},
     {"--node-id", "TOOLS_NODE_ID", "ID",
      "names this server in every execution record and audit record: 1-63 letters, digits, '.', '-' or '_' "
      "(default the host name)",
@@ -509,6 +523,39 @@ const auto settings = std::to_array<Setting>({
   return {};
 }
 
+// `path` is `dir` or inside it, symbolic links in the part that exists followed.
+[[nodiscard]] bool is_within(const std::filesystem::path& path, const std::filesystem::path& dir) {
+  const auto resolved = [](const std::filesystem::path& p) {
+    std::error_code ec;
+    auto canonical = std::filesystem::weakly_canonical(p, ec);
+    return ec ? p.lexically_normal() : canonical;
+  };
+  const auto relative = resolved(path).lexically_relative(resolved(dir));
+  return !relative.empty() && *relative.begin() != "..";
+}
+
+// The server keeps its history across restarts unless told otherwise: in SQLite, in a folder
+// beside SANDBOX_DIR (/tmp/pagi-sandbox -> /tmp/pagi-sandbox.state). A database inside
+// SANDBOX_DIR is refused: a twin's command could read or change every twin's records there.
+[[nodiscard]] std::string settle_history(ServerConfig& c, bool history_given) {
+  const auto& sandbox = c.host.sandbox.root_dir;
+  if (c.state_dir.empty()) {
+    auto dir = sandbox.lexically_normal();
+    if (!dir.has_filename()) dir = dir.parent_path();  // "/srv/sandbox/" names /srv/sandbox
+    c.state_dir = dir.parent_path() / (dir.filename().string() + ".state");
+  }
+  if (!history_given) {
+    c.host.history_store.kind = pagi_exec::StoreSettings::Kind::sqlite;
+    c.host.history_store.path = c.state_dir / "history.db";
+  }
+  const auto& store = c.host.history_store;
+  if (store.kind != pagi_exec::StoreSettings::Kind::sqlite || !is_within(store.path, sandbox)) return {};
+  return std::string(history_given ? "TOOLS_HISTORY / --history: '" + pagi_exec::to_string(store) + "'"
+                                   : "TOOLS_STATE_DIR / --state-dir: '" + c.state_dir.string() + "'") +
+         " is inside SANDBOX_DIR (" + sandbox.string() +
+         "), where twins' commands could reach the execution history: choose a folder outside it";
+}
+
 [[nodiscard]] tl::unexpected<pagi_exec::Error> invalid(std::string message) {
   return pagi_exec::fail(pagi_exec::Errc::invalid_config, std::move(message));
 }
@@ -566,6 +613,9 @@ pagi_exec::Result<ServerConfig> resolve_settings(const RawSettings& raw) {
   if (auto problem = check_admission(config); !problem.empty()) return invalid(problem);
   if (auto problem = check_exposure(config); !problem.empty()) return invalid(problem);
   if (auto problem = check_channel(config.channel); !problem.empty()) return invalid(problem);
+  if (auto problem = settle_history(config, raw.entries[index_of("--history")].option->count() > 0); !problem.empty()) {
+    return invalid(problem);
+  }
   return config;
 }
 

@@ -52,6 +52,9 @@ struct ServerConfig {
   /// After SIGTERM, how long running executions get to finish before they are stopped; 0: at once.
   std::chrono::milliseconds drain_timeout{30'000};
   std::string metrics_addr;  ///< "host:port" of the metrics listener (port may be 0); empty: none
+  /// TOOLS_STATE_DIR: the server's own files (the default history database); never inside
+  /// SANDBOX_DIR. Resolved: <SANDBOX_DIR>.state unless given.
+  std::filesystem::path state_dir;
 };
 
 /// The raw text of every setting, as CLI11 collected it from the command line or the

@@ -213,7 +213,8 @@ int main(int argc, char** argv) {
 
   tools_server::PolicyWatch policy_watch(config->host.policy_file);  // before the host loads the file
   pagi_exec::Notices notices;
-  auto host = pagi_exec::Host::start(config->host, notices, logging_sink);
+  auto host = pagi_exec::Host::start(config->host, notices, logging_sink,
+                                     [](const pagi_exec::Notices& later) { tools_server::log(later); });
   tools_server::log(notices);
   if (!host) return fail_startup(host.error());
 

@@ -49,9 +49,10 @@ ToolExecutorService::ToolExecutorService(const pagi_exec::Host& host, Cancellati
 
 // The unary calls without an execution answer from grpc's default reactor.
 template <class Work>
-grpc::ServerUnaryReactor* ToolExecutorService::answer(grpc::CallbackServerContext& context, Work work) {
+grpc::ServerUnaryReactor* ToolExecutorService::answer(grpc::CallbackServerContext& context, Work work,
+                                                      bool work_waits) {
   auto* reactor = context.DefaultReactor();
-  if (!audit_waits_) {
+  if (!audit_waits_ && !work_waits) {
     reactor->Finish(work());
   } else if (!workers_.run([reactor, work] { reactor->Finish(work()); })) {
     reactor->Finish(no_thread());
@@ -110,15 +111,15 @@ grpc::ServerUnaryReactor* ToolExecutorService::CheckPolicy(grpc::CallbackServerC
 grpc::ServerUnaryReactor* ToolExecutorService::ListExecutions(grpc::CallbackServerContext* context,
                                                               const tools::ListExecutionsRequest* request,
                                                               tools::ListExecutionsResponse* response) {
-  return answer(*context,
-                [this, context, request, response] { return list_executions(*context, *request, *response); });
+  return answer(
+      *context, [this, context, request, response] { return list_executions(*context, *request, *response); }, true);
 }
 
 grpc::ServerUnaryReactor* ToolExecutorService::GetExecution(grpc::CallbackServerContext* context,
                                                             const tools::GetExecutionRequest* request,
                                                             tools::ExecutionRecord* response) {
-  return answer(*context,
-                [this, context, request, response] { return get_execution(*context, *request, *response); });
+  return answer(
+      *context, [this, context, request, response] { return get_execution(*context, *request, *response); }, true);
 }
 
 grpc::Status ToolExecutorService::prepare(const grpc::CallbackServerContext& context, const char* rpc,

@@ -81,9 +81,10 @@ class ToolExecutorService final : public CallbackBase {
   bool audit_waits_;
 
   // The default reactor, finished with the status of `work` (a call without an execution), which
-  // runs here, or on a worker when the audit log would make it wait.
+  // runs here, or on a worker when the audit log would make it wait or `work` itself may wait (a
+  // query of the execution store, which may be a database across the network).
   template <class Work>
-  grpc::ServerUnaryReactor* answer(grpc::CallbackServerContext& context, Work work);
+  grpc::ServerUnaryReactor* answer(grpc::CallbackServerContext& context, Work work, bool work_waits = false);
   // Prepares an execution's request and answers it here, or hands `run` to a worker when it will
   // run (or everything when the audit log would make it wait). `Call` is UnaryCall or StreamCall.
   template <class Call, class Run>

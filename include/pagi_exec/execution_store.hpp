@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,12 +14,16 @@
 
 #include "pagi_exec/error.hpp"
 #include "pagi_exec/execution_record.hpp"
+#include "pagi_exec/notice.hpp"
 
 namespace pagi_exec {
 
 /// The memory ring's defaults (History): records kept, and captured output kept over all of them.
 inline constexpr std::size_t default_history_capacity = 1000;
 inline constexpr std::uint64_t default_history_output_budget = 16ULL << 20;
+/// A durable store's queue of records it could not write yet (see StoreSettings): its defaults.
+inline constexpr std::size_t default_queue_records = 4096;
+inline constexpr std::uint64_t default_queue_bytes = 64ULL << 20;
 
 /// Whether a store can take records now: a host reports it in its health.
 struct StoreHealth {
@@ -66,6 +71,10 @@ struct StoreSettings {
   std::uint32_t max_age_days = 0;
   /// Captured output kept over all records; beyond it the oldest records lose their output.
   std::uint64_t output_budget_bytes = default_history_output_budget;
+  /// sqlite: records waiting while the store cannot take them, at most this many and this many
+  /// bytes (encoded_size_bound); beyond it the oldest waiting record is dropped and the gap stated.
+  std::size_t queue_records = default_queue_records;
+  std::uint64_t queue_bytes = default_queue_bytes;
   bool operator==(const StoreSettings&) const = default;
 };
 
@@ -79,10 +88,18 @@ struct StoreSettings {
 /// `uri` with the password it holds (after "user:" or as a password= parameter) shown as "***".
 [[nodiscard]] std::string masked_uri(std::string_view uri);
 
+/// Where a store tells its operator what happened after it opened (records it had to drop, the
+/// database gone away and back); called from the store's own thread.
+using NoticeSink = std::function<void(const Notices&)>;
+
 /// Opens the store `settings` name: a new memory ring, the SQLite file (created with its folder
 /// when missing), or a PostgreSQL database (reached within a few seconds, or Errc::io); a durable
-/// store's schema is migrated to the current version.
-[[nodiscard]] Result<std::shared_ptr<ExecutionStore>> open_execution_store(const StoreSettings& settings);
+/// store's schema is migrated to the current version. A durable store comes behind a
+/// bounded write queue (queue_records, queue_bytes): while the database cannot take records,
+/// record() queues them and a thread of the store writes them, in order, once it can; health()
+/// says so meanwhile, and `notify` hears of records dropped from a full queue.
+[[nodiscard]] Result<std::shared_ptr<ExecutionStore>> open_execution_store(const StoreSettings& settings,
+                                                                           NoticeSink notify = {});
 
 /// Node ids name the server that ran an execution (TOOLS_NODE_ID): 1 to 63 bytes of letters,
 /// digits, '.', '-' and '_', starting with a letter or digit. Errc::invalid_config otherwise.

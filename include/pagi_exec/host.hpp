@@ -36,8 +36,11 @@ class Host {
   /// `notices` receives what the operator should read, in order, also when the start fails.
   /// Errors (Errc::invalid_config or Errc::sandbox_setup) name the setting that caused them, as
   /// the server's variable and flag: "TOOLS_POLICY_FILE / --policy: <file>:3:1: ...".
+  /// `later` hears what happens after the start (the history store gone away, back, records it
+  /// dropped), from the store's own thread.
   [[nodiscard]] static Result<std::unique_ptr<Host>> start(const HostSettings& settings, Notices& notices,
-                                                           const AuditSinkFor& sink_for = {});
+                                                           const AuditSinkFor& sink_for = {},
+                                                           NoticeSink later = {});
 
   Host(const Host&) = delete;
   Host& operator=(const Host&) = delete;

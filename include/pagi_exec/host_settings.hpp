@@ -38,8 +38,9 @@ struct HostSettings {
   std::optional<std::uint32_t> max_concurrency_per_twin;  ///< unset: default_per_twin_limit
   std::optional<std::uint64_t> memory_budget_bytes;       ///< unset: half the host's memory; 0: none
   std::size_t history_size = History::default_capacity;   ///< TOOLS_HISTORY_SIZE
-  /// TOOLS_HISTORY (where records are kept; the library's default: the memory ring) and
-  /// TOOLS_HISTORY_MAX_AGE_DAYS. Its max_records is history_max_records, else history_size.
+  /// TOOLS_HISTORY (where records are kept; the library's default: the memory ring, the
+  /// server's: SQLite under TOOLS_STATE_DIR), TOOLS_HISTORY_MAX_AGE_DAYS and
+  /// TOOLS_HISTORY_QUEUE_*. Its max_records is history_max_records, else history_size.
   StoreSettings history_store;
   std::optional<std::size_t> history_max_records;  ///< TOOLS_HISTORY_MAX_RECORDS
   std::string node_id;  ///< TOOLS_NODE_ID: names this host in every record; empty: the host name

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // E2E: a server keeping its history in SQLite answers ListExecutions and GetExecution for calls
-// made before it was killed and started again on the same file; the node id is in each record.
+// made before it was killed and started again on the same file; the node id is in each record;
+// without TOOLS_HISTORY the file is beside SANDBOX_DIR, never inside it.
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -80,6 +82,40 @@ TEST_SUITE("history store e2e") {
     const auto later = execute(again.stub(), "twin-trace", "echo", {"later"});
     REQUIRE(later.status.ok());
     CHECK(listed_ids(again.stub()).front() == later.response.execution_id());
+  }
+
+  TEST_CASE("without TOOLS_HISTORY the server keeps its history in <SANDBOX_DIR>.state/history.db, owner-only") {
+    e2e::TempDir dir;
+    const auto sandbox = dir.path() / "sandbox";
+    const ServerOptions options{.env = {{"SANDBOX_DIR", sandbox.string()}}};
+    std::string id;
+    {
+      Server server(options);
+      const auto call = execute(server.stub(), "twin-aegis", "echo", {"kept"});
+      REQUIRE(call.status.ok());
+      id = call.response.execution_id();
+    }
+    const auto state = dir.path() / "sandbox.state";
+    REQUIRE(std::filesystem::exists(state / "history.db"));
+    CHECK((std::filesystem::status(state).permissions() & std::filesystem::perms::all) ==
+          std::filesystem::perms::owner_all);
+    Server again(options);
+    CHECK(listed_ids(again.stub()) == std::vector<std::string>{id});
+  }
+
+  TEST_CASE("a history database inside SANDBOX_DIR is refused, whichever setting put it there") {
+    e2e::TempDir dir;
+    const auto sandbox = dir.path() / "sandbox";
+    const auto [code, text] = e2e::run_expecting_exit(
+        {{"SANDBOX_DIR", sandbox.string()}, {"TOOLS_HISTORY", "sqlite:" + (sandbox / "twin" / "h.db").string()}});
+    CHECK(code == 2);
+    CHECK(text.find("TOOLS_HISTORY / --history") != std::string::npos);
+    CHECK(text.find("inside SANDBOX_DIR") != std::string::npos);
+    const auto [state_code, state_text] =
+        e2e::run_expecting_exit({{"SANDBOX_DIR", sandbox.string()}, {"TOOLS_STATE_DIR", (sandbox / "state").string()}});
+    CHECK(state_code == 2);
+    CHECK(state_text.find("TOOLS_STATE_DIR / --state-dir") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(sandbox / "state"));
   }
 
   TEST_CASE("an unopenable history file stops the start with the setting named") {

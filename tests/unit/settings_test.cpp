@@ -36,11 +36,15 @@ std::string error_of(const std::string& command_line) {
 }  // namespace
 
 TEST_SUITE("settings") {
-  TEST_CASE("nothing set: loopback, no authentication, and the library's defaults") {
+  TEST_CASE("nothing set: loopback, no authentication, and the library's defaults but a durable history") {
     const auto config = resolve("");
     REQUIRE(config);
     CHECK(config->listen == "127.0.0.1:50054");
-    CHECK(config->host == pagi_exec::HostSettings{});
+    pagi_exec::HostSettings expected;
+    expected.history_store = {.kind = pagi_exec::StoreSettings::Kind::sqlite,
+                              .path = "/tmp/pagi-sandbox.state/history.db"};
+    CHECK(config->host == expected);
+    CHECK(config->state_dir == "/tmp/pagi-sandbox.state");
     CHECK(config->auth == "none");
     CHECK(config->log_level == LogLevel::info);
   }
@@ -65,6 +69,31 @@ TEST_SUITE("settings") {
     CHECK(host.max_concurrency_per_twin == 2U);
     CHECK(host.safe_mode);
     CHECK_FALSE(resolve("--isolation auto")->host.isolation);
+  }
+
+  TEST_CASE("the history's default place is beside SANDBOX_DIR or in TOOLS_STATE_DIR, never inside SANDBOX_DIR") {
+    using Kind = pagi_exec::StoreSettings::Kind;
+    const auto beside = resolve("--sandbox-dir /srv/twins/ --history-max-age-days 3 --history-queue-records 10 "
+                                "--history-queue-mb 2");
+    REQUIRE_MESSAGE(beside, beside.error().message());
+    CHECK(beside->host.history_store.kind == Kind::sqlite);
+    CHECK(beside->host.history_store.path == "/srv/twins.state/history.db");
+    CHECK(beside->host.history_store.max_age_days == 3);
+    CHECK(beside->host.history_store.queue_records == 10);
+    CHECK(beside->host.history_store.queue_bytes == 2ULL << 20);
+    const auto moved = resolve("--state-dir /var/lib/pagi");
+    REQUIRE(moved);
+    CHECK(moved->host.history_store.path == "/var/lib/pagi/history.db");
+    const auto memory = resolve("--history memory --state-dir /tmp/pagi-sandbox/state");
+    REQUIRE(memory);
+    CHECK(memory->host.history_store.kind == Kind::memory);
+    CHECK(error_of("--state-dir /tmp/pagi-sandbox/state") ==
+          "TOOLS_STATE_DIR / --state-dir: '/tmp/pagi-sandbox/state' is inside SANDBOX_DIR (/tmp/pagi-sandbox), where "
+          "twins' commands could reach the execution history: choose a folder outside it");
+    CHECK(error_of("--sandbox-dir /srv/x --history sqlite:/srv/x/../x/twin/h.db").starts_with(
+        "TOOLS_HISTORY / --history: 'sqlite:/srv/x/../x/twin/h.db' is inside SANDBOX_DIR (/srv/x)"));
+    CHECK(error_of("--history-queue-records 0") ==
+          "TOOLS_HISTORY_QUEUE_RECORDS / --history-queue-records: '0' is not a record count (1-1000000)");
   }
 
   TEST_CASE("the metrics listener is off unless an address is given, and is host:port only") {
