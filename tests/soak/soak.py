@@ -182,12 +182,13 @@ def soak_mode(binary, cli, mode, args, work_dir):
             sampler.join()
         harness.check(not warm_errors, f"{mode}: warm-up answers as expected ({sum(warm_counts.values())} calls)"
                       + (f": {warm_errors[:5]}" if warm_errors else ""))
-        # The baseline: the first census in which nothing moves between two looks.
+        # The baseline: the first census with no run left in the server's cgroups in which nothing
+        # moves between two looks.
         baseline = {}
 
         def still():
             now = harness.census(server.pid, sandbox_dir)
-            steady = baseline and all(now[k] == baseline[k] for k in EXACT)
+            steady = baseline and now["cgroup_members"] == 0 and all(now[k] == baseline[k] for k in EXACT)
             baseline.clear()
             baseline.update(now)
             return steady
