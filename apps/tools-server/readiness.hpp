@@ -26,8 +26,8 @@ struct ReadinessFacts {
 [[nodiscard]] ReadinessFacts readiness_facts(const pagi_exec::HealthReport& report, bool audit_required, bool draining);
 
 /// Whether a load balancer should send executions here: the host started, it is not draining,
-/// SANDBOX_DIR can hold workspaces, and the audit log writes when it must. A degraded host (isolation fallback, failed policy
-/// reload) still serves, as HealthCheck says.
+/// SANDBOX_DIR can hold workspaces, and the audit log writes when it must. A degraded host
+/// (isolation fallback, failed policy reload) still serves, as HealthCheck says.
 [[nodiscard]] bool is_serving(const ReadinessFacts& facts) noexcept;
 
 /// Why `facts` are not serving, in a few words ("draining"); empty when they are.
