@@ -14,8 +14,8 @@
 - the workspaces' file system full (SANDBOX_DIR on a 2 MiB tmpfs): writes are refused, runs go on;
 - the audit log's file system full: TOOLS_AUDIT_REQUIRED refuses runs (UNAVAILABLE, health
   NOT_SERVING), without it the server serves and says degraded; both recover once there is room;
-- the server's cgroup at its pids limit: runs fail with INTERNAL naming EAGAIN, and work once the
-  limit is lifted; the pool's idle groups, then its parent groups, removed under it: runs go on
+- the server's cgroup at its pids limit: runs fail with INTERNAL naming EAGAIN (or
+  RESOURCE_EXHAUSTED when a worker thread is what meets the limit), and work once it is lifted; the pool's idle groups, then its parent groups, removed under it: runs go on
   (the parents are made again).
 
 Every mount is made inside the server's own private mount namespace (unshare -m), so it goes
@@ -388,9 +388,13 @@ def cgroup_faults(binary, work_dir):
                     f.write(current)
                 answer, error = run(stub, "echo", ["pids"])
                 print(f"{mode}: the server's group at its pids limit: {describe(answer, error)}", flush=True)
-                check(error is not None and error.code().name == "INTERNAL" and
-                      "Resource temporarily unavailable" in error.details(),
-                      f"{mode}: a run at the server group's pids limit fails with INTERNAL naming EAGAIN")
+                # Whichever fork or thread meets the limit first: the run's clone (INTERNAL, EAGAIN)
+                # or a new worker thread of the server (RESOURCE_EXHAUSTED).
+                check(error is not None and (
+                    (error.code().name == "INTERNAL" and "Resource temporarily unavailable" in error.details()) or
+                    (error.code().name == "RESOURCE_EXHAUSTED" and "no worker thread is free" in error.details())),
+                      f"{mode}: a run at the server group's pids limit fails with INTERNAL naming EAGAIN "
+                      "or RESOURCE_EXHAUSTED naming the worker thread")
                 check(server.alive(), f"{mode}: the server lives on at its pids limit")
                 with open(os.path.join(group, "pids.max"), "w") as f:
                     f.write("max")
@@ -410,6 +414,8 @@ def cgroup_faults(binary, work_dir):
                 check(error is None and answer.success, f"{mode}: a run works after the pool's parents were removed")
                 check(any(os.path.isdir(d) for d in parents), f"{mode}: the parent of the group it ran in was made again")
             finally:
+                with open(os.path.join(group, "pids.max"), "w") as f:
+                    f.write("max")  # room to shut down, whatever failed
                 channel.close()
                 code = server.stop()
             check(code == 0, f"{mode}: the server stops with exit code 0")
