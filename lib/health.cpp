@@ -44,6 +44,7 @@ std::string degraded_reasons(const HealthReport& report) {
   if (!report.reload_error.empty()) {
     reasons.push_back("last policy reload failed, the previous policy stays in effect: " + report.reload_error);
   }
+  if (!report.sandbox_dir_error.empty()) reasons.push_back("no run can start: " + report.sandbox_dir_error);
   std::string text;
   for (const auto& reason : reasons) text += (text.empty() ? "" : "; ") + reason;
   return text;

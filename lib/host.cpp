@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "pagi_exec/host_policy.hpp"
 #include "pagi_exec/host_sandbox.hpp"
 #include "sys/cgroup_tuning.hpp"
+#include "sys/workspace.hpp"
 
 namespace pagi_exec {
 namespace {
@@ -152,6 +154,10 @@ HealthReport Host::health() const {
   report.policy_revision = executor->policy().revision();
   report.host_network_twins = host_network_twins(executor->policy(), executor->sandbox().isolation());
   report.workspaces = executor->workspaces();
+  // Removed or made read-only while we run: every run would fail to make its folder.
+  if (const int err = sys::writable_folder_error(report.sandbox_dir); err != 0) {
+    report.sandbox_dir_error = "sandbox dir " + report.sandbox_dir + ": " + std::strerror(err);
+  }
   std::lock_guard lock(reload_mutex_);
   report.reload_error = reload_error_;
   return report;

@@ -11,17 +11,19 @@ ReadinessFacts readiness_facts(const pagi_exec::HealthReport& report, bool audit
   return {.started = true,
           .audit_required = audit_required,
           .audit_healthy = report.audit == nullptr || report.audit->status().healthy,
-          .draining = draining};
+          .draining = draining,
+          .sandbox_usable = report.sandbox_dir_error.empty()};
 }
 
 bool is_serving(const ReadinessFacts& facts) noexcept {
-  return facts.started && !facts.draining && (facts.audit_healthy || !facts.audit_required);
+  return facts.started && !facts.draining && facts.sandbox_usable && (facts.audit_healthy || !facts.audit_required);
 }
 
 std::string not_serving_reason(const ReadinessFacts& facts) {
   if (!facts.started) return "not started";
   if (facts.draining) return "draining";
   if (facts.audit_required && !facts.audit_healthy) return "the audit log is failing and TOOLS_AUDIT_REQUIRED is set";
+  if (!facts.sandbox_usable) return "SANDBOX_DIR cannot hold workspaces";
   return {};
 }
 

@@ -18,6 +18,7 @@ struct ReadinessFacts {
   bool audit_required = false;   ///< TOOLS_AUDIT_REQUIRED: executions the audit log cannot record are refused
   bool audit_healthy = true;     ///< the audit log's last write succeeded (true without one)
   bool draining = false;         ///< SIGTERM started the drain
+  bool sandbox_usable = true;    ///< SANDBOX_DIR can hold workspaces (not removed, not read-only)
   bool operator==(const ReadinessFacts&) const = default;
 };
 
@@ -25,8 +26,8 @@ struct ReadinessFacts {
 [[nodiscard]] ReadinessFacts readiness_facts(const pagi_exec::HealthReport& report, bool audit_required, bool draining);
 
 /// Whether a load balancer should send executions here: the host started, it is not draining,
-/// and the audit log writes when it must. A degraded host (isolation fallback, failed policy
-/// reload) still serves, as HealthCheck says.
+/// SANDBOX_DIR can hold workspaces, and the audit log writes when it must. A degraded host
+/// (isolation fallback, failed policy reload) still serves, as HealthCheck says.
 [[nodiscard]] bool is_serving(const ReadinessFacts& facts) noexcept;
 
 /// Why `facts` are not serving, in a few words ("draining"); empty when they are.

@@ -35,13 +35,16 @@ struct HealthReport {
   std::vector<TwinWorkspace> workspaces;  ///< as last measured, over quota first (Executor::workspaces)
   std::string reload_error;  ///< why the last policy reload failed (the older policy is in effect); empty: none
   std::shared_ptr<const ExecutionStore> history;  ///< asked for its health at every report; may be null
+  std::string sandbox_dir_error;  ///< why no workspace can be made in `sandbox_dir` now (removed,
+                                  ///< read-only); empty: none
 
   /// True when the requested isolation is not in effect, the audit log or the execution store is
-  /// failing, or the last policy reload failed: the host serves, but not as it was configured to. A twin over its
-  /// workspace quota is not: that twin's writes are refused, everyone else is served as configured.
+  /// failing, the last policy reload failed, or the sandbox dir cannot hold workspaces: the host
+  /// serves, but not as it was configured to. A twin over its workspace quota is not: that twin's
+  /// writes are refused, everyone else is served as configured.
   [[nodiscard]] bool degraded() const {
     return (requested && *requested != effective) || (audit && !audit->status().healthy) ||
-           (history && !history->health().healthy) || !reload_error.empty();
+           (history && !history->health().healthy) || !reload_error.empty() || !sandbox_dir_error.empty();
   }
 };
 

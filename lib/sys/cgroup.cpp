@@ -248,6 +248,13 @@ Result<void> set_limits(CgroupPool::Kind kind, CgroupLease& lease, const CgroupL
   return {};
 }
 
+// A pool's parent someone removed under us (an operator, a stale-group sweep that mistook our
+// pid): made again, so runs go on getting groups instead of failing until a restart.
+bool remake_parent(CgroupPool::Kind kind, const fs::path& parent) {
+  if (::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST) return false;
+  return kind == CgroupPool::Kind::v1 || write_file(parent / "cgroup.subtree_control", "+memory +pids").has_value();
+}
+
 }  // namespace
 
 CgroupPool::~CgroupPool() {
@@ -270,7 +277,13 @@ Result<std::shared_ptr<CgroupFiles>> CgroupPool::create_group() {
   };
   for (const auto& parent : parents_) {
     auto dir = parent / std::to_string(id);
-    if (::mkdir(dir.c_str(), 0755) != 0) return failed("mkdir " + dir.string(), errno);
+    int made = ::mkdir(dir.c_str(), 0755);
+    int err = errno;
+    if (made != 0 && err == ENOENT && remake_parent(kind_, parent)) {
+      made = ::mkdir(dir.c_str(), 0755);
+      err = errno;
+    }
+    if (made != 0) return failed("mkdir " + dir.string(), err);
     files->dirs.push_back(dir);
     files->procs.push_back(open_control(dir, "cgroup.procs", O_WRONLY));
     files->procs_list.push_back(open_control(dir, "cgroup.procs", O_RDONLY));

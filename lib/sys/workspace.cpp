@@ -417,4 +417,8 @@ int executable_error(const std::filesystem::path& path) {
   return ::access(path.c_str(), X_OK) == 0 ? 0 : errno;
 }
 
+int writable_folder_error(const std::filesystem::path& path) {
+  return ::access(path.c_str(), W_OK | X_OK) == 0 ? 0 : errno;
+}
+
 }  // namespace pagi_exec::sys

@@ -101,4 +101,8 @@ using WriteAdmission = std::function<Result<void>(const FileWrite&)>;
 /// 0 when `path` is executable by us, else the errno of access(2).
 [[nodiscard]] int executable_error(const std::filesystem::path& path);
 
+/// 0 when we may create entries in the folder `path` (it exists, is searchable and writable, its
+/// file system is not read-only), else the errno of access(2).
+[[nodiscard]] int writable_folder_error(const std::filesystem::path& path);
+
 }  // namespace pagi_exec::sys
