@@ -20,6 +20,7 @@ packages=(
   libsystemd-dev help2man  # the server's sd_notify (deploy/systemd); man pages from --help
   libcpp-httplib-dev python3-prometheus-client  # the metrics listener; its test's text parser
   python3-kubernetes python3-yaml  # the schema check of deploy/kubernetes (its client's models)
+  clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer and clang's sanitizer runtimes
 )
 
 missing=()

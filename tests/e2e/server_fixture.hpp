@@ -68,6 +68,12 @@ class Process {
     args.push_back(nullptr);
     std::vector<std::string> env_strings;
     for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+    // A sanitized build's settings (scripts/sanitize.sh) reach the server too, so that a finding
+    // there stops it and fails the test rather than being printed to its stderr file.
+    for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"}) {
+      const char* value = std::getenv(name);
+      if (value != nullptr && !env.contains(name)) env_strings.push_back(std::string(name) + "=" + value);
+    }
     std::vector<char*> envp;
     for (auto& e : env_strings) envp.push_back(e.data());
     envp.push_back(nullptr);
