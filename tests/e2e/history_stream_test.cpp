@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include "server_fixture.hpp"
@@ -20,8 +21,9 @@ struct Streamed {
   std::string order;  // 's' started, 'o' stdout, 'e' stderr, 'f' finished
 };
 
+// `after_output`, when given, runs after each stdout or stderr event (a handshake's release).
 Streamed stream(tools::ToolExecutorService::Stub& stub, const tools::ExecutionRequest& request,
-                std::chrono::milliseconds deadline = 30s) {
+                std::chrono::milliseconds deadline = 30s, const std::function<void()>& after_output = {}) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + deadline);
   auto reader = stub.StreamExecution(&context, request);
@@ -35,6 +37,7 @@ Streamed stream(tools::ToolExecutorService::Stub& stub, const tools::ExecutionRe
       case tools::ExecutionEvent::EVENT_NOT_SET: break;
     }
     got.events.push_back(event);
+    if (after_output && (event.has_stdout() || event.has_stderr())) after_output();
   }
   got.status = reader->Finish();
   return got;
@@ -130,9 +133,13 @@ TEST_SUITE("history") {
 TEST_SUITE("streaming") {
   TEST_CASE("events come as started, output chunks in order, finished") {
     Server server;
-    const auto got = stream(server.stub(), shell_request("twin-aegis",
-                                                         "for i in 1 2 3; do echo out$i; sleep 0.2; "
-                                                         "echo err$i >&2; sleep 0.2; done; exit 3"));
+    // Each line waits until the client has had the one before: separate events, in order.
+    REQUIRE(execute(server.stub(), "twin-aegis", "command_exec", {"mkfifo \"$PAGI_WORKSPACE/ack\""}).response.success());
+    const auto ack = server.sandbox_dir() / "twin-aegis" / "ack";
+    const auto got = stream(server.stub(),
+                            shell_request("twin-aegis", "for i in 1 2 3; do echo out$i; read a < \"$PAGI_WORKSPACE/ack\"; "
+                                                        "echo err$i >&2; read a < \"$PAGI_WORKSPACE/ack\"; done; exit 3"),
+                            30s, [&] { CHECK(test_support::release(ack)); });
     REQUIRE(got.status.ok());
     CHECK(got.order == "soeoeoef");
     CHECK(got.out == "out1\nout2\nout3\n");

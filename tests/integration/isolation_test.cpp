@@ -276,7 +276,9 @@ const Probe probes[] = {
     {"leave a daemon running after the command exits",
      [](const Executor& e, const std::filesystem::path&) {
        const auto marker = daemon_marker(1);
-       (void)sh(e, "(setsid sleep " + marker + " > /dev/null 2>&1 &) ; sleep 0.2");
+       // The command ends only once the daemon runs (its /proc entry shows it), not after a guess.
+       (void)sh(e, "(setsid sleep " + marker + " > /dev/null 2>&1 &) ; until cat /proc/[0-9]*/cmdline 2>/dev/null | "
+                   "tr '\\0' ' ' | grep -q 'slee[p] " + marker + " '; do sleep 0.01; done");
        return !host_process_with_cmdline(std::string("sleep") + '\0' + marker + '\0');
      }},
     {"outlive the time limit with a double-forked daemon",
@@ -516,7 +518,7 @@ TEST_SUITE("isolation") {
   TEST_CASE("escape attempts in bwrap mode") {
     const char* bwrap = std::getenv("PAGI_EXEC_BWRAP");
     if (bwrap == nullptr || *bwrap == '\0') {
-      MESSAGE("SKIPPED bwrap probes: bubblewrap is not installed (apt-get install bubblewrap)");
+      test_support::skip_case("bubblewrap is not installed (apt-get install bubblewrap)");
       return;
     }
     auto sandbox = Sandbox::make({.root_dir = "/tmp", .isolation = Isolation::bwrap, .bwrap_path = bwrap});
