@@ -27,7 +27,7 @@ struct Tally {
   unsigned ran = 0;            // cases that ran (partly skipped ones included)
   unsigned partly_skipped = 0;
   unsigned skipped = 0;        // by skip_if, or every pass of them by skip_case
-  unsigned not_asked = 0;      // plain doctest::skip: opt-in cases, not run unless asked
+  unsigned not_asked = 0;      // only_when_asked: opt-in cases, not run unless asked
 };
 Tally tally;
 
@@ -84,14 +84,16 @@ class SkipListener : public doctest::IReporter {
     if (!tc.m_skip) return;  // left out by a filter (-tc and the like), not skipped
     auto& r = test_support::skips::registry();
     const std::lock_guard lock(r.mutex);
-    const auto reason = r.decorated.find(test_support::skips::where(tc.m_file.c_str(), tc.m_line));
-    if (reason == r.decorated.end()) {
+    const auto at = test_support::skips::where(tc.m_file.c_str(), tc.m_line);
+    if (const auto how = r.opt_in.find(at); how != r.opt_in.end()) {
       ++tally.not_asked;
-      print("NOT ASKED FOR", tc, "runs only when asked (doctest::skip)");
-    } else {
-      ++tally.skipped;
-      print("SKIPPED", tc, reason->second);
+      print("NOT ASKED FOR", tc, how->second);
+      return;
     }
+    const auto reason = r.decorated.find(at);
+    ++tally.skipped;
+    print("SKIPPED", tc, reason == r.decorated.end() ? "doctest::skip, no reason given (use test_support::skip_if)"
+                                                      : reason->second);
   }
 
  private:

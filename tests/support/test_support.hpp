@@ -38,6 +38,7 @@ namespace skips {
 struct Registry {
   std::mutex mutex;
   std::map<std::string, std::string> decorated;  // "file:line" of a case skipped by skip_if -> why
+  std::map<std::string, std::string> opt_in;     // "file:line" of a case not asked for -> how to ask
   std::vector<std::string> case_reasons;         // skip_case calls in the running pass of a case
   std::vector<std::string> part_reasons;         // skip_part calls in the running case
 };
@@ -59,6 +60,22 @@ struct skip_if {
     auto& r = skips::registry();
     const std::lock_guard lock(r.mutex);
     r.decorated[skips::where(tc.m_file.c_str(), tc.m_line)] = reason;
+  }
+};
+
+/// A case decorator for a case that runs only when asked (it produces something rather than tests
+/// this machine): `TEST_CASE("x" * test_support::only_when_asked(!std::getenv("X"), "set X"))`.
+/// Reported as not asked for, apart from the skips. A plain `doctest::skip` carries no reason and
+/// is reported as skipped.
+struct only_when_asked {
+  bool not_asked;
+  const char* how;
+  void fill(doctest::detail::TestCase& tc) const {
+    tc.m_skip = not_asked;
+    if (!not_asked) return;
+    auto& r = skips::registry();
+    const std::lock_guard lock(r.mutex);
+    r.opt_in[skips::where(tc.m_file.c_str(), tc.m_line)] = how;
   }
 };
 
