@@ -498,8 +498,15 @@ TEST_SUITE("hostile_requests") {
     tools::ExecutionResponse response;
     grpc::Status status;
     reader->Finish(&response, &status, reinterpret_cast<void*>(1));
-    const auto pid = e2e::read_pid(pid_file);
-    REQUIRE(pid);  // the command runs now
+    // The command runs once its pid is written (the bound only keeps a broken build from hanging).
+    std::optional<pid_t> pid;
+    e2e::eventually([&] {
+      const auto text = e2e::read_text(pid_file);
+      if (text.empty() || text.back() != '\n') return false;
+      pid = static_cast<pid_t>(std::stol(text));
+      return true;
+    }, 120s);
+    REQUIRE(pid);
     proxy.cut();
     void* tag = nullptr;
     bool ok = false;

@@ -418,9 +418,14 @@ const Probe probes[] = {
     {"read the server's command line or environment in /proc",
      [](const Executor& e, const std::filesystem::path& scratch) {
        // PID 1, the parent (a supervisor: a copy of the host, or the pagi-spawner program) and
-       // every process the /proc it sees shows.
-       auto o = sh(e, "for p in 1 $PPID /proc/[0-9]*; do p=${p#/proc/}; tr '\\0' ' ' < /proc/$p/cmdline; echo; "
-                      "tr '\\0' ' ' < /proc/$p/environ; echo; done 2>/dev/null");
+       // every process the /proc it sees shows. Only the lines that give the server away are
+       // printed: on a busy host all of them pass the output cap, and what is cut goes unseen.
+       // Each pattern has one letter in brackets, so that it does not find the shell's own text.
+       auto bracketed = scratch.string();
+       bracketed.insert(bracketed.size() - 1, "[").push_back(']');
+       auto o = sh(e, "for p in 1 $PPID /proc/[0-9]*; do p=${p#/proc/}; for f in cmdline environ; do "
+                      "l=$(tr '\\0' ' ' < /proc/$p/$f); case \"$l\" in *isolation_tes[t]*|*PAGI_EXEC_PROBE_SECRE[T]*|*" +
+                          bracketed + "*) echo \"$l\";; esac; done; done 2>/dev/null");
        if (!o) return false;
        for (const auto& line : o->out.lines) {
          if (line.find("isolation_test") != std::string::npos || line.find("PAGI_EXEC_PROBE_SECRET") != std::string::npos ||
