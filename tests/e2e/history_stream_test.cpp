@@ -21,7 +21,8 @@ struct Streamed {
   std::string order;  // 's' started, 'o' stdout, 'e' stderr, 'f' finished
 };
 
-// `after_output`, when given, runs after each stdout or stderr event (a handshake's release).
+// `after_output`, when given, runs after each stdout or stderr event that ends a line (a
+// handshake's release).
 Streamed stream(tools::ToolExecutorService::Stub& stub, const tools::ExecutionRequest& request,
                 std::chrono::milliseconds deadline = 30s, const std::function<void()>& after_output = {}) {
   grpc::ClientContext context;
@@ -37,7 +38,10 @@ Streamed stream(tools::ToolExecutorService::Stub& stub, const tools::ExecutionRe
       case tools::ExecutionEvent::EVENT_NOT_SET: break;
     }
     got.events.push_back(event);
-    if (after_output && (event.has_stdout() || event.has_stderr())) after_output();
+    // Per whole line: a line that came in two events must not release the command twice.
+    const bool line_ended = (event.has_stdout() && event.stdout().data().ends_with('\n')) ||
+                            (event.has_stderr() && event.stderr().data().ends_with('\n'));
+    if (after_output && line_ended) after_output();
   }
   got.status = reader->Finish();
   return got;
