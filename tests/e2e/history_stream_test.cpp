@@ -141,8 +141,10 @@ TEST_SUITE("streaming") {
     REQUIRE(execute(server.stub(), "twin-aegis", "command_exec", {"mkfifo \"$PAGI_WORKSPACE/ack\""}).response.success());
     const auto ack = server.sandbox_dir() / "twin-aegis" / "ack";
     const auto got = stream(server.stub(),
-                            shell_request("twin-aegis", "for i in 1 2 3; do echo out$i; read a < \"$PAGI_WORKSPACE/ack\"; "
-                                                        "echo err$i >&2; read a < \"$PAGI_WORKSPACE/ack\"; done; exit 3"),
+                            // `until read`: a read that met the end of the previous release's write
+                            // (its writer not yet closed) got no line, and waits for the next.
+                            shell_request("twin-aegis", "w() { until read a < \"$PAGI_WORKSPACE/ack\"; do :; done; }; "
+                                                        "for i in 1 2 3; do echo out$i; w; echo err$i >&2; w; done; exit 3"),
                             180s, [&] { CHECK(test_support::release(ack)); });
     REQUIRE(got.status.ok());
     CHECK(got.order == "soeoeoef");

@@ -220,7 +220,7 @@ TEST_SUITE("spawn") {
     std::atomic<bool> sleeper_done{false};
     std::thread sleeper([&] {
       // Waits for the test's release, however long the machine takes.
-      (void)executor.run(shell("touch \"$PAGI_WORKSPACE/started\"; read a < \"$PAGI_WORKSPACE/release\""));
+      (void)executor.run(shell("touch \"$PAGI_WORKSPACE/started\"; until read a < \"$PAGI_WORKSPACE/release\"; do :; done"));
       sleeper_done = true;
     });
     for (int i = 0; i < 1000 && !std::filesystem::exists(started); ++i) std::this_thread::sleep_for(10ms);
@@ -265,8 +265,10 @@ TEST_SUITE("streaming") {
     };
     // Each line waits until the sink has had the one before: the chunks arrive separately, in order.
     const auto outcome = executor.run(
-        shell("for i in 1 2 3; do echo out$i; read a < \"$PAGI_WORKSPACE/ack\"; echo err$i >&2; "
-              "read a < \"$PAGI_WORKSPACE/ack\"; done"),
+        // `until read`: a read that met the end of the previous release's write (its writer not
+        // yet closed) got no line, and waits for the next.
+        shell("w() { until read a < \"$PAGI_WORKSPACE/ack\"; do :; done; }; "
+              "for i in 1 2 3; do echo out$i; w; echo err$i >&2; w; done"),
         {}, hooks);
     REQUIRE(outcome);
     CHECK(started_seen.execution_id == outcome->execution_id);
