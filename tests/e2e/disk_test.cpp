@@ -54,7 +54,7 @@ TEST_SUITE("disk") {
     Server server({.env = {{"TOOLS_MAX_CONCURRENCY", "4"}, {"TOOLS_MAX_CONCURRENCY_PER_TWIN", "4"}, {"TOOLS_ISOLATION", "native"},
                            {"TOOLS_REQUIRE_ISOLATION", "false"}}});
     if (health(server).status() != "healthy") {
-      MESSAGE("skipped: the native sandbox does not work here: " << health(server).message());
+      test_support::skip_case("the native sandbox does not work here: " + health(server).message());
       return;
     }
     // Native mounts the workspace read-only inside; a FIFO can only come from the host side.

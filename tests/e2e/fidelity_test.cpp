@@ -32,7 +32,7 @@ std::unique_ptr<Server> server_in(const std::string& isolation) {
         e2e::ServerOptions{.env = {{"TOOLS_ISOLATION", isolation}, {"TOOLS_REQUIRE_ISOLATION", "true"}}});
   } catch (const std::exception& e) {
     if (isolation == "cwd") throw;
-    MESSAGE("SKIPPED isolation " << isolation << ": not available here: " << e.what());
+    test_support::skip_part("isolation " + isolation + " is not available here: " + e.what());
     return nullptr;
   }
 }

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include "server_fixture.hpp"
@@ -20,8 +21,10 @@ struct Streamed {
   std::string order;  // 's' started, 'o' stdout, 'e' stderr, 'f' finished
 };
 
+// `after_output`, when given, runs after each stdout or stderr event that ends a line (a
+// handshake's release).
 Streamed stream(tools::ToolExecutorService::Stub& stub, const tools::ExecutionRequest& request,
-                std::chrono::milliseconds deadline = 30s) {
+                std::chrono::milliseconds deadline = 30s, const std::function<void()>& after_output = {}) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + deadline);
   auto reader = stub.StreamExecution(&context, request);
@@ -35,6 +38,10 @@ Streamed stream(tools::ToolExecutorService::Stub& stub, const tools::ExecutionRe
       case tools::ExecutionEvent::EVENT_NOT_SET: break;
     }
     got.events.push_back(event);
+    // Per whole line: a line that came in two events must not release the command twice.
+    const bool line_ended = (event.has_stdout() && event.stdout().data().ends_with('\n')) ||
+                            (event.has_stderr() && event.stderr().data().ends_with('\n'));
+    if (after_output && line_ended) after_output();
   }
   got.status = reader->Finish();
   return got;
@@ -129,10 +136,16 @@ TEST_SUITE("history") {
 
 TEST_SUITE("streaming") {
   TEST_CASE("events come as started, output chunks in order, finished") {
-    Server server;
-    const auto got = stream(server.stub(), shell_request("twin-aegis",
-                                                         "for i in 1 2 3; do echo out$i; sleep 0.2; "
-                                                         "echo err$i >&2; sleep 0.2; done; exit 3"));
+    Server server({.env = {{"TOOLS_EXEC_TIMEOUT_MS", "120000"}}});  // a loaded machine: no time limit cuts the handshake
+    // Each line waits until the client has had the one before: separate events, in order.
+    REQUIRE(execute(server.stub(), "twin-aegis", "command_exec", {"mkfifo \"$PAGI_WORKSPACE/ack\""}).response.success());
+    const auto ack = server.sandbox_dir() / "twin-aegis" / "ack";
+    const auto got = stream(server.stub(),
+                            // `until read`: a read that met the end of the previous release's write
+                            // (its writer not yet closed) got no line, and waits for the next.
+                            shell_request("twin-aegis", "w() { until read a < \"$PAGI_WORKSPACE/ack\"; do :; done; }; "
+                                                        "for i in 1 2 3; do echo out$i; w; echo err$i >&2; w; done; exit 3"),
+                            180s, [&] { CHECK(test_support::release(ack)); });
     REQUIRE(got.status.ok());
     CHECK(got.order == "soeoeoef");
     CHECK(got.out == "out1\nout2\nout3\n");

@@ -29,11 +29,9 @@ while not os.path.exists(go):
 }  // namespace
 
 TEST_SUITE("native_e2e") {
-  TEST_CASE("native: another twin's concurrent run has another uid and cannot reach a listener on 127.0.0.1") {
-    if (::geteuid() != 0) {
-      MESSAGE("SKIPPED: the network namespace pool and the uid pool need a server running as root");
-      return;
-    }
+  TEST_CASE("native: another twin's concurrent run has another uid and cannot reach a listener on 127.0.0.1" *
+            test_support::skip_if(::geteuid() != 0,
+                                  "the network namespace pool and the uid pool need a server running as root")) {
     Server server({.env = {{"TOOLS_ISOLATION", "native"}, {"TOOLS_REQUIRE_ISOLATION", "true"}}});
     const auto a_dir = server.sandbox_dir() / "twin-aegis";
     std::filesystem::create_directories(a_dir);

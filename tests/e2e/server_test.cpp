@@ -55,7 +55,7 @@ void check_isolated_server(const std::string& kind, e2e::Env env) {
   tools::HealthCheckResponse health;
   REQUIRE(server.stub().HealthCheck(&context, google::protobuf::Empty(), &health).ok());
   if (health.status() != "healthy") {
-    MESSAGE("skipped: " << kind << " isolation does not work on this machine: " << health.message());
+    test_support::skip_case(kind + " isolation does not work on this machine: " + health.message());
     return;
   }
   CHECK(health.message().find("isolation=" + kind) != std::string::npos);
@@ -375,7 +375,7 @@ TEST_SUITE("server") {
   TEST_CASE("with working bwrap, commands run isolated and still reach their workspace") {
     const char* bwrap = std::getenv("PAGI_EXEC_BWRAP");
     if (bwrap == nullptr || *bwrap == '\0') {
-      MESSAGE("skipped: bwrap is not installed");
+      test_support::skip_case("bwrap is not installed");
       return;
     }
     check_isolated_server("bwrap", {{"TOOLS_ISOLATION", "bwrap"}, {"TOOLS_BWRAP_PATH", bwrap}});

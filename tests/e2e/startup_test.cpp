@@ -127,7 +127,7 @@ TEST_SUITE("startup") {
     const auto report = health(server);
     CAPTURE(report.message());
     if (report.message().find("isolation=native") == std::string::npos) {
-      MESSAGE("skipped: native isolation does not work here");
+      test_support::skip_case("native isolation does not work here");
       return;
     }
     CHECK(report.message().find("HOST NETWORK for twins twin-aegis (policy network = true)") != std::string::npos);

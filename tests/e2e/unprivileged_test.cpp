@@ -52,7 +52,7 @@ bool setuid_root_file_under(const std::filesystem::path& root) {
 
 TEST_SUITE("unprivileged_e2e") {
   TEST_CASE("a root server runs cwd and bwrap commands as 65534, and /proc/sys stays unwritable" *
-            doctest::skip(not_root)) {
+            test_support::skip_if(not_root, "needs root, to run commands as another uid")) {
     for (const auto& env : modes()) {
       CAPTURE(env.at("TOOLS_ISOLATION"));
       Server server({.env = env});
@@ -66,7 +66,7 @@ TEST_SUITE("unprivileged_e2e") {
   }
 
   TEST_CASE("TOOLS_RUN_AS_UID and TOOLS_RUN_AS_GID choose the uid; 0 without TOOLS_RUN_AS_ROOT refuses to start" *
-            doctest::skip(not_root)) {
+            test_support::skip_if(not_root, "needs root, to run commands as another uid")) {
     Server server({.env = {{"TOOLS_RUN_AS_UID", "4242"}, {"TOOLS_RUN_AS_GID", "4343"}}});
     const auto call = execute(server.stub(), "twin-sentinel", "command_exec", {"id -u; id -g"});
     CHECK(lines(call.response.stdout_logs()) == std::vector<std::string>{"4242", "4343"});
@@ -79,7 +79,7 @@ TEST_SUITE("unprivileged_e2e") {
     }
   }
 
-  TEST_CASE("TOOLS_RUN_AS_ROOT=true keeps the original's behaviour and warns at start-up" * doctest::skip(not_root)) {
+  TEST_CASE("TOOLS_RUN_AS_ROOT=true keeps the original's behaviour and warns at start-up" * test_support::skip_if(not_root, "needs root, to run commands as another uid")) {
     Server server({.env = {{"TOOLS_RUN_AS_ROOT", "true"}}});
     const auto call = execute(server.stub(), "twin-sentinel", "command_exec", {"id -u"});
     CHECK(lines(call.response.stdout_logs()) == std::vector<std::string>{"0"});
@@ -87,7 +87,7 @@ TEST_SUITE("unprivileged_e2e") {
   }
 
   TEST_CASE("kill -9 $PPID: the call answers within the limit and no process of the run survives" *
-            doctest::skip(not_root)) {
+            test_support::skip_if(not_root, "needs root, to run commands as another uid")) {
     for (auto env : modes()) {
       CAPTURE(env.at("TOOLS_ISOLATION"));
       env["TOOLS_EXEC_TIMEOUT_MS"] = "3000";
@@ -100,7 +100,7 @@ TEST_SUITE("unprivileged_e2e") {
     }
   }
 
-  TEST_CASE("no mode lets a command plant a setuid-root file in the sandbox dir" * doctest::skip(not_root)) {
+  TEST_CASE("no mode lets a command plant a setuid-root file in the sandbox dir" * test_support::skip_if(not_root, "needs root, to run commands as another uid")) {
     auto envs = modes();
     envs.push_back({{"TOOLS_ISOLATION", "native"}});
     for (const auto& env : envs) {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "sys/cgroup_tuning.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -40,7 +41,7 @@ std::string cgroup2_options() {
 
 TEST_SUITE("cgroup_tuning") {
   TEST_CASE("favordynmods is turned on and no mount is left in the host's namespace" *
-            doctest::skip(::geteuid() != 0)) {
+            test_support::skip_if(::geteuid() != 0, "needs root, to mount the cgroup hierarchy")) {
     const auto before = mount_points();
     const auto tuned = pagi_exec::sys::favor_cgroup_moves();
     REQUIRE_MESSAGE(tuned, (tuned ? std::string() : tuned.error().message()));

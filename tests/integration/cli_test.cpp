@@ -82,7 +82,7 @@ TEST_SUITE("cli") {
   }
 
   TEST_CASE("run drops to the run uid as the server does: --run-as-uid/gid, 0 only with --run-as-root" *
-            doctest::skip(::geteuid() != 0)) {
+            test_support::skip_if(::geteuid() != 0, "needs root, to drop to another uid")) {
     TempDir dir;
     const auto sandbox = dir.path().string();
     const auto by_default = run_cli({"run", "--twin", "twin-aegis", "--sandbox-dir", sandbox, "--isolation", "cwd", "--", "id", "-u"});
@@ -99,7 +99,7 @@ TEST_SUITE("cli") {
   }
 
   TEST_CASE("not root: commands run as the host's own uid, and a killed supervisor still gets an answer" *
-            doctest::skip(::geteuid() != 0)) {
+            test_support::skip_if(::geteuid() != 0, "needs root, to become uid 65534 with setpriv")) {
     // pagi-exec itself runs as 65534 here, so it cannot drop and its command CAN kill its
     // supervisor. The answer must come at once and say whether processes may have survived
     // (without a cgroup, which an unprivileged process rarely has, its process group is killed;
@@ -217,11 +217,9 @@ TEST_SUITE("cli") {
     MESSAGE("cgroup folders left by the killed host: " << before << ", after the next start: " << leftovers());
   }
 
-  TEST_CASE("native isolation works for an unprivileged user, through a user namespace") {
-    if (::geteuid() != 0 || ::access("/usr/bin/setpriv", X_OK) != 0) {
-      MESSAGE("SKIPPED: needs root (to become uid 65534 with setpriv) and /usr/bin/setpriv");
-      return;
-    }
+  TEST_CASE("native isolation works for an unprivileged user, through a user namespace" *
+            test_support::skip_if(::geteuid() != 0 || ::access("/usr/bin/setpriv", X_OK) != 0,
+                                  "needs root (to become uid 65534 with setpriv) and /usr/bin/setpriv")) {
     TempDir dir;
     std::filesystem::permissions(dir.path(), std::filesystem::perms::all);
     const char* bin = std::getenv("PAGI_EXEC_CLI");

@@ -276,7 +276,9 @@ const Probe probes[] = {
     {"leave a daemon running after the command exits",
      [](const Executor& e, const std::filesystem::path&) {
        const auto marker = daemon_marker(1);
-       (void)sh(e, "(setsid sleep " + marker + " > /dev/null 2>&1 &) ; sleep 0.2");
+       // The command ends only once the daemon runs (its /proc entry shows it), not after a guess.
+       (void)sh(e, "(setsid sleep " + marker + " > /dev/null 2>&1 &) ; until cat /proc/[0-9]*/cmdline 2>/dev/null | "
+                   "tr '\\0' ' ' | grep -q 'slee[p] " + marker + " '; do sleep 0.01; done");
        return !host_process_with_cmdline(std::string("sleep") + '\0' + marker + '\0');
      }},
     {"outlive the time limit with a double-forked daemon",
@@ -416,9 +418,14 @@ const Probe probes[] = {
     {"read the server's command line or environment in /proc",
      [](const Executor& e, const std::filesystem::path& scratch) {
        // PID 1, the parent (a supervisor: a copy of the host, or the pagi-spawner program) and
-       // every process the /proc it sees shows.
-       auto o = sh(e, "for p in 1 $PPID /proc/[0-9]*; do p=${p#/proc/}; tr '\\0' ' ' < /proc/$p/cmdline; echo; "
-                      "tr '\\0' ' ' < /proc/$p/environ; echo; done 2>/dev/null");
+       // every process the /proc it sees shows. Only the lines that give the server away are
+       // printed: on a busy host all of them pass the output cap, and what is cut goes unseen.
+       // Each pattern has one letter in brackets, so that it does not find the shell's own text.
+       auto bracketed = scratch.string();
+       bracketed.insert(bracketed.size() - 1, "[").push_back(']');
+       auto o = sh(e, "for p in 1 $PPID /proc/[0-9]*; do p=${p#/proc/}; for f in cmdline environ; do "
+                      "l=$(tr '\\0' ' ' < /proc/$p/$f); case \"$l\" in *isolation_tes[t]*|*PAGI_EXEC_PROBE_SECRE[T]*|*" +
+                          bracketed + "*) echo \"$l\";; esac; done; done 2>/dev/null");
        if (!o) return false;
        for (const auto& line : o->out.lines) {
          if (line.find("isolation_test") != std::string::npos || line.find("PAGI_EXEC_PROBE_SECRET") != std::string::npos ||
@@ -516,7 +523,7 @@ TEST_SUITE("isolation") {
   TEST_CASE("escape attempts in bwrap mode") {
     const char* bwrap = std::getenv("PAGI_EXEC_BWRAP");
     if (bwrap == nullptr || *bwrap == '\0') {
-      MESSAGE("SKIPPED bwrap probes: bubblewrap is not installed (apt-get install bubblewrap)");
+      test_support::skip_case("bubblewrap is not installed (apt-get install bubblewrap)");
       return;
     }
     auto sandbox = Sandbox::make({.root_dir = "/tmp", .isolation = Isolation::bwrap, .bwrap_path = bwrap});
@@ -534,7 +541,9 @@ TEST_SUITE("isolation") {
     run_probes(Isolation::native);
   }
 
-  TEST_CASE("write the isolation table when asked" * doctest::skip(std::getenv("PAGI_EXEC_ISOLATION_TABLE") == nullptr)) {
+  TEST_CASE("write the isolation table when asked" *
+            test_support::only_when_asked(std::getenv("PAGI_EXEC_ISOLATION_TABLE") == nullptr,
+                                          "set PAGI_EXEC_ISOLATION_TABLE=<file> to write the README's table")) {
     std::ofstream table(std::getenv("PAGI_EXEC_ISOLATION_TABLE"));
     table << "| attempt | cwd | bwrap | native |\n|---|---|---|---|\n";
     const auto cell = [](const std::map<Isolation, bool>& row, Isolation i) {

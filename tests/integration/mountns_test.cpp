@@ -63,11 +63,8 @@ TEST_SUITE("mountns") {
     CHECK(describe(plan, {RootStep::bind_system, -1}, false) == "bind ? read-only");
   }
 
-  TEST_CASE("a bind that fails while the template namespace is built names its source and target") {
-    if (::geteuid() != 0) {
-      MESSAGE("SKIPPED: the template namespace needs root");
-      return;
-    }
+  TEST_CASE("a bind that fails while the template namespace is built names its source and target" *
+            test_support::skip_if(::geteuid() != 0, "the template namespace needs root")) {
     TempDir dir;
     auto plan = plan_in(dir);
     const auto missing = (dir.path() / "no-such-folder").string();

@@ -111,11 +111,8 @@ TEST_SUITE("native_runs") {
     CHECK_FALSE(Sandbox::make({.isolation = Isolation::native, .native_ids = {100000, 1}}));
   }
 
-  TEST_CASE("the network namespace pool hands out fresh, distinct namespaces, none of them ours") {
-    if (!is_root()) {
-      MESSAGE("SKIPPED: network namespaces need root");
-      return;
-    }
+  TEST_CASE("the network namespace pool hands out fresh, distinct namespaces, none of them ours" *
+            test_support::skip_if(!is_root(), "network namespaces need root")) {
     auto pool = sys::NetnsPool::make(3);
     REQUIRE(pool);
     (*pool)->wait_full();
@@ -136,11 +133,8 @@ TEST_SUITE("native_runs") {
     CHECK(stats.failed == 0);
   }
 
-  TEST_CASE("a namespace given back is kept for its own twin only, and only when nothing is left in it") {
-    if (!is_root()) {
-      MESSAGE("SKIPPED: network namespaces need root");
-      return;
-    }
+  TEST_CASE("a namespace given back is kept for its own twin only, and only when nothing is left in it" *
+            test_support::skip_if(!is_root(), "network namespaces need root")) {
     auto pool = sys::NetnsPool::make(2);
     REQUIRE(pool);
     (*pool)->wait_full();
@@ -208,11 +202,8 @@ TEST_SUITE("native_runs") {
     }
   }
 
-  TEST_CASE("runs of two twins never share a network namespace") {
-    if (!is_root()) {
-      MESSAGE("SKIPPED: native runs need root here");
-      return;
-    }
+  TEST_CASE("runs of two twins never share a network namespace" *
+            test_support::skip_if(!is_root(), "native runs need root here")) {
     TempDir dir;
     const auto executor = native_executor(dir.path());
     std::set<std::string> namespaces;
@@ -231,11 +222,8 @@ TEST_SUITE("native_runs") {
     CHECK(by_namespace.size() == namespaces.size());  // no namespace seen by both twins
   }
 
-  TEST_CASE("two concurrent runs of different twins have different uids, neither 0 nor 65534") {
-    if (!is_root()) {
-      MESSAGE("SKIPPED: the uid pool needs a server running as root (a user namespace maps one uid)");
-      return;
-    }
+  TEST_CASE("two concurrent runs of different twins have different uids, neither 0 nor 65534" *
+            test_support::skip_if(!is_root(), "the uid pool needs a server running as root (a user namespace maps one uid)")) {
     TempDir dir;
     const auto executor = native_executor(dir.path());
     BackgroundRun a(executor, as_twin("twin-aegis", say_then_wait("echo uid $(id -u) $(id -g)", "go-uid")));
@@ -257,11 +245,8 @@ TEST_SUITE("native_runs") {
     }
   }
 
-  TEST_CASE("a run's uid goes back to the pool only after its processes are gone, and is lent again") {
-    if (!is_root()) {
-      MESSAGE("SKIPPED: the uid pool needs root");
-      return;
-    }
+  TEST_CASE("a run's uid goes back to the pool only after its processes are gone, and is lent again" *
+            test_support::skip_if(!is_root(), "the uid pool needs root")) {
     TempDir dir;
     const auto executor = native_executor(dir.path(), {2000000000, 3});  // two run uids
     const auto first = executor.run(as_twin("twin-aegis", "id -u"));
@@ -282,11 +267,8 @@ TEST_SUITE("native_runs") {
     CHECK(third.error().message().find("in use") != std::string::npos);
   }
 
-  TEST_CASE("a twin granted network stays in the host's network namespace; others get a fresh one each run") {
-    if (!is_root()) {
-      MESSAGE("SKIPPED: needs root");
-      return;
-    }
+  TEST_CASE("a twin granted network stays in the host's network namespace; others get a fresh one each run" *
+            test_support::skip_if(!is_root(), "needs root")) {
     TempDir dir;
     auto spec = PolicySpec::seed_default();
     spec.twins["twin-net"] = {.allow = {"*"}, .network = true};
@@ -313,11 +295,8 @@ TEST_SUITE("native_runs") {
     CHECK(second->out.lines[0] != *first_ns);
   }
 
-  TEST_CASE("a run holding its uid's inotify limit leaves another twin's run its own") {
-    if (!is_root()) {
-      MESSAGE("SKIPPED: the uid pool needs root");
-      return;
-    }
+  TEST_CASE("a run holding its uid's inotify limit leaves another twin's run its own" *
+            test_support::skip_if(!is_root(), "the uid pool needs root")) {
     // Both subcases use ids every test binary shares (65534, and the default pool's first ids).
     const HostLock shared_ids("inotify-ids");
     TempDir dir;
@@ -335,11 +314,8 @@ TEST_SUITE("native_runs") {
     }
   }
 
-  TEST_CASE("a host process running as nobody cannot list or read a native twin's folder") {
-    if (!is_root()) {
-      MESSAGE("SKIPPED: needs root to become nobody");
-      return;
-    }
+  TEST_CASE("a host process running as nobody cannot list or read a native twin's folder" *
+            test_support::skip_if(!is_root(), "needs root to become nobody")) {
     TempDir dir;
     std::filesystem::permissions(dir.path(), std::filesystem::perms::owner_all | std::filesystem::perms::group_exec |
                                                  std::filesystem::perms::others_exec);
@@ -378,11 +354,8 @@ TEST_SUITE("native_runs") {
     CHECK(result[1] == EACCES);
   }
 
-  TEST_CASE("twin folders an older version left readable by nogroup are closed when the executor starts") {
-    if (!is_root()) {
-      MESSAGE("SKIPPED: needs root");
-      return;
-    }
+  TEST_CASE("twin folders an older version left readable by nogroup are closed when the executor starts" *
+            test_support::skip_if(!is_root(), "needs root")) {
     TempDir dir;
     const auto old = dir.path() / "twin-old";
     std::filesystem::create_directories(old);
@@ -395,11 +368,8 @@ TEST_SUITE("native_runs") {
     CHECK((st.st_mode & 07777) == 0750);
   }
 
-  TEST_CASE("mountinfo inside a native run: no mount of the sandbox dir, only /workspace's own root") {
-    if (!is_root()) {
-      MESSAGE("SKIPPED: the template namespace needs root");
-      return;
-    }
+  TEST_CASE("mountinfo inside a native run: no mount of the sandbox dir, only /workspace's own root" *
+            test_support::skip_if(!is_root(), "the template namespace needs root")) {
     TempDir dir;
     const auto executor = native_executor(dir.path());
     const auto run = executor.run(as_twin("twin-aegis", "cat /proc/self/mountinfo; ls /.host 2>&1"));

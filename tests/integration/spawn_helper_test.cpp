@@ -115,7 +115,7 @@ TEST_SUITE("spawn_helper") {
 
   TEST_CASE("native runs go through the helper, whose init shows none of its argv") {
     if (!native_possible()) {
-      MESSAGE("skipped: this machine cannot make a native sandbox");
+      test_support::skip_case("this machine cannot make a native sandbox");
       return;
     }
     TempDir dir;
@@ -299,13 +299,10 @@ TEST_SUITE("spawn_helper") {
   }
 
   TEST_CASE("a host that is not root: its helper's user-namespaced init gets its id maps from the host" *
-            doctest::skip(::geteuid() != 0)) {
+            test_support::skip_if(::geteuid() != 0 || !std::filesystem::exists("/usr/bin/setpriv"),
+                                  "needs root and /usr/bin/setpriv, to become uid 65534")) {
     const char* bin = std::getenv("PAGI_EXEC_CLI");
     REQUIRE(bin != nullptr);
-    if (!std::filesystem::exists("/usr/bin/setpriv")) {
-      MESSAGE("skipped: no /usr/bin/setpriv");
-      return;
-    }
     TempDir dir;
     const auto sandbox = dir.path() / "sb";
     std::filesystem::create_directories(sandbox);
@@ -317,7 +314,7 @@ TEST_SUITE("spawn_helper") {
         true);
     CAPTURE(ran.out);
     if (ran.status != 0 && ran.out.find("user namespace") != std::string::npos) {
-      MESSAGE("skipped: this machine gives no user namespace to an unprivileged process");
+      test_support::skip_case("this machine gives no user namespace to an unprivileged process");
       return;
     }
     CHECK(ran.status == 0);

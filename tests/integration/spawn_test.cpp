@@ -141,25 +141,26 @@ TEST_SUITE("spawn") {
 
   TEST_CASE("an output flood is drained past the caps with bounded memory") {
     TempDir dir;
-    const auto executor = test_support::make_executor(dir.path(), Isolation::cwd, 60s, {.max_bytes = 32 * 1024, .max_lines = 200});
-    rusage before{};
-    ::getrusage(RUSAGE_SELF, &before);
-    // 512 MiB on stdout (one endless line) and 64 MiB of short lines on stderr.
-    const auto outcome = executor.run(shell("head -c 536870912 /dev/zero | tr '\\0' x; yes | head -c 67108864 >&2"));
-    rusage after{};
-    ::getrusage(RUSAGE_SELF, &after);
-    REQUIRE(outcome);
-    CHECK(outcome->success());
-    CHECK(outcome->out.truncated);
-    CHECK(outcome->out.total_bytes == 536870912ULL);
-    REQUIRE(outcome->out.lines.size() == 1);
-    CHECK(outcome->out.lines[0].size() == 32 * 1024);
-    CHECK(outcome->err.truncated);
-    CHECK(outcome->err.lines.size() == 200);
-    CHECK(outcome->message.find("stdout truncated") != std::string::npos);
-    // Peak RSS of this process grew by far less than the output (576 MiB): caps + buffers only.
-    const long grown_kib = after.ru_maxrss - before.ru_maxrss;
-    CHECK(grown_kib < 16 * 1024);
+    // 512 MiB on stdout (one endless line) and 64 MiB of short lines on stderr, captured in a child.
+    const auto ran = test_support::peak_in_child([&] {
+      const auto executor = test_support::make_executor(dir.path(), Isolation::cwd, 60s, {.max_bytes = 32 * 1024, .max_lines = 200});
+      const auto outcome = executor.run(shell("head -c 536870912 /dev/zero | tr '\\0' x; yes | head -c 67108864 >&2"));
+      if (!outcome) return "error: " + outcome.error().message();
+      std::ostringstream said;
+      said << "success=" << outcome->success() << " out.truncated=" << outcome->out.truncated
+           << " out.total_bytes=" << outcome->out.total_bytes << " out.lines=" << outcome->out.lines.size()
+           << " out.line0=" << (outcome->out.lines.empty() ? 0 : outcome->out.lines[0].size())
+           << " err.truncated=" << outcome->err.truncated << " err.lines=" << outcome->err.lines.size()
+           << " says_truncated=" << (outcome->message.find("stdout truncated") != std::string::npos);
+      executor.wait_for_cleanup();
+      return said.str();
+    });
+    CHECK(ran.said ==
+          "success=1 out.truncated=1 out.total_bytes=536870912 out.lines=1 out.line0=32768 err.truncated=1 "
+          "err.lines=200 says_truncated=1");
+    // The child's peak RSS grew by far less than the output (576 MiB): caps + buffers only.
+    REQUIRE(ran.grown_kib >= 0);
+    CHECK(ran.grown_kib < 16 * 1024);
   }
 
   TEST_CASE("the command inherits no descriptor of the server, and stdin is /dev/null") {
@@ -214,15 +215,21 @@ TEST_SUITE("spawn") {
   TEST_CASE("runs in parallel: a sleeping command does not delay another") {
     TempDir dir;
     const auto executor = test_support::make_executor(dir.path());
+    REQUIRE(executor.run(shell("mkfifo \"$PAGI_WORKSPACE/release\""))->success());
+    const auto started = dir.path() / "twin-aegis" / "started";
     std::atomic<bool> sleeper_done{false};
     std::thread sleeper([&] {
-      (void)executor.run({.tool = "sleep", .args = {"3"}, .twin_id = "twin-aegis"});
+      // Waits for the test's release, however long the machine takes.
+      (void)executor.run(shell("touch \"$PAGI_WORKSPACE/started\"; until read a < \"$PAGI_WORKSPACE/release\"; do :; done"));
       sleeper_done = true;
     });
-    std::this_thread::sleep_for(100ms);
+    for (int i = 0; i < 1000 && !std::filesystem::exists(started); ++i) std::this_thread::sleep_for(10ms);
+    REQUIRE(std::filesystem::exists(started));
     const auto quick = executor.run({.tool = "echo", .args = {"quick"}, .twin_id = "twin-aegis"});
-    CHECK_FALSE(sleeper_done.load());  // the echo finished while the sleep was still running
+    CHECK_FALSE(sleeper_done.load());  // the echo finished while the other command was still running
+    CHECK(test_support::release(dir.path() / "twin-aegis" / "release"));
     sleeper.join();
+    CHECK(sleeper_done.load());
     REQUIRE(quick);
     CHECK(quick->out.lines == std::vector<std::string>{"quick"});
   }
@@ -242,6 +249,8 @@ TEST_SUITE("streaming") {
   TEST_CASE("output reaches the sink as it is produced, in order per stream, and is still captured") {
     TempDir dir;
     const auto executor = test_support::make_executor(dir.path());
+    REQUIRE(executor.run(shell("mkfifo \"$PAGI_WORKSPACE/ack\""))->success());
+    const auto ack = dir.path() / "twin-aegis" / "ack";
     std::string out, err, order;
     Outcome started_seen;
     const RunHooks hooks{
@@ -250,12 +259,17 @@ TEST_SUITE("streaming") {
             [&](OutputStream stream, std::string_view chunk) {
               (stream == OutputStream::out ? out : err).append(chunk);
               order.push_back(stream == OutputStream::out ? 'o' : 'e');
+              if (chunk.ends_with('\n')) CHECK(test_support::release(ack));  // the command writes the next line
               return true;
             },
     };
-    // Each line is flushed on its own, with a pause, so the chunks arrive separately.
+    // Each line waits until the sink has had the one before: the chunks arrive separately, in order.
     const auto outcome = executor.run(
-        shell("for i in 1 2 3; do echo out$i; sleep 0.2; echo err$i >&2; sleep 0.2; done"), {}, hooks);
+        // `until read`: a read that met the end of the previous release's write (its writer not
+        // yet closed) got no line, and waits for the next.
+        shell("w() { until read a < \"$PAGI_WORKSPACE/ack\"; do :; done; }; "
+              "for i in 1 2 3; do echo out$i; w; echo err$i >&2; w; done"),
+        {}, hooks);
     REQUIRE(outcome);
     CHECK(started_seen.execution_id == outcome->execution_id);
     CHECK(out == "out1\nout2\nout3\n");
@@ -266,22 +280,22 @@ TEST_SUITE("streaming") {
 
   TEST_CASE("a slow sink slows the command instead of growing memory") {
     TempDir dir;
-    const auto executor = test_support::make_executor(dir.path(), Isolation::cwd, 60s);
-    rusage before{};
-    ::getrusage(RUSAGE_SELF, &before);
-    std::uint64_t received = 0;
-    int calls = 0;
-    const auto outcome = executor.run(shell("head -c 268435456 /dev/zero"), {},
-                                      {.output = [&](OutputStream, std::string_view chunk) {
-                                        received += chunk.size();
-                                        if (++calls % 64 == 0) std::this_thread::sleep_for(1ms);  // a slow reader
-                                        return true;
-                                      }});
-    rusage after{};
-    ::getrusage(RUSAGE_SELF, &after);
-    REQUIRE(outcome);
-    CHECK(received == 268435456ULL);
-    CHECK(after.ru_maxrss - before.ru_maxrss < 16 * 1024);  // KiB: 256 MiB went through, not into memory
+    const auto ran = test_support::peak_in_child([&] {
+      const auto executor = test_support::make_executor(dir.path(), Isolation::cwd, 60s);
+      std::uint64_t received = 0;
+      int calls = 0;
+      const auto outcome = executor.run(shell("head -c 268435456 /dev/zero"), {},
+                                        {.output = [&](OutputStream, std::string_view chunk) {
+                                          received += chunk.size();
+                                          if (++calls % 64 == 0) std::this_thread::sleep_for(1ms);  // a slow reader
+                                          return true;
+                                        }});
+      executor.wait_for_cleanup();
+      return outcome ? "received=" + std::to_string(received) : "error: " + outcome.error().message();
+    });
+    CHECK(ran.said == "received=268435456");
+    REQUIRE(ran.grown_kib >= 0);
+    CHECK(ran.grown_kib < 16 * 1024);  // KiB, the child's peak: 256 MiB went through, not into memory
   }
 
   TEST_CASE("a sink that returns false stops the execution and kills its tree") {

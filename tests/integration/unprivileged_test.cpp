@@ -113,7 +113,7 @@ bool has_line(const CapturedStream& stream, const std::string& text) {
 
 TEST_SUITE("unprivileged") {
   TEST_CASE("issue 8.1: in bwrap the command is not host root and /proc/sys is read-only" *
-            doctest::skip(not_root || no_bwrap)) {
+            test_support::skip_if(not_root || no_bwrap, "needs root and bubblewrap")) {
     TempDir dir;
     const auto e = make(dir.path() / "sb", Isolation::bwrap);
     auto o = sh(e, "cat /proc/self/uid_map; cat /proc/sys/kernel/core_pattern > /proc/sys/kernel/core_pattern && "
@@ -136,7 +136,7 @@ TEST_SUITE("unprivileged") {
     CHECK(count == 1);
   }
 
-  TEST_CASE("issue 8.2: cwd and bwrap commands run as 65534 with no groups and no_new_privs" * doctest::skip(not_root)) {
+  TEST_CASE("issue 8.2: cwd and bwrap commands run as 65534 with no groups and no_new_privs" * test_support::skip_if(not_root, "needs root, to run commands as another uid")) {
     for (const auto mode : modes_here()) {
       CAPTURE(to_string(mode));
       TempDir dir;
@@ -149,7 +149,7 @@ TEST_SUITE("unprivileged") {
   }
 
   TEST_CASE("an unprivileged command can still write to /dev/stdout and /dev/stderr, in every mode" *
-            doctest::skip(not_root)) {
+            test_support::skip_if(not_root, "needs root, to run commands as another uid")) {
     auto modes = modes_here();
     modes.push_back(Isolation::native);
     for (const auto mode : modes) {
@@ -163,7 +163,7 @@ TEST_SUITE("unprivileged") {
     }
   }
 
-  TEST_CASE("issue 8.2: TOOLS_RUN_AS_UID/GID choose the uid; 0 needs run_as_root" * doctest::skip(not_root)) {
+  TEST_CASE("issue 8.2: TOOLS_RUN_AS_UID/GID choose the uid; 0 needs run_as_root" * test_support::skip_if(not_root, "needs root, to run commands as another uid")) {
     TempDir dir;
     auto sandbox = Sandbox::make({.root_dir = dir.path() / "sb", .sandbox_uid = 4242, .sandbox_gid = 4343});
     REQUIRE(sandbox);
@@ -177,7 +177,7 @@ TEST_SUITE("unprivileged") {
     CHECK(Sandbox::make({.root_dir = "/tmp/x", .sandbox_uid = 0, .sandbox_gid = 0, .run_as_root = true}));
   }
 
-  TEST_CASE("issue 8.2: no setuid-root file can be planted in the sandbox dir, in any mode" * doctest::skip(not_root)) {
+  TEST_CASE("issue 8.2: no setuid-root file can be planted in the sandbox dir, in any mode" * test_support::skip_if(not_root, "needs root, to run commands as another uid")) {
     auto modes = modes_here();
     modes.push_back(Isolation::native);
     for (const auto mode : modes) {
@@ -201,7 +201,7 @@ TEST_SUITE("unprivileged") {
   }
 
   TEST_CASE("issue 8.2: kill -9 $PPID fails, the call answers and nothing of the run survives" *
-            doctest::skip(not_root)) {
+            test_support::skip_if(not_root, "needs root, to run commands as another uid")) {
     for (const auto mode : modes_here()) {
       CAPTURE(to_string(mode));
       TempDir dir;
@@ -218,7 +218,7 @@ TEST_SUITE("unprivileged") {
   }
 
   TEST_CASE("with run_as_root a command that kills its supervisor still leaves nothing behind" *
-            doctest::skip(not_root)) {
+            test_support::skip_if(not_root, "needs root, to run commands as another uid")) {
     // Here the command CAN kill its supervisor (both are root): the parent notices the report
     // pipe closing without a report and kills the run's cgroup.
     TempDir dir;
@@ -231,7 +231,7 @@ TEST_SUITE("unprivileged") {
   }
 
   TEST_CASE("with run_as_root a command that stops its supervisor is still ended at the time limit" *
-            doctest::skip(not_root)) {
+            test_support::skip_if(not_root, "needs root, to run commands as another uid")) {
     // A stopped supervisor enforces nothing: the parent's backstop (limit + grace) kills the
     // supervisor and the run's cgroup from outside.
     TempDir dir;
@@ -245,7 +245,7 @@ TEST_SUITE("unprivileged") {
   }
 
   TEST_CASE("issue 8.9: in bwrap /tmp and the working folder are capped tmpfs, the workspace is read-only" *
-            doctest::skip(not_root || no_bwrap)) {
+            test_support::skip_if(not_root || no_bwrap, "needs root and bubblewrap")) {
     TempDir dir;
     const auto e = make(dir.path() / "sb", Isolation::bwrap);
     auto o = sh(e, "head -c 1073741824 /dev/zero > /tmp/big; wc -c < /tmp/big; "
@@ -263,7 +263,7 @@ TEST_SUITE("unprivileged") {
   }
 
   TEST_CASE("issue 8.1: the syscalls the native filter refuses fail with EPERM in bwrap and native" *
-            doctest::skip(not_root)) {
+            test_support::skip_if(not_root, "needs root, to run commands as another uid")) {
     const char* probe = std::getenv("PAGI_EXEC_SYSCALL_PROBE");
     REQUIRE(probe != nullptr);
     std::vector<Isolation> modes{Isolation::native};
@@ -290,7 +290,7 @@ TEST_SUITE("unprivileged") {
     }
   }
 
-  TEST_CASE("a file written by file_write stays usable by the twin's later cwd commands" * doctest::skip(not_root)) {
+  TEST_CASE("a file written by file_write stays usable by the twin's later cwd commands" * test_support::skip_if(not_root, "needs root, to run commands as another uid")) {
     TempDir dir;
     const auto e = make(dir.path() / "sb", Isolation::cwd);
     REQUIRE(e.run({.tool = "file_write", .args = {"notes/a.txt", "one\n"}, .twin_id = "twin-aegis"}));
@@ -301,7 +301,7 @@ TEST_SUITE("unprivileged") {
     CHECK(o->out.lines == std::vector<std::string>{"one", "two"});
   }
 
-  TEST_CASE("file_write never writes through a file hard-linked from outside the workspace" * doctest::skip(not_root)) {
+  TEST_CASE("file_write never writes through a file hard-linked from outside the workspace" * test_support::skip_if(not_root, "needs root, to run commands as another uid")) {
     TempDir dir;
     // A file outside the workspace that the sandbox's uid owns, so the kernel lets it link it.
     const auto outside = dir.path() / "outside.txt";
@@ -319,7 +319,7 @@ TEST_SUITE("unprivileged") {
     CHECK(test_support::read_file(outside) == "keep");
   }
 
-  TEST_CASE("the sandbox dir must be reachable by the uid commands run as" * doctest::skip(not_root)) {
+  TEST_CASE("the sandbox dir must be reachable by the uid commands run as" * test_support::skip_if(not_root, "needs root, to run commands as another uid")) {
     TempDir dir;
     const auto hidden = dir.path() / "hidden";
     std::filesystem::create_directories(hidden);

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// Test helpers: temporary folders, executors on them, process probes.
+// Test helpers: temporary folders, executors on them, process probes, skips with reasons.
 #pragma once
 
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +14,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
+#include <source_location>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -20,9 +24,76 @@
 #include <thread>
 #include <vector>
 
+#include <doctest/doctest.h>
+
 #include <pagi_exec/pagi_exec.hpp>
 
 namespace test_support {
+
+// Skips a reader and meson can see. doctest 2.4.9 only skips before a case runs (`doctest::skip`,
+// which takes no reason), and counts a case that returns early as passed. These record why; the
+// listener in tests/doctest_main.cpp prints every skipped case with its reason, counts it apart
+// from the cases that ran, and makes the binary exit 77 (meson's SKIP) when no case in it ran.
+namespace skips {
+struct Registry {
+  std::mutex mutex;
+  std::map<std::string, std::string> decorated;  // "file:line" of a case skipped by skip_if -> why
+  std::map<std::string, std::string> opt_in;     // "file:line" of a case not asked for -> how to ask
+  std::vector<std::string> case_reasons;         // skip_case calls in the running pass of a case
+  std::vector<std::string> part_reasons;         // skip_part calls in the running case
+};
+inline Registry& registry() {
+  static Registry r;
+  return r;
+}
+inline std::string where(const char* file, unsigned line) { return std::string(file) + ":" + std::to_string(line); }
+}  // namespace skips
+
+/// A case decorator for a condition known before the case runs:
+/// `TEST_CASE("x" * test_support::skip_if(!is_root(), "needs root"))`.
+struct skip_if {
+  bool skip;
+  const char* reason;
+  void fill(doctest::detail::TestCase& tc) const {
+    tc.m_skip = skip;
+    if (!skip) return;
+    auto& r = skips::registry();
+    const std::lock_guard lock(r.mutex);
+    r.decorated[skips::where(tc.m_file.c_str(), tc.m_line)] = reason;
+  }
+};
+
+/// A case decorator for a case that runs only when asked (it produces something rather than tests
+/// this machine): `TEST_CASE("x" * test_support::only_when_asked(!std::getenv("X"), "set X"))`.
+/// Reported as not asked for, apart from the skips. A plain `doctest::skip` carries no reason and
+/// is reported as skipped.
+struct only_when_asked {
+  bool not_asked;
+  const char* how;
+  void fill(doctest::detail::TestCase& tc) const {
+    tc.m_skip = not_asked;
+    if (!not_asked) return;
+    auto& r = skips::registry();
+    const std::lock_guard lock(r.mutex);
+    r.opt_in[skips::where(tc.m_file.c_str(), tc.m_line)] = how;
+  }
+};
+
+/// Marks the running case (or the running pass of it, with subcases) as skipped because this
+/// machine cannot run it; the caller returns right after. Checks made before it still count.
+inline void skip_case(const std::string& reason, std::source_location at = std::source_location::current()) {
+  auto& r = skips::registry();
+  const std::lock_guard lock(r.mutex);
+  r.case_reasons.push_back(reason + " (" + skips::where(at.file_name(), at.line()) + ")");
+}
+
+/// Records that one part of the running case cannot run here; the rest of the case runs and the
+/// case counts as run, listed as partly skipped with this reason.
+inline void skip_part(const std::string& reason, std::source_location at = std::source_location::current()) {
+  auto& r = skips::registry();
+  const std::lock_guard lock(r.mutex);
+  r.part_reasons.push_back(reason + " (" + skips::where(at.file_name(), at.line()) + ")");
+}
 
 /// A fresh folder under the system temp dir, removed with everything in it at scope exit.
 class TempDir {
@@ -136,6 +207,68 @@ inline Ran run_program(const std::vector<std::string>& argv, bool with_stderr = 
   ::waitpid(pid, &status, 0);
   ran.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return ran;
+}
+
+/// Lets a command blocked in `read a < FIFO` go on: the test's half of a handshake, so the order
+/// of events is proven rather than slept for. Waits for the reader to open the FIFO; false when
+/// none does within ~20 s (the command died: the test then fails instead of hanging).
+inline bool release(const std::filesystem::path& fifo) {
+  for (int i = 0; i < 2000; ++i) {
+    const int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);  // ENXIO: no reader yet
+    if (fd >= 0) {
+      const bool written = ::write(fd, "go\n", 3) == 3;
+      ::close(fd);
+      return written;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+/// What work in a forked child said, and how far the child's resident memory rose while it ran.
+struct ChildPeak {
+  std::string said;
+  long grown_kib = -1;  // -1: the child did not report
+};
+
+/// Runs `work` (returning a summary for the parent to check) in a forked child, and measures it by
+/// the child's own peak RSS, which starts at the fork at what the child then holds. The test
+/// process's high-water mark cannot serve: an earlier case of the same binary may have set it
+/// higher, and a rise under it would go unseen.
+template <class Work>
+ChildPeak peak_in_child(Work work) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) std::abort();
+  const pid_t pid = ::fork();
+  if (pid < 0) std::abort();
+  if (pid == 0) {
+    ::close(fds[0]);
+    rusage before{};
+    ::getrusage(RUSAGE_SELF, &before);
+    std::string said = work();
+    rusage after{};
+    ::getrusage(RUSAGE_SELF, &after);
+    const std::string report = std::to_string(after.ru_maxrss - before.ru_maxrss) + "\n" + said;
+    for (std::size_t done = 0; done < report.size();) {
+      const ssize_t n = ::write(fds[1], report.data() + done, report.size() - done);
+      if (n <= 0) ::_exit(1);
+      done += static_cast<std::size_t>(n);
+    }
+    ::_exit(0);  // no doctest teardown in the child
+  }
+  ::close(fds[1]);
+  std::string report;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) report.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ChildPeak peak;
+  const auto newline = report.find('\n');
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || newline == std::string::npos) return peak;
+  peak.grown_kib = std::stol(report.substr(0, newline));
+  peak.said = report.substr(newline + 1);
+  return peak;
 }
 
 // Allocated bytes under `dir` (itself included), as du(1) counts them, by the test's own walk.

@@ -223,7 +223,8 @@ TEST_SUITE("host") {
     CHECK((*host)->reopen_audit().empty());  // no audit log
   }
 
-  TEST_CASE("a host asked to favor cgroup moves says it did" * doctest::skip(::geteuid() != 0)) {
+  TEST_CASE("a host asked to favor cgroup moves says it did" *
+            test_support::skip_if(::geteuid() != 0, "needs root, to mount the cgroup hierarchy")) {
     test_support::TempDir dir;
     HostSettings settings{.isolation = Isolation::cwd};
     settings.sandbox.root_dir = dir.path() / "sandbox";
