@@ -23,6 +23,9 @@
 #include <nlohmann/json.hpp>
 #include <pagi_exec/execution_store.hpp>
 
+// The throw-away cluster comes with the tests' support header, which uses doctest: doctest's
+// implementation is compiled here, without its main.
+#define DOCTEST_CONFIG_IMPLEMENT
 #include "postgres_cluster.hpp"
 
 namespace {
