@@ -20,6 +20,7 @@
 #include <pagi_exec/history.hpp>
 
 #include "postgres_cluster.hpp"
+#include "postgres_store.hpp"
 #include "test_support.hpp"
 
 using pagi_exec::ExecutionRecord;
@@ -38,6 +39,14 @@ std::shared_ptr<ExecutionStore> must_open(const StoreSettings& settings) {
 }
 
 using Kind = StoreSettings::Kind;
+
+// The PostgreSQL backend itself, without the write queue open_execution_store puts in front of
+// it: its own failures and recovery, one call at a time.
+std::shared_ptr<ExecutionStore> must_open_backend(const StoreSettings& settings) {
+  auto store = pagi_exec::detail::PostgresStore::open(settings);
+  REQUIRE_MESSAGE(store, (store ? "" : store.error().message()));
+  return *store;
+}
 
 // One PostgreSQL for the whole run, started on first use; each case gets a database of its own.
 test_support::PostgresCluster& cluster() {
@@ -460,7 +469,7 @@ TEST_SUITE("durable stores") {
 }
 
 TEST_SUITE("postgresql store") {
-  TEST_CASE("postgresql runs here" * doctest::skip(!test_support::postgres_unavailable().empty())) {
+  TEST_CASE("postgresql runs here" * test_support::skip_if(!test_support::postgres_unavailable().empty(), "no PostgreSQL server binaries: apt-get install postgresql (scripts/install-deps.sh)")) {
     CHECK(cluster().pid() > 0);
   }
 
@@ -481,7 +490,7 @@ TEST_SUITE("postgresql store") {
   }
 
   TEST_CASE("a database that is not there fails fast and says so; the store mends when it is back"
-            * doctest::skip(!test_support::postgres_unavailable().empty())) {
+            * test_support::skip_if(!test_support::postgres_unavailable().empty(), "no PostgreSQL server binaries: apt-get install postgresql (scripts/install-deps.sh)")) {
     Fixture f;
     auto settings = f.settings(Kind::postgresql);
     const auto unreachable = settings.uri.substr(0, settings.uri.rfind('/')) + "/no_such_database";
@@ -492,7 +501,7 @@ TEST_SUITE("postgresql store") {
     CHECK(refused.error().code == pagi_exec::Errc::io);
     CHECK(refused.error().message().find("no_such_database") != std::string::npos);
 
-    auto store = must_open(settings);
+    auto store = must_open_backend(settings);
     REQUIRE(store->record(rec(0)));
     // Every connection the store holds is ended by the server, as a restart of it would.
     cluster().terminate_sessions(f.database.substr(f.database.rfind('/') + 1));
@@ -514,13 +523,13 @@ TEST_SUITE("postgresql store") {
   }
 
   TEST_CASE("while the database is stopped writes fail and health says so, without the password; then they resume"
-            * doctest::skip(!test_support::postgres_unavailable().empty())) {
+            * test_support::skip_if(!test_support::postgres_unavailable().empty(), "no PostgreSQL server binaries: apt-get install postgresql (scripts/install-deps.sh)")) {
     test_support::PostgresCluster own;  // stopped below: not the one the other cases share
     own.create_database("outage");
     const auto uri = "postgresql://pagi:pw-not-shown@127.0.0.1:" + std::to_string(own.port()) + "/outage";
     auto parsed = pagi_exec::parse_store_location(uri, {});
     REQUIRE(parsed);
-    auto store = must_open(*parsed);
+    auto store = must_open_backend(*parsed);
     REQUIRE(store->record(rec(0)));
     own.stop();
     const auto written = store->record(rec(1));
@@ -541,8 +550,29 @@ TEST_SUITE("postgresql store") {
     CHECK(ids(all_pages(*store, {})) == std::vector<std::string>{"id-3", "id-0"});
   }
 
+  TEST_CASE("behind the write queue, records answered while the database is stopped reach it in order"
+            * test_support::skip_if(!test_support::postgres_unavailable().empty(), "no PostgreSQL server binaries: apt-get install postgresql (scripts/install-deps.sh)")) {
+    test_support::PostgresCluster own;
+    own.create_database("queued");
+    auto parsed = pagi_exec::parse_store_location(
+        "postgresql://pagi:pw@127.0.0.1:" + std::to_string(own.port()) + "/queued", {});
+    REQUIRE(parsed);
+    auto store = must_open(*parsed);
+    REQUIRE(store->record(rec(0)));
+    own.stop();
+    CHECK_FALSE(store->record(rec(1)));  // queued, said so
+    CHECK_FALSE(store->record(rec(2)));
+    CHECK_FALSE(store->health().healthy);
+    CHECK((*store->find("id-2")).has_value());  // from the queue
+    own.restart();
+    // The store's thread retries with a delay of at most 5 s: wait for it, bounded.
+    for (int i = 0; i < 600 && !store->health().healthy; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    REQUIRE(store->health().healthy);
+    CHECK(ids(all_pages(*store, {})) == std::vector<std::string>{"id-2", "id-1", "id-0"});
+  }
+
   TEST_CASE("the schema is versioned: opening again migrates nothing, a newer schema is refused"
-            * doctest::skip(!test_support::postgres_unavailable().empty())) {
+            * test_support::skip_if(!test_support::postgres_unavailable().empty(), "no PostgreSQL server binaries: apt-get install postgresql (scripts/install-deps.sh)")) {
     Fixture f;
     const auto settings = f.settings(Kind::postgresql);
     const auto database = f.database.substr(f.database.rfind('/') + 1);
@@ -556,7 +586,7 @@ TEST_SUITE("postgresql store") {
   }
 
   TEST_CASE("several writers share one order with no gaps and every record"
-            * doctest::skip(!test_support::postgres_unavailable().empty())) {
+            * test_support::skip_if(!test_support::postgres_unavailable().empty(), "no PostgreSQL server binaries: apt-get install postgresql (scripts/install-deps.sh)")) {
     Fixture f;
     auto settings = f.settings(Kind::postgresql, 100'000);
     std::vector<std::shared_ptr<ExecutionStore>> writers;

@@ -317,7 +317,7 @@ class SmallFileSystem {
 
 TEST_SUITE("queued_store") {
   TEST_CASE("SQLite on a full disk: records queue, stay findable, and are written in order once there is room" *
-            doctest::skip(::geteuid() != 0)) {
+            test_support::skip_if(::geteuid() != 0, "needs root to mount a small tmpfs")) {
     SmallFileSystem fs(4 << 20);
     if (!fs.mounted()) {
       MESSAGE("skipped: cannot mount a tmpfs here (" << std::strerror(fs.error()) << "); needs root");
