@@ -109,54 +109,19 @@ std::pair<int, std::string> outcome_terms(const std::optional<RecordOutcome>& ou
 
 std::string bytes_of(const pqxx::field& field) { return pqxx::binarystring(field).str(); }
 
+// A result row of a SELECT of record_columns, read column after column.
+struct ResultRow {
+  const pqxx::row& row;
+  pqxx::row::size_type column = 0;
+  std::int64_t integer() { return row[column++].as<std::int64_t>(); }
+  bool flag() { return row[column++].as<bool>(); }
+  std::string bytes() { return bytes_of(row[column++]); }
+  std::string text() { return row[column++].as<std::string>(); }
+};
+
 ExecutionRecord read_record(const pqxx::row& row) {
-  pqxx::row::size_type c = 0;
-  const auto i64 = [&] { return row[c++].as<std::int64_t>(); };
-  const auto u64 = [&] { return static_cast<std::uint64_t>(row[c++].as<std::int64_t>()); };
-  const auto flag = [&] { return row[c++].as<bool>(); };
-  const auto bytes = [&] { return bytes_of(row[c++]); };
-  const auto text = [&] { return row[c++].as<std::string>(); };
-  ExecutionRecord r;
-  r.sequence = u64();
-  r.execution_id = bytes();
-  r.node = bytes();
-  r.twin_id = bytes();
-  r.job_id = bytes();
-  r.ns = bytes();
-  r.tool = bytes();
-  r.args = decode_list(bytes());
-  r.arg_count = u64();
-  r.args_truncated = flag();
-  r.allowed = flag();
-  r.reason = bytes();
-  r.rule = bytes();
-  r.notes = decode_list(bytes());
-  r.ran = flag();
-  r.exit_code = static_cast<int>(i64());
-  r.signal = static_cast<int>(i64());
-  r.timed_out = flag();
-  r.cancelled = flag();
-  r.limit_hit = limit_hit_named(text());
-  r.isolation = isolation_from_string(text()).value_or(Isolation::cwd);
-  r.message = bytes();
-  r.out.lines = decode_list(bytes());
-  r.out.truncated = flag();
-  r.out.total_bytes = u64();
-  r.err.lines = decode_list(bytes());
-  r.err.truncated = flag();
-  r.err.total_bytes = u64();
-  r.output_dropped = flag();
-  r.usage.cpu_user = std::chrono::microseconds(i64());
-  r.usage.cpu_system = std::chrono::microseconds(i64());
-  r.usage.max_rss_bytes = u64();
-  r.usage.peak_memory_bytes = u64();
-  r.elapsed = std::chrono::microseconds(i64());
-  const bool has_workspace = flag();
-  WorkspaceUsage workspace{.bytes = u64(), .entries = u64(), .quota_bytes = u64()};
-  if (has_workspace) r.workspace = workspace;
-  r.started = from_micros(i64());
-  r.finished = from_micros(i64());
-  return r;
+  ResultRow cursor{row};
+  return record_from_row(cursor);
 }
 
 std::int64_t signed_of(std::uint64_t value) {

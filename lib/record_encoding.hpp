@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pagi_exec/execution_record.hpp"
 #include "pagi_exec/outcome.hpp"
 
 namespace pagi_exec::detail {
@@ -55,6 +56,58 @@ inline LimitHit limit_hit_named(std::string_view name) {
     if (name == to_string(hit)) return hit;
   }
   return LimitHit::none;
+}
+
+/// A record from one row in the durable stores' shared column order (their record_columns):
+/// `row` reads the next column as an integer (`integer()`), a flag (`flag()`), bytes kept as they
+/// are (`bytes()`) or text (`text()`).
+template <class Row>
+ExecutionRecord record_from_row(Row& row) {
+  const auto i64 = [&] { return row.integer(); };
+  const auto u64 = [&] { return static_cast<std::uint64_t>(row.integer()); };
+  const auto flag = [&] { return row.flag(); };
+  const auto bytes = [&] { return row.bytes(); };
+  ExecutionRecord r;
+  r.sequence = u64();
+  r.execution_id = bytes();
+  r.node = bytes();
+  r.twin_id = bytes();
+  r.job_id = bytes();
+  r.ns = bytes();
+  r.tool = bytes();
+  r.args = decode_list(bytes());
+  r.arg_count = u64();
+  r.args_truncated = flag();
+  r.allowed = flag();
+  r.reason = bytes();
+  r.rule = bytes();
+  r.notes = decode_list(bytes());
+  r.ran = flag();
+  r.exit_code = static_cast<int>(i64());
+  r.signal = static_cast<int>(i64());
+  r.timed_out = flag();
+  r.cancelled = flag();
+  r.limit_hit = limit_hit_named(row.text());
+  r.isolation = isolation_from_string(row.text()).value_or(Isolation::cwd);
+  r.message = bytes();
+  r.out.lines = decode_list(bytes());
+  r.out.truncated = flag();
+  r.out.total_bytes = u64();
+  r.err.lines = decode_list(bytes());
+  r.err.truncated = flag();
+  r.err.total_bytes = u64();
+  r.output_dropped = flag();
+  r.usage.cpu_user = std::chrono::microseconds(i64());
+  r.usage.cpu_system = std::chrono::microseconds(i64());
+  r.usage.max_rss_bytes = u64();
+  r.usage.peak_memory_bytes = u64();
+  r.elapsed = std::chrono::microseconds(i64());
+  const bool has_workspace = flag();
+  WorkspaceUsage workspace{.bytes = u64(), .entries = u64(), .quota_bytes = u64()};
+  if (has_workspace) r.workspace = workspace;
+  r.started = from_micros(i64());
+  r.finished = from_micros(i64());
+  return r;
 }
 
 }  // namespace pagi_exec::detail

@@ -73,53 +73,19 @@ constexpr const char* record_columns =
     "cpu_system_us, max_rss_bytes, peak_memory_bytes, elapsed_us, has_workspace, workspace_bytes, "
     "workspace_entries, workspace_quota_bytes, started_us, finished_us";
 
+// A result row of a SELECT of record_columns, read column after column.
+struct StatementRow {
+  sqlite3_stmt* stmt;
+  int column = 0;
+  std::int64_t integer() { return sqlite3_column_int64(stmt, column++); }
+  bool flag() { return sqlite3_column_int64(stmt, column++) != 0; }
+  std::string bytes() { return column_bytes(stmt, column++); }
+  std::string text() { return column_text(stmt, column++); }
+};
+
 ExecutionRecord read_record(sqlite3_stmt* s) {
-  int c = 0;
-  const auto i64 = [&] { return sqlite3_column_int64(s, c++); };
-  const auto u64 = [&] { return static_cast<std::uint64_t>(sqlite3_column_int64(s, c++)); };
-  const auto flag = [&] { return sqlite3_column_int64(s, c++) != 0; };
-  const auto bytes = [&] { return column_bytes(s, c++); };
-  ExecutionRecord r;
-  r.sequence = u64();
-  r.execution_id = bytes();
-  r.node = bytes();
-  r.twin_id = bytes();
-  r.job_id = bytes();
-  r.ns = bytes();
-  r.tool = bytes();
-  r.args = decode_list(bytes());
-  r.arg_count = u64();
-  r.args_truncated = flag();
-  r.allowed = flag();
-  r.reason = bytes();
-  r.rule = bytes();
-  r.notes = decode_list(bytes());
-  r.ran = flag();
-  r.exit_code = static_cast<int>(i64());
-  r.signal = static_cast<int>(i64());
-  r.timed_out = flag();
-  r.cancelled = flag();
-  r.limit_hit = limit_hit_named(column_text(s, c++));
-  r.isolation = isolation_from_string(column_text(s, c++)).value_or(Isolation::cwd);
-  r.message = bytes();
-  r.out.lines = decode_list(bytes());
-  r.out.truncated = flag();
-  r.out.total_bytes = u64();
-  r.err.lines = decode_list(bytes());
-  r.err.truncated = flag();
-  r.err.total_bytes = u64();
-  r.output_dropped = flag();
-  r.usage.cpu_user = std::chrono::microseconds(i64());
-  r.usage.cpu_system = std::chrono::microseconds(i64());
-  r.usage.max_rss_bytes = u64();
-  r.usage.peak_memory_bytes = u64();
-  r.elapsed = std::chrono::microseconds(i64());
-  const bool has_workspace = flag();
-  WorkspaceUsage workspace{.bytes = u64(), .entries = u64(), .quota_bytes = u64()};
-  if (has_workspace) r.workspace = workspace;
-  r.started = from_micros(i64());
-  r.finished = from_micros(i64());
-  return r;
+  StatementRow row{s};
+  return record_from_row(row);
 }
 
 // The WHERE clause of a query and its values, in binding order.
