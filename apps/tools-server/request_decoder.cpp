@@ -30,6 +30,20 @@ grpc::Status check_utf8(const std::string& field, std::string_view text) {
                  "as base64)");
 }
 
+// `bytes` parsed as `message` (the wire.proto twin of `name`).
+grpc::Status parse(const grpc::ByteBuffer& bytes, const char* name, google::protobuf::Message& message) {
+  std::vector<grpc::Slice> slices;
+  if (!bytes.Dump(&slices).ok()) return invalid("the request could not be read");
+  std::string data;
+  data.reserve(bytes.Length());
+  for (const auto& slice : slices) data.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  if (!message.ParseFromString(data)) {
+    return invalid(std::string("the request is not a valid ") + name + ": its " + std::to_string(data.size()) +
+                   " bytes are not a protobuf message of that shape");
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status check_fields(const wire::ExecutionRequest& message) {
   const std::pair<const char*, const std::string*> fields[] = {{"command", &message.command()},
                                                                {"twin_id", &message.twin_id()},
@@ -84,16 +98,8 @@ std::size_t invalid_utf8_at(std::string_view text) noexcept {
 }
 
 grpc::Status decode(const grpc::ByteBuffer& bytes, pagi_exec::Request& request) {
-  std::vector<grpc::Slice> slices;
-  if (!bytes.Dump(&slices).ok()) return invalid("the request could not be read");
-  std::string data;
-  data.reserve(bytes.Length());
-  for (const auto& slice : slices) data.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
   wire::ExecutionRequest message;
-  if (!message.ParseFromString(data)) {
-    return invalid("the request is not a valid tools.ExecutionRequest: its " + std::to_string(data.size()) +
-                   " bytes are not a protobuf message of that shape");
-  }
+  if (auto parsed = parse(bytes, "tools.ExecutionRequest", message); !parsed.ok()) return parsed;
   if (auto status = check_fields(message); !status.ok()) return status;
   request = pagi_exec::Request{
       .tool = message.command(),
@@ -110,6 +116,32 @@ grpc::Status decode(const grpc::ByteBuffer& bytes, pagi_exec::Request& request) 
     // the last value wins, as protobuf's map parsing has it.
     if (entry.key() != reserved_metadata_key) request.metadata.insert_or_assign(entry.key(), entry.value());
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status decode(const grpc::ByteBuffer& bytes, tools::ListExecutionsRequest& request) {
+  wire::ListExecutionsRequest message;
+  if (auto parsed = parse(bytes, "tools.ListExecutionsRequest", message); !parsed.ok()) return parsed;
+  const std::pair<const char*, const std::string*> fields[] = {{"twin_id", &message.twin_id()},
+                                                               {"job_id", &message.job_id()},
+                                                               {"outcome", &message.outcome()},
+                                                               {"page_token", &message.page_token()}};
+  for (const auto& [name, text] : fields) {
+    if (auto status = check_utf8(name, *text); !status.ok()) return status;
+  }
+  request.set_twin_id(message.twin_id());
+  request.set_job_id(message.job_id());
+  request.set_outcome(message.outcome());
+  request.set_page_size(message.page_size());
+  request.set_page_token(message.page_token());
+  return grpc::Status::OK;
+}
+
+grpc::Status decode(const grpc::ByteBuffer& bytes, tools::GetExecutionRequest& request) {
+  wire::GetExecutionRequest message;
+  if (auto parsed = parse(bytes, "tools.GetExecutionRequest", message); !parsed.ok()) return parsed;
+  if (auto status = check_utf8("execution_id", message.execution_id()); !status.ok()) return status;
+  request.set_execution_id(message.execution_id());
   return grpc::Status::OK;
 }
 

@@ -12,6 +12,8 @@
 
 #include <pagi_exec/pagi_exec.hpp>
 
+#include "tools.pb.h"
+
 namespace tools_server::codec {
 
 /// The metadata key through which earlier servers told the audit log which twin a caller proved
@@ -26,6 +28,11 @@ inline constexpr std::string_view reserved_metadata_key = "pagi-exec.authenticat
 /// tools.proto declares `string` holds invalid UTF-8, with a message naming the field
 /// ("args[2] is not valid UTF-8 (byte 0xff at offset 5) ..."). Thread-safe.
 [[nodiscard]] grpc::Status decode(const grpc::ByteBuffer& bytes, pagi_exec::Request& request);
+
+/// `bytes` (a tools.ListExecutionsRequest / tools.GetExecutionRequest on the wire) as that
+/// message, with the same INVALID_ARGUMENT answers as decode() above. Thread-safe.
+[[nodiscard]] grpc::Status decode(const grpc::ByteBuffer& bytes, tools::ListExecutionsRequest& request);
+[[nodiscard]] grpc::Status decode(const grpc::ByteBuffer& bytes, tools::GetExecutionRequest& request);
 
 /// Offset of the first byte at which `text` stops being valid UTF-8 (no overlong forms, no
 /// surrogates, nothing above U+10FFFF, as protobuf checks a `string`), or npos. Allocation-free.

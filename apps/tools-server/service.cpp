@@ -109,17 +109,35 @@ grpc::ServerUnaryReactor* ToolExecutorService::CheckPolicy(grpc::CallbackServerC
 }
 
 grpc::ServerUnaryReactor* ToolExecutorService::ListExecutions(grpc::CallbackServerContext* context,
-                                                              const tools::ListExecutionsRequest* request,
-                                                              tools::ListExecutionsResponse* response) {
+                                                              const grpc::ByteBuffer* request,
+                                                              grpc::ByteBuffer* response) {
   return answer(
-      *context, [this, context, request, response] { return list_executions(*context, *request, *response); }, true);
+      *context,
+      [this, context, request, response] {
+        tools::ListExecutionsRequest decoded;
+        if (auto status = codec::decode(*request, decoded); !status.ok()) return status;
+        tools::ListExecutionsResponse page;
+        auto status = list_executions(*context, decoded, page);
+        if (status.ok()) *response = to_bytes(page);
+        return status;
+      },
+      true);
 }
 
 grpc::ServerUnaryReactor* ToolExecutorService::GetExecution(grpc::CallbackServerContext* context,
-                                                            const tools::GetExecutionRequest* request,
-                                                            tools::ExecutionRecord* response) {
+                                                            const grpc::ByteBuffer* request,
+                                                            grpc::ByteBuffer* response) {
   return answer(
-      *context, [this, context, request, response] { return get_execution(*context, *request, *response); }, true);
+      *context,
+      [this, context, request, response] {
+        tools::GetExecutionRequest decoded;
+        if (auto status = codec::decode(*request, decoded); !status.ok()) return status;
+        tools::ExecutionRecord record;
+        auto status = get_execution(*context, decoded, record);
+        if (status.ok()) *response = to_bytes(record);
+        return status;
+      },
+      true);
 }
 
 grpc::Status ToolExecutorService::prepare(const grpc::CallbackServerContext& context, const char* rpc,

@@ -17,14 +17,14 @@
 namespace tools_server {
 
 // grpc++'s callback API: every method answers from a reactor, so no call waits for, or is refused
-// for want of, a server thread. RequestExecution, StreamExecution and CheckPolicy take the
-// request's raw bytes: a request the server cannot parse (not protobuf, invalid UTF-8 in a string
+// for want of, a server thread. RequestExecution, StreamExecution, CheckPolicy and the history
+// calls take the request's raw bytes: a request the server cannot parse (not protobuf, invalid UTF-8 in a string
 // field) is INVALID_ARGUMENT naming the field, with one log line, instead of grpc++'s INTERNAL
 // with no message.
 using GeneratedService = tools::ToolExecutorService;
 using CallbackBase = GeneratedService::WithRawCallbackMethod_RequestExecution<
-    GeneratedService::WithCallbackMethod_HealthCheck<GeneratedService::WithCallbackMethod_ListExecutions<
-        GeneratedService::WithCallbackMethod_GetExecution<GeneratedService::WithRawCallbackMethod_StreamExecution<
+    GeneratedService::WithCallbackMethod_HealthCheck<GeneratedService::WithRawCallbackMethod_ListExecutions<
+        GeneratedService::WithRawCallbackMethod_GetExecution<GeneratedService::WithRawCallbackMethod_StreamExecution<
             GeneratedService::WithRawCallbackMethod_CheckPolicy<GeneratedService::Service>>>>>>;
 
 /// tools.proto's ToolExecutorService. Each RPC authenticates, decodes, runs the Executor with a
@@ -50,14 +50,12 @@ class ToolExecutorService final : public CallbackBase {
                                         tools::HealthCheckResponse* response) override;
 
   /// A page of the history (allowed and refused requests), newest first, filtered.
-  grpc::ServerUnaryReactor* ListExecutions(grpc::CallbackServerContext* context,
-                                           const tools::ListExecutionsRequest* request,
-                                           tools::ListExecutionsResponse* response) override;
+  grpc::ServerUnaryReactor* ListExecutions(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                           grpc::ByteBuffer* response) override;
 
   /// One remembered request by execution id; NOT_FOUND when it is no longer (or never was) held.
-  grpc::ServerUnaryReactor* GetExecution(grpc::CallbackServerContext* context,
-                                         const tools::GetExecutionRequest* request,
-                                         tools::ExecutionRecord* response) override;
+  grpc::ServerUnaryReactor* GetExecution(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                         grpc::ByteBuffer* response) override;
 
   /// Runs one request and streams it: `started`, then stdout/stderr chunks as they are
   /// produced, then `finished` (a refusal or a call that cannot run as asked is a single

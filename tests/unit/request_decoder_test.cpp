@@ -116,4 +116,36 @@ TEST_SUITE("request_decoder") {
       CHECK(status.error_message().find(row.says) != std::string::npos);
     }
   }
+
+  TEST_CASE("the history calls' requests: wire.proto mirrors them, fields are copied, bad bytes named") {
+    using google::protobuf::FieldDescriptor;
+    const std::pair<const google::protobuf::Descriptor*, const google::protobuf::Descriptor*> pairs[] = {
+        {tools::ListExecutionsRequest::descriptor(), tools_server::wire::ListExecutionsRequest::descriptor()},
+        {tools::GetExecutionRequest::descriptor(), tools_server::wire::GetExecutionRequest::descriptor()}};
+    for (const auto& [original, mirror] : pairs) {
+      REQUIRE(original->field_count() == mirror->field_count());
+      for (int i = 0; i < original->field_count(); ++i) {
+        const auto* field = original->field(i);
+        CAPTURE(field->name());
+        const auto* twin = mirror->FindFieldByNumber(field->number());
+        REQUIRE(twin != nullptr);
+        CHECK(twin->name() == field->name());
+        CHECK(twin->type() == (field->type() == FieldDescriptor::TYPE_STRING ? FieldDescriptor::TYPE_BYTES : field->type()));
+      }
+    }
+    tools::ListExecutionsRequest sent;
+    sent.set_twin_id("twin-aegis");
+    sent.set_job_id("j");
+    sent.set_outcome("failed");
+    sent.set_page_size(7);
+    sent.set_page_token("42");
+    tools::ListExecutionsRequest list;
+    REQUIRE(decode(test_support::bytes_of(sent.SerializeAsString()), list).ok());
+    CHECK(list.SerializeAsString() == sent.SerializeAsString());
+    tools::GetExecutionRequest get;
+    CHECK(decode(test_support::bytes_of("\x0a\x02\xc3\x28"), get).error_message().find(
+              "execution_id is not valid UTF-8 (byte 0xc3 at offset 0)") == 0);
+    CHECK(decode(test_support::bytes_of("\x1a\x01\xfe"), list).error_message().find("outcome is not valid UTF-8") == 0);
+    CHECK(decode(test_support::bytes_of("\xff\xff"), list).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  }
 }
