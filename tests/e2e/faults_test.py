@@ -426,14 +426,7 @@ def cgroup_faults(binary, work_dir):
 
 
 def main():
-    binary = os.environ.get("TOOLS_SERVER_BIN")
-    proto_path = os.environ.get("TOOLS_PROTO_PATH")
-    cli = os.environ.get("PAGI_EXEC_CLI")
-    if not binary or not proto_path or not cli:
-        sys.exit("TOOLS_SERVER_BIN, TOOLS_PROTO_PATH and PAGI_EXEC_CLI must be set (run via meson test)")
-    harness.need_grpc()
-    if os.geteuid() != 0:
-        harness.skip("the fault tests mount file systems and inspect cgroups: they need root")
+    binary, proto_path, cli = harness.setup("the fault tests mount file systems and inspect cgroups: they need root")
     for tool in ["unshare", "nsenter", "mount"]:
         if not shutil.which(tool):
             harness.skip(f"{tool} is not installed (util-linux, mount)")

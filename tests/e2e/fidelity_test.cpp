@@ -11,6 +11,9 @@
 
 using e2e::execute;
 using e2e::Server;
+using e2e::RawAnswer;
+using e2e::next;
+using e2e::raw_unary;
 using namespace std::chrono_literals;
 
 namespace {
@@ -35,41 +38,6 @@ std::unique_ptr<Server> server_in(const std::string& isolation) {
     test_support::skip_part("isolation " + isolation + " is not available here: " + e.what());
     return nullptr;
   }
-}
-
-struct RawAnswer {
-  grpc::Status status;
-  std::string reply;  // the response's bytes (unary)
-};
-
-// Waits for the next event of `cq`, which must be `tag`.
-bool next(grpc::CompletionQueue& cq, void* tag) {
-  void* got = nullptr;
-  bool ok = false;
-  REQUIRE(cq.Next(&got, &ok));
-  REQUIRE(got == tag);
-  return ok;
-}
-
-// Calls `method` with `bytes` as the request, as a client without tools.proto would.
-RawAnswer raw_unary(Server& server, const std::string& method, const std::string& bytes) {
-  grpc::GenericStub stub(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + 20s);
-  grpc::Slice slice(bytes);
-  const grpc::ByteBuffer request(&slice, 1);
-  grpc::CompletionQueue cq;
-  auto call = stub.PrepareUnaryCall(&context, "/tools.ToolExecutorService/" + method, request, &cq);
-  call->StartCall();
-  grpc::ByteBuffer reply;
-  RawAnswer answer;
-  call->Finish(&reply, &answer.status, &answer);
-  next(cq, &answer);
-  std::vector<grpc::Slice> slices;
-  if (answer.status.ok() && reply.Dump(&slices).ok()) {
-    for (const auto& s : slices) answer.reply.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  return answer;
 }
 
 // StreamExecution with `bytes` as the request: the final status, and how many events came.

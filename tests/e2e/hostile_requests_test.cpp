@@ -19,6 +19,7 @@
 #include "server_fixture.hpp"
 
 using e2e::execute;
+using e2e::raw_unary;
 using e2e::Server;
 using namespace std::chrono_literals;
 using namespace std::string_literals;
@@ -112,26 +113,6 @@ std::string field(int number, const std::string& bytes) {
     if (n <= 0x7f) break;
   }
   return out + bytes;
-}
-
-// Calls a unary `method` of the service with `bytes` as the request, as a client without
-// tools.proto would.
-grpc::Status raw_unary(Server& server, const std::string& method, const std::string& bytes) {
-  grpc::GenericStub stub(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + 20s);
-  grpc::Slice slice(bytes);
-  const grpc::ByteBuffer request(&slice, 1);
-  grpc::CompletionQueue cq;
-  auto call = stub.PrepareUnaryCall(&context, "/tools.ToolExecutorService/" + method, request, &cq);
-  call->StartCall();
-  grpc::ByteBuffer reply;
-  grpc::Status status;
-  call->Finish(&reply, &status, reinterpret_cast<void*>(1));
-  void* tag = nullptr;
-  bool ok = false;
-  REQUIRE(cq.Next(&tag, &ok));
-  return status;
 }
 
 // A TCP forwarder between one client and the server, so that a test can cut the client off as a
@@ -324,7 +305,7 @@ TEST_SUITE("hostile_requests") {
     for (const auto& row : rows) {
       CAPTURE(row.says);
       for (const char* method : {"RequestExecution", "CheckPolicy"}) {
-        const auto status = raw_unary(*f.server, method, row.bytes);
+        const auto status = raw_unary(*f.server, method, row.bytes).status;
         CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
         CHECK(status.error_message().find(row.says) != std::string::npos);
       }
@@ -337,12 +318,12 @@ TEST_SUITE("hostile_requests") {
     // GetExecutionRequest.execution_id (1); ListExecutionsRequest twin_id (1), job_id (2),
     // outcome (3), page_token (5). A NUL byte is valid UTF-8: an id naming nothing, a filter
     // matching nothing, or an outcome or token refused with a reason.
-    const auto missing = raw_unary(*f.server, "GetExecution", field(1, "x\0y"s));
+    const auto missing = raw_unary(*f.server, "GetExecution", field(1, "x\0y"s)).status;
     CHECK(missing.error_code() == grpc::StatusCode::NOT_FOUND);
     CHECK_FALSE(missing.error_message().empty());
     for (const int number : {1, 2, 3, 5}) {
       CAPTURE(number);
-      const auto list = raw_unary(*f.server, "ListExecutions", field(number, "x\0y"s));
+      const auto list = raw_unary(*f.server, "ListExecutions", field(number, "x\0y"s)).status;
       if (!list.ok()) CHECK(list.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
       if (!list.ok()) CHECK_FALSE(list.error_message().empty());
     }
@@ -351,15 +332,15 @@ TEST_SUITE("hostile_requests") {
     const std::pair<int, const char*> list_fields[] = {{1, "twin_id"}, {2, "job_id"}, {3, "outcome"}, {5, "page_token"}};
     for (const auto& [number, name] : list_fields) {
       CAPTURE(name);
-      const auto list = raw_unary(*f.server, "ListExecutions", field(number, "x\xffy"s));
+      const auto list = raw_unary(*f.server, "ListExecutions", field(number, "x\xffy"s)).status;
       CHECK(list.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
       CHECK(list.error_message().find(std::string(name) + " is not valid UTF-8 (byte 0xff at offset 1)") == 0);
     }
-    const auto get = raw_unary(*f.server, "GetExecution", field(1, "x\xffy"s));
+    const auto get = raw_unary(*f.server, "GetExecution", field(1, "x\xffy"s)).status;
     CHECK(get.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
     CHECK(get.error_message().find("execution_id is not valid UTF-8") == 0);
     // Bytes that are no protobuf at all: the same, naming the message.
-    const auto junk = raw_unary(*f.server, "ListExecutions", "\xff\xff\xff"s);
+    const auto junk = raw_unary(*f.server, "ListExecutions", "\xff\xff\xff"s).status;
     CHECK(junk.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
     CHECK(junk.error_message().find("not a valid tools.ListExecutionsRequest") != std::string::npos);
     f.check_unharmed();

@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include "test_support.hpp"
@@ -239,6 +240,42 @@ inline std::pair<std::optional<int>, std::string> run_expecting_exit(const Env& 
 /// True when `pid` no longer runs (gone, or a zombie waiting to be reaped).
 // The server's HealthCheck answer; the call itself must succeed within 20 s (a server whose
 // threads are all taken would fail it).
+/// A unary call made from raw bytes (raw_unary).
+struct RawAnswer {
+  grpc::Status status;
+  std::string reply;  // the response's bytes (unary)
+};
+
+// Waits for the next event of `cq`, which must be `tag`.
+inline bool next(grpc::CompletionQueue& cq, void* tag) {
+  void* got = nullptr;
+  bool ok = false;
+  REQUIRE(cq.Next(&got, &ok));
+  REQUIRE(got == tag);
+  return ok;
+}
+
+// Calls `method` with `bytes` as the request, as a client without tools.proto would.
+inline RawAnswer raw_unary(Server& server, const std::string& method, const std::string& bytes) {
+  grpc::GenericStub stub(grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  grpc::Slice slice(bytes);
+  const grpc::ByteBuffer request(&slice, 1);
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareUnaryCall(&context, "/tools.ToolExecutorService/" + method, request, &cq);
+  call->StartCall();
+  grpc::ByteBuffer reply;
+  RawAnswer answer;
+  call->Finish(&reply, &answer.status, &answer);
+  next(cq, &answer);
+  std::vector<grpc::Slice> slices;
+  if (answer.status.ok() && reply.Dump(&slices).ok()) {
+    for (const auto& s : slices) answer.reply.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return answer;
+}
+
 inline tools::HealthCheckResponse health(Server& server) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));

@@ -37,6 +37,19 @@ def need_grpc():
         skip(f"grpc for Python is unavailable ({e}); install python3-grpcio and python3-protobuf")
 
 
+def setup(root_because):
+    """The programs meson passes (server, proto, CLI), once grpc for Python and root are there."""
+    binary = os.environ.get("TOOLS_SERVER_BIN")
+    proto_path = os.environ.get("TOOLS_PROTO_PATH")
+    cli = os.environ.get("PAGI_EXEC_CLI")
+    if not binary or not proto_path or not cli:
+        sys.exit("TOOLS_SERVER_BIN, TOOLS_PROTO_PATH and PAGI_EXEC_CLI must be set (run via meson test)")
+    need_grpc()
+    if os.geteuid() != 0:
+        skip(root_because)
+    return binary, proto_path, cli
+
+
 def generate_stubs(proto_path, out_dir):
     """tools_pb2(_grpc) from the project's proto, health_pb2(_grpc) from Debian's grpc-proto."""
     os.makedirs(out_dir, exist_ok=True)

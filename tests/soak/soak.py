@@ -263,14 +263,7 @@ def main():
     parser.add_argument("--rss-margin-mb", type=int, default=24)
     parser.add_argument("--json")
     args = parser.parse_args()
-    binary = os.environ.get("TOOLS_SERVER_BIN")
-    proto_path = os.environ.get("TOOLS_PROTO_PATH")
-    cli = os.environ.get("PAGI_EXEC_CLI")
-    if not binary or not proto_path or not cli:
-        sys.exit("TOOLS_SERVER_BIN, TOOLS_PROTO_PATH and PAGI_EXEC_CLI must be set (run via meson test)")
-    harness.need_grpc()
-    if os.geteuid() != 0:
-        harness.skip("the soak checks cgroups and runs as other uids: it needs root")
+    binary, proto_path, cli = harness.setup("the soak checks cgroups and runs as other uids: it needs root")
     results = {}
     with tempfile.TemporaryDirectory(prefix="pagi-soak-") as work_dir:
         os.chmod(work_dir, 0o711)  # commands run as unprivileged uids: the sandbox dir must be reachable
