@@ -96,6 +96,12 @@ void add_execution_fields(Json& j, const ExecutionRecord& record) {
     j["workspace_bytes"] = record.workspace->bytes;
     j["workspace_quota_bytes"] = record.workspace->quota_bytes;
   }
+  if (record.egress) {
+    j["egress_allowed"] = record.egress->allowed;
+    j["egress_refused"] = record.egress->refused;
+    j["egress_bytes_up"] = record.egress->bytes_up;
+    j["egress_bytes_down"] = record.egress->bytes_down;
+  }
 }
 
 // One JSON line. dump() throws on invalid UTF-8 unless told to replace it: arguments and messages
@@ -157,6 +163,33 @@ Result<std::string> auth_rejected_line(const Request& request, const AuthRejecti
   }
 }
 
+Result<std::string> egress_line(const EgressConnection& connection, Clock::time_point now, const AuditOptions& options) {
+  try {
+    bool ignored = false;
+    const auto text = [&](const std::string& s) { return bounded_text(s, options.max_arg_bytes, ignored); };
+    Json j;
+    j["type"] = std::string(to_string(AuditRecordType::egress));
+    j["time"] = to_rfc3339(now);
+    j["execution_id"] = connection.execution_id;
+    j["node"] = options.node;
+    j["twin_id"] = connection.twin;
+    j["method"] = text(connection.method);
+    j["host"] = text(connection.host);
+    j["port"] = connection.port;
+    j["address"] = connection.address;
+    j["allowed"] = connection.allowed;
+    j["rule"] = text(connection.rule);
+    j["reason"] = text(connection.reason);
+    j["started"] = to_rfc3339(connection.started);
+    j["duration_ms"] = connection.duration.count();
+    j["bytes_up"] = connection.bytes_up;
+    j["bytes_down"] = connection.bytes_down;
+    return to_line(j);
+  } catch (const nlohmann::json::exception& e) {
+    return fail(Errc::internal, std::string("encode audit record: ") + e.what());
+  }
+}
+
 std::optional<AuditEntry> audit_entry_from_line(std::string line) {
   try {
     const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
@@ -200,6 +233,12 @@ std::optional<AuditEntry> audit_entry_from_line(std::string line) {
     e.message = text_field(j, "message");
     e.peer = text_field(j, "peer");
     e.rpc = text_field(j, "rpc");
+    e.method = text_field(j, "method");
+    e.host = text_field(j, "host");
+    e.port = number_field<std::uint16_t>(j, "port").value_or(0);
+    e.address = text_field(j, "address");
+    e.bytes_up = number_field<std::uint64_t>(j, "bytes_up").value_or(0);
+    e.bytes_down = number_field<std::uint64_t>(j, "bytes_down").value_or(0);
     e.raw_json = std::move(line);
     return e;
   } catch (const nlohmann::json::exception&) {

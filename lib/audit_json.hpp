@@ -16,7 +16,7 @@
 namespace pagi_exec::detail {
 
 /// Which record type to write.
-enum class AuditRecordType : std::uint8_t { decision, execution, auth_rejected };
+enum class AuditRecordType : std::uint8_t { decision, execution, auth_rejected, egress };
 
 /// The record's "type": "decision", "execution" or "auth_rejected".
 [[nodiscard]] constexpr std::string_view to_string(AuditRecordType type) noexcept {
@@ -24,13 +24,15 @@ enum class AuditRecordType : std::uint8_t { decision, execution, auth_rejected }
     case AuditRecordType::decision: return "decision";
     case AuditRecordType::execution: return "execution";
     case AuditRecordType::auth_rejected: return "auth_rejected";
+    case AuditRecordType::egress: return "egress";
   }
   return "unknown";
 }
 
 /// The AuditRecordType named `name`; nullopt for anything else.
 [[nodiscard]] constexpr std::optional<AuditRecordType> audit_record_type_from_string(std::string_view name) noexcept {
-  for (const auto type : {AuditRecordType::decision, AuditRecordType::execution, AuditRecordType::auth_rejected}) {
+  for (const auto type : {AuditRecordType::decision, AuditRecordType::execution, AuditRecordType::auth_rejected,
+                          AuditRecordType::egress}) {
     if (to_string(type) == name) return type;
   }
   return std::nullopt;
@@ -47,6 +49,11 @@ enum class AuditRecordType : std::uint8_t { decision, execution, auth_rejected }
 [[nodiscard]] Result<std::string> auth_rejected_line(const Request& request, const AuthRejection& rejection,
                                                      const std::string& id, std::chrono::system_clock::time_point now,
                                                      const AuditOptions& options);
+
+/// An "egress" record as a JSON line: one connection attempt of an egress run (its twin and
+/// execution id, destination, verdict and rule, bytes each way, duration). `now` is its end.
+[[nodiscard]] Result<std::string> egress_line(const EgressConnection& connection,
+                                              std::chrono::system_clock::time_point now, const AuditOptions& options);
 
 /// Parses one line (without '\n'); nullopt when it is not an audit record (not JSON, not an object,
 /// no known type, no execution_id or time). Never throws (except std::bad_alloc).

@@ -319,7 +319,13 @@ Result<void> AuditLog::rejected(const Request& request, const AuthRejection& rej
                                            state_->options));
 }
 
+Result<void> AuditLog::egress(const EgressConnection& connection) {
+  return append(detail::egress_line(connection, std::chrono::system_clock::now(), state_->options));
+}
+
 Result<void> AuditSink::rejected(const Request& /*request*/, const AuthRejection& /*rejection*/) { return {}; }
+
+Result<void> AuditSink::egress(const EgressConnection& /*connection*/) { return {}; }
 
 Result<void> AuditLog::append(Result<std::string> line) {
   std::lock_guard lock(state_->mutex);

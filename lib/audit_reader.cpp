@@ -26,6 +26,10 @@ bool matches(const AuditEntry& entry, const AuditFilter& filter) {
 }
 
 void count(AuditReport& report, const AuditEntry& entry) {
+  if (entry.type == "egress") {
+    ++(entry.allowed ? report.egress_allowed : report.egress_refused);
+    return;
+  }
   switch (entry.record_outcome()) {
     case RecordOutcome::auth_rejected: ++report.auth_rejected; return;
     case RecordOutcome::refused: ++report.refused; [[fallthrough]];

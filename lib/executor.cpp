@@ -102,6 +102,7 @@ LimitHit limit_hit(const ProcessResult& result, const Limits& limits) {
 }
 
 Outcome finish(Outcome outcome, ProcessResult result, const std::string& program, const Limits& limits) {
+  outcome.egress = result.egress;  // even when the command never ran: the proxy was set up for it
   if (result.exec_errno != 0) {
     const int code = result.exec_errno == ENOENT ? exit_not_found : exit_not_executable;
     return not_started(std::move(outcome), code,

@@ -105,6 +105,7 @@ ExecutionRecord make_record(const Request& request, const Outcome& outcome,
       .usage = outcome.usage,
       .elapsed = outcome.elapsed,
       .workspace = outcome.workspace,
+      .egress = outcome.egress,
       .started = started,
       .finished = finished,
   };

@@ -10,7 +10,7 @@ namespace pagi_exec::detail {
 // postgres_migrations[i] takes a database from schema_version i to i + 1. PostgresStore::open
 // runs them in one transaction holding an advisory lock, so replicas starting together apply each
 // once. Never edit a migration that has shipped: add the next one.
-inline constexpr std::array<std::string_view, 1> postgres_migrations = {
+inline constexpr std::array<std::string_view, 2> postgres_migrations = {
     // 1: the executions table, its columns in the order record_execution() receives them, and the
     // one-row execution_state.
     //
@@ -121,6 +121,15 @@ BEGIN
   RETURN state.last_sequence;
 END
 $$;
+)sql",
+    // 2: a run's egress totals (issue 15), appended after `ended`: record_execution() takes the
+    // row in table order. has_egress is false for every run that had no proxy.
+    R"sql(
+ALTER TABLE executions ADD COLUMN has_egress boolean NOT NULL DEFAULT false;
+ALTER TABLE executions ADD COLUMN egress_allowed bigint NOT NULL DEFAULT 0;
+ALTER TABLE executions ADD COLUMN egress_refused bigint NOT NULL DEFAULT 0;
+ALTER TABLE executions ADD COLUMN egress_bytes_up bigint NOT NULL DEFAULT 0;
+ALTER TABLE executions ADD COLUMN egress_bytes_down bigint NOT NULL DEFAULT 0;
 )sql",
 };
 

@@ -58,11 +58,12 @@ constexpr const char* record_columns =
     "rule, notes, ran, exit_code, signal, timed_out, cancelled, limit_hit, isolation, message, out_lines, "
     "out_truncated, out_total_bytes, err_lines, err_truncated, err_total_bytes, output_dropped, cpu_user_us, "
     "cpu_system_us, max_rss_bytes, peak_memory_bytes, elapsed_us, has_workspace, workspace_bytes, "
-    "workspace_entries, workspace_quota_bytes, started_us, finished_us";
+    "workspace_entries, workspace_quota_bytes, started_us, finished_us, has_egress, egress_allowed, egress_refused, "
+    "egress_bytes_up, egress_bytes_down";
 
 // The types of executions' columns after `sequence`, in table order: record_execution() takes the
 // row as ROW(0, $1::bytea, ...)::executions.
-constexpr std::array<std::string_view, 41> insert_types = {
+constexpr std::array<std::string_view, 46> insert_types = {
     "bytea", "bytea", "bytea", "bytea", "bytea", "bytea",    // execution_id .. tool
     "bytea", "bigint", "boolean", "boolean", "bytea", "bytea", "bytea",  // args .. notes
     "boolean", "integer", "integer", "boolean", "boolean", "text", "text", "bytea",  // ran .. message
@@ -70,6 +71,7 @@ constexpr std::array<std::string_view, 41> insert_types = {
     "bigint", "bigint", "bigint", "bigint", "bigint",  // cpu_user_us .. elapsed_us
     "boolean", "bigint", "bigint", "bigint",  // has_workspace .. workspace_quota_bytes
     "bigint", "bigint", "bigint", "text",     // started_us, finished_us, output_bytes, ended
+    "boolean", "bigint", "bigint", "bigint", "bigint",  // has_egress .. egress_bytes_down (migration 2)
 };
 
 std::string record_sql() {
@@ -266,6 +268,7 @@ void PostgresStore::note_write(const Result<void>& written) {
 Result<void> PostgresStore::record(ExecutionRecord r) {
   auto written = run<void>("insert", [&](pqxx::connection& connection) -> Result<void> {
         const auto workspace = r.workspace.value_or(WorkspaceUsage{});
+        const auto egress = r.egress.value_or(EgressSummary{});
         const auto blob = [](const std::string& text) { return pqxx::binarystring(text); };
         pqxx::nontransaction work(connection);  // record_execution() is one statement: its own transaction
         work.exec_prepared(
@@ -279,7 +282,9 @@ Result<void> PostgresStore::record(ExecutionRecord r) {
             signed_of(r.usage.max_rss_bytes), signed_of(r.usage.peak_memory_bytes), std::int64_t{r.elapsed.count()},
             r.workspace.has_value(), signed_of(workspace.bytes), signed_of(workspace.entries),
             signed_of(workspace.quota_bytes), micros(r.started), micros(r.finished), signed_of(output_size(r)),
-            std::string(to_string(how_it_ended(r.ran, r.exit_code, r.timed_out))), signed_of(settings_.max_records),
+            std::string(to_string(how_it_ended(r.ran, r.exit_code, r.timed_out))), r.egress.has_value(),
+            std::int64_t{egress.allowed}, std::int64_t{egress.refused}, signed_of(egress.bytes_up),
+            signed_of(egress.bytes_down), signed_of(settings_.max_records),
             signed_of(settings_.output_budget_bytes), age_cutoff_us(settings_));
         return {};
       });

@@ -107,6 +107,10 @@ ExecutionRecord record_from_row(Row& row) {
   if (has_workspace) r.workspace = workspace;
   r.started = from_micros(i64());
   r.finished = from_micros(i64());
+  const bool has_egress = flag();
+  EgressSummary egress{.allowed = static_cast<std::uint32_t>(u64()), .refused = static_cast<std::uint32_t>(u64()),
+                       .bytes_up = u64(), .bytes_down = u64()};
+  if (has_egress) r.egress = egress;
   return r;
 }
 

@@ -9,7 +9,7 @@ namespace pagi_exec::detail {
 
 // migrations[i] takes a database from PRAGMA user_version i to i + 1, in one transaction. Never
 // edit a migration that has shipped: add the next one.
-inline constexpr std::array<std::string_view, 1> sqlite_migrations = {
+inline constexpr std::array<std::string_view, 2> sqlite_migrations = {
     // 1: the executions table. Strings are BLOBs (a twin may send any bytes, NUL included); lists
     // (args, notes, output lines) are length-prefixed BLOBs; enums are their wire names. `ended`
     // is how_it_ended() of the record, for the outcome filter. AUTOINCREMENT keeps the highest
@@ -65,6 +65,14 @@ CREATE INDEX executions_by_twin ON executions (twin_id, sequence);
 CREATE INDEX executions_by_job ON executions (job_id, sequence);
 CREATE INDEX executions_by_outcome ON executions (allowed, ended, sequence);
 CREATE INDEX executions_by_finished ON executions (finished_us);
+)sql",
+    // 2: a run's egress totals (issue 15): has_egress is 0 for every run that had no proxy.
+    R"sql(
+ALTER TABLE executions ADD COLUMN has_egress INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE executions ADD COLUMN egress_allowed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE executions ADD COLUMN egress_refused INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE executions ADD COLUMN egress_bytes_up INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE executions ADD COLUMN egress_bytes_down INTEGER NOT NULL DEFAULT 0;
 )sql",
 };
 

@@ -71,7 +71,8 @@ constexpr const char* record_columns =
     "rule, notes, ran, exit_code, signal, timed_out, cancelled, limit_hit, isolation, message, out_lines, "
     "out_truncated, out_total_bytes, err_lines, err_truncated, err_total_bytes, output_dropped, cpu_user_us, "
     "cpu_system_us, max_rss_bytes, peak_memory_bytes, elapsed_us, has_workspace, workspace_bytes, "
-    "workspace_entries, workspace_quota_bytes, started_us, finished_us";
+    "workspace_entries, workspace_quota_bytes, started_us, finished_us, has_egress, egress_allowed, egress_refused, "
+    "egress_bytes_up, egress_bytes_down";
 
 // A result row of a SELECT of record_columns, read column after column.
 struct StatementRow {
@@ -259,12 +260,13 @@ Result<void> SqliteStore::write_locked(ExecutionRecord& r) {
     auto insert = prepared(std::string("INSERT INTO executions (") + record_columns +
                            ", output_bytes, ended) VALUES (" + [] {
                              std::string marks;
-                             for (int i = 0; i < 42; ++i) marks += i == 0 ? "?" : ", ?";
+                             for (int i = 0; i < 47; ++i) marks += i == 0 ? "?" : ", ?";
                              return marks;
                            }() + ")");
     if (!insert) return error_of(insert);
     Reset reset{*insert};
     const auto workspace = r.workspace.value_or(WorkspaceUsage{});
+    const auto egress = r.egress.value_or(EgressSummary{});
     Binder(*insert)
         .null()  // AUTOINCREMENT gives the sequence inside the transaction: right with several writers
         .blob(r.execution_id).blob(r.node).blob(r.twin_id).blob(r.job_id).blob(r.ns).blob(r.tool)
@@ -282,6 +284,8 @@ Result<void> SqliteStore::write_locked(ExecutionRecord& r) {
         .integer(static_cast<std::int64_t>(workspace.bytes)).integer(static_cast<std::int64_t>(workspace.entries))
         .integer(static_cast<std::int64_t>(workspace.quota_bytes))
         .integer(micros(r.started)).integer(micros(r.finished))
+        .integer(r.egress.has_value()).integer(egress.allowed).integer(egress.refused)
+        .integer(static_cast<std::int64_t>(egress.bytes_up)).integer(static_cast<std::int64_t>(egress.bytes_down))
         .integer(static_cast<std::int64_t>(output))
         .text(to_string(how_it_ended(r.ran, r.exit_code, r.timed_out)));
     if (sqlite3_step(*insert) != SQLITE_DONE) return tl::unexpected(failure("insert"));

@@ -139,6 +139,12 @@ std::string printable(std::string_view text) {
 
 // One human-readable line: time, type, id, who, what, and how it ended.
 std::string describe(const pagi_exec::AuditEntry& e) {
+  if (e.type == "egress") {
+    return e.time + "  egress     " + e.execution_id + "  " + printable(e.twin_id) + "  " + printable(e.method) + " " +
+           printable(e.host) + ":" + std::to_string(e.port) + (e.address.empty() ? "" : " (" + printable(e.address) + ")") +
+           ": " + std::string(e.outcome()) + " (" + printable(e.rule) + "), " + std::to_string(e.bytes_up) + " B up, " +
+           std::to_string(e.bytes_down) + " B down";
+  }
   const char* type = e.type == "decision" ? "  decision   " : e.type == "execution" ? "  execution  " : "  rejected   ";
   std::string line = e.time + type + e.execution_id + "  " + printable(e.twin_id);
   if (e.authenticated_twin && *e.authenticated_twin != e.twin_id) line += " (authenticated " + printable(*e.authenticated_twin) + ")";

@@ -22,6 +22,10 @@ pagi_exec::Result<void> LoggingAuditSink::rejected(const pagi_exec::Request& req
   return noted(log_->rejected(request, rejection), "auth_rejected");
 }
 
+pagi_exec::Result<void> LoggingAuditSink::egress(const pagi_exec::EgressConnection& connection) {
+  return noted(log_->egress(connection), "egress");
+}
+
 // A full disk fails every record: the first failure is logged at once, repeats at most once per
 // `quiet_` with the count of the lines held back, so the server log cannot fill the disk too.
 pagi_exec::Result<void> LoggingAuditSink::noted(pagi_exec::Result<void> result, const char* record) {

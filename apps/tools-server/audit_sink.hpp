@@ -26,6 +26,7 @@ class LoggingAuditSink final : public pagi_exec::AuditSink {
                                                  const pagi_exec::Outcome& outcome) override;
   [[nodiscard]] pagi_exec::Result<void> rejected(const pagi_exec::Request& request,
                                                  const pagi_exec::AuthRejection& rejection) override;
+  [[nodiscard]] pagi_exec::Result<void> egress(const pagi_exec::EgressConnection& connection) override;
 
  private:
   pagi_exec::Result<void> noted(pagi_exec::Result<void> result, const char* record);

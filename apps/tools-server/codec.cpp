@@ -52,9 +52,17 @@ void encode_finished(const pagi_exec::Outcome& outcome, tools::ExecutionResponse
     response.set_workspace_bytes(outcome.workspace->bytes);
     response.set_workspace_quota_bytes(outcome.workspace->quota_bytes);
   }
+  if (outcome.egress) to_proto(*outcome.egress, *response.mutable_egress());
 }
 
 }  // namespace
+
+void to_proto(const pagi_exec::EgressSummary& summary, tools::EgressSummary& out) {
+  out.set_connections_allowed(summary.allowed);
+  out.set_connections_refused(summary.refused);
+  out.set_bytes_up(summary.bytes_up);
+  out.set_bytes_down(summary.bytes_down);
+}
 
 grpc::Status to_status(const pagi_exec::Error& error) {
   using pagi_exec::Errc;

@@ -44,6 +44,9 @@ enum class StopCause : std::uint8_t {
 /// INTERNAL, with the error's message.
 [[nodiscard]] grpc::Status to_status(const pagi_exec::Error& error);
 
+/// An egress run's totals, as ExecutionResponse, ExecutionRecord and ExecutionFinished carry them.
+void to_proto(const pagi_exec::EgressSummary& summary, tools::EgressSummary& out);
+
 /// The status of an execution stopped early: CANCELLED (client) or UNAVAILABLE (shutdown).
 [[nodiscard]] grpc::Status cancelled_status(const pagi_exec::Outcome& outcome, StopCause stop);
 

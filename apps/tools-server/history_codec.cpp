@@ -2,6 +2,8 @@
 // Codec of ListExecutions, GetExecution and StreamExecution.
 #include "history_codec.hpp"
 
+#include "codec.hpp"
+
 #include <charconv>
 
 namespace tools_server::codec {
@@ -73,6 +75,7 @@ tools::ExecutionRecord to_proto(const pagi_exec::ExecutionRecord& record) {
   out.set_stderr_truncated(record.err.truncated);
   out.set_started_at(rfc3339(record.started));
   out.set_finished_at(rfc3339(record.finished));
+  if (record.egress) to_proto(*record.egress, *out.mutable_egress());
   return out;
 }
 
@@ -136,6 +139,7 @@ tools::ExecutionEvent finished_event(const pagi_exec::Outcome& outcome) {
     done.set_workspace_bytes(outcome.workspace->bytes);
     done.set_workspace_quota_bytes(outcome.workspace->quota_bytes);
   }
+  if (outcome.egress) to_proto(*outcome.egress, *done.mutable_egress());
   return event;
 }
 

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pagi_exec/egress.hpp"
 #include "pagi_exec/error.hpp"
 #include "pagi_exec/history.hpp"
 #include "pagi_exec/outcome.hpp"
@@ -52,6 +53,11 @@ class AuditSink {
   /// is what the call claimed (twin, tool, args), as far as the call carried one. The default
   /// stores nothing. Errc::io when the record could not be stored.
   [[nodiscard]] virtual Result<void> rejected(const Request& request, const AuthRejection& rejection);
+
+  /// Called by the egress proxy when a connection attempt of an egress run ends (allowed or
+  /// refused), before that run's finished(). The default stores nothing. Errc::io when the record
+  /// could not be stored.
+  [[nodiscard]] virtual Result<void> egress(const EgressConnection& connection);
 };
 
 /// How an AuditLog writes. Fill with designated initializers, then AuditLog::open.
@@ -99,6 +105,8 @@ class AuditLog final : public AuditSink {
   [[nodiscard]] Result<void> finished(const Request& request, const Outcome& outcome) override;
   /// Appends an "auth_rejected" record (with a fresh id of its own); errors as decided().
   [[nodiscard]] Result<void> rejected(const Request& request, const AuthRejection& rejection) override;
+  /// Appends an "egress" record; errors as decided().
+  [[nodiscard]] Result<void> egress(const EgressConnection& connection) override;
 
   /// Closes the file and opens the path again (logrotate's postrotate SIGHUP). Errc::io when the
   /// path cannot be opened; the next record tries again.
@@ -131,7 +139,7 @@ struct AuditFilter {
 
 /// One record of the log, as read back.
 struct AuditEntry {
-  std::string type;          ///< "decision", "execution" or "auth_rejected"
+  std::string type;          ///< "decision", "execution", "auth_rejected" or "egress"
   std::string execution_id;
   std::string time;          ///< as written (RFC 3339 UTC)
   std::string twin_id;
@@ -160,10 +168,16 @@ struct AuditEntry {
   std::string message;
   std::string peer;                          ///< auth_rejected only: the caller's address
   std::string rpc;                           ///< auth_rejected only: the call refused
+  std::string method;                        ///< egress only: "CONNECT" or a forwarded request's method
+  std::string host;                          ///< egress only: the host asked for
+  std::uint16_t port = 0;                    ///< egress only
+  std::string address;                       ///< egress only: the address connected to or refused
+  std::uint64_t bytes_up = 0;                ///< egress only: from the run to the destination
+  std::uint64_t bytes_down = 0;              ///< egress only: from the destination to the run
   std::string raw_json;                      ///< the line as stored
 
-  /// Decisions: allowed or refused; executions: how_it_ended() (timed_out, succeeded, or failed:
-  /// everything else, cancelled included); rejected credentials: auth_rejected.
+  /// Decisions and egress connections: allowed or refused; executions: how_it_ended() (timed_out,
+  /// succeeded, or failed: everything else, cancelled included); rejected credentials: auth_rejected.
   [[nodiscard]] RecordOutcome record_outcome() const noexcept {
     if (type == "auth_rejected") return RecordOutcome::auth_rejected;
     if (type != "execution") return allowed ? RecordOutcome::allowed : RecordOutcome::refused;
@@ -187,6 +201,8 @@ struct AuditReport {
   std::size_t failed = 0;
   std::size_t timed_out = 0;
   std::size_t auth_rejected = 0;  ///< calls refused for their credential
+  std::size_t egress_allowed = 0;  ///< connections the egress proxy opened
+  std::size_t egress_refused = 0;  ///< connection attempts it refused
 };
 
 /// What verify_audit_chain found.

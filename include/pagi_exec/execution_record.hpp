@@ -77,6 +77,7 @@ struct ExecutionRecord {
   Usage usage;
   std::chrono::microseconds elapsed{0};     ///< Outcome::elapsed: how long the command ran
   std::optional<WorkspaceUsage> workspace;  ///< Outcome::workspace
+  std::optional<EgressSummary> egress;      ///< Outcome::egress
   std::chrono::system_clock::time_point started;
   std::chrono::system_clock::time_point finished;
   bool operator==(const ExecutionRecord&) const = default;

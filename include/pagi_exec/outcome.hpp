@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "pagi_exec/decision.hpp"
+#include "pagi_exec/egress.hpp"
 #include "pagi_exec/sandbox.hpp"
 
 namespace pagi_exec {
@@ -180,6 +181,9 @@ struct Outcome {
   /// The twin's workspace after the request, when it was measured or is known (file_write, and
   /// runs whose command can write the workspace); nullopt otherwise.
   std::optional<WorkspaceUsage> workspace;
+  /// A run of a twin with network = "egress": its connections through the egress proxy; nullopt
+  /// for every other run.
+  std::optional<EgressSummary> egress;
 
   /// True exactly when the command ran and exited 0 (it "succeeded").
   [[nodiscard]] bool success() const noexcept {

@@ -6,6 +6,8 @@
 #include "pagi_exec/audit.hpp"
 #include "pagi_exec/command.hpp"
 #include "pagi_exec/decision.hpp"
+#include "pagi_exec/egress.hpp"
+#include "pagi_exec/egress_domains.hpp"
 #include "pagi_exec/error.hpp"
 #include "pagi_exec/execution_record.hpp"
 #include "pagi_exec/execution_store.hpp"

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "pagi_exec/egress.hpp"
 #include "pagi_exec/error.hpp"
 
 namespace pagi_exec {
@@ -93,6 +94,7 @@ struct SandboxSpec {
   /// original did. Unsafe; for compatibility only. Native always drops to sandbox_uid/gid.
   bool run_as_root = false;
   IdRange native_ids = default_native_ids;  ///< native, server as root: a uid/gid per run
+  EgressSettings egress{};  ///< native: the egress proxy of twins with network = "egress"
   bool operator==(const SandboxSpec&) const = default;
 };
 

@@ -63,6 +63,8 @@ struct ProcessResult {
   /// When the command was running (its exec done), on steady_clock; unset when the spawner does
   /// not tell (or the command never ran).
   std::optional<std::chrono::steady_clock::time_point> running_since{};
+  /// An egress run (LaunchPlan's network is egress): its connections through the proxy.
+  std::optional<EgressSummary> egress{};
 };
 
 /// Which output stream a chunk came from.

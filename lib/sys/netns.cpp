@@ -9,8 +9,10 @@
 // background thread prepares fresh ones and checks the ones given back.
 #include "sys/netns.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -19,6 +21,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <string>
+#include <thread>
 
 namespace pagi_exec::sys {
 namespace {
@@ -86,6 +89,46 @@ int bring_up_loopback_in_child() noexcept {
   }
   ::close(sock);
   return err;
+}
+
+namespace {
+
+// Runs `work` on a thread of its own, which may enter other namespaces and then ends with them:
+// the caller's thread stays where it is whatever `work` does.
+template <class T, class Work>
+Result<T> on_own_thread(Work work) {
+  Result<T> out = fail(Errc::internal, "namespace thread did not run");
+  std::thread([&] { out = work(); }).join();
+  return out;
+}
+
+}  // namespace
+
+Result<unique_fd> make_netns_now() {
+  return on_own_thread<unique_fd>([]() -> Result<unique_fd> {
+    unique_fd home(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    if (!home) return fail(Errc::sandbox_setup, "open /proc/thread-self/ns/net", errno);
+    return make_on_this_thread(home.get());
+  });
+}
+
+Result<unique_fd> listen_in_netns(int netns, std::uint16_t port) {
+  return on_own_thread<unique_fd>([&]() -> Result<unique_fd> {
+    if (::setns(netns, CLONE_NEWNET) != 0) return fail(Errc::sandbox_setup, "enter a run's network namespace", errno);
+    unique_fd sock(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!sock) return fail(Errc::sandbox_setup, "socket for the egress proxy in a run's namespace", errno);
+    const int on = 1;
+    (void)::setsockopt(sock.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(sock.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+      return fail(Errc::sandbox_setup, "bind 127.0.0.1:" + std::to_string(port) + " in a run's network namespace", errno);
+    }
+    if (::listen(sock.get(), 64) != 0) return fail(Errc::sandbox_setup, "listen in a run's network namespace", errno);
+    return sock;
+  });
 }
 
 int join_netns_in_child(int netns_fd) noexcept {

@@ -82,6 +82,15 @@ class NetnsPool {
   std::thread thread_;
 };
 
+/// A fresh loopback-only namespace made now, for a run that needs one in hand before it starts
+/// (an egress run, when the pool had none ready). The calling thread's namespace is untouched.
+[[nodiscard]] Result<unique_fd> make_netns_now();
+
+/// A TCP socket listening on 127.0.0.1:`port` inside the namespace `netns` (a socket stays in the
+/// namespace it was made in: the egress proxy accepts a run's connections on it from outside).
+/// The calling thread's namespace is untouched. Errc::sandbox_setup naming the step that failed.
+[[nodiscard]] Result<unique_fd> listen_in_netns(int netns, std::uint16_t port);
+
 /// In a fresh network namespace (any process or thread of it): brings up `lo`, the only
 /// interface a new namespace has. Returns 0 or errno. Async-signal-safe.
 [[nodiscard]] int bring_up_loopback_in_child() noexcept;
