@@ -247,6 +247,12 @@ void Metrics::request_done(const pagi_exec::Result<pagi_exec::Outcome>& result) 
   durations_[isolation]->observe(outcome.elapsed);
   if (outcome.startup.count() > 0) startups_[isolation]->observe(outcome.startup);
   if (outcome.limit_hit != pagi_exec::LimitHit::none) limits_hit_[static_cast<std::size_t>(outcome.limit_hit) - 1].add();
+  if (outcome.egress) {
+    egress_allowed_.add(outcome.egress->allowed);
+    egress_refused_.add(outcome.egress->refused);
+    egress_bytes_up_.add(outcome.egress->bytes_up);
+    egress_bytes_down_.add(outcome.egress->bytes_down);
+  }
 }
 
 void Metrics::audit_write_failed() noexcept { audit_failures_.add(); }
@@ -311,6 +317,13 @@ void Metrics::render(std::string& out, std::uint32_t running, std::string_view p
   w.family("pagi_exec_policy_reloads_total", "Policy reloads (SIGHUP), by result.", "counter");
   w.sample("pagi_exec_policy_reloads_total", {{"result", "success"}}, reloads_succeeded_.value());
   w.sample("pagi_exec_policy_reloads_total", {{"result", "failure"}}, reloads_failed_.value());
+  w.family("pagi_exec_egress_connections_total",
+           "Connection attempts of egress runs through the proxy, by result (counted as each run ends).", "counter");
+  w.sample("pagi_exec_egress_connections_total", {{"result", "allowed"}}, egress_allowed_.value());
+  w.sample("pagi_exec_egress_connections_total", {{"result", "refused"}}, egress_refused_.value());
+  w.family("pagi_exec_egress_bytes_total", "Bytes relayed for egress runs, by direction.", "counter");
+  w.sample("pagi_exec_egress_bytes_total", {{"direction", "up"}}, egress_bytes_up_.value());
+  w.sample("pagi_exec_egress_bytes_total", {{"direction", "down"}}, egress_bytes_down_.value());
   w.family("pagi_exec_policy_info", "The revision of the policy in effect (always 1).", "gauge");
   w.sample("pagi_exec_policy_info", {{"revision", policy_revision}}, std::uint64_t{1});
   render_process_stats(w, read_process_stats());

@@ -150,6 +150,7 @@ class Metrics {
   std::array<std::unique_ptr<Histogram>, isolation_count> startups_;
   Counter audit_failures_;
   Counter reloads_succeeded_, reloads_failed_;
+  Counter egress_allowed_, egress_refused_, egress_bytes_up_, egress_bytes_down_;
 };
 
 /// The process's registry: one server, one set of metrics (as Prometheus client libraries keep a

@@ -130,6 +130,7 @@ ExecutionRecord full_record() {
                 .max_rss_bytes = 1 << 20, .peak_memory_bytes = 3 << 20},
       .elapsed = std::chrono::microseconds(987654),
       .workspace = pagi_exec::WorkspaceUsage{.bytes = 4096, .entries = 3, .quota_bytes = 1 << 30},
+      .egress = pagi_exec::EgressSummary{.allowed = 4, .refused = 2, .bytes_up = 1 << 20, .bytes_down = 5ULL << 32},
       .started = started,
       .finished = started + std::chrono::seconds(1),
   };
@@ -202,6 +203,7 @@ TEST_SUITE("execution store conformance") {
       auto bare = rec(1);
       REQUIRE(store->record(bare));
       CHECK_FALSE((*store->find("id-1"))->workspace.has_value());
+      CHECK_FALSE((*store->find("id-1"))->egress.has_value());
     }
   }
 

@@ -129,6 +129,62 @@ TEST_SUITE("audit") {
     CHECK(*parse_rfc3339(e.time) - *start == 1500ms);
   }
 
+  TEST_CASE("egress connections are records of their own; a run's totals are in its execution record") {
+    TempDir dir;
+    const auto path = dir.path() / "a.jsonl";
+    auto log = open_log({.path = path, .node = "node-7"});
+    const EgressConnection allowed{.twin = "twin-aegis", .execution_id = "id-1", .method = "CONNECT",
+                                   .host = "pypi.org", .port = 443, .address = "192.0.2.7", .allowed = true,
+                                   .rule = "egress.allow_domains[pypi.org]", .bytes_up = 512, .bytes_down = 70000,
+                                   .duration = 250ms};
+    const EgressConnection refused{.twin = "twin-aegis", .execution_id = "id-1", .method = "GET",
+                                   .host = "rebind.example", .port = 80, .address = "127.0.0.1", .allowed = false,
+                                   .rule = "egress.blocked_address[127.0.0.0/8]",
+                                   .reason = "refused: 127.0.0.1 is a loopback address"};
+    REQUIRE(log->egress(allowed));
+    REQUIRE(log->egress(refused));
+    auto outcome = allowed_outcome();
+    outcome.ran = true;
+    outcome.exit_code = 0;
+    outcome.egress = EgressSummary{.allowed = 1, .refused = 1, .bytes_up = 512, .bytes_down = 70000};
+    REQUIRE(log->finished(sample_request(), outcome));
+    auto report = read_audit_log(path, {});
+    REQUIRE(report);
+    REQUIRE(report->entries.size() == 3);
+    const auto& first = report->entries[0];
+    CHECK(first.type == "egress");
+    CHECK(first.outcome() == "allowed");
+    CHECK(first.twin_id == "twin-aegis");
+    CHECK(first.execution_id == "id-1");
+    CHECK(first.node == "node-7");
+    CHECK(first.method == "CONNECT");
+    CHECK(first.host == "pypi.org");
+    CHECK(first.port == 443);
+    CHECK(first.address == "192.0.2.7");
+    CHECK(first.rule == "egress.allow_domains[pypi.org]");
+    CHECK(first.bytes_up == 512);
+    CHECK(first.bytes_down == 70000);
+    CHECK(first.duration_ms == 250);
+    CHECK(report->entries[1].outcome() == "refused");
+    CHECK(report->entries[1].reason == "refused: 127.0.0.1 is a loopback address");
+    CHECK(has(report->entries[2], R"("egress_allowed":1,"egress_refused":1,"egress_bytes_up":512,"egress_bytes_down":70000)"));
+    // Counted apart from decisions and executions, and chained like every record.
+    CHECK(report->egress_allowed == 1);
+    CHECK(report->egress_refused == 1);
+    CHECK(report->decisions == 0);
+    CHECK(report->executions == 1);
+    const std::vector<std::filesystem::path> files{path};
+    const auto chain = verify_audit_chain(files);
+    REQUIRE(chain);
+    CHECK(chain->intact);
+    CHECK(chain->records == 3);
+    // The outcome filter finds a refused connection like a refused request.
+    auto refusals = read_audit_log(path, {.outcome = "refused"});
+    REQUIRE(refusals);
+    REQUIRE(refusals->entries.size() == 1);
+    CHECK(refusals->entries[0].host == "rebind.example");
+  }
+
   TEST_CASE("failed and timed-out executions are told apart") {
     TempDir dir;
     const auto path = dir.path() / "a.jsonl";

@@ -118,6 +118,7 @@ TEST_SUITE("metrics") {
     timed_out.elapsed = std::chrono::milliseconds(1500);
     timed_out.startup = std::chrono::microseconds(700);
     timed_out.isolation = Isolation::native;
+    timed_out.egress = EgressSummary{.allowed = 2, .refused = 3, .bytes_up = 10, .bytes_down = 2000};
     metrics.request_done(timed_out);
     metrics.request_done(Outcome{.decision = {.allowed = false, .rule = "always_refused[rm]"}});
     metrics.request_done(tl::unexpected(Error{.code = Errc::resource_exhausted}));
@@ -147,6 +148,9 @@ TEST_SUITE("metrics") {
     CHECK(line_of(text, "pagi_exec_policy_reloads_total{result=\"success\"}").ends_with(" 1"));
     CHECK(line_of(text, "pagi_exec_policy_reloads_total{result=\"failure\"}").ends_with(" 1"));
     CHECK(line_of(text, "pagi_exec_policy_info{revision=\"abc\\\"def\"}").ends_with(" 1"));
+    CHECK(line_of(text, "pagi_exec_egress_connections_total{result=\"allowed\"}").ends_with(" 2"));
+    CHECK(line_of(text, "pagi_exec_egress_connections_total{result=\"refused\"}").ends_with(" 3"));
+    CHECK(line_of(text, "pagi_exec_egress_bytes_total{direction=\"down\"}").ends_with(" 2000"));
     CHECK(text.find("secret-twin") == std::string::npos);
     CHECK(text.find("sleep") == std::string::npos);
     CHECK(text.find("process_resident_memory_bytes ") != std::string::npos);
