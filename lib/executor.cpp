@@ -359,7 +359,7 @@ Result<Outcome> Executor::run_command(const Command& command, const Request& req
   // 3. Run exactly the judged argv under the twin's limits (the time limit also capped by the
   //    caller's deadline), measure what it left in the workspace, then drop its folder: what a
   //    twin keeps belongs in its workspace.
-  const auto plan = detail::make_launch_plan(sandbox, command, place, limits, outcome.decision.network);
+  const auto plan = detail::make_launch_plan(sandbox, command, place, limits, outcome.decision);
   if (hooks.started) hooks.started(outcome);
   if (quota != 0) workspaces_->command_started(twin, outcome.execution_id);
   auto result = parts_.spawner->spawn(plan, std::move(stop), hooks.output);

@@ -108,7 +108,9 @@ Notices isolation_notices(const HealthReport& report) {
 std::vector<std::string> host_network_twins(const Policy& policy, Isolation isolation) {
   std::vector<std::string> twins;
   for (const auto& [twin, grants] : policy.spec().twins) {
-    if (isolation == Isolation::cwd || (grants.network && !policy.safe_mode())) twins.push_back(twin);
+    if (isolation == Isolation::cwd || (grants.network == NetworkAccess::host && !policy.safe_mode())) {
+      twins.push_back(twin);
+    }
   }
   return twins;
 }
@@ -116,7 +118,7 @@ std::vector<std::string> host_network_twins(const Policy& policy, Isolation isol
 std::string host_network_warning(const std::vector<std::string>& twins, Isolation isolation) {
   std::string names;
   for (const auto& twin : twins) names += (names.empty() ? "" : ",") + twin;
-  const std::string why = isolation == Isolation::cwd ? "isolation cwd shares it with every twin" : "policy network = true";
+  const std::string why = isolation == Isolation::cwd ? "isolation cwd shares it with every twin" : "policy network = \"host\"";
   return "WARNING: HOST NETWORK for twins " + names + " (" + why +
          "): their commands reach every service on the host's loopback (this server's port included), abstract "
          "unix sockets, the host's LAN and cloud metadata endpoints, as a host process would; see README, Isolation";

@@ -167,8 +167,20 @@ Notices Host::host_network_notices() const {
   const auto executor = executor_.current();
   const auto isolation = executor->sandbox().isolation();
   const auto twins = host_network_twins(executor->policy(), isolation);
-  if (twins.empty()) return {};
-  return {{NoticeLevel::warn, "!!! " + host_network_warning(twins, isolation)}};
+  Notices notices;
+  if (!twins.empty()) notices.push_back({NoticeLevel::warn, "!!! " + host_network_warning(twins, isolation)});
+  if (isolation == Isolation::bwrap) {
+    std::string egress;
+    for (const auto& [twin, grants] : executor->policy().spec().twins) {
+      if (grants.network == NetworkAccess::egress && !executor->policy().safe_mode()) egress += (egress.empty() ? "" : ",") + twin;
+    }
+    if (!egress.empty()) {
+      notices.push_back({NoticeLevel::warn, "twins " + egress + " have network = \"egress\", which needs isolation native "
+                                            "(the proxy listens in each run's own network namespace): under bwrap their "
+                                            "runs have no network at all"});
+    }
+  }
+  return notices;
 }
 
 Notices Host::reload_policy(std::string_view cause) {

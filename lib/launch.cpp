@@ -56,10 +56,10 @@ void add_system_mounts(std::vector<std::string>& args) {
 // sysctls were not writable by the unprivileged uid anyway; the read-only mount also holds for
 // TOOLS_RUN_AS_ROOT. /proc/sysrq-trigger does not exist in a /proc mounted in a user namespace.
 std::vector<std::string> bwrap_argv(const Sandbox& sandbox, const Placement& place, const Limits& limits,
-                                    bool network) {
+                                    NetworkAccess network) {
   const auto tmpfs_size = std::to_string(limits.tmpfs_bytes);
   std::vector<std::string> args{sandbox.spec().bwrap_path.string(), "--unshare-all",
-                                network ? "--share-net" : "--unshare-net", "--die-with-parent", "--new-session",
+                                network == NetworkAccess::host ? "--share-net" : "--unshare-net", "--die-with-parent", "--new-session",
                                 "--cap-drop", "ALL"};
   add_system_mounts(args);
   args.insert(args.end(), {"--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev",
@@ -71,14 +71,22 @@ std::vector<std::string> bwrap_argv(const Sandbox& sandbox, const Placement& pla
   return args;
 }
 
-}  // namespace
-
-namespace {
+// An egress run reaches the proxy on its namespace's loopback: the variables curl, pip, git,
+// npm, Python's requests and urllib read (both spellings: tools disagree on which), and the
+// loopback itself kept direct.
+void add_proxy_env(std::vector<std::string>& env) {
+  const std::string proxy = "http://127.0.0.1:" + std::to_string(egress_proxy_port);
+  for (const char* name : {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"}) {
+    env.push_back(std::string(name) + "=" + proxy);
+  }
+  for (const char* name : {"NO_PROXY", "no_proxy"}) env.push_back(std::string(name) + "=localhost,127.0.0.1,::1");
+}
 
 LaunchPlan plan_for(const Sandbox& sandbox, std::vector<std::string> argv, const Placement& place, const Limits& limits,
-                    bool network) {
+                    const Decision& decision) {
   LaunchPlan plan{.cwd = place.execution_dir, .workspace = place.workspace, .isolation = sandbox.isolation(),
-                  .limits = limits, .network = network};
+                  .limits = limits, .network = decision.network, .allow_domains = decision.allow_domains,
+                  .deny_domains = decision.deny_domains, .twin_id = place.twin_id, .execution_id = place.execution_id};
   // cwd and bwrap: commands never act as host root unless the operator asked for it.
   plan.run_as = sys::command_credentials(sandbox.spec());
   plan.no_new_privs = !sandbox.spec().run_as_root;
@@ -93,10 +101,11 @@ LaunchPlan plan_for(const Sandbox& sandbox, std::vector<std::string> argv, const
       plan.cwd = native_work_dir;
       plan.argv = std::move(argv);
       plan.env = command_env(native_work_dir, "/tmp", native_workspace, place);
+      if (plan.network == NetworkAccess::egress) add_proxy_env(plan.env);
       break;
     case Isolation::bwrap:
       plan.cwd = "/";  // bwrap's own; the command starts in /work (--chdir)
-      plan.argv = bwrap_argv(sandbox, place, limits, network);
+      plan.argv = bwrap_argv(sandbox, place, limits, plan.network);
       plan.argv.insert(plan.argv.end(), std::make_move_iterator(argv.begin()), std::make_move_iterator(argv.end()));
       plan.env = command_env(bwrap_work_dir, "/tmp", bwrap_workspace, place);
       plan.seccomp_fd = true;
@@ -120,18 +129,18 @@ LaunchPlan plan_for(const Sandbox& sandbox, std::vector<std::string> argv, const
 inline constexpr const char* bwrap_exec_line = "exec \"$0\" \"$@\"";
 
 LaunchPlan make_launch_plan(const Sandbox& sandbox, const Command& command, const Placement& place,
-                            const Limits& limits, bool network) {
+                            const Limits& limits, const Decision& decision) {
   if (sandbox.isolation() != Isolation::bwrap || command.kind() != ToolKind::program) {
-    return plan_for(sandbox, command.argv(), place, limits, network);
+    return plan_for(sandbox, command.argv(), place, limits, decision);
   }
   std::vector<std::string> argv{"/bin/sh", "-c", bwrap_exec_line};
   argv.insert(argv.end(), command.argv().begin(), command.argv().end());
-  return plan_for(sandbox, std::move(argv), place, limits, network);
+  return plan_for(sandbox, std::move(argv), place, limits, decision);
 }
 
 LaunchPlan make_probe_plan(const Sandbox& sandbox, std::vector<std::string> argv, const Placement& place,
                            const Limits& limits) {
-  return plan_for(sandbox, std::move(argv), place, limits, false);
+  return plan_for(sandbox, std::move(argv), place, limits, Decision{});
 }
 
 }  // namespace pagi_exec::detail

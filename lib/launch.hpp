@@ -35,10 +35,10 @@ struct Placement {
 };
 
 /// The launch plan for `command` (a program or the shell bridge) under the sandbox's isolation,
-/// with these limits (the sandbox's, adjusted for this twin and caller), with or without network.
-/// The command's argv is copied unchanged to the end of the plan's argv: the judged argv runs.
+/// with these limits (the sandbox's, adjusted for this twin and caller) and the network `decision`
+/// grants. The command's argv is copied unchanged to the end of the plan's argv: the judged argv runs.
 [[nodiscard]] LaunchPlan make_launch_plan(const Sandbox& sandbox, const Command& command, const Placement& place,
-                                          const Limits& limits, bool network = false);
+                                          const Limits& limits, const Decision& decision);
 
 /// The same for a fixed argv the server itself runs (the start-up probe), never a request's.
 [[nodiscard]] LaunchPlan make_probe_plan(const Sandbox& sandbox, std::vector<std::string> argv, const Placement& place,

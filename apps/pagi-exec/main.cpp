@@ -57,6 +57,10 @@ int check(const Options& o) {
   const auto decision = pagi_exec::judge(policy->policy, policy->catalog, o.host.request_limits, to_request(o));
   std::cout << verdict(decision) << decision.reason << " (rule " << decision.rule << ", policy "
             << policy->policy.revision() << ")\n";
+  if (decision.allowed) {
+    std::cout << "network: " << pagi_exec::describe_network(decision.network, decision.allow_domains, decision.deny_domains)
+              << " (as the policy grants; cwd isolation shares the host's, bwrap has none for egress)\n";
+  }
   for (const auto& note : decision.notes) std::cout << "note: " << note << "\n";
   if (decision.is_invalid_request()) return pagi_exec::exit_usage;
   return decision.allowed ? 0 : 1;
@@ -235,6 +239,9 @@ int audit(const AuditArgs& a) {
 void add_request_options(CLI::App& sub, Options& o) {
   sub.add_option("--twin", o.twin, "the twin the request acts for")->required();
   sub.add_flag("--safe-mode", o.host.safe_mode, "decide as the server does in safe mode");
+  sub.add_flag("--allow-host-network", o.host.allow_host_network,
+               "accept a policy that gives twins network = \"host\", as the server does with TOOLS_ALLOW_HOST_NETWORK")
+      ->envname("TOOLS_ALLOW_HOST_NETWORK");
   sub.add_option("--policy", o.host.policy_file, "a policy file (TOML, docs/policy.md); default: the seed matrix");
   sub.add_option("--max-args", o.host.request_limits.max_args, "most arguments a request may carry")
       ->envname("TOOLS_MAX_ARGS")

@@ -107,6 +107,47 @@ constexpr std::uint64_t grpc_int_max = std::numeric_limits<int>::max();
   return {};
 }
 
+// Comma-separated entries, each trimmed of spaces; empty entries are skipped.
+[[nodiscard]] std::vector<std::string_view> comma_list(std::string_view text) {
+  std::vector<std::string_view> out;
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    auto item = text.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (!item.empty()) out.push_back(item);
+    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+  }
+  return out;
+}
+
+// name=address,...: the egress proxy's own answers for names (a name may repeat).
+[[nodiscard]] Problem apply_egress_hosts(std::string_view text, std::map<std::string, std::vector<std::string>>& out) {
+  std::map<std::string, std::vector<std::string>> hosts;
+  for (const auto entry : comma_list(text)) {
+    const auto eq = entry.find('=');
+    const auto name = pagi_exec::normalize_egress_host(entry.substr(0, eq == std::string_view::npos ? 0 : eq));
+    const std::string address(eq == std::string_view::npos ? std::string_view{} : entry.substr(eq + 1));
+    if (name.empty() || !pagi_exec::is_ip_literal(address)) {
+      return "entry '" + std::string(entry) + "' is not name=address (a host name, '=', an IPv4 or IPv6 address)";
+    }
+    hosts[name].push_back(address);
+  }
+  out = std::move(hosts);
+  return {};
+}
+
+// CIDR ranges the egress proxy may reach although they are blocked by default.
+[[nodiscard]] Problem apply_egress_ranges(std::string_view text, std::vector<std::string>& out) {
+  std::vector<std::string> ranges;
+  for (const auto entry : comma_list(text)) {
+    if (auto range = pagi_exec::check_egress_range(entry); !range) return range.error().message();
+    ranges.emplace_back(entry);
+  }
+  out = std::move(ranges);
+  return {};
+}
+
 // One configurable setting: its flag, its variable, its help, and how its text becomes a value.
 struct Setting {
   const char* flag;
@@ -352,6 +393,35 @@ const auto settings = std::to_array<Setting>({
      "cwd and bwrap: run commands as the server's own uid (root when it is root) without no_new_privs, as the "
      "original did; UNSAFE, warned at start-up (default false)",
      true, [](std::string_view t, ServerConfig& c) { return apply_bool(t, c.host.sandbox.run_as_root); }},
+    {"--allow-host-network", "TOOLS_ALLOW_HOST_NETWORK", "BOOL",
+     "let the policy give twins network = \"host\", the host's whole network (its loopback services, this "
+     "server's port, the LAN); warned at start-up and in HealthCheck; without it such a policy is refused (default "
+     "false)",
+     true, [](std::string_view t, ServerConfig& c) { return apply_bool(t, c.host.allow_host_network); }},
+    {"--egress-hosts", "TOOLS_EGRESS_HOSTS", "LIST",
+     "native, network = \"egress\": names the egress proxy answers itself instead of asking DNS, as "
+     "name=address[,name=address...] (a name may repeat for several addresses); for pinned upstreams and tests; "
+     "the address checks still apply (default: none, DNS)",
+     false, [](std::string_view t, ServerConfig& c) { return apply_egress_hosts(t, c.host.sandbox.egress.hosts); }},
+    {"--egress-allow-ranges", "TOOLS_EGRESS_ALLOW_RANGES", "LIST",
+     "native, network = \"egress\": CIDR ranges the proxy may connect to although they are loopback, private, "
+     "link-local, multicast or this host's own, e.g. 10.20.0.0/16 for an internal mirror (default: none)",
+     false, [](std::string_view t, ServerConfig& c) { return apply_egress_ranges(t, c.host.sandbox.egress.allowed_ranges); }},
+    {"--egress-max-connections", "TOOLS_EGRESS_MAX_CONNECTIONS", "N",
+     "native, network = \"egress\": connections one run may have open through the proxy at once; one more is "
+     "refused with 403 (default 32)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       return apply_uint(t, 1, 65535, "a connection count", c.host.sandbox.egress.max_connections_per_run);
+     }},
+    {"--egress-bandwidth", "TOOLS_EGRESS_BANDWIDTH", "BYTES_PER_S",
+     "native, network = \"egress\": bytes per second one run may move through the proxy, both directions "
+     "together; 0 = unlimited (default 0)",
+     false,
+     [](std::string_view t, ServerConfig& c) {
+       return apply_uint(t, 0, std::uint64_t{1} << 40, "a rate in bytes per second",
+                         c.host.sandbox.egress.bytes_per_second_per_run);
+     }},
     {"--cgroup-favordynmods", "TOOLS_CGROUP_FAVORDYNMODS", "BOOL",
      "root: at start-up turn on cgroup2's kernel-wide favordynmods, so a run joins its cgroup without waiting for "
      "an RCU grace period (on cgroup v1 about 8-12 ms on some runs); forks and exits on the whole host get slightly "

@@ -111,7 +111,15 @@ tools::PolicyDecision to_proto(const pagi_exec::Decision& decision, const pagi_e
   out.set_reason(decision.reason);
   out.set_rule(decision.rule);
   if (decision.allowed) set_limits(limits, isolation, *out.mutable_limits());
-  out.set_network(decision.network);
+  if (decision.allowed) {
+    const auto network = pagi_exec::effective_network(decision.network, isolation);
+    out.set_network(network != pagi_exec::NetworkAccess::none);
+    out.set_network_mode(std::string(pagi_exec::to_string(network)));
+    if (network == pagi_exec::NetworkAccess::egress) {
+      for (const auto& pattern : decision.allow_domains) out.add_allow_domains(pattern.text());
+      for (const auto& pattern : decision.deny_domains) out.add_deny_domains(pattern.text());
+    }
+  }
   for (const auto& note : decision.notes) out.add_notes(note);
   out.set_policy_revision(revision);
   return out;

@@ -12,7 +12,26 @@
 #include <utility>
 #include <vector>
 
+#include "pagi_exec/egress_domains.hpp"
+
 namespace pagi_exec {
+
+/// What a twin's runs may reach on the network (the policy's `network`).
+enum class NetworkAccess {
+  none,    ///< loopback of the run's own namespace only (the default)
+  egress,  ///< the domains of allow_domains, through the egress proxy, and nothing else
+  host,    ///< the host's whole network (needs the server's TOOLS_ALLOW_HOST_NETWORK)
+};
+
+/// "none", "egress" or "host": as a policy file writes it.
+[[nodiscard]] constexpr std::string_view to_string(NetworkAccess access) noexcept {
+  switch (access) {
+    case NetworkAccess::egress: return "egress";
+    case NetworkAccess::host: return "host";
+    case NetworkAccess::none: break;
+  }
+  return "none";
+}
 
 /// Decision::rule of a request that cannot run as asked: refused before the policy could judge it
 /// (Command::make failed: a NUL byte, too many args or bytes), or allowed by the policy but with
@@ -57,6 +76,21 @@ struct TwinLimits {
   bool operator==(const TwinLimits&) const = default;
 };
 
+/// What a run reaches on the network, as one line: "none", "host", or "egress to pypi.org,
+/// *.pythonhosted.org:443 except bad.pythonhosted.org" (for the CLI and logs).
+[[nodiscard]] inline std::string describe_network(NetworkAccess access, const std::vector<DomainPattern>& allow,
+                                                  const std::vector<DomainPattern>& deny) {
+  if (access != NetworkAccess::egress) return std::string(to_string(access));
+  const auto join = [](const std::vector<DomainPattern>& patterns) {
+    std::string out;
+    for (const auto& p : patterns) out += (out.empty() ? "" : ", ") + p.text();
+    return out;
+  };
+  std::string out = "egress to " + join(allow);
+  if (!deny.empty()) out += " except " + join(deny);
+  return out;
+}
+
 /// The verdict on one request: allowed or not, a reason a person can act on, the rule that
 /// decided, and for an allowed request what it runs with.
 struct Decision {
@@ -65,7 +99,11 @@ struct Decision {
   std::string rule{};  ///< e.g. "always_refused[rm]", "twins.twin-aegis.allow[*]", "default_deny"
   /// Allowed: the twin's limits (capped by safe_mode_limits in safe mode). Refused: unset.
   TwinLimits limits{};
-  bool network = false;  ///< allowed and the twin has network; never true in safe mode
+  /// Allowed: what the run may reach (the twin's `network`); none when refused and in safe mode.
+  NetworkAccess network = NetworkAccess::none;
+  /// network == egress: the twin's allow_domains and deny_domains, which the proxy applies.
+  std::vector<DomainPattern> allow_domains{};
+  std::vector<DomainPattern> deny_domains{};
   /// What the decision could not see, e.g. "unjudgeable: command substitution: $(date)".
   std::vector<std::string> notes{};
 

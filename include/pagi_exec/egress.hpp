@@ -8,7 +8,10 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "pagi_exec/error.hpp"
 
 namespace pagi_exec {
 
@@ -60,5 +63,13 @@ struct EgressSummary {
   std::uint64_t bytes_down = 0;
   bool operator==(const EgressSummary&) const = default;
 };
+
+/// Whether `text` is an IPv4 or IPv6 address literal ("192.0.2.7", "2001:db8::1").
+[[nodiscard]] bool is_ip_literal(std::string_view text) noexcept;
+
+/// Checks one EgressSettings::allowed_ranges entry: an address, '/', a prefix length that fits it
+/// ("10.20.0.0/16", "fd00::/8"), with no bits set past the prefix. Errc::invalid_config saying what
+/// is wrong and what to write.
+[[nodiscard]] Result<void> check_egress_range(std::string_view cidr);
 
 }  // namespace pagi_exec

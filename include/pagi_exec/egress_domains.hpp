@@ -75,6 +75,14 @@ inline bool valid_host_name(std::string_view name) noexcept {
   const std::string quoted = "\"" + std::string(text) + "\"";
   DomainPattern out;
   std::string_view rest = text;
+  if (rest.find('/') != std::string_view::npos) {
+    return fail(Errc::invalid_config, "domain " + quoted + ": write a host name, not a URL (\"pypi.org\", not "
+                                      "\"https://pypi.org/simple\")");
+  }
+  if (rest.starts_with('[') || std::count(rest.begin(), rest.end(), ':') > 1) {
+    return fail(Errc::invalid_config, "domain " + quoted + ": IPv6 literals are not supported; name the host, or "
+                                      "an IPv4 address");
+  }
   if (const auto colon = rest.rfind(':'); colon != std::string_view::npos) {
     const std::string_view digits = rest.substr(colon + 1);
     unsigned value = 0;
@@ -92,10 +100,6 @@ inline bool valid_host_name(std::string_view name) noexcept {
   }
   if (rest.find('*') != std::string_view::npos) {
     return fail(Errc::invalid_config, "domain " + quoted + ": '*' may only open a pattern, as in \"*.example.com\"");
-  }
-  if (rest.find('/') != std::string_view::npos || rest.find("://") != std::string_view::npos) {
-    return fail(Errc::invalid_config, "domain " + quoted + ": write a host name, not a URL (\"pypi.org\", not "
-                                      "\"https://pypi.org/simple\")");
   }
   out.name = normalize_egress_host(rest);
   if (out.name.empty()) {

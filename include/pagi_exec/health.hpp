@@ -69,7 +69,7 @@ inline constexpr const char* health_sentence = "Tool executor service is operati
 [[nodiscard]] Notices isolation_notices(const HealthReport& report);
 
 /// The twins whose executions share the host's network under `policy` with `isolation`: those
-/// granted `network = true` (none in safe mode), or every twin of the policy in cwd isolation.
+/// granted `network = "host"` (none in safe mode), or every twin of the policy in cwd isolation.
 [[nodiscard]] std::vector<std::string> host_network_twins(const Policy& policy, Isolation isolation);
 
 /// The warning about `twins` (non-empty) for the log and the health message.

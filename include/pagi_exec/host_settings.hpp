@@ -32,6 +32,9 @@ struct HostSettings {
   /// bwrap; with auto, true refuses to start when only cwd works.
   std::optional<bool> require_isolation;
   bool safe_mode = false;              ///< SAFE_MODE: forces safe mode on, whatever the policy file says
+  /// TOOLS_ALLOW_HOST_NETWORK: a policy may give twins network = "host"; without it such a policy
+  /// is refused (at start-up and at reload).
+  bool allow_host_network = false;
   std::filesystem::path policy_file;   ///< TOOLS_POLICY_FILE; empty: the embedded seed matrix
   RequestLimits request_limits;        ///< TOOLS_MAX_ARGS, TOOLS_MAX_REQUEST_BYTES
   std::uint32_t max_concurrency = AdmissionSpec{}.max_running;  ///< TOOLS_MAX_CONCURRENCY

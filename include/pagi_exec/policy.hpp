@@ -31,7 +31,11 @@ struct TwinGrants {
   std::vector<std::string> allow{};
   std::vector<std::string> deny{};  ///< matched like always_refused: by program name
   TwinLimits limits{};              ///< applied to every execution of this twin
-  bool network = false;             ///< may reach the network (never in safe mode)
+  NetworkAccess network = NetworkAccess::none;  ///< never more than none in safe mode
+  /// network = "egress": the domains its runs may reach through the proxy (required, not empty).
+  std::vector<DomainPattern> allow_domains{};
+  /// network = "egress": domains refused although allow_domains covers them (deny wins).
+  std::vector<DomainPattern> deny_domains{};
   bool operator==(const TwinGrants&) const = default;
 };
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "pagi_exec/decision.hpp"
 #include "pagi_exec/egress.hpp"
 #include "pagi_exec/error.hpp"
 
@@ -28,6 +29,15 @@ enum class Isolation : std::uint8_t {
     case Isolation::native: return "native";
   }
   return "unknown";
+}
+
+/// What a run granted `granted` reaches under `isolation`: cwd shares the host's network whatever
+/// the policy says; bwrap cannot host the egress proxy, so egress has no network there; native
+/// gives each run what it was granted.
+[[nodiscard]] constexpr NetworkAccess effective_network(NetworkAccess granted, Isolation isolation) noexcept {
+  if (isolation == Isolation::cwd) return NetworkAccess::host;
+  if (isolation == Isolation::bwrap && granted == NetworkAccess::egress) return NetworkAccess::none;
+  return granted;
 }
 
 /// "cwd", "bwrap" or "native" to an Isolation; nullopt for anything else.

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pagi_exec/decision.hpp"
 #include "pagi_exec/error.hpp"
 #include "pagi_exec/outcome.hpp"
 #include "pagi_exec/sandbox.hpp"
@@ -36,7 +37,15 @@ struct LaunchPlan {
   std::filesystem::path workspace;  ///< host path of the twin's workspace
   Isolation isolation = Isolation::cwd;
   Limits limits;                  ///< limits.timeout already capped by the caller's deadline
-  bool network = false;           ///< the policy lets this twin reach the network
+  /// What the run may reach (the policy's decision). native: none and egress get a namespace of
+  /// their own, egress with the proxy listening in it; host stays in the server's. bwrap: only
+  /// host shares the server's network (egress needs native; under bwrap it has none). cwd: the
+  /// server's network whatever this says.
+  NetworkAccess network = NetworkAccess::none;
+  std::vector<DomainPattern> allow_domains{};  ///< egress: what the proxy lets through
+  std::vector<DomainPattern> deny_domains{};   ///< egress: refused although allowed (deny wins)
+  std::string twin_id{};       ///< whom the run acts for (the proxy's audit records)
+  std::string execution_id{};  ///< which execution (the proxy's audit records)
   /// cwd, bwrap: the uid/gid argv[0] is exec'd as (with no supplementary groups and
   /// no_new_privs); nullopt keeps the server's own (not root, or run_as_root).
   std::optional<Credentials> run_as;

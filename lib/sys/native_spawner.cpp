@@ -87,7 +87,7 @@ class NativeSpawner final : public Spawner {
       run.workspace_tree = std::move(*tree);
     }
     // Discarded after this run, unless the run is granted the host's network.
-    if (!plan.network && held_.netns) run.netns = held_.netns->take(plan.workspace.string());
+    if (plan.network != NetworkAccess::host && held_.netns) run.netns = held_.netns->take(plan.workspace.string());
     if (held_.ids) {
       auto lent = held_.ids->acquire();
       if (!lent) return error_of(lent);
@@ -110,7 +110,7 @@ class NativeSpawner final : public Spawner {
   NativeArgs args_for(const LaunchPlan& plan, const PerRun& run) const {
     NativeArgs args{.root = &root_, .template_fd = held_.template_ns.get(), .workspace_tree = run.workspace_tree.get(),
                     .workspace = run.workspace.c_str(), .work_options = run.work_options.c_str(),
-                    .netns_fd = run.netns.get(), .host_network = plan.network, .uid = uid_of(run), .gid = gid_of(run),
+                    .netns_fd = run.netns.get(), .host_network = plan.network == NetworkAccess::host, .uid = uid_of(run), .gid = gid_of(run),
                     .workspace_gid = run.id ? held_.workspace_gid : 0, .seccomp = &seccomp_,
                     .user_namespace = user_namespace_, .memory_by_rlimit = held_.cgroups == nullptr,
                     .arg_start = identity_.arg_start, .arg_end = identity_.arg_end,

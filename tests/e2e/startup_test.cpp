@@ -42,19 +42,23 @@ constexpr const char* network_policy = R"(
 always_refused = ["rm", "delete", "format", "shutdown", "reboot"]
 [twins.twin-aegis]
 allow = ["*"]
-network = true
+network = "host"
 [twins.twin-trace]
 allow = ["vector_query"]
+[twins.twin-fetch]
+allow = ["*"]
+network = "egress"
+allow_domains = ["pypi.org"]
 )";
 
 constexpr const char* more_network_policy = R"(
 always_refused = ["rm", "delete", "format", "shutdown", "reboot"]
 [twins.twin-aegis]
 allow = ["*"]
-network = true
+network = "host"
 [twins.twin-trace]
 allow = ["vector_query"]
-network = true
+network = "host"
 )";
 
 }  // namespace
@@ -123,14 +127,15 @@ TEST_SUITE("startup") {
     e2e::TempDir dir;
     const auto policy = dir.path() / "policy.toml";
     std::ofstream(policy) << network_policy;
-    Server server({.env = {{"TOOLS_ISOLATION", "native"}, {"TOOLS_POLICY_FILE", policy.string()}}});
+    Server server({.env = {{"TOOLS_ISOLATION", "native"}, {"TOOLS_POLICY_FILE", policy.string()},
+                           {"TOOLS_ALLOW_HOST_NETWORK", "true"}}});
     const auto report = health(server);
     CAPTURE(report.message());
     if (report.message().find("isolation=native") == std::string::npos) {
       test_support::skip_case("native isolation does not work here");
       return;
     }
-    CHECK(report.message().find("HOST NETWORK for twins twin-aegis (policy network = true)") != std::string::npos);
+    CHECK(report.message().find("HOST NETWORK for twins twin-aegis (policy network = \"host\")") != std::string::npos);
     CHECK(report.message().find("this server's port") != std::string::npos);
     CHECK(server.process().stderr_text().find("WARN !!! WARNING: HOST NETWORK for twins twin-aegis (") !=
           std::string::npos);
@@ -152,7 +157,7 @@ TEST_SUITE("startup") {
     std::ofstream(policy) << network_policy;
     for (const e2e::Env& env : {e2e::Env{{"TOOLS_ISOLATION", "native"}},
                                 e2e::Env{{"TOOLS_ISOLATION", "native"}, {"TOOLS_POLICY_FILE", policy.string()},
-                                         {"SAFE_MODE", "true"}}}) {
+                                         {"SAFE_MODE", "true"}, {"TOOLS_ALLOW_HOST_NETWORK", "true"}}}) {
       Server server({.env = env});
       const auto report = health(server);
       CAPTURE(report.message());
@@ -163,6 +168,58 @@ TEST_SUITE("startup") {
     // In cwd every twin shares the host's network, and is named.
     Server cwd;
     CHECK(health(cwd).message().find("HOST NETWORK for twins twin-aegis,twin-sentinel,twin-trace (isolation cwd") !=
+          std::string::npos);
+  }
+
+  TEST_CASE("network = \"host\" needs TOOLS_ALLOW_HOST_NETWORK: refused at start-up and at reload, with what to write") {
+    e2e::TempDir dir;
+    const auto policy = dir.path() / "policy.toml";
+    std::ofstream(policy) << network_policy;
+    const auto [code, err] = e2e::run_expecting_exit({{"TOOLS_POLICY_FILE", policy.string()}});
+    REQUIRE(code);
+    CHECK(*code == 2);
+    CAPTURE(err);
+    CHECK(err.find("twins.twin-aegis: network = \"host\" gives its runs the host's whole network") != std::string::npos);
+    CHECK(err.find("TOOLS_ALLOW_HOST_NETWORK=true") != std::string::npos);
+    CHECK(err.find("network = \"egress\" with allow_domains") != std::string::npos);
+
+    // A server that started without it keeps its policy when a reload asks for the host's network.
+    std::ofstream(policy) << "[twins.twin-aegis]\nallow = [\"*\"]\n";
+    Server server({.env = {{"TOOLS_POLICY_FILE", policy.string()}}});
+    const auto tmp = dir.path() / "policy.tmp";
+    std::ofstream(tmp) << network_policy;
+    std::filesystem::rename(tmp, policy);
+    ::kill(server.process().pid(), SIGHUP);
+    CHECK(e2e::eventually([&] {
+      return server.process().stderr_text().find("policy NOT reloaded, the old one stays in effect") != std::string::npos;
+    }));
+    CHECK(server.process().stderr_text().find("TOOLS_ALLOW_HOST_NETWORK") != std::string::npos);
+    CHECK(execute(server.stub(), "twin-aegis", "true").response.success());  // the old policy serves on
+    CHECK(health(server).message().find("last policy reload failed") != std::string::npos);
+  }
+
+  TEST_CASE("the old boolean network stops start-up with what to write instead") {
+    e2e::TempDir dir;
+    const auto policy = dir.path() / "policy.toml";
+    std::ofstream(policy) << "[twins.twin-aegis]\nallow = [\"*\"]\nnetwork = true\n";
+    const auto [code, err] = e2e::run_expecting_exit({{"TOOLS_POLICY_FILE", policy.string()}});
+    REQUIRE(code);
+    CHECK(*code == 2);
+    CAPTURE(err);
+    CHECK(err.find(policy.string() + ":3:11: twins.twin-aegis.network = true is the old boolean form") != std::string::npos);
+    CHECK(err.find("network = \"egress\" with allow_domains") != std::string::npos);
+  }
+
+  TEST_CASE("egress twins under bwrap are named at start-up: they have no network there") {
+    e2e::TempDir dir;
+    const auto policy = dir.path() / "policy.toml";
+    std::ofstream(policy) << "[twins.twin-fetch]\nallow = [\"*\"]\nnetwork = \"egress\"\nallow_domains = [\"pypi.org\"]\n";
+    Server server({.env = {{"TOOLS_ISOLATION", "bwrap"}, {"TOOLS_POLICY_FILE", policy.string()}}});
+    if (health(server).message().find("isolation=bwrap") == std::string::npos) {
+      test_support::skip_case("bwrap does not work here");
+      return;
+    }
+    CHECK(server.process().stderr_text().find("twins twin-fetch have network = \"egress\", which needs isolation native") !=
           std::string::npos);
   }
 

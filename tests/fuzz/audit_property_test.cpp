@@ -27,7 +27,8 @@ always_refused = ["rm", "shutdown"]
 [twins.twin-aegis]
 allow = ["*"]
 deny = ["curl"]
-network = true
+network = "egress"
+allow_domains = ["pypi.org", "*.pythonhosted.org"]
 [twins.twin-sentinel]
 allow = ["file_write", "command_exec", "git_status", "/bin/echo"]
 [twins.twin-sentinel.limits]

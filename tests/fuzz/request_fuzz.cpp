@@ -23,7 +23,8 @@ timeout_ms = 5000
 [twins.twin-aegis]
 allow = ["*"]
 deny = ["curl"]
-network = true
+network = "egress"
+allow_domains = ["pypi.org", "*.pythonhosted.org"]
 [twins.twin-sentinel]
 allow = ["file_write", "command_exec", "git_status", "/bin/echo"]
 [twins.twin-sentinel.limits]
@@ -79,7 +80,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     fuzz::check(!request.twin_id.empty() && !request.tool.empty(), "an allowed request names a twin and a tool");
     fuzz::check(!(policy.safe_mode() && command->kind() == pagi_exec::ToolKind::shell_bridge),
                 "safe mode never allows the shell bridge");
-    fuzz::check(!(policy.safe_mode() && decision.network), "safe mode never grants the network");
+    fuzz::check(!(policy.safe_mode() && decision.network != pagi_exec::NetworkAccess::none), "safe mode never grants the network");
     const auto& program = command->argv().empty() ? request.tool : command->argv()[0];
     for (const auto& refused : policy.spec().always_refused) {
       fuzz::check(pagi_exec::program_name(program) != refused, "an always-refused program is never allowed");

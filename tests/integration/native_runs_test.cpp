@@ -271,7 +271,7 @@ TEST_SUITE("native_runs") {
             test_support::skip_if(!is_root(), "needs root")) {
     TempDir dir;
     auto spec = PolicySpec::seed_default();
-    spec.twins["twin-net"] = {.allow = {"*"}, .network = true};
+    spec.twins["twin-net"] = {.allow = {"*"}, .network = NetworkAccess::host};
     auto policy = Policy::make(spec);
     REQUIRE(policy);
     auto sandbox = Sandbox::make({.root_dir = dir.path(), .isolation = Isolation::native});

@@ -337,7 +337,9 @@ TEST_SUITE("executor") {
     auto spec = PolicySpec::seed_default();
     spec.twins["twin-aegis"].limits = {.timeout = std::chrono::milliseconds(1500), .memory_bytes = 64ULL << 20,
                                        .max_processes = 8, .output_bytes = 100, .output_lines = 3};
-    spec.twins["twin-aegis"].network = true;
+    spec.twins["twin-aegis"].network = NetworkAccess::host;
+    spec.twins["twin-fetch"] = {.allow = {"true"}, .network = NetworkAccess::egress,
+                                .allow_domains = {*parse_domain_pattern("*.example.org")}};
     auto policy = Policy::make(spec);
     REQUIRE(policy);
     auto sandbox = Sandbox::make({.root_dir = dir.path() / "sb"});
@@ -347,20 +349,31 @@ TEST_SUITE("executor") {
     REQUIRE(executor->run({.tool = "true", .twin_id = "twin-aegis"}));
     REQUIRE(executor->run({.tool = "true", .twin_id = "twin-aegis", .timeout_cap = std::chrono::milliseconds(200)}));
     REQUIRE(executor->run({.tool = "file_write", .args = {"f", "x"}, .twin_id = "twin-sentinel"}));
+    const auto fetched = executor->run({.tool = "true", .twin_id = "twin-fetch"});
+    REQUIRE(fetched);
     const auto plans = spawner->plans();
-    REQUIRE(plans.size() == 2);
+    REQUIRE(plans.size() == 3);
     CHECK(plans[0].limits.timeout == std::chrono::milliseconds(1500));
     CHECK(plans[0].limits.memory_bytes == (64ULL << 20));
     CHECK(plans[0].limits.max_processes == 8);
     CHECK(plans[0].limits.output == OutputCaps{.max_bytes = 100, .max_lines = 3});
-    CHECK(plans[0].network);
+    CHECK(plans[0].network == NetworkAccess::host);
+    CHECK(plans[0].twin_id == "twin-aegis");
     CHECK(plans[1].limits.timeout == std::chrono::milliseconds(200));
+    // An egress run's plan carries what the proxy needs: the domains, who and which execution.
+    CHECK(plans[2].network == NetworkAccess::egress);
+    CHECK(plans[2].allow_domains == std::vector<DomainPattern>{{.name = "example.org", .wildcard = true}});
+    CHECK(plans[2].twin_id == "twin-fetch");
+    CHECK(plans[2].execution_id == fetched->execution_id);
+    // Not native: no proxy runs for it, so no proxy variables point at one.
+    CHECK(std::none_of(plans[2].env.begin(), plans[2].env.end(),
+                       [](const std::string& v) { return v.find("PROXY") != std::string::npos; }));
 
     const auto safe = Executor::open({.policy = policy->with_safe_mode(true), .sandbox = *sandbox, .spawner = spawner});
     REQUIRE(safe);
     const auto decision = safe->check({.tool = "file_write", .args = {"f", "x"}, .twin_id = "twin-sentinel"});
     CHECK(decision.allowed);
-    CHECK_FALSE(decision.network);
+    CHECK(decision.network == NetworkAccess::none);
   }
 
   TEST_CASE("a twin's limits in the policy file only lower the server's maxima, never raise them") {

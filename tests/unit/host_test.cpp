@@ -172,13 +172,21 @@ TEST_SUITE("host") {
     CHECK(contains(health_message(report), "but degraded (last policy reload failed, the previous policy stays in effect: bad file)"));
   }
 
-  TEST_CASE("the twins on the host's network: granted network, or everyone in cwd") {
-    const auto policy = Policy::seed_default();
-    const auto cwd = host_network_twins(policy, Isolation::cwd);
-    CHECK(cwd.size() == policy.spec().twins.size());
+  TEST_CASE("the twins on the host's network: granted network = \"host\", or everyone in cwd") {
+    auto spec = PolicySpec::seed_default();
+    spec.twins["twin-host"] = {.allow = {"*"}, .network = NetworkAccess::host};
+    spec.twins["twin-egress"] = {.allow = {"*"}, .network = NetworkAccess::egress,
+                                 .allow_domains = {*parse_domain_pattern("pypi.org")}};
+    const auto policy = Policy::make(spec);
+    REQUIRE(policy);
+    const auto cwd = host_network_twins(*policy, Isolation::cwd);
+    CHECK(cwd.size() == policy->spec().twins.size());
     CHECK(contains(host_network_warning(cwd, Isolation::cwd), "(isolation cwd shares it with every twin)"));
-    for (const auto& twin : host_network_twins(policy, Isolation::native)) CHECK(policy.spec().twins.at(twin).network);
-    CHECK(host_network_twins(policy.with_safe_mode(true), Isolation::native).empty());
+    for (const auto isolation : {Isolation::native, Isolation::bwrap}) {
+      CHECK(host_network_twins(*policy, isolation) == std::vector<std::string>{"twin-host"});
+    }
+    CHECK(contains(host_network_warning({"twin-host"}, Isolation::native), "(policy network = \"host\")"));
+    CHECK(host_network_twins(policy->with_safe_mode(true), Isolation::native).empty());
   }
 
   TEST_CASE("isolation notices: the isolation and why; a loud warning for cwd by choice only") {

@@ -32,7 +32,9 @@ memory_mb = 128
 [twins.builder]
 allow = ["make", "command_exec", "/usr/bin/git"]
 deny = ["curl"]
-network = true
+network = "egress"
+allow_domains = ["pypi.org", "*.PythonHosted.org.", "api.example.com:8443"]
+deny_domains = ["bad.pythonhosted.org"]
 
 [twins.builder.limits]
 timeout_ms = 60000
@@ -91,7 +93,11 @@ TEST_SUITE("policy_file") {
     const auto& builder = spec.twins.at("builder");
     CHECK(builder.allow == std::vector<std::string>{"make", "command_exec", "/usr/bin/git"});
     CHECK(builder.deny == std::vector<std::string>{"curl"});
-    CHECK(builder.network);
+    CHECK(builder.network == NetworkAccess::egress);
+    CHECK(builder.allow_domains == std::vector<DomainPattern>{{.name = "pypi.org"},
+                                                              {.name = "pythonhosted.org", .wildcard = true},
+                                                              {.name = "api.example.com", .port = 8443}});
+    CHECK(builder.deny_domains == std::vector<DomainPattern>{{.name = "bad.pythonhosted.org"}});
     CHECK(builder.limits == TwinLimits{.timeout = std::chrono::milliseconds(60000), .max_processes = 64,
                                        .output_bytes = 65536, .output_lines = 1000});
     CHECK(spec.twins.at("reader") == TwinGrants{.allow = {"cat"}});
@@ -110,8 +116,8 @@ TEST_SUITE("policy_file") {
     CHECK(decision.limits.timeout == std::chrono::milliseconds(5000));
     CHECK(decision.limits.memory_bytes == std::uint64_t{128} << 20);
     CHECK(decision.limits.max_processes == 64U);
-    CHECK_FALSE(decision.network);
-    CHECK(loaded->policy.with_safe_mode(false).decide(req("builder", "make")).network);
+    CHECK(decision.network == NetworkAccess::none);
+    CHECK(loaded->policy.with_safe_mode(false).decide(req("builder", "make")).network == NetworkAccess::egress);
   }
 
   TEST_CASE("the revision is 12 hex digits of the text's hash and follows the text") {
@@ -153,12 +159,41 @@ TEST_SUITE("policy_file") {
         {"[twins]\ntwin-a = 1", "bad.toml:2:10: ", "twins.twin-a must be a table, not an integer"},
         {"[twins.a]\n[twins.a]", "bad.toml:2:", "invalid TOML"},
         {"[twins.twin-a]\nalow = [\"ls\"]", "bad.toml:2:1: ",
-         "unknown key 'alow' in [twins.twin-a]; did you mean 'allow'? the keys here are allow, deny, network, limits"},
+         "unknown key 'alow' in [twins.twin-a]; did you mean 'allow'? the keys here are allow, deny, network, "
+         "allow_domains, deny_domains, limits"},
         {"[twins.twin-a]\nallow = [\"\"]", "bad.toml:2:10: ", "twins.twin-a.allow[0] '' is empty"},
         {"[twins.twin-a]\nallow = [\"ls \"]", "bad.toml:2:10: ", "starts or ends with a space"},
         {"[twins.twin-a]\nallow = [\"ls\", \"ls\"]", "bad.toml:2:16: ", "'ls' is listed twice in twins.twin-a.allow"},
         {"[twins.twin-a]\ndeny = [\"*\"]", "bad.toml:2:9: ", "twins.twin-a.deny[0] '*' is '*'"},
-        {"[twins.twin-a]\nnetwork = \"yes\"", "bad.toml:2:11: ", "twins.twin-a.network must be a boolean"},
+        {"[twins.twin-a]\nnetwork = \"yes\"", "bad.toml:2:11: ",
+         "twins.twin-a.network must be \"none\", \"egress\" or \"host\", not 'yes'"},
+        {"[twins.twin-a]\nnetwork = 1", "bad.toml:2:11: ", "twins.twin-a.network must be \"none\", \"egress\" or \"host\", not an integer"},
+        {"[twins.twin-a]\nnetwork = true", "bad.toml:2:11: ",
+         "twins.twin-a.network = true is the old boolean form; write network = \"egress\" with allow_domains"},
+        {"[twins.twin-a]\nnetwork = false", "bad.toml:2:11: ",
+         "twins.twin-a.network = false is the old boolean form; write network = \"none\", or remove the key"},
+        {"[twins.twin-a]\nnetwork = \"egress\"", "bad.toml:1:1: ",
+         "twins.twin-a: network = \"egress\" needs allow_domains"},
+        {"[twins.twin-a]\nallow_domains = [\"pypi.org\"]", "bad.toml:1:1: ",
+         "twins.twin-a: allow_domains and deny_domains apply only with network = \"egress\" (network is \"none\")"},
+        {"[twins.twin-a]\nnetwork = \"egress\"\nallow_domains = \"pypi.org\"", "bad.toml:3:17: ",
+         "twins.twin-a.allow_domains must be an array of strings, not a string"},
+        {"[twins.twin-a]\nnetwork = \"egress\"\nallow_domains = [\"https://pypi.org/simple\"]", "bad.toml:3:18: ",
+         "twins.twin-a.allow_domains[0]: domain \"https://pypi.org/simple\": write a host name, not a URL"},
+        {"[twins.twin-a]\nnetwork = \"egress\"\nallow_domains = [\"pypi.org/simple\"]", "bad.toml:3:18: ",
+         "write a host name, not a URL"},
+        {"[twins.twin-a]\nnetwork = \"egress\"\nallow_domains = [\"*.org\"]", "bad.toml:3:18: ",
+         "would match a whole top-level domain"},
+        {"[twins.twin-a]\nnetwork = \"egress\"\nallow_domains = [\"a.*.org\"]", "bad.toml:3:18: ",
+         "'*' may only open a pattern"},
+        {"[twins.twin-a]\nnetwork = \"egress\"\nallow_domains = [\"pypi.org:0\"]", "bad.toml:3:18: ",
+         "the port after ':' must be a number from 1 to 65535"},
+        {"[twins.twin-a]\nnetwork = \"egress\"\nallow_domains = [\"x.org\", \"X.org\"]", "bad.toml:3:27: ",
+         "'X.org' is listed twice in twins.twin-a.allow_domains"},
+        {"[twins.twin-a]\nnetwork = \"egress\"\nallow_domains = [\"[::1]:443\"]", "bad.toml:3:18: ",
+         "IPv6 literals are not supported"},
+        {"[twins.twin-a]\nnetwork = \"egress\"\nallow_domains = [\"x.org\"]\ndeny_domains = [3]", "bad.toml:4:17: ",
+         "twins.twin-a.deny_domains[0] must be a string, not an integer"},
         {"[twins.\".hidden\"]", "bad.toml:1:8: ", "twin id '.hidden' starts with '.'"},
         {"[twins.\"\"]", "bad.toml:1:8: ", "twin id '' is empty; a twin id must be one path component"},
         {"[twins.\"a/b\"]", "bad.toml:1:8: ", "twin id 'a/b' contains '/'"},

@@ -7,6 +7,9 @@
 
 #include <algorithm>
 
+using pagi_exec::DomainPattern;
+using pagi_exec::NetworkAccess;
+using pagi_exec::parse_domain_pattern;
 using pagi_exec::Policy;
 using pagi_exec::PolicySpec;
 using pagi_exec::Request;
@@ -235,8 +238,13 @@ TEST_SUITE("policy") {
 
   TEST_CASE("an allowed decision carries the twin's limits and network, capped in safe mode") {
     const TwinLimits twin_limits{.timeout = milliseconds(60000), .memory_bytes = 1U << 30U, .max_processes = 64};
+    const auto pypi = *parse_domain_pattern("pypi.org");
+    const auto files = *parse_domain_pattern("*.pythonhosted.org");
+    const auto bad = *parse_domain_pattern("bad.pythonhosted.org");
     const auto policy = Policy::make({
-        .twins = {{"builder", {.allow = {"make", "*"}, .limits = twin_limits, .network = true}},
+        .twins = {{"builder", {.allow = {"make", "*"}, .limits = twin_limits, .network = NetworkAccess::host}},
+                  {"fetcher", {.allow = {"pip"}, .network = NetworkAccess::egress, .allow_domains = {pypi, files},
+                               .deny_domains = {bad}}},
                   {"plain", {.allow = {"make"}}}},
         .safe_mode_limits = {.timeout = milliseconds(5000), .output_lines = 100},
     });
@@ -244,23 +252,49 @@ TEST_SUITE("policy") {
     const auto open = policy->decide(req("builder", "make"));
     CHECK(open.allowed);
     CHECK(open.limits == twin_limits);
-    CHECK(open.network);
-    CHECK(policy->decide(req("builder", "echo")).network);  // via '*'
-    CHECK_FALSE(policy->decide(req("plain", "make")).network);
+    CHECK(open.network == NetworkAccess::host);
+    CHECK(open.allow_domains.empty());
+    CHECK(policy->decide(req("builder", "echo")).network == NetworkAccess::host);  // via '*'
+    CHECK(policy->decide(req("plain", "make")).network == NetworkAccess::none);
     CHECK(policy->decide(req("plain", "make")).limits == TwinLimits{});
 
+    const auto fetch = policy->decide(req("fetcher", "pip"));
+    CHECK(fetch.network == NetworkAccess::egress);
+    CHECK(fetch.allow_domains == std::vector<DomainPattern>{pypi, files});
+    CHECK(fetch.deny_domains == std::vector<DomainPattern>{bad});
+    CHECK(describe_network(fetch.network, fetch.allow_domains, fetch.deny_domains) ==
+          "egress to pypi.org, *.pythonhosted.org except bad.pythonhosted.org");
+
+    for (const char* twin : {"builder", "fetcher"}) {  // safe mode never grants a network
+      const auto safe = policy->with_safe_mode(true).decide(req(twin, twin == std::string("builder") ? "make" : "pip"));
+      CHECK(safe.allowed);
+      CHECK(safe.network == NetworkAccess::none);
+      CHECK(safe.allow_domains.empty());
+    }
     const auto safe = policy->with_safe_mode(true).decide(req("builder", "make"));
-    CHECK(safe.allowed);
     CHECK(safe.limits == TwinLimits{.timeout = milliseconds(5000), .memory_bytes = 1U << 30U, .max_processes = 64,
                                     .output_lines = 100});
-    CHECK_FALSE(safe.network);
     CHECK(policy->with_safe_mode(true).decide(req("plain", "make")).limits ==
           TwinLimits{.timeout = milliseconds(5000), .output_lines = 100});
 
-    const auto refused = policy->decide(req("plain", "echo"));
-    CHECK_FALSE(refused.allowed);
-    CHECK(refused.limits == TwinLimits{});
-    CHECK_FALSE(refused.network);
+    for (const auto& refused : {policy->decide(req("plain", "echo")), policy->decide(req("fetcher", "curl"))}) {
+      CHECK_FALSE(refused.allowed);
+      CHECK(refused.limits == TwinLimits{});
+      CHECK(refused.network == NetworkAccess::none);
+      CHECK(refused.allow_domains.empty());
+    }
+  }
+
+  TEST_CASE("make refuses domains without egress and egress without domains") {
+    const auto pypi = *parse_domain_pattern("pypi.org");
+    const auto empty = Policy::make({.twins = {{"t", {.network = NetworkAccess::egress}}}});
+    REQUIRE_FALSE(empty);
+    CHECK(empty.error().message().find("twins.t: network = \"egress\" needs allow_domains") != std::string::npos);
+    const auto stray = Policy::make({.twins = {{"t", {.network = NetworkAccess::host, .allow_domains = {pypi}}}}});
+    REQUIRE_FALSE(stray);
+    CHECK(stray.error().message().find("apply only with network = \"egress\" (network is \"host\")") != std::string::npos);
+    CHECK_FALSE(Policy::make({.twins = {{"t", {.deny_domains = {pypi}}}}}));
+    CHECK(Policy::make({.twins = {{"t", {.network = NetworkAccess::egress, .allow_domains = {pypi}}}}}));
   }
 
   TEST_CASE("make refuses limits that are zero or negative") {

@@ -93,6 +93,23 @@ inline std::string why_not_limits(const TwinLimits& limits, const std::string& w
   return {};
 }
 
+// Why a twin's network grant is not acceptable, or empty: domains belong to egress twins only,
+// and an egress twin must name at least one (it would otherwise reach nothing: that is "none").
+inline std::string why_not_network(const TwinGrants& grants, const std::string& where) {
+  if (grants.network == NetworkAccess::egress) {
+    if (grants.allow_domains.empty()) {
+      return where + ": network = \"egress\" needs allow_domains, the domains its runs may reach "
+                     "(e.g. allow_domains = [\"pypi.org\", \"*.pythonhosted.org\"]); for no network write network = \"none\"";
+    }
+    return {};
+  }
+  if (!grants.allow_domains.empty() || !grants.deny_domains.empty()) {
+    return where + ": allow_domains and deny_domains apply only with network = \"egress\" (network is \"" +
+           std::string(to_string(grants.network)) + "\")";
+  }
+  return {};
+}
+
 inline std::string why_not_refusal_list(const std::vector<std::string>& names, const std::string& where) {
   for (const auto& tool : names) {
     if (program_name(tool).empty() || tool == grant_all) return where + " entry '" + tool + "' names no program";
@@ -115,7 +132,8 @@ inline Result<Policy> Policy::make(PolicySpec spec) {
       if (tool.empty()) return fail(Errc::invalid_config, where + ".allow has an empty tool name");
     }
     for (const auto& why : {why_not_refusal_list(grants.deny, where + ".deny"),
-                            why_not_limits(grants.limits, where + ".limits")}) {
+                            why_not_limits(grants.limits, where + ".limits"),
+                            why_not_network(grants, where)}) {
       if (!why.empty()) return fail(Errc::invalid_config, why);
     }
   }
@@ -180,8 +198,14 @@ inline Decision Policy::decide(const Command& command) const {
       return std::find(grants.allow.begin(), grants.allow.end(), name) != grants.allow.end();
     };
     Decision allowed{.allowed = true,
-                     .limits = spec_.safe_mode ? grants.limits.capped_by(spec_.safe_mode_limits) : grants.limits,
-                     .network = grants.network && !spec_.safe_mode};
+                     .limits = spec_.safe_mode ? grants.limits.capped_by(spec_.safe_mode_limits) : grants.limits};
+    if (!spec_.safe_mode) {  // safe mode never grants a network
+      allowed.network = grants.network;
+      if (grants.network == NetworkAccess::egress) {
+        allowed.allow_domains = grants.allow_domains;
+        allowed.deny_domains = grants.deny_domains;
+      }
+    }
     if (grants_tool(tool)) {
       allowed.reason = "twin '" + twin + "' is granted '" + tool + "'";
       allowed.rule = prefix + ".allow[" + tool + "]";

@@ -37,7 +37,8 @@ using Keys = std::span<const std::string_view>;
 
 inline constexpr std::array<std::string_view, 5> top_keys{"safe_mode", "always_refused", "safe_mode_limits", "twins",
                                                           "tools"};
-inline constexpr std::array<std::string_view, 4> twin_keys{"allow", "deny", "network", "limits"};
+inline constexpr std::array<std::string_view, 6> twin_keys{"allow",         "deny",         "network",
+                                                           "allow_domains", "deny_domains", "limits"};
 inline constexpr std::array<std::string_view, 7> limit_keys{"timeout_ms",   "memory_mb",   "max_processes",
                                                             "output_bytes", "output_lines", "max_running",
                                                             "workspace_mb"};
@@ -152,6 +153,52 @@ class Reader {
     return out;
   }
 
+  // network = "none" | "egress" | "host". The boolean of earlier versions is refused with what to
+  // write instead: `true` meant the host's whole network, which is now a deliberate choice.
+  [[nodiscard]] Result<NetworkAccess> network(const toml::node& node, const std::string& where) const {
+    if (const auto* b = node.as_boolean()) {
+      return fail_at(node.source(), where + " = " + (b->get() ? "true" : "false") + " is the old boolean form",
+                     b->get() ? "write network = \"egress\" with allow_domains = [\"pypi.org\", ...] to reach named "
+                                "domains through the egress proxy, or network = \"host\" for the host's whole network "
+                                "(the server must also set TOOLS_ALLOW_HOST_NETWORK=true)"
+                              : "write network = \"none\", or remove the key: no network is the default");
+    }
+    const auto* s = node.as_string();
+    for (const auto access : {NetworkAccess::none, NetworkAccess::egress, NetworkAccess::host}) {
+      if (s != nullptr && s->get() == to_string(access)) return access;
+    }
+    const std::string what = s != nullptr ? "'" + s->get() + "'" : std::string(type_name(node.type()));
+    return fail_at(node.source(), where + " must be \"none\", \"egress\" or \"host\", not " + what,
+                   "write network = \"egress\" with allow_domains for named domains through the proxy, "
+                   "\"host\" for the host's network, or leave it out for none");
+  }
+
+  // allow_domains / deny_domains: host patterns ("pypi.org", "*.pythonhosted.org", "api.x.com:8443").
+  [[nodiscard]] Result<std::vector<DomainPattern>> domains(const toml::node& node, const std::string& where) const {
+    const auto* array = node.as_array();
+    if (array == nullptr) {
+      return fail_at(node.source(), where + " must be an array of strings, not " + std::string(type_name(node.type())),
+                     "write " + where.substr(where.rfind('.') + 1) + " = [\"pypi.org\", \"*.pythonhosted.org\"]");
+    }
+    std::vector<DomainPattern> out;
+    for (std::size_t i = 0; i < array->size(); ++i) {
+      const toml::node& item = *array->get(i);
+      const std::string at = where + "[" + std::to_string(i) + "]";
+      const auto* s = item.as_string();
+      if (s == nullptr) {
+        return fail_at(item.source(), at + " must be a string, not " + std::string(type_name(item.type())),
+                       "quote it: \"example.com\"");
+      }
+      auto pattern = parse_domain_pattern(s->get());
+      if (!pattern) return fail_at(item.source(), at + ": " + pattern.error().message(), "see docs/egress.md");
+      if (std::find(out.begin(), out.end(), *pattern) != out.end()) {
+        return fail_at(item.source(), "'" + s->get() + "' is listed twice in " + where, "list each entry once");
+      }
+      out.push_back(std::move(*pattern));
+    }
+    return out;
+  }
+
   // Program arguments: any strings but NUL, which exec cannot pass.
   [[nodiscard]] Result<std::vector<std::string>> strings(const toml::node& node, const std::string& where) const {
     const auto* array = node.as_array();
@@ -225,7 +272,21 @@ class Reader {
           })
           .and_then([&] {
             return read_key(*t, "network", out.network,
-                            [&](const toml::node& n) { return boolean(n, where + ".network"); });
+                            [&](const toml::node& n) { return network(n, where + ".network"); });
+          })
+          .and_then([&] {
+            return read_key(*t, "allow_domains", out.allow_domains,
+                            [&](const toml::node& n) { return domains(n, where + ".allow_domains"); });
+          })
+          .and_then([&] {
+            return read_key(*t, "deny_domains", out.deny_domains,
+                            [&](const toml::node& n) { return domains(n, where + ".deny_domains"); });
+          })
+          .and_then([&]() -> Result<void> {
+            if (const auto why = decide::why_not_network(out, where); !why.empty()) {
+              return fail_at(node.source(), why, "see docs/egress.md");
+            }
+            return {};
           })
           .and_then([&] {
             return read_key(*t, "limits", out.limits,

@@ -2,7 +2,7 @@
 """What the server answers, as plain dataclasses (field meanings: proto/tools.proto)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Literal, Optional
 
 from .proto import tools_pb2
@@ -135,15 +135,19 @@ class Decision:
     reason: str
     rule: str
     limits: Optional[Limits]  # None when refused
-    network: bool
+    network: bool  # a run would reach a network (network_mode is not "none")
     notes: List[str]  # what the policy could not judge ("unjudgeable: ...")
     policy_revision: str
+    network_mode: str = ""  # "none", "egress" (allow_domains through the proxy) or "host"; "" when refused
+    allow_domains: List[str] = field(default_factory=list)
+    deny_domains: List[str] = field(default_factory=list)
 
     @classmethod
     def from_proto(cls, m: tools_pb2.PolicyDecision) -> Decision:
         return cls(allowed=m.allowed, reason=m.reason, rule=m.rule,
                    limits=Limits.from_proto(m.limits) if m.HasField("limits") else None, network=m.network,
-                   notes=list(m.notes), policy_revision=m.policy_revision)
+                   notes=list(m.notes), policy_revision=m.policy_revision, network_mode=m.network_mode,
+                   allow_domains=list(m.allow_domains), deny_domains=list(m.deny_domains))
 
 
 @dataclass(frozen=True)
