@@ -21,6 +21,7 @@ packages=(
   libcpp-httplib-dev python3-prometheus-client  # the metrics listener; its test's text parser
   python3-kubernetes python3-yaml  # the schema check of deploy/kubernetes (its client's models)
   clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer and clang's sanitizer runtimes
+  curl iproute2  # the egress test: curl inside sandboxes, a veth pair to its upstream namespace
 )
 
 missing=()
