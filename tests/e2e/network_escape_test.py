@@ -156,7 +156,7 @@ def attempts(stub, tools_pb2, twin, targets):
     for line in response.stdout_logs:
         name, verdict = line.split(" ", 1)
         seen[name] = verdict
-    check(response.success and seen, f"{twin}: the probe ran ({response.message} {list(response.stderr_logs)[-3:]})")
+    check(response.success and seen, f"{twin} ({response.isolation}): the probe ran ({response.message} {list(response.stderr_logs)[-3:]})")
     return seen
 
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -433,6 +434,38 @@ TEST_SUITE("durable stores") {
       auto store = must_open(settings);
       CHECK_FALSE((*store->find("id-0")).has_value());
       CHECK((*store->find("id-1")).has_value());
+    }
+  }
+
+  TEST_CASE("a store of schema 1 (before egress) is migrated at open and keeps its records") {
+    constexpr const char* drop_egress =
+        "ALTER TABLE executions DROP COLUMN has_egress; ALTER TABLE executions DROP COLUMN egress_allowed; "
+        "ALTER TABLE executions DROP COLUMN egress_refused; ALTER TABLE executions DROP COLUMN egress_bytes_up; "
+        "ALTER TABLE executions DROP COLUMN egress_bytes_down;";
+    for (const Kind kind : durable_backends()) {
+      CAPTURE(name_of(kind));
+      Fixture f;
+      const auto settings = f.settings(kind);
+      REQUIRE(must_open(settings)->record(rec(1)));
+      // Take the database back to what a server of schema 1 left.
+      if (kind == Kind::sqlite) {
+        sqlite3* db = nullptr;
+        REQUIRE(sqlite3_open(settings.path.c_str(), &db) == SQLITE_OK);
+        const std::string sql = std::string(drop_egress) + " PRAGMA user_version = 1;";
+        CHECK(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+        sqlite3_close(db);
+      } else {
+        const auto database = f.database.substr(f.database.rfind('/') + 1);
+        cluster().sql(database, std::string(drop_egress) + " DELETE FROM schema_version WHERE version > 1;");
+      }
+      auto store = must_open(settings);
+      const auto old = *store->find("id-1");
+      REQUIRE(old.has_value());
+      CHECK_FALSE(old->egress.has_value());
+      auto with_egress = rec(2);
+      with_egress.egress = pagi_exec::EgressSummary{.allowed = 1, .refused = 2, .bytes_up = 3, .bytes_down = 4};
+      REQUIRE(store->record(with_egress));
+      CHECK((*store->find("id-2"))->egress == with_egress.egress);
     }
   }
 
