@@ -7,9 +7,9 @@
 """
 from .client import DEFAULT_TARGET, Client
 from .errors import PagiExecError
-from .results import (Chunk, Decision, ExecutionRecord, ExecutionResult, Health, HistoryPage, Limits, Started,
+from .results import (Chunk, Decision, Egress, ExecutionRecord, ExecutionResult, Health, HistoryPage, Limits, Started,
                       StreamResult)
 
 __version__ = "0.1.0"
-__all__ = ["DEFAULT_TARGET", "Chunk", "Client", "Decision", "ExecutionRecord", "ExecutionResult", "Health",
+__all__ = ["DEFAULT_TARGET", "Chunk", "Client", "Decision", "Egress", "ExecutionRecord", "ExecutionResult", "Health",
            "HistoryPage", "Limits", "PagiExecError", "Started", "StreamResult"]

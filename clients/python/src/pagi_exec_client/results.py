@@ -29,6 +29,25 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Egress:
+    """A run's connections through the egress proxy (a twin with network = "egress", native)."""
+
+    connections_allowed: int
+    connections_refused: int
+    bytes_up: int  # from the run to its destinations
+    bytes_down: int
+
+    @classmethod
+    def from_proto(cls, m: tools_pb2.EgressSummary) -> Egress:
+        return cls(connections_allowed=m.connections_allowed, connections_refused=m.connections_refused,
+                   bytes_up=m.bytes_up, bytes_down=m.bytes_down)
+
+
+def _egress(m) -> Optional[Egress]:
+    return Egress.from_proto(m.egress) if m.HasField("egress") else None
+
+
+@dataclass(frozen=True)
 class ExecutionResult:
     """The answer of run() (RequestExecution).
 
@@ -54,6 +73,7 @@ class ExecutionResult:
     peak_memory_bytes: int
     workspace_bytes: int
     workspace_quota_bytes: int
+    egress: Optional[Egress] = None  # None unless the run had the egress proxy
 
     @classmethod
     def from_proto(cls, m: tools_pb2.ExecutionResponse) -> ExecutionResult:
@@ -63,7 +83,7 @@ class ExecutionResult:
                    timed_out=m.timed_out, duration_ms=m.duration_ms, isolation=m.isolation,
                    policy_rule=m.policy_rule, limit_hit=m.limit_hit, cpu_time_ms=m.cpu_time_ms,
                    peak_memory_bytes=m.peak_memory_bytes, workspace_bytes=m.workspace_bytes,
-                   workspace_quota_bytes=m.workspace_quota_bytes)
+                   workspace_quota_bytes=m.workspace_quota_bytes, egress=_egress(m))
 
 
 @dataclass(frozen=True)
@@ -116,6 +136,7 @@ class StreamResult:
     workspace_bytes: int
     workspace_quota_bytes: int
     started: Optional[Started]
+    egress: Optional[Egress] = None  # None unless the run had the egress proxy
 
     @classmethod
     def from_proto(cls, m: tools_pb2.ExecutionFinished, started: Optional[Started]) -> StreamResult:
@@ -124,7 +145,7 @@ class StreamResult:
                    limit_hit=m.limit_hit, duration_ms=m.duration_ms, cpu_time_ms=m.cpu_time_ms,
                    peak_memory_bytes=m.peak_memory_bytes, stdout_truncated=m.stdout_truncated,
                    stderr_truncated=m.stderr_truncated, isolation=m.isolation, workspace_bytes=m.workspace_bytes,
-                   workspace_quota_bytes=m.workspace_quota_bytes, started=started)
+                   workspace_quota_bytes=m.workspace_quota_bytes, started=started, egress=_egress(m))
 
 
 @dataclass(frozen=True)
@@ -179,6 +200,7 @@ class ExecutionRecord:
     stderr_truncated: bool
     started_at: str  # RFC 3339, UTC
     finished_at: str
+    egress: Optional[Egress] = None  # None unless the run had the egress proxy
 
     @classmethod
     def from_proto(cls, m: tools_pb2.ExecutionRecord) -> ExecutionRecord:
@@ -189,7 +211,7 @@ class ExecutionRecord:
                    isolation=m.isolation, message=m.message, stdout_lines=list(m.stdout_logs),
                    stderr_lines=list(m.stderr_logs), output_dropped=m.output_dropped,
                    stdout_truncated=m.stdout_truncated, stderr_truncated=m.stderr_truncated,
-                   started_at=m.started_at, finished_at=m.finished_at)
+                   started_at=m.started_at, finished_at=m.finished_at, egress=_egress(m))
 
 
 @dataclass(frozen=True)
