@@ -37,8 +37,8 @@ std::string degraded_reasons(const HealthReport& report) {
   }
   if (report.history) {
     if (const auto store = report.history->health(); !store.healthy) {
-      reasons.push_back("execution history failing (" + std::to_string(store.failed_writes) +
-                        " records not stored, the audit log has them): " + store.detail);
+      reasons.push_back("execution history failing (" + std::to_string(store.failed_writes) + " records not stored" +
+                        (report.audit ? ", the audit log has them" : "") + "): " + store.detail);
     }
   }
   if (!report.reload_error.empty()) {

@@ -178,7 +178,7 @@ void QueuedStore::drain_before_stop(std::unique_lock<std::mutex>& lock) {
     news.push_back({NoticeLevel::error, "history store: " + records(queue_.size()) +
                                             " still queued at stop and not written (" +
                                             ids(queue_.front().record.execution_id, queue_.back().record.execution_id) +
-                                            "): not in the execution index; the audit log has them"});
+                                            "): not in the execution index (an audit log, if kept, has them)"});
   }
   say(lock, std::move(news));
 }
@@ -210,7 +210,7 @@ Notices QueuedStore::news_locked() {
   if (gap_.count > 0) {
     news.push_back({NoticeLevel::error, "history store: queue full, " + records(gap_.count) + " dropped (" +
                                             ids(gap_.first_id, gap_.last_id) +
-                                            "): not in the execution index; the audit log has them"});
+                                            "): not in the execution index (an audit log, if kept, has them)"});
     gap_ = {};
   }
   return news;

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Faults against real tools-server processes (needs root; exit 77 otherwise):
 
-- kill -9 of the server while native and cwd runs are in flight: every process of theirs dies
+- kill -9 of the server while native, bwrap and cwd runs are in flight: every process of theirs dies
   (the spawn helper and each run's root have PR_SET_PDEATHSIG, a native run is PID 1 of its own
   PID namespace, a cwd run's supervisor is a subreaper), their network and mount namespaces go
   with them, their cgroups are left empty and removed by the next server's start, and the audit
@@ -14,6 +14,9 @@
 - the workspaces' file system full (SANDBOX_DIR on a 2 MiB tmpfs): writes are refused, runs go on;
 - the audit log's file system full: TOOLS_AUDIT_REQUIRED refuses runs (UNAVAILABLE, health
   NOT_SERVING), without it the server serves and says degraded; both recover once there is room;
+- the SQLite history's file system full (TOOLS_STATE_DIR on a small tmpfs): runs are served, the
+  records wait in the write queue, HealthCheck says degraded; once there is room every record
+  reaches the database, in order, and health is back;
 - the server's cgroup at its pids limit: runs fail with INTERNAL naming EAGAIN (or
   RESOURCE_EXHAUSTED when a worker thread is what meets the limit), and work once it is lifted; the pool's idle groups, then its parent groups, removed under it: runs go on
   (the parents are made again).
@@ -335,6 +338,56 @@ def full_audit_disk(binary, cli, work_dir):
                                       f"({verify.stdout.strip()[-300:]} {verify.stderr.strip()[-300:]})")
 
 
+def history_ids(stub):
+    """The execution ids the server's history holds, newest first (every page)."""
+    tools_pb2, _ = tools()
+    ids, token = [], ""
+    while True:
+        page = stub.ListExecutions(tools_pb2.ListExecutionsRequest(page_size=100, page_token=token), timeout=10)
+        ids += [r.execution_id for r in page.executions]
+        token = page.next_page_token
+        if not token:
+            return ids
+
+
+def full_store_disk(binary, work_dir):
+    base = os.path.join(work_dir, "full-store")
+    state = os.path.join(base, "state")
+    os.makedirs(state)
+    os.makedirs(os.path.join(base, "sandbox"))
+    server = harness.Server(binary, base, {"SANDBOX_DIR": os.path.join(base, "sandbox"), "TOOLS_ISOLATION": "cwd",
+                                           "TOOLS_STATE_DIR": state},
+                            wrapper=mounting_tmpfs(state, size="1m"), name="store")
+    channel, stub = stub_for(server)
+    try:
+        check(echo_works(stub), "store: a run works with the SQLite history on a small tmpfs")
+        filler = fill(server, state)
+        answered = []
+        for i in range(64):  # the last pages of the database may still have room for some
+            answer, error = run(stub, "echo", [f"full-{i}"])
+            check(error is None and answer.success, f"store: run {i} is served with the history's disk full "
+                                                    f"({describe(answer, error)})")
+            answered.append(answer.execution_id)
+            if schema_health(stub).status != "healthy":
+                break
+        message = schema_health(stub).message
+        print(f"store: HealthCheck with the disk full: {message[message.find('history'):][:240]!r}", flush=True)
+        check(schema_health(stub).status == "degraded", "store: HealthCheck says degraded while records cannot be written")
+        check(health(channel) == "SERVING", "store: grpc.health.v1 stays SERVING (runs are served)")
+        os.unlink(filler)
+        check(harness.wait_until(lambda: schema_health(stub).status == "healthy", 30, step=0.2),
+              "store: health is back to healthy once there is room")
+        ids = history_ids(stub)
+        missing = [i for i in answered if i not in ids]
+        check(not missing, f"store: every record answered while the disk was full reached the database ({missing[:3]})")
+        order = [ids.index(i) for i in answered]
+        check(order == sorted(order, reverse=True), "store: in the order they were answered")
+    finally:
+        channel.close()
+        code = server.stop()
+    check(code == 0, "store: the server stops with exit code 0")
+
+
 # ---- cgroups ---------------------------------------------------------------------------------
 
 def pids_hierarchy():
@@ -433,9 +486,9 @@ def main():
     with tempfile.TemporaryDirectory(prefix="pagi-faults-") as work_dir:
         os.chmod(work_dir, 0o711)
         harness.generate_stubs(proto_path, os.path.join(work_dir, "gen"))
-        selected = sys.argv[1:] or ["kill9", "sandbox", "disk", "audit", "cgroup"]
+        selected = sys.argv[1:] or ["kill9", "sandbox", "disk", "audit", "store", "cgroup"]
         if "kill9" in selected:
-            for mode in ["native", "cwd"]:
+            for mode in ["native", "bwrap", "cwd"]:
                 kill9_and_restart(binary, cli, work_dir, mode)
         if "sandbox" in selected:
             sandbox_dir_faults(binary, work_dir)
@@ -443,6 +496,8 @@ def main():
             full_workspace_disk(binary, work_dir)
         if "audit" in selected:
             full_audit_disk(binary, cli, work_dir)
+        if "store" in selected:
+            full_store_disk(binary, work_dir)
         if "cgroup" in selected:
             cgroup_faults(binary, work_dir)
     return 0
