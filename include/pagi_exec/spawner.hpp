@@ -115,7 +115,16 @@ class Spawner {
 /// uid pools; every one compiles the seccomp filter. Errc::sandbox_setup when this machine cannot
 /// provide them (not root and no user namespaces, no seccomp, ...), with what is missing. Also
 /// runs plans of the other kinds, with a process spawner of its own.
-[[nodiscard]] Result<std::shared_ptr<const Spawner>> make_native_spawner(const Sandbox& sandbox);
+///
+/// A root server's spawner also runs the egress proxy (SandboxSpec::egress; Errc::invalid_config
+/// for a bad setting): each run of a twin with network = "egress" gets a namespace of its own with
+/// the proxy listening on 127.0.0.1:egress_proxy_port inside it, and every connection attempt is
+/// handed to `egress_recorder` (for the audit log) before that run's spawn() returns; it is called
+/// on the proxy's thread and must not block for long. A server that is not root cannot run the
+/// proxy: its egress runs fail with Errc::sandbox_setup saying so.
+using EgressRecorder = std::function<void(const EgressConnection&)>;
+[[nodiscard]] Result<std::shared_ptr<const Spawner>> make_native_spawner(const Sandbox& sandbox,
+                                                                         EgressRecorder egress_recorder = {});
 
 /// Starts the spawn helper: a small single-threaded child process that clones each execution's
 /// supervisor or native init from then on, so the real spawners never fork this (possibly big,
