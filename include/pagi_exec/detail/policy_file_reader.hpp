@@ -125,32 +125,46 @@ class Reader {
                    "write " + where.substr(where.rfind('.') + 1) + " = true or false, without quotes");
   }
 
-  [[nodiscard]] Result<std::vector<std::string>> names(const toml::node& node, const std::string& where,
-                                                       NameRule rule) const {
+  // An array of strings, each made a T by `read(text)` (or refused with its place), none twice.
+  // `list_example` and `item_example` show how to write the list and one entry.
+  template <class T, class Read>
+  [[nodiscard]] Result<std::vector<T>> string_list(const toml::node& node, const std::string& where,
+                                                   std::string_view list_example, std::string_view item_example,
+                                                   Read read) const {
     const auto* array = node.as_array();
     if (array == nullptr) {
       return fail_at(node.source(), where + " must be an array of strings, not " + std::string(type_name(node.type())),
-                     "write " + where.substr(where.rfind('.') + 1) + " = [\"...\", \"...\"]");
+                     "write " + where.substr(where.rfind('.') + 1) + " = " + std::string(list_example));
     }
-    std::vector<std::string> out;
+    std::vector<T> out;
     for (std::size_t i = 0; i < array->size(); ++i) {
       const toml::node& item = *array->get(i);
       const std::string at = where + "[" + std::to_string(i) + "]";
       const auto* s = item.as_string();
       if (s == nullptr) {
         return fail_at(item.source(), at + " must be a string, not " + std::string(type_name(item.type())),
-                       "quote it: \"name\"");
+                       "quote it: " + std::string(item_example));
       }
-      const std::string& name = s->get();
-      if (const auto why = why_not_name(name, rule); !why.empty()) {
-        return fail_at(item.source(), at + " '" + name + "' " + why, name_fix(rule));
+      auto value = read(item, at, s->get());
+      if (!value) return error_of(std::move(value));
+      if (std::find(out.begin(), out.end(), *value) != out.end()) {
+        return fail_at(item.source(), "'" + s->get() + "' is listed twice in " + where, "list each entry once");
       }
-      if (std::find(out.begin(), out.end(), name) != out.end()) {
-        return fail_at(item.source(), "'" + name + "' is listed twice in " + where, "list each entry once");
-      }
-      out.push_back(name);
+      out.push_back(std::move(*value));
     }
     return out;
+  }
+
+  [[nodiscard]] Result<std::vector<std::string>> names(const toml::node& node, const std::string& where,
+                                                       NameRule rule) const {
+    return string_list<std::string>(
+        node, where, "[\"...\", \"...\"]", "\"name\"",
+        [&](const toml::node& item, const std::string& at, const std::string& name) -> Result<std::string> {
+          if (const auto why = why_not_name(name, rule); !why.empty()) {
+            return fail_at(item.source(), at + " '" + name + "' " + why, name_fix(rule));
+          }
+          return name;
+        });
   }
 
   // network = "none" | "egress" | "host". The boolean of earlier versions is refused with what to
@@ -175,28 +189,13 @@ class Reader {
 
   // allow_domains / deny_domains: host patterns ("pypi.org", "*.pythonhosted.org", "api.x.com:8443").
   [[nodiscard]] Result<std::vector<DomainPattern>> domains(const toml::node& node, const std::string& where) const {
-    const auto* array = node.as_array();
-    if (array == nullptr) {
-      return fail_at(node.source(), where + " must be an array of strings, not " + std::string(type_name(node.type())),
-                     "write " + where.substr(where.rfind('.') + 1) + " = [\"pypi.org\", \"*.pythonhosted.org\"]");
-    }
-    std::vector<DomainPattern> out;
-    for (std::size_t i = 0; i < array->size(); ++i) {
-      const toml::node& item = *array->get(i);
-      const std::string at = where + "[" + std::to_string(i) + "]";
-      const auto* s = item.as_string();
-      if (s == nullptr) {
-        return fail_at(item.source(), at + " must be a string, not " + std::string(type_name(item.type())),
-                       "quote it: \"example.com\"");
-      }
-      auto pattern = parse_domain_pattern(s->get());
-      if (!pattern) return fail_at(item.source(), at + ": " + pattern.error().message(), "see docs/egress.md");
-      if (std::find(out.begin(), out.end(), *pattern) != out.end()) {
-        return fail_at(item.source(), "'" + s->get() + "' is listed twice in " + where, "list each entry once");
-      }
-      out.push_back(std::move(*pattern));
-    }
-    return out;
+    return string_list<DomainPattern>(
+        node, where, "[\"pypi.org\", \"*.pythonhosted.org\"]", "\"example.com\"",
+        [&](const toml::node& item, const std::string& at, const std::string& text) -> Result<DomainPattern> {
+          auto pattern = parse_domain_pattern(text);
+          if (!pattern) return fail_at(item.source(), at + ": " + pattern.error().message(), "see docs/egress.md");
+          return pattern;
+        });
   }
 
   // Program arguments: any strings but NUL, which exec cannot pass.
