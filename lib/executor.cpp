@@ -214,7 +214,10 @@ Result<void> prepare_root(const Sandbox& sandbox) {
 
 Result<Executor> Executor::open(ExecutorParts parts) {
   if (!parts.spawner && parts.sandbox.isolation() == Isolation::native) {
-    auto native = make_native_spawner(parts.sandbox);
+    // The proxy's connection records go to the audit log, each before its run's "finished".
+    EgressRecorder recorder;
+    if (parts.audit) recorder = [audit = parts.audit](const EgressConnection& c) { (void)audit->egress(c); };
+    auto native = make_native_spawner(parts.sandbox, std::move(recorder));
     if (!native) return error_of(native);
     parts.spawner = std::move(*native);
   }

@@ -169,14 +169,15 @@ Notices Host::host_network_notices() const {
   const auto twins = host_network_twins(executor->policy(), isolation);
   Notices notices;
   if (!twins.empty()) notices.push_back({NoticeLevel::warn, "!!! " + host_network_warning(twins, isolation)});
-  if (isolation != Isolation::cwd) {
+  if (isolation == Isolation::bwrap) {
     std::string egress;
     for (const auto& [twin, grants] : executor->policy().spec().twins) {
       if (grants.network == NetworkAccess::egress && !executor->policy().safe_mode()) egress += (egress.empty() ? "" : ",") + twin;
     }
     if (!egress.empty()) {
-      notices.push_back({NoticeLevel::warn, "twins " + egress + " have network = \"egress\", but the egress proxy is "
-                                            "not part of this version yet: their runs have no network at all"});
+      notices.push_back({NoticeLevel::warn, "twins " + egress + " have network = \"egress\", which needs isolation native "
+                                            "(the proxy listens in each run's own network namespace): under bwrap their "
+                                            "runs have no network at all"});
     }
   }
   return notices;

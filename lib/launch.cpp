@@ -71,6 +71,17 @@ std::vector<std::string> bwrap_argv(const Sandbox& sandbox, const Placement& pla
   return args;
 }
 
+// An egress run reaches the proxy on its namespace's loopback: the variables curl, pip, git,
+// npm, Python's requests and urllib read (both spellings: tools disagree on which), and the
+// loopback itself kept direct.
+void add_proxy_env(std::vector<std::string>& env) {
+  const std::string proxy = "http://127.0.0.1:" + std::to_string(egress_proxy_port);
+  for (const char* name : {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"}) {
+    env.push_back(std::string(name) + "=" + proxy);
+  }
+  for (const char* name : {"NO_PROXY", "no_proxy"}) env.push_back(std::string(name) + "=localhost,127.0.0.1,::1");
+}
+
 LaunchPlan plan_for(const Sandbox& sandbox, std::vector<std::string> argv, const Placement& place, const Limits& limits,
                     const Decision& decision) {
   LaunchPlan plan{.cwd = place.execution_dir, .workspace = place.workspace, .isolation = sandbox.isolation(),
@@ -90,6 +101,7 @@ LaunchPlan plan_for(const Sandbox& sandbox, std::vector<std::string> argv, const
       plan.cwd = native_work_dir;
       plan.argv = std::move(argv);
       plan.env = command_env(native_work_dir, "/tmp", native_workspace, place);
+      if (plan.network == NetworkAccess::egress) add_proxy_env(plan.env);
       break;
     case Isolation::bwrap:
       plan.cwd = "/";  // bwrap's own; the command starts in /work (--chdir)

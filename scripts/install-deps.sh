@@ -22,6 +22,7 @@ packages=(
   python3-kubernetes python3-yaml  # the schema check of deploy/kubernetes (its client's models)
   clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer and clang's sanitizer runtimes
   curl iproute2  # the egress test: curl inside sandboxes, a veth pair to its upstream namespace
+  libboost1.81-dev  # the egress proxy: Boost.Asio for its event loop, Boost.Beast to read HTTP
 )
 
 missing=()

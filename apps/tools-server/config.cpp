@@ -399,23 +399,23 @@ const auto settings = std::to_array<Setting>({
      "false)",
      true, [](std::string_view t, ServerConfig& c) { return apply_bool(t, c.host.allow_host_network); }},
     {"--egress-hosts", "TOOLS_EGRESS_HOSTS", "LIST",
-     "native, network = \"egress\" (the proxy is not active yet): names the egress proxy answers itself instead of asking DNS, as "
+     "native, network = \"egress\": names the egress proxy answers itself instead of asking DNS, as "
      "name=address[,name=address...] (a name may repeat for several addresses); for pinned upstreams and tests; "
      "the address checks still apply (default: none, DNS)",
      false, [](std::string_view t, ServerConfig& c) { return apply_egress_hosts(t, c.host.sandbox.egress.hosts); }},
     {"--egress-allow-ranges", "TOOLS_EGRESS_ALLOW_RANGES", "LIST",
-     "native, network = \"egress\" (the proxy is not active yet): CIDR ranges the proxy may connect to although they are loopback, private, "
+     "native, network = \"egress\": CIDR ranges the proxy may connect to although they are loopback, private, "
      "link-local, multicast or this host's own, e.g. 10.20.0.0/16 for an internal mirror (default: none)",
      false, [](std::string_view t, ServerConfig& c) { return apply_egress_ranges(t, c.host.sandbox.egress.allowed_ranges); }},
     {"--egress-max-connections", "TOOLS_EGRESS_MAX_CONNECTIONS", "N",
-     "native, network = \"egress\" (the proxy is not active yet): connections one run may have open through the proxy at once; one more is "
+     "native, network = \"egress\": connections one run may have open through the proxy at once; one more is "
      "refused with 403 (default 32)",
      false,
      [](std::string_view t, ServerConfig& c) {
        return apply_uint(t, 1, 65535, "a connection count", c.host.sandbox.egress.max_connections_per_run);
      }},
     {"--egress-bandwidth", "TOOLS_EGRESS_BANDWIDTH", "BYTES_PER_S",
-     "native, network = \"egress\" (the proxy is not active yet): bytes per second one run may move through the proxy, both directions "
+     "native, network = \"egress\": bytes per second one run may move through the proxy, both directions "
      "together; 0 = unlimited (default 0)",
      false,
      [](std::string_view t, ServerConfig& c) {

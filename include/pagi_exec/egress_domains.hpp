@@ -22,7 +22,7 @@ inline constexpr std::uint16_t egress_default_ports[] = {80, 443};
 /// One entry of allow_domains or deny_domains: "pypi.org", "*.pythonhosted.org",
 /// "api.example.com:8443". A name matches itself only; "*.suffix" matches every name below the
 /// suffix (not the suffix itself); an IP literal ("192.0.2.7") matches that literal only. Without a
-/// port the pattern covers ports 80 and 443.
+/// port an allow pattern covers ports 80 and 443, a deny pattern every port.
 struct DomainPattern {
   std::string name{};                ///< lower case, no trailing dot; the suffix for a wildcard
   bool wildcard = false;             ///< "*." + name
@@ -113,11 +113,18 @@ inline bool valid_host_name(std::string_view name) noexcept {
   return out;
 }
 
+/// Which ports a pattern without ":port" covers: in allow_domains the web's (80 and 443); in
+/// deny_domains every port, since denying a name means denying the name.
+enum class UnsetPort : std::uint8_t { web_ports, any_port };
+
 /// Whether `pattern` covers `host` (already normalized) on `port`.
-[[nodiscard]] inline bool matches(const DomainPattern& pattern, std::string_view host, std::uint16_t port) noexcept {
+[[nodiscard]] inline bool matches(const DomainPattern& pattern, std::string_view host, std::uint16_t port,
+                                  UnsetPort unset = UnsetPort::web_ports) noexcept {
   const bool port_ok = pattern.port ? *pattern.port == port
-                                    : std::find(std::begin(egress_default_ports), std::end(egress_default_ports),
-                                                port) != std::end(egress_default_ports);
+                       : unset == UnsetPort::any_port
+                           ? true
+                           : std::find(std::begin(egress_default_ports), std::end(egress_default_ports), port) !=
+                                 std::end(egress_default_ports);
   if (!port_ok) return false;
   if (!pattern.wildcard) return host == pattern.name;
   return host.size() > pattern.name.size() + 1 && host.ends_with(pattern.name) &&
@@ -126,9 +133,10 @@ inline bool valid_host_name(std::string_view name) noexcept {
 
 /// The first pattern of `patterns` that covers `host` on `port`, if any.
 [[nodiscard]] inline const DomainPattern* first_match(const std::vector<DomainPattern>& patterns, std::string_view host,
-                                                      std::uint16_t port) noexcept {
+                                                      std::uint16_t port,
+                                                      UnsetPort unset = UnsetPort::web_ports) noexcept {
   const auto it = std::find_if(patterns.begin(), patterns.end(),
-                               [&](const DomainPattern& p) { return matches(p, host, port); });
+                               [&](const DomainPattern& p) { return matches(p, host, port, unset); });
   return it == patterns.end() ? nullptr : &*it;
 }
 

@@ -55,9 +55,8 @@ class Host {
   /// last reload's failure.
   [[nodiscard]] HealthReport health() const;
 
-  /// The warning naming every twin whose executions share the host's network, and outside cwd the
-  /// one naming egress twins (which have no network until the egress proxy lands); none when
-  /// neither applies.
+  /// The warning naming every twin whose executions share the host's network, and under bwrap the
+  /// one naming egress twins (which then have no network); none when neither applies.
   [[nodiscard]] Notices host_network_notices() const;
 
   /// Reload (SIGHUP): loads the policy file again and swaps it in (running executions keep the

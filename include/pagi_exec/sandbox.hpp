@@ -32,11 +32,11 @@ enum class Isolation : std::uint8_t {
 }
 
 /// What a run granted `granted` reaches under `isolation`: cwd shares the host's network whatever
-/// the policy says. The egress proxy is not part of this version yet (issue 15): an egress run
-/// gets its own loopback only, like none, in native and bwrap.
+/// the policy says; bwrap cannot host the egress proxy, so egress has no network there; native
+/// gives each run what it was granted.
 [[nodiscard]] constexpr NetworkAccess effective_network(NetworkAccess granted, Isolation isolation) noexcept {
   if (isolation == Isolation::cwd) return NetworkAccess::host;
-  if (granted == NetworkAccess::egress) return NetworkAccess::none;
+  if (isolation == Isolation::bwrap && granted == NetworkAccess::egress) return NetworkAccess::none;
   return granted;
 }
 

@@ -37,14 +37,15 @@ struct LaunchPlan {
   std::filesystem::path workspace;  ///< host path of the twin's workspace
   Isolation isolation = Isolation::cwd;
   Limits limits;                  ///< limits.timeout already capped by the caller's deadline
-  /// What the run may reach (the policy's decision). native and bwrap: none and egress get a
-  /// namespace of their own with loopback only (the egress proxy is not part of this version
-  /// yet); host stays in the server's. cwd: the server's network whatever this says.
+  /// What the run may reach (the policy's decision). native: none and egress get a namespace of
+  /// their own, egress with the proxy listening in it; host stays in the server's. bwrap: only
+  /// host shares the server's network (egress needs native; under bwrap it has none). cwd: the
+  /// server's network whatever this says.
   NetworkAccess network = NetworkAccess::none;
-  std::vector<DomainPattern> allow_domains{};  ///< egress: what the proxy is to let through
+  std::vector<DomainPattern> allow_domains{};  ///< egress: what the proxy lets through
   std::vector<DomainPattern> deny_domains{};   ///< egress: refused although allowed (deny wins)
-  std::string twin_id{};       ///< whom the run acts for
-  std::string execution_id{};  ///< which execution
+  std::string twin_id{};       ///< whom the run acts for (the proxy's audit records)
+  std::string execution_id{};  ///< which execution (the proxy's audit records)
   /// cwd, bwrap: the uid/gid argv[0] is exec'd as (with no supplementary groups and
   /// no_new_privs); nullopt keeps the server's own (not root, or run_as_root).
   std::optional<Credentials> run_as;
@@ -114,7 +115,16 @@ class Spawner {
 /// uid pools; every one compiles the seccomp filter. Errc::sandbox_setup when this machine cannot
 /// provide them (not root and no user namespaces, no seccomp, ...), with what is missing. Also
 /// runs plans of the other kinds, with a process spawner of its own.
-[[nodiscard]] Result<std::shared_ptr<const Spawner>> make_native_spawner(const Sandbox& sandbox);
+///
+/// A root server's spawner also runs the egress proxy (SandboxSpec::egress; Errc::invalid_config
+/// for a bad setting): each run of a twin with network = "egress" gets a namespace of its own with
+/// the proxy listening on 127.0.0.1:egress_proxy_port inside it, and every connection attempt is
+/// handed to `egress_recorder` (for the audit log) before that run's spawn() returns; it is called
+/// on the proxy's thread and must not block for long. A server that is not root cannot run the
+/// proxy: its egress runs fail with Errc::sandbox_setup saying so.
+using EgressRecorder = std::function<void(const EgressConnection&)>;
+[[nodiscard]] Result<std::shared_ptr<const Spawner>> make_native_spawner(const Sandbox& sandbox,
+                                                                         EgressRecorder egress_recorder = {});
 
 /// Starts the spawn helper: a small single-threaded child process that clones each execution's
 /// supervisor or native init from then on, so the real spawners never fork this (possibly big,

@@ -40,23 +40,25 @@ using EgressSummary = pagi_exec::EgressSummary;
 /// returns. Must not block for long (it writes an audit record and counts metrics).
 using ConnectionSink = std::function<void(const ConnectionRecord&)>;
 
+struct RunState;  // one run's listener, connections and totals (proxy.cpp)
+
 class Proxy {
  public:
   class Session;
 
   /// Starts the proxy's thread. Errc::invalid_config for a bad range or host address.
+  struct Impl;
   [[nodiscard]] static Result<std::unique_ptr<Proxy>> make(ProxySettings settings, ConnectionSink sink);
   ~Proxy();  ///< ends every session's connections and joins the thread
   Proxy(const Proxy&) = delete;
   Proxy& operator=(const Proxy&) = delete;
 
   /// Serves `listener` (a bound, listening TCP socket) for one run until the Session ends.
-  [[nodiscard]] Result<Session> serve(unique_fd listener, EgressRules rules, std::string twin, std::string execution_id);
+  [[nodiscard]] Result<Session> serve(sys::unique_fd listener, EgressRules rules, std::string twin, std::string execution_id);
 
  private:
-  struct Impl;
-  explicit Proxy(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit Proxy(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;  // shared with every RunState: a Session may end after the Proxy
 };
 
 /// One run's share of the proxy. Move-only; the destructor calls finish().
@@ -71,9 +73,8 @@ class Proxy::Session {
 
  private:
   friend class Proxy;
-  struct State;
-  explicit Session(std::shared_ptr<State> state);
-  std::shared_ptr<State> state_;
+  explicit Session(std::shared_ptr<RunState> state);
+  std::shared_ptr<RunState> state_;
 };
 
 }  // namespace pagi_exec::egress

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "egress/proxy.hpp"
 #include "pagi_exec/spawner.hpp"
 #include "sys/cgroup.hpp"
 #include "sys/id_pool.hpp"
@@ -32,6 +33,7 @@ struct Privileged {
   std::shared_ptr<CgroupPool> cgroups;   // null: no usable cgroups, memory capped by RLIMIT_AS
   std::shared_ptr<IdPool> ids;           // null: every run is sandbox_uid/sandbox_gid
   std::uint32_t workspace_gid = 0;       // the group that may read twins' folders (the pool's first id)
+  std::unique_ptr<egress::Proxy> proxy;  // serves the runs of egress twins, one listener each
 };
 
 class NativeSpawner final : public Spawner {
@@ -57,6 +59,12 @@ class NativeSpawner final : public Spawner {
     auto result = run_process_tree(plan, {.native = &args, .cgroup = cgroup, .native_plan = sealed_plan_.get()},
                                    cleanup_, std::move(stop), sink);
     if (cgroup != nullptr) add_cgroup_usage(result, held_.cgroups->read_usage(*cgroup));
+    // Every process of the run is gone: its connections close, and their records are written,
+    // before the answer (and before the namespace can go to the twin's next run).
+    if (run->egress) {
+      const auto egress = run->egress->finish();
+      if (result) result->egress = egress;
+    }
     give_back_after_reap(std::move(run->cgroup), std::move(run->id), plan.workspace.string(), std::move(run->netns));
     return result;
   }
@@ -75,6 +83,7 @@ class NativeSpawner final : public Spawner {
     IdLease id;                      // a uid of its own: per-uid kernel limits are then this run's alone
     std::optional<CgroupLease> cgroup;
     std::string work_options;        // /work's tmpfs options, owned by the run's uid
+    std::optional<egress::Proxy::Session> egress;  // network = egress: the proxy's listener in `netns`
   };
 
   Result<PerRun> acquire_for_run(const LaunchPlan& plan) const {
@@ -88,6 +97,11 @@ class NativeSpawner final : public Spawner {
     }
     // Discarded after this run, unless the run is granted the host's network.
     if (plan.network != NetworkAccess::host && held_.netns) run.netns = held_.netns->take(plan.workspace.string());
+    if (plan.network == NetworkAccess::egress) {
+      auto served = serve_egress(plan, run.netns);
+      if (!served) return error_of(served);
+      run.egress.emplace(std::move(*served));
+    }
     if (held_.ids) {
       auto lent = held_.ids->acquire();
       if (!lent) return error_of(lent);
@@ -101,6 +115,25 @@ class NativeSpawner final : public Spawner {
     }
     run.work_options = work_options_for(root_, uid_of(run), gid_of(run));
     return run;
+  }
+
+  // The run's way out: a namespace in hand (the pool's, or one made now: a run that made its own
+  // at clone time would have nowhere for the proxy to listen), the proxy listening inside it.
+  Result<egress::Proxy::Session> serve_egress(const LaunchPlan& plan, unique_fd& netns) const {
+    if (!held_.proxy) {
+      return fail(Errc::sandbox_setup, "network = \"egress\" needs the server to run as root: the egress proxy "
+                                       "listens inside each run's network namespace, which a server in a user "
+                                       "namespace cannot enter; run it as root, or give the twin network = \"none\"");
+    }
+    if (!netns) {
+      auto made = make_netns_now();
+      if (!made) return error_of(made);
+      netns = std::move(*made);
+    }
+    auto listener = listen_in_netns(netns.get(), egress_proxy_port);
+    if (!listener) return error_of(listener);
+    return held_.proxy->serve(std::move(*listener), {.allow = plan.allow_domains, .deny = plan.deny_domains},
+                              plan.twin_id, plan.execution_id);
   }
 
   [[nodiscard]] std::uint32_t uid_of(const PerRun& run) const noexcept { return run.id ? run.id.id() : uid_; }
@@ -153,8 +186,13 @@ class NativeSpawner final : public Spawner {
   mutable Janitor cleanup_;  // last member: drained and joined before the pools go
 };
 
-Result<Privileged> make_privileged(const SandboxSpec& spec, const RootPlan& root) {
+Result<Privileged> make_privileged(const SandboxSpec& spec, const RootPlan& root, EgressRecorder egress_recorder) {
   Privileged held;
+  auto proxy = egress::Proxy::make(spec.egress, [recorder = std::move(egress_recorder)](const EgressConnection& c) {
+    if (recorder) recorder(c);
+  });
+  if (!proxy) return error_of(proxy);
+  held.proxy = std::move(*proxy);
   auto made = make_template_namespace(root).and_then([&](unique_fd template_ns) {
     held.template_ns = std::move(template_ns);
     return NetnsPool::make(spare_network_namespaces);
@@ -178,7 +216,7 @@ Result<Privileged> make_privileged(const SandboxSpec& spec, const RootPlan& root
 
 namespace pagi_exec {
 
-Result<std::shared_ptr<const Spawner>> make_native_spawner(const Sandbox& sandbox) {
+Result<std::shared_ptr<const Spawner>> make_native_spawner(const Sandbox& sandbox, EgressRecorder egress_recorder) {
   const auto& spec = sandbox.spec();
   // Root sets up namespaces directly; anyone else needs a user namespace, and then gets a
   // network namespace of its own per execution (joining ours would need our privileges). A
@@ -188,7 +226,7 @@ Result<std::shared_ptr<const Spawner>> make_native_spawner(const Sandbox& sandbo
                              spec.limits.tmpfs_bytes, spec.sandbox_uid, spec.sandbox_gid,
                              user_namespace ? IdRange{} : spec.native_ids);
   if (!root) return error_of(root);
-  auto held = user_namespace ? Result<sys::Privileged>() : sys::make_privileged(spec, *root);
+  auto held = user_namespace ? Result<sys::Privileged>() : sys::make_privileged(spec, *root, std::move(egress_recorder));
   if (!held) return error_of(held);
   auto seccomp = sys::SeccompProgram::make_default();
   if (!seccomp) return error_of(seccomp);

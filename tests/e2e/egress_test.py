@@ -143,7 +143,8 @@ def curl(stub, *args, twin=TWIN):
     """(http status code as curl reports it, body, response)."""
     response = run(stub, "curl", ["-s", "-k", "--max-time", "20", "-w", "\n%{http_code}", *args], twin=twin)
     lines = list(response.stdout_logs)
-    return (lines[-1] if lines else ""), "\n".join(lines[:-1]), response
+    # -w puts the code on a line of its own, after the body's own last newline.
+    return (lines[-1] if lines else ""), "\n".join(lines[:-1]).rstrip("\n"), response
 
 
 def egress_records(audit_path):

@@ -78,7 +78,7 @@ TEST_SUITE("policy file") {
     CHECK(slow.response.success());
   }
 
-  TEST_CASE("CheckPolicy says what a run would reach on the network under the server's isolation (egress: none until the proxy lands)") {
+  TEST_CASE("CheckPolicy says what a run would reach on the network under the server's isolation") {
     e2e::TempDir dir;
     const auto file = dir.path() / "policy.toml";
     write(file, R"(
@@ -93,7 +93,7 @@ allow = ["curl"]
     struct Row {
       std::string isolation, fetch_mode, closed_mode;
     };
-    for (const Row& row : {Row{"native", "none", "none"}, Row{"bwrap", "none", "none"}, Row{"cwd", "host", "host"}}) {
+    for (const Row& row : {Row{"native", "egress", "none"}, Row{"bwrap", "none", "none"}, Row{"cwd", "host", "host"}}) {
       CAPTURE(row.isolation);
       Server server({.env = {{"TOOLS_POLICY_FILE", file.string()}, {"TOOLS_ISOLATION", row.isolation},
                              {"TOOLS_REQUIRE_ISOLATION", "true"}}});
@@ -101,7 +101,14 @@ allow = ["curl"]
       CHECK(fetch.allowed());
       CHECK(fetch.network_mode() == row.fetch_mode);
       CHECK(fetch.network() == (row.fetch_mode != "none"));
-      CHECK(fetch.allow_domains().empty());  // reported once the egress proxy runs them (issue 15)
+      if (row.fetch_mode == "egress") {
+        CHECK(std::vector<std::string>(fetch.allow_domains().begin(), fetch.allow_domains().end()) ==
+              std::vector<std::string>{"pypi.org", "*.pythonhosted.org:443"});
+        CHECK(std::vector<std::string>(fetch.deny_domains().begin(), fetch.deny_domains().end()) ==
+              std::vector<std::string>{"bad.pythonhosted.org"});
+      } else {
+        CHECK(fetch.allow_domains().empty());
+      }
       CHECK(check(server, "twin-closed", "curl").network_mode() == row.closed_mode);
       const auto refused = check(server, "twin-closed", "wget");
       CHECK_FALSE(refused.allowed());

@@ -210,7 +210,7 @@ TEST_SUITE("startup") {
     CHECK(err.find("network = \"egress\" with allow_domains") != std::string::npos);
   }
 
-  TEST_CASE("egress twins are named at start-up while the egress proxy is not built: they have no network") {
+  TEST_CASE("egress twins under bwrap are named at start-up: they have no network there") {
     e2e::TempDir dir;
     const auto policy = dir.path() / "policy.toml";
     std::ofstream(policy) << "[twins.twin-fetch]\nallow = [\"*\"]\nnetwork = \"egress\"\nallow_domains = [\"pypi.org\"]\n";
@@ -219,8 +219,8 @@ TEST_SUITE("startup") {
       test_support::skip_case("bwrap does not work here");
       return;
     }
-    CHECK(server.process().stderr_text().find("twins twin-fetch have network = \"egress\", but the egress proxy is not "
-                                              "part of this version yet") != std::string::npos);
+    CHECK(server.process().stderr_text().find("twins twin-fetch have network = \"egress\", which needs isolation native") !=
+          std::string::npos);
   }
 
   TEST_CASE("audit write failures are logged, and repeats are held back") {
