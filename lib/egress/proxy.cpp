@@ -16,6 +16,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <condition_variable>
+#include <deque>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -38,6 +39,7 @@ constexpr std::size_t relay_chunk = 16 * 1024;         // per direction and conn
 constexpr std::chrono::seconds head_timeout{10};       // a client that sends no head in time is closed
 constexpr std::chrono::seconds answer_timeout{5};      // a client that does not read our answer in time
 constexpr std::chrono::milliseconds bandwidth_burst{50};  // bytes a run may send ahead of its rate
+constexpr std::size_t max_unrecorded = 4096;  // records waiting for the sink; past it no run accepts
 
 }  // namespace
 
@@ -58,6 +60,29 @@ struct Proxy::Impl {
 
   std::mutex mutex;  // guards `stopped` against serve() and finish() on other threads
   bool stopped = false;
+
+  // Records go to the sink on a thread of their own, so that a slow sink (the audit log's fsync)
+  // never stalls the relays of every run. Each queued record keeps its run's finish() waiting.
+  void record(std::shared_ptr<RunState> run, ConnectionRecord record);
+  [[nodiscard]] std::size_t unrecorded() {
+    std::lock_guard lock(queue_mutex);
+    return queue.size();
+  }
+  void stop_recording() {
+    {
+      std::lock_guard lock(queue_mutex);
+      queue_closing = true;
+    }
+    queue_changed.notify_all();
+    if (recorder.joinable()) recorder.join();
+  }
+  void deliver_records();
+
+  std::mutex queue_mutex;
+  std::condition_variable queue_changed;
+  std::deque<std::pair<std::shared_ptr<RunState>, ConnectionRecord>> queue;
+  bool queue_closing = false;
+  std::thread recorder;
 };
 
 /// One client connection: everything that must be closed or cancelled when it ends.
@@ -152,7 +177,7 @@ struct RunState {
 
   std::mutex mutex;  // guards what finish() reads on the spawner's thread
   std::condition_variable all_done;
-  std::size_t live = 0;  // the accept loop and each connection's coroutine
+  std::size_t live = 0;  // the accept loop, each connection's coroutine, and each record not yet delivered
   EgressSummary summary{};
   bool finished = false;
 };
@@ -414,15 +439,16 @@ asio::awaitable<void> serve_connection(std::shared_ptr<RunState> run, std::share
   if (record.rule.empty()) record.rule = "egress.bad_request";
   record.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
   run->ended(record);
-  try {
-    if (proxy.sink) proxy.sink(record);
-  } catch (...) {
-    // The sink's failure is the sink's to report; the proxy serves on.
-  }
+  proxy.record(run, std::move(record));
 }
 
 asio::awaitable<void> accept_loop(std::shared_ptr<RunState> run) {
   for (;;) {
+    // A sink that falls behind holds new connections in the kernel's backlog, not in memory.
+    while (run->proxy->unrecorded() > max_unrecorded && !run->closing) {
+      asio::steady_timer pause(run->proxy->io, std::chrono::milliseconds(10));
+      (void)co_await pause.async_wait(nothrow);
+    }
     auto [error, socket] = co_await run->acceptor.async_accept(nothrow);
     if (run->closing) break;
     if (error) {
@@ -445,6 +471,37 @@ asio::awaitable<void> accept_loop(std::shared_ptr<RunState> run) {
 
 }  // namespace
 
+void Proxy::Impl::record(std::shared_ptr<RunState> run, ConnectionRecord record) {
+  {
+    std::lock_guard lock(run->mutex);
+    ++run->live;
+  }
+  {
+    std::lock_guard lock(queue_mutex);
+    queue.emplace_back(std::move(run), std::move(record));
+  }
+  queue_changed.notify_one();
+}
+
+void Proxy::Impl::deliver_records() {
+  std::unique_lock lock(queue_mutex);
+  for (;;) {
+    queue_changed.wait(lock, [&] { return !queue.empty() || queue_closing; });
+    if (queue.empty()) return;  // closing, and everything delivered
+    auto [run, record] = std::move(queue.front());
+    queue.pop_front();
+    lock.unlock();
+    try {
+      if (sink) sink(record);
+    } catch (...) {
+      // The sink's failure is the sink's to report; the proxy serves on.
+    }
+    run->coroutine_done();
+    run.reset();
+    lock.lock();
+  }
+}
+
 Proxy::Proxy(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Result<std::unique_ptr<Proxy>> Proxy::make(ProxySettings settings, ConnectionSink sink) {
@@ -458,6 +515,7 @@ Result<std::unique_ptr<Proxy>> Proxy::make(ProxySettings settings, ConnectionSin
     }
   }
   auto impl = std::make_shared<Impl>(std::move(settings), std::move(sink), std::move(*addresses));
+  impl->recorder = std::thread([raw = impl.get()] { raw->deliver_records(); });
   impl->thread = std::thread([io = &impl->io] {
     for (;;) {
       try {
@@ -482,7 +540,8 @@ Proxy::~Proxy() {
     }
   });
   impl_->work.reset();
-  impl_->thread.join();  // returns once every coroutine has ended
+  impl_->thread.join();     // returns once every coroutine has ended
+  impl_->stop_recording();  // after delivering every record
 }
 
 Result<Proxy::Session> Proxy::serve(sys::unique_fd listener, EgressRules rules, std::string twin, std::string execution_id) {

@@ -12,8 +12,9 @@ port, in native and in bwrap isolation:
 - network = "host" (allowed here with TOOLS_ALLOW_HOST_NETWORK) reaches the TCP ones: the
   positive control, proving that each probe can tell "reached" from "failed".
 
-A reached UDP echo counts only when the answer came back, so a packet sent into a namespace's own
-loopback is not mistaken for an escape. Needs root (exit 77 otherwise).
+A UDP probe counts as reached only when the listener's own answer ("pong") came back, so a packet
+that stays in a namespace's own loopback (even one delivered to the probe itself) is not mistaken
+for an escape. Needs root (exit 77 otherwise).
 """
 import os
 import socket
@@ -61,8 +62,10 @@ def udp(host, port):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.settimeout(2)
             s.sendto(b"ping", (host, int(port)))
-            if s.recvfrom(16)[0] != b"ping":
-                raise OSError(0, "no echo")
+            # The listener answers "pong": a "ping" back is the probe's own packet (the kernel
+            # can pick the listener's port number as the probe's own in a fresh namespace).
+            if s.recvfrom(16)[0] != b"pong":
+                raise OSError(0, "no answer from the listener")
     return go
 def unix(path):
     def go():
@@ -135,7 +138,8 @@ class Listeners:
     def _echo_udp(self):
         while True:
             data, peer = self.udp.recvfrom(16)
-            self.udp.sendto(data, peer)
+            if data == b"ping":
+                self.udp.sendto(b"pong", peer)
 
     def _accept(self, sock):
         while True:
