@@ -13,6 +13,7 @@
 // sits inside the run's namespace, which changes nothing on the data path.
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -171,6 +172,37 @@ double download(std::uint16_t port, std::optional<std::uint16_t> source_port, st
   return static_cast<double>(bytes) / static_cast<double>(mib) / seconds;
 }
 
+// This process's resident memory, in KiB (the proxy runs in it).
+long rss_kib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with("VmRSS:")) return std::atol(line.c_str() + 6);
+  }
+  return -1;
+}
+
+// Opens `count` connections that each send half a head and wait, as a flood would; returns the
+// growth of resident memory (KiB) once the proxy has taken them all in.
+long flood(std::uint16_t proxy_port, int count) {
+  rlimit files{};
+  getrlimit(RLIMIT_NOFILE, &files);
+  files.rlim_cur = files.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &files);
+  const long before = rss_kib();
+  std::vector<unique_fd> open;
+  for (int i = 0; i < count; ++i) {
+    open.push_back(dial(proxy_port));
+    send_all(open.back().get(), "CONNECT source.test:", 20);
+  }
+  // A last full request proves the proxy has read the ones before it (one thread, in order).
+  const auto last = dial(proxy_port);
+  send_all(last.get(), "GET / HTTP/1.1\r\n\r\n", 18);
+  char c = 0;
+  (void)recv(last.get(), &c, 1, 0);
+  return rss_kib() - before;
+}
+
 double percentile(std::vector<double> values, double p) {
   std::sort(values.begin(), values.end());
   return values[static_cast<std::size_t>(p * static_cast<double>(values.size() - 1))];
@@ -184,6 +216,7 @@ int main(int argc, char** argv) {
   int rounds = 500;
   std::size_t download_mib = 100;
   int download_rounds = 3;
+  int flood_connections = 2000;
   std::string json_path;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -193,13 +226,16 @@ int main(int argc, char** argv) {
       download_mib = static_cast<std::size_t>(std::max(1, std::atoi(argv[++i])));
     } else if (arg == "--downloads" && i + 1 < argc) {
       download_rounds = std::max(1, std::atoi(argv[++i]));
+    } else if (arg == "--flood" && i + 1 < argc) {
+      flood_connections = std::max(1, std::atoi(argv[++i]));
     } else if (arg == "--json" && i + 1 < argc) {
       json_path = argv[++i];
     } else {
-      std::printf("usage: egress_bench [--rounds N] [--mib M] [--downloads K] [--json FILE]\n"
+      std::printf("usage: egress_bench [--rounds N] [--mib M] [--downloads K] [--flood F] [--json FILE]\n"
                   "  the added latency of one connection through the egress proxy (N rounds, default 500)\n"
                   "  and the throughput of an M MiB download through it (default 100, K times, default 3),\n"
-                  "  each against the same done directly on loopback\n");
+                  "  each against the same done directly on loopback; then the memory F idle connections\n"
+                  "  (default 2000) add to the process the proxy runs in\n");
       return arg == "--help" || arg == "-h" ? 0 : 2;
     }
   }
@@ -232,6 +268,7 @@ int main(int argc, char** argv) {
     direct_mibs.push_back(download(source.port, std::nullopt, download_mib * mib));
     proxied_mibs.push_back(download(proxy_port, source.port, download_mib * mib));
   }
+  const long flood_kib = flood(proxy_port, flood_connections);
   const auto totals = session->finish();
 
   const double direct_p50 = percentile(direct_us, 0.5), proxied_p50 = percentile(proxied_us, 0.5);
@@ -242,8 +279,11 @@ int main(int argc, char** argv) {
   std::printf("download of %zu MiB, median of %d:\n", download_mib, download_rounds);
   std::printf("  direct   %8.0f MiB/s\n", median(direct_mibs));
   std::printf("  proxied  %8.0f MiB/s  (%.2fx)\n", median(proxied_mibs), median(proxied_mibs) / median(direct_mibs));
-  std::printf("the proxy recorded %u connections, %llu bytes down\n", totals.allowed,
-              static_cast<unsigned long long>(totals.bytes_down));
+  std::printf("%d idle connections at once: resident memory grew by %.1f MiB (the proxy holds at most %zu)\n",
+              flood_connections, static_cast<double>(flood_kib) / 1024.0,
+              pagi_exec::EgressSettings{}.max_connections_total);
+  std::printf("the proxy recorded %u connections allowed, %u refused, %llu bytes down\n", totals.allowed,
+              totals.refused, static_cast<unsigned long long>(totals.bytes_down));
 
   if (!json_path.empty()) {
     const nlohmann::json report = {
@@ -256,6 +296,8 @@ int main(int argc, char** argv) {
         {"download_direct_mib_s", median(direct_mibs)},
         {"download_proxied_mib_s", median(proxied_mibs)},
         {"connections_recorded", totals.allowed},
+        {"flood_connections", flood_connections},
+        {"flood_rss_growth_kib", flood_kib},
     };
     std::ofstream(json_path) << report.dump(2) << "\n";
   }

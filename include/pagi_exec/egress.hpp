@@ -29,7 +29,7 @@ struct EgressSettings {
   std::vector<std::string> allowed_ranges{};
   std::size_t max_connections_per_run = 32;    ///< open at once; one more is refused (TOOLS_EGRESS_MAX_CONNECTIONS)
   std::uint64_t bytes_per_second_per_run = 0;  ///< both directions together; 0: unlimited (TOOLS_EGRESS_BANDWIDTH)
-  std::size_t max_connections_total = 1024;    ///< across all runs: bounds the proxy's memory
+  std::size_t max_connections_total = 512;     ///< across all runs: bounds the proxy's memory (about 72 MiB)
   std::chrono::milliseconds connect_timeout{10'000};
   bool operator==(const EgressSettings&) const = default;
 };
