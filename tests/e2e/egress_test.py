@@ -172,16 +172,29 @@ def main():
             server = harness.Server(binary, work, {
                 "SANDBOX_DIR": os.path.join(work, "sandbox"), "TOOLS_ISOLATION": "native",
                 "TOOLS_REQUIRE_ISOLATION": "true", "TOOLS_POLICY_FILE": policy, "TOOLS_AUDIT_LOG": audit,
-                "TOOLS_AUDIT_SYNC": "every", "TOOLS_EGRESS_HOSTS": hosts})
+                "TOOLS_AUDIT_SYNC": "every", "TOOLS_EGRESS_HOSTS": hosts, "TOOLS_METRICS_ADDR": "127.0.0.1:0"})
+            metrics_line = server.proc.stdout.readline().decode().strip()
+            check(metrics_line.startswith("metrics on http://"), f"the metrics listener is up: {metrics_line!r}")
+            metrics_url = metrics_line[len("metrics on "):]
             channel = grpc.insecure_channel(server.address)
             grpc.channel_ready_future(channel).result(timeout=30)
             stub = tools()[1].ToolExecutorServiceStub(channel)
+            tools_pb2 = tools()[0]
+
+            # CheckPolicy says what a run of the twin would reach.
+            decision = stub.CheckPolicy(tools_pb2.ExecutionRequest(command="curl", twin_id=TWIN), timeout=30)
+            check(decision.network_mode == "egress" and "*.wild.test" in decision.allow_domains
+                  and list(decision.deny_domains) == ["blocked.wild.test"],
+                  f"CheckPolicy names the mode and the domains: {decision.network_mode} {list(decision.allow_domains)}")
 
             # Allowed: the proxy is the way out, and ordinary tools find it by themselves.
             code, body, response = curl(stub, "http://allowed.test/page")
             check(code == "200" and body == PAGE.strip(), f"plain HTTP to an allowed name works through the proxy: {code} {body!r}")
             check(response.egress.connections_allowed == 1 and response.egress.bytes_down > len(PAGE),
                   f"the response's egress summary counts it: {response.egress}")
+            record = stub.GetExecution(tools_pb2.GetExecutionRequest(execution_id=response.execution_id), timeout=30)
+            check(record.egress.connections_allowed == 1 and record.egress.bytes_down == response.egress.bytes_down,
+                  f"the execution's history record carries the same summary: {record.egress}")
             code, body, _ = curl(stub, "-D", "-", "-H", "Proxy-Authorization: Basic c2VjcmV0", "http://allowed.test/p?q=1")
             check("X-Seen-Path: /p?q=1" in body and "X-Seen-Proxy-Auth: none" in body,
                   "a forwarded request reaches the upstream in origin form, without Proxy-* headers")
@@ -245,6 +258,18 @@ def main():
             rebind = next(r for r in records if r["host"] == "rebind.test")
             check(rebind["address"] == "127.0.0.1" and rebind["rule"].startswith("egress.blocked_address"),
                   f"the rebinding refusal records the address it refused: {rebind}")
+            # The metrics count every attempt, by result.
+            import urllib.request
+            with urllib.request.urlopen(metrics_url, timeout=10) as answer:
+                text = answer.read().decode()
+            counts = {}
+            for line in text.splitlines():
+                if line.startswith("pagi_exec_egress_connections_total{"):
+                    counts[line.split('"')[1]] = float(line.rsplit(" ", 1)[1])
+            allowed = sum(1 for r in records if r["allowed"])
+            check(counts.get("allowed") == allowed and counts.get("refused") == len(records) - allowed,
+                  f"pagi_exec_egress_connections_total counts the audit's {allowed} allowed and "
+                  f"{len(records) - allowed} refused: {counts}")
             verified = subprocess.run([cli, "audit", "verify", audit], capture_output=True, text=True)
             check(verified.returncode == 0, f"the audit chain with egress records verifies: {verified.stdout}{verified.stderr}")
         finally:
