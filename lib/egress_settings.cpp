@@ -44,7 +44,7 @@ Result<void> check_egress_range(std::string_view cidr) {
     return fail(Errc::invalid_config, "range " + quoted + ": the prefix length must be 0-" + std::to_string(size * 8));
   }
   for (std::size_t bit = prefix; bit < size * 8; ++bit) {
-    if ((bytes[bit / 8] >> (7 - bit % 8)) & 1U) {
+    if ((static_cast<unsigned>(bytes[bit / 8]) >> (7 - bit % 8)) & 1U) {
       return fail(Errc::invalid_config, "range " + quoted + " has address bits set past its /" + std::to_string(prefix) +
                                             " prefix: write the range's first address");
     }
