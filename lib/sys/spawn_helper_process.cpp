@@ -21,6 +21,7 @@
 #include "sys/native.hpp"
 #include "sys/spawn_helper.hpp"
 #include "sys/supervisor.hpp"
+#include "sys/supervisor_pool.hpp"
 #include "sys/tree_wire.hpp"
 
 namespace pagi_exec::sys {
@@ -36,7 +37,7 @@ constexpr std::size_t max_cached_plans = 16;
 // The helper process. Single-threaded: it may allocate freely, and a clone of it is cheap.
 class Helper {
  public:
-  Helper(int server, const sigset_t& child_mask) : server_(server), child_mask_(child_mask) {
+  Helper(int server, const sigset_t& child_mask) : server_(server), child_mask_(child_mask), pool_(child_mask) {
     locate_own_args(own_args_);  // what a native init blanks is now our copy of argv/environ
   }
 
@@ -46,12 +47,15 @@ class Helper {
     ::sigaddset(&chld, SIGCHLD);
     sigfd_ = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sigfd_ < 0) ::_exit(1);
+    std::vector<pollfd> fds;
     for (;;) {
-      pollfd fds[2] = {{server_, POLLIN, 0}, {sigfd_, POLLIN, 0}};
-      if (::poll(fds, 2, -1) < 0) {
+      fds.assign({{server_, POLLIN, 0}, {sigfd_, POLLIN, 0}});
+      pool_.add_pollfds(fds);
+      if (::poll(fds.data(), fds.size(), -1) < 0) {
         if (errno == EINTR) continue;
         ::_exit(1);
       }
+      pool_.handle(fds, 2);  // before a reap or a new run changes the pool
       if (fds[1].revents != 0) reap();
       if ((fds[0].revents & POLLIN) != 0) {
         receive();
@@ -80,7 +84,7 @@ class Helper {
     if (n == 0) hang_up();
     if (n < 0 || truncated) return;  // what came is dropped: the run's socket hangs up on the server
     auto run = ReceivedRun::decode(std::string_view(buffer_.data(), static_cast<std::size_t>(n)), std::move(fds));
-    if (run) start(**run);
+    if (run && (*run)->reply >= 0) start(**run);  // without its socket a run cannot be answered
   }
 
   const NativeShared* plan_for(int fd) {
@@ -112,6 +116,9 @@ class Helper {
       run.native->arg_end = own_args_.arg_end;
       run.native->env_start = own_args_.env_start;
       run.native->env_end = own_args_.env_end;
+    } else if (const auto pooled = pool_.start(run)) {
+      answer(run.reply, pooled->first, pooled->second);
+      return;
     }
     const pid_t pid = raw_clone((run.native ? native_clone_flags(*run.native) : 0) | SIGCHLD);
     if (pid == 0) {
@@ -145,6 +152,7 @@ class Helper {
     while (::read(sigfd_, info, sizeof info) > 0) {}
     int status = 0;
     for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
+      if (pool_.reaped(pid, status)) continue;
       for (auto it = children_.begin(); it != children_.end(); ++it) {
         if (it->pid != pid) continue;
         const std::int32_t wire = status;
@@ -158,7 +166,8 @@ class Helper {
   // The server is gone: let its runs end themselves for a moment, kill what is left, leave.
   [[noreturn]] void hang_up() {
     const std::int64_t deadline = monotonic_us() + hang_up_grace_ms * 1000LL;
-    while (!children_.empty()) {
+    pool_.close_all();
+    while (!children_.empty() || !pool_.empty()) {
       const std::int64_t left_ms = (deadline - monotonic_us()) / 1000;
       if (left_ms <= 0) break;
       pollfd chld{sigfd_, POLLIN, 0};
@@ -166,7 +175,8 @@ class Helper {
       reap();
     }
     for (const auto& child : children_) ::kill(child.pid, SIGKILL);
-    for (const auto& child : children_) ::waitpid(child.pid, nullptr, 0);
+    pool_.kill_all();
+    while (::waitpid(-1, nullptr, 0) > 0 || errno == EINTR) {}
     ::_exit(0);
   }
 
@@ -177,6 +187,7 @@ class Helper {
   std::vector<char> buffer_ = std::vector<char>(max_run_message_bytes);
   std::vector<Child> children_;
   std::vector<CachedPlan> cache_;
+  SupervisorPool pool_;  // cwd and bwrap runs' supervisors
 };
 
 }  // namespace

@@ -65,7 +65,7 @@ void kill_descendants(pid_t command_pgid) noexcept {
   }
 }
 
-// Whether this supervisor has sent its CommandStarted yet (each supervisor is its own process).
+// Whether this run's CommandStarted was sent yet (a supervisor serves one run at a time).
 bool started_sent = false;
 
 void send_started(const ChildArgs& args, pid_t command) noexcept {
@@ -83,15 +83,23 @@ void send_started(const ChildArgs& args, pid_t command) noexcept {
   ::_exit(0);
 }
 
-void become_subreaper_in_child(const ChildArgs& args, ChildReport& report) noexcept {
+// Hold nothing of the server's but the run's descriptors (and `also_keep`, a pooled supervisor's
+// socket to the helper).
+void close_all_but_run_in_child(const ChildArgs& args, ChildReport& report, int also_keep) noexcept {
   const int keep[] = {args.stdout_fd,       args.stderr_fd,       args.report_fd, args.control_fd,
-                      args.cgroup_procs[0], args.cgroup_procs[1], args.fd3};
+                      args.cgroup_procs[0], args.cgroup_procs[1], args.fd3,       also_keep};
   if (!close_fds_except(keep, sizeof keep / sizeof keep[0])) fail_step(args, report, SupervisorStep::close_fds);
+}
+
+// Detach from the server's session; inherit every orphan of the command's tree. The step that
+// failed, or none.
+SupervisorStep become_subreaper() noexcept {
   struct sigaction ign{};
   ign.sa_handler = SIG_IGN;
   ::sigaction(SIGPIPE, &ign, nullptr);
-  if (::setsid() < 0) fail_step(args, report, SupervisorStep::setsid);
-  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) fail_step(args, report, SupervisorStep::subreaper);
+  if (::setsid() < 0) return SupervisorStep::setsid;
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return SupervisorStep::subreaper;
+  return SupervisorStep::none;
 }
 
 // The command, its pid sent to the parent first: by the command itself before its exec, else here
@@ -119,8 +127,10 @@ void wait_for_command_in_child(const ChildArgs& args, pid_t command, std::int64_
     ::kill(command, SIGKILL);
     fail_step(args, report, SupervisorStep::pidfd);
   }
-  if (report.exec_errno != 0) return;  // it never ran: nothing to wait for
-  switch (wait_readable(pidfd, args.control_fd, started + args.timeout_us)) {
+  const Wake wake = report.exec_errno != 0 ? Wake::readable  // it never ran: nothing to wait for
+                                            : wait_readable(pidfd, args.control_fd, started + args.timeout_us);
+  ::close(pidfd);  // a pooled supervisor serves on: nothing of a run may stay open
+  switch (wake) {
     case Wake::readable: break;  // the command exited
     case Wake::deadline: report.timed_out = 1; break;
     case Wake::control: report.cancelled = 1; break;
@@ -142,20 +152,16 @@ void collect_in_child(const ChildArgs& args, pid_t command, std::int64_t started
   report.max_rss_kb = usage.ru_maxrss;
 }
 
-}  // namespace
-
-void supervise_in_child(const ChildArgs& args) noexcept {
-  ChildReport report{};
-  // 1. Hold nothing of the server's but our pipes (and the run's cgroup and bwrap's filter);
-  //    detach from its session; inherit every orphan of the command's tree.
-  become_subreaper_in_child(args, report);
-  // 2. Start the command; this returns once it exec'd (or failed to: exec_errno).
+// One run, once the supervisor is a subreaper with nothing else open.
+void supervise_run(const ChildArgs& args, ChildReport& report) noexcept {
+  started_sent = false;
+  // 1. Start the command; this returns once it exec'd (or failed to: exec_errno).
   const std::int64_t started = monotonic_us();
   const pid_t command = start_supervised_in_child(args, report);
   if (report.exec_errno == 0) report.running_us = monotonic_us();
-  // 3. Wait for the command, the deadline, or the parent's word (or death: EOF on control).
+  // 2. Wait for the command, the deadline, or the parent's word (or death: EOF on control).
   wait_for_command_in_child(args, command, started, report);
-  // 4. End the command (if still running), collect its status, then clear the whole subtree.
+  // 3. End the command (if still running), collect its status, then clear the whole subtree.
   if (report.timed_out != 0 || report.cancelled != 0) {
     ::kill(-command, SIGKILL);
     ::kill(command, SIGKILL);
@@ -163,7 +169,24 @@ void supervise_in_child(const ChildArgs& args) noexcept {
   collect_in_child(args, command, started, report);
   kill_descendants(command);
   write_all(args.report_fd, &report, sizeof report);
+}
+
+}  // namespace
+
+void supervise_in_child(const ChildArgs& args) noexcept {
+  ChildReport report{};
+  close_all_but_run_in_child(args, report, -1);
+  if (const auto failed = become_subreaper(); failed != SupervisorStep::none) fail_step(args, report, failed);
+  supervise_run(args, report);
   ::_exit(0);
+}
+
+bool become_pooled_supervisor() noexcept { return become_subreaper() == SupervisorStep::none; }
+
+void supervise_pooled(const ChildArgs& args, int helper_socket) noexcept {
+  ChildReport report{};
+  close_all_but_run_in_child(args, report, helper_socket);
+  supervise_run(args, report);
 }
 
 }  // namespace pagi_exec::sys

@@ -40,4 +40,12 @@ struct ChildArgs {
 /// and exits. Never returns.
 [[noreturn]] void supervise_in_child(const ChildArgs& args) noexcept;
 
+/// A pooled supervisor (a worker of the spawn helper, see spawn_helper_process.cpp) serves one run
+/// after another. Once, when it starts: the session and subreaper part of supervise_in_child.
+[[nodiscard]] bool become_pooled_supervisor() noexcept;
+/// One run in a pooled supervisor: as supervise_in_child, keeping `helper_socket` open, but it
+/// returns once the report is written and no process of the run is left. A step that fails
+/// still ends the process (after its report): the helper then starts a fresh supervisor.
+void supervise_pooled(const ChildArgs& args, int helper_socket) noexcept;
+
 }  // namespace pagi_exec::sys

@@ -207,7 +207,7 @@ Result<std::unique_ptr<ReceivedRun>> ReceivedRun::decode(std::string_view bytes,
     native.memory_by_rlimit = in.flag();
     run->native = native;
   }
-  if (!in.ok() || !in.at_end() || run->reply < 0 || run->argv_.empty() ||
+  if (!in.ok() || !in.at_end() || run->argv_.empty() ||
       (run->native && run->native_shared < 0)) {
     return fail(Errc::internal, "spawn helper: a malformed run message");
   }

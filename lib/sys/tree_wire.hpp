@@ -55,7 +55,7 @@ class ReceivedRun {
   std::optional<NativeArgs> native;
   int maps_fd = -1;
   int native_shared = -1;
-  int reply = -1;
+  int reply = -1;  ///< -1 in a message to a pooled supervisor (supervisor_pool.hpp)
 
  private:
   ReceivedRun() = default;

@@ -12,10 +12,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <latch>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -37,6 +39,22 @@ bool native_possible() {
   TempDir dir;
   auto sandbox = Sandbox::make({.root_dir = dir.path(), .isolation = Isolation::native});
   return sandbox && make_native_spawner(*sandbox).has_value();
+}
+
+// The helper's children: its pooled supervisors, and the roots of runs in flight.
+std::set<pid_t> helper_children() {
+  const auto helper = std::to_string(sys::spawn_helper_pid());
+  std::istringstream list(test_support::read_file("/proc/" + helper + "/task/" + helper + "/children"));
+  std::set<pid_t> pids;
+  for (pid_t pid = 0; list >> pid;) pids.insert(pid);
+  return pids;
+}
+
+// Once the server let go of every run, the helper trims its pool to the four it keeps at rest;
+// it acts on the hang-ups as they come, so poll for it (~10 s at most). The count it settled on.
+std::size_t wait_until_at_rest() {
+  for (int i = 0; i < 1000 && helper_children().size() != 4; ++i) std::this_thread::sleep_for(10ms);
+  return helper_children().size();
 }
 
 }  // namespace
@@ -325,6 +343,81 @@ TEST_SUITE("spawn_helper") {
     CHECK(outside == 65534);
     CHECK(count == 1);
     CHECK(ran.out.find("pagi-spawner") != std::string::npos);  // the init came from the host's helper
+  }
+
+  TEST_CASE("cwd runs one after another share a pooled supervisor; runs at once each have their own") {
+    TempDir dir;
+    const auto executor = test_support::make_executor(dir.path(), Isolation::cwd, 600s);
+    // A command's parent is its supervisor; the supervisor's parent is the helper.
+    const auto supervisor_of = [&](const char* line) {
+      const auto outcome = executor.run(shell(line));
+      REQUIRE_MESSAGE(outcome, (outcome ? "" : outcome.error().message()));
+      REQUIRE(outcome->out.lines.size() == 1);
+      return static_cast<pid_t>(std::stol(outcome->out.lines.front()));
+    };
+    const pid_t first = supervisor_of("echo $PPID");
+    CHECK(helper_children().contains(first));
+    executor.wait_for_cleanup();  // the server let go of the run: the supervisor may serve again
+    wait_until_at_rest();
+    CHECK(supervisor_of("echo $PPID") == first);
+
+    // Four runs alive together (each waits until all four have printed, a handshake) have four
+    // supervisors.
+    constexpr int runs = 4;
+    std::latch all_started(runs);
+    std::vector<pid_t> supervisors(runs);
+    {
+      std::vector<std::jthread> threads;
+      for (int i = 0; i < runs; ++i) {
+        threads.emplace_back([&, i] {
+          std::stop_source stop;
+          RunHooks hooks;
+          hooks.output = [&](OutputStream, std::string_view chunk) {
+            supervisors[i] = static_cast<pid_t>(std::stol(std::string(chunk)));
+            all_started.arrive_and_wait();
+            stop.request_stop();
+            return true;
+          };
+          (void)executor.run(shell("echo $PPID; exec sleep 1000"), stop.get_token(), hooks);
+        });
+      }
+    }
+    std::sort(supervisors.begin(), supervisors.end());
+    CHECK(std::adjacent_find(supervisors.begin(), supervisors.end()) == supervisors.end());
+    for (const pid_t pid : supervisors) CHECK(pid > 1);
+  }
+
+  TEST_CASE("a pooled supervisor killed mid-run: that run says so, the next one gets a fresh supervisor") {
+    TempDir dir;
+    const auto executor = test_support::make_executor(dir.path(), Isolation::cwd, 600s);
+    pid_t killed = 0;
+    RunHooks hooks;
+    hooks.output = [&](OutputStream, std::string_view chunk) {
+      if (killed == 0) {
+        killed = static_cast<pid_t>(std::stol(std::string(chunk)));
+        ::kill(killed, SIGKILL);
+      }
+      return true;
+    };
+    const auto outcome = executor.run(shell("echo $PPID; exec sleep 1000"), {}, hooks);
+    REQUIRE(killed > 1);
+    REQUIRE_FALSE(outcome);
+    CHECK(outcome.error().message().find("the execution supervisor died") != std::string::npos);
+    const auto next = executor.run(shell("echo $PPID"));
+    REQUIRE_MESSAGE(next, (next ? "" : next.error().message()));
+    REQUIRE(next->out.lines.size() == 1);
+    CHECK(std::stol(next->out.lines.front()) != killed);
+  }
+
+  TEST_CASE("at rest the helper keeps exactly four idle supervisors, whatever the last burst was") {
+    TempDir dir;
+    const auto executor = test_support::make_executor(dir.path());
+    {
+      std::vector<std::jthread> threads;
+      for (int i = 0; i < 12; ++i) threads.emplace_back([&] { (void)executor.run(shell("true")); });
+    }
+    executor.wait_for_cleanup();
+    CHECK(wait_until_at_rest() == 4);
   }
 
   // Last in this file: the helper stays dead for the rest of the binary.
