@@ -11,8 +11,11 @@
 //  2. The helper clones the tree root with the flags the server would use, runs the same
 //     supervise_in_child / run_init_in_child, closes its copies of the run's descriptors and
 //     answers on the run's socket: HelperStarted (the pid or the clone's errno) and a pidfd.
+//     A cwd or bwrap run goes to a pooled supervisor instead (supervisor_pool.hpp), whose pid
+//     and pidfd the answer carries.
 //  3. When it reaps the root (SIGCHLD via signalfd) it writes the wait status on the run's
-//     socket and closes it (TreeRoot::wait reads it).
+//     socket and closes it (TreeRoot::wait reads it); a pooled supervisor's run gets status 0
+//     when the supervisor says the run is over.
 // The helper exits when the server's end hangs up (or with the server: PR_SET_PDEATHSIG).
 #pragma once
 
