@@ -44,7 +44,10 @@ constexpr char run_done = 'd';
     auto run = ReceivedRun::decode(std::string_view(buffer.data(), static_cast<std::size_t>(n)), std::move(fds));
     if (!run || (*run)->native) ::_exit(1);
     supervise_pooled((*run)->args, socket);
-    run->reset();  // every descriptor of the run closed before we say it is over
+    // Every descriptor of the run closed before we say it is over (the output pipes were closed
+    // during the run already: by number, so nothing is closed twice).
+    if (!close_fds_except(keep, 1)) ::_exit(1);
+    (*run)->forget_descriptors();
     if (::send(socket, &run_done, 1, MSG_NOSIGNAL) != 1) ::_exit(0);
   }
 }

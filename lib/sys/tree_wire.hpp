@@ -51,6 +51,12 @@ class ReceivedRun {
   ReceivedRun& operator=(const ReceivedRun&) = delete;
   ~ReceivedRun() = default;
 
+  /// Forgets the run's descriptors without closing them: for a process that closed them itself
+  /// (a pooled supervisor closes some during the run, then all the rest by number).
+  void forget_descriptors() noexcept {
+    for (auto& fd : fds_) (void)fd.release();
+  }
+
   ChildArgs args;
   std::optional<NativeArgs> native;
   int maps_fd = -1;

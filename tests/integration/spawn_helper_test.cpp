@@ -418,6 +418,11 @@ TEST_SUITE("spawn_helper") {
     }
     executor.wait_for_cleanup();
     CHECK(wait_until_at_rest() == 4);
+    // Nothing of the runs they served stays open in them: stdio (/dev/null) and the helper's socket.
+    for (const pid_t pid : helper_children()) {
+      const auto fds = std::filesystem::path("/proc") / std::to_string(pid) / "fd";
+      CHECK(std::distance(std::filesystem::directory_iterator(fds), std::filesystem::directory_iterator()) == 4);
+    }
   }
 
   // Last in this file: the helper stays dead for the rest of the binary.
