@@ -235,88 +235,145 @@ Result<void> SqliteStore::load_state() {
   return age_retention_locked();
 }
 
+// Group commit: a caller that comes while a transaction is being written waits, and when that
+// one is done, the first of the callers that waited writes all of them in one transaction. Each
+// still returns only once its own record is committed (or failed); concurrent callers share a
+// transaction's pages and its commit instead of writing one transaction each behind the store's
+// lock. Each waiter is woken once, by the writer that holds its result or hands it the next batch.
 Result<void> SqliteStore::record(ExecutionRecord entry) {
-  std::lock_guard lock(mutex_);
-  auto written = write_locked(entry);
-  if (written) {
-    last_error_.clear();
-  } else {
-    ++failed_writes_;
-    last_error_ = written.error().message();
+  Waiting mine{&entry, std::nullopt};
+  {
+    std::unique_lock lock(batch_mutex_);
+    waiting_.push_back(&mine);
+    if (writing_) {
+      lock.unlock();
+      mine.woken.acquire();
+      if (mine.result) return std::move(*mine.result);
+    } else {
+      writing_ = true;
+    }
   }
-  return written;
+  std::vector<Waiting*> batch;
+  {
+    const std::lock_guard lock(batch_mutex_);
+    batch.swap(waiting_);
+  }
+  auto results = write_batch(batch);
+  Waiting* next = nullptr;
+  {
+    const std::lock_guard lock(batch_mutex_);
+    if (waiting_.empty()) {
+      writing_ = false;
+    } else {
+      next = waiting_.front();  // it writes the next batch (writing_ stays true)
+    }
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    batch[i]->result = std::move(results[i]);
+    if (batch[i] != &mine) batch[i]->woken.release();  // it may return at once: not touched again
+  }
+  if (next != nullptr) next->woken.release();
+  return std::move(*mine.result);
 }
 
-// One transaction: the row, the oldest row beyond max_records, the output budget; every
-// age_check_every writes, the rows past max_age_days.
-Result<void> SqliteStore::write_locked(ExecutionRecord& r) {
+// One transaction for the batch; should it fail, each record alone, so that a record the store
+// refuses does not cost the others theirs. Each record's result, in order.
+std::vector<Result<void>> SqliteStore::write_batch(const std::vector<Waiting*>& batch) {
+  std::lock_guard lock(mutex_);
+  std::vector<ExecutionRecord*> records;
+  for (const auto* waiting : batch) records.push_back(waiting->record);
+  std::vector<Result<void>> results;
+  if (auto all = write_locked(records); all || batch.size() == 1) {
+    results.assign(batch.size(), all);
+  } else {
+    for (auto* record : records) results.push_back(write_locked({record}));
+  }
+  for (const auto& written : results) {
+    if (written) {
+      last_error_.clear();
+    } else {
+      ++failed_writes_;
+      last_error_ = written.error().message();
+    }
+  }
+  return results;
+}
+
+// One transaction: each row and the retention it triggers (the oldest rows beyond max_records,
+// the output budget; every age_check_every writes, the rows past max_age_days).
+Result<void> SqliteStore::write_locked(const std::vector<ExecutionRecord*>& records) {
   if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
     return tl::unexpected(failure("begin"));
   }
   const auto saved_bytes = output_bytes_;  // restored with the rows when the transaction is undone
   const auto saved_trim = trim_from_;
-  auto body = [&]() -> Result<void> {
-    const auto output = output_size(r);
-    auto insert = prepared(std::string("INSERT INTO executions (") + record_columns +
-                           ", output_bytes, ended) VALUES (" + [] {
-                             std::string marks;
-                             for (int i = 0; i < 47; ++i) marks += i == 0 ? "?" : ", ?";
-                             return marks;
-                           }() + ")");
-    if (!insert) return error_of(insert);
-    Reset reset{*insert};
-    const auto workspace = r.workspace.value_or(WorkspaceUsage{});
-    const auto egress = r.egress.value_or(EgressSummary{});
-    Binder(*insert)
-        .null()  // AUTOINCREMENT gives the sequence inside the transaction: right with several writers
-        .blob(r.execution_id).blob(r.node).blob(r.twin_id).blob(r.job_id).blob(r.ns).blob(r.tool)
-        .blob(encode_list(r.args)).integer(static_cast<std::int64_t>(r.arg_count)).integer(r.args_truncated)
-        .integer(r.allowed).blob(r.reason).blob(r.rule).blob(encode_list(r.notes))
-        .integer(r.ran).integer(r.exit_code).integer(r.signal).integer(r.timed_out).integer(r.cancelled)
-        .text(to_string(r.limit_hit)).text(to_string(r.isolation)).blob(r.message)
-        .blob(encode_list(r.out.lines)).integer(r.out.truncated).integer(static_cast<std::int64_t>(r.out.total_bytes))
-        .blob(encode_list(r.err.lines)).integer(r.err.truncated).integer(static_cast<std::int64_t>(r.err.total_bytes))
-        .integer(r.output_dropped)
-        .integer(r.usage.cpu_user.count()).integer(r.usage.cpu_system.count())
-        .integer(static_cast<std::int64_t>(r.usage.max_rss_bytes))
-        .integer(static_cast<std::int64_t>(r.usage.peak_memory_bytes))
-        .integer(r.elapsed.count()).integer(r.workspace.has_value())
-        .integer(static_cast<std::int64_t>(workspace.bytes)).integer(static_cast<std::int64_t>(workspace.entries))
-        .integer(static_cast<std::int64_t>(workspace.quota_bytes))
-        .integer(micros(r.started)).integer(micros(r.finished))
-        .integer(r.egress.has_value()).integer(egress.allowed).integer(egress.refused)
-        .integer(static_cast<std::int64_t>(egress.bytes_up)).integer(static_cast<std::int64_t>(egress.bytes_down))
-        .integer(static_cast<std::int64_t>(output))
-        .text(to_string(how_it_ended(r.ran, r.exit_code, r.timed_out)));
-    if (sqlite3_step(*insert) != SQLITE_DONE) return tl::unexpected(failure("insert"));
-    const auto sequence = static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_));
-    // Count retention: by key, a row per write as sequences are given one after another.
-    if (sequence > settings_.max_records) {
-      auto drop = prepared("DELETE FROM executions WHERE sequence <= ? RETURNING output_bytes");
-      if (!drop) return error_of(drop);
-      Reset drop_reset{*drop};
-      Binder(*drop).integer(static_cast<std::int64_t>(sequence - settings_.max_records));
-      int step = 0;
-      std::uint64_t dropped = 0;
-      while ((step = sqlite3_step(*drop)) == SQLITE_ROW) dropped += static_cast<std::uint64_t>(sqlite3_column_int64(*drop, 0));
-      if (step != SQLITE_DONE) return tl::unexpected(failure("remove the oldest record"));
-      output_bytes_ -= std::min(output_bytes_, dropped);
-    }
-    output_bytes_ += output;
-    sequence_ = sequence;
-    if (auto trimmed = trim_output_locked(); !trimmed) return trimmed;
-    if (++writes_ % age_check_every == 0) return age_retention_locked();
-    return {};
-  }();
-  auto done = body ? Result<void>() : body;
+  Result<void> done;
+  for (auto* record : records) {
+    done = insert_locked(*record);
+    if (!done) break;
+  }
   if (done && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) done = tl::unexpected(failure("commit"));
   if (!done) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     output_bytes_ = saved_bytes;
     trim_from_ = saved_trim;
-    return done;
   }
-  r.sequence = sequence_;
+  return done;
+}
+
+// One row and the retention it triggers, inside write_locked's transaction.
+Result<void> SqliteStore::insert_locked(ExecutionRecord& r) {
+  const auto output = output_size(r);
+  auto insert = prepared(std::string("INSERT INTO executions (") + record_columns +
+                         ", output_bytes, ended) VALUES (" + [] {
+                           std::string marks;
+                           for (int i = 0; i < 47; ++i) marks += i == 0 ? "?" : ", ?";
+                           return marks;
+                         }() + ")");
+  if (!insert) return error_of(insert);
+  Reset reset{*insert};
+  const auto workspace = r.workspace.value_or(WorkspaceUsage{});
+  const auto egress = r.egress.value_or(EgressSummary{});
+  Binder(*insert)
+      .null()  // AUTOINCREMENT gives the sequence inside the transaction: right with several writers
+      .blob(r.execution_id).blob(r.node).blob(r.twin_id).blob(r.job_id).blob(r.ns).blob(r.tool)
+      .blob(encode_list(r.args)).integer(static_cast<std::int64_t>(r.arg_count)).integer(r.args_truncated)
+      .integer(r.allowed).blob(r.reason).blob(r.rule).blob(encode_list(r.notes))
+      .integer(r.ran).integer(r.exit_code).integer(r.signal).integer(r.timed_out).integer(r.cancelled)
+      .text(to_string(r.limit_hit)).text(to_string(r.isolation)).blob(r.message)
+      .blob(encode_list(r.out.lines)).integer(r.out.truncated).integer(static_cast<std::int64_t>(r.out.total_bytes))
+      .blob(encode_list(r.err.lines)).integer(r.err.truncated).integer(static_cast<std::int64_t>(r.err.total_bytes))
+      .integer(r.output_dropped)
+      .integer(r.usage.cpu_user.count()).integer(r.usage.cpu_system.count())
+      .integer(static_cast<std::int64_t>(r.usage.max_rss_bytes))
+      .integer(static_cast<std::int64_t>(r.usage.peak_memory_bytes))
+      .integer(r.elapsed.count()).integer(r.workspace.has_value())
+      .integer(static_cast<std::int64_t>(workspace.bytes)).integer(static_cast<std::int64_t>(workspace.entries))
+      .integer(static_cast<std::int64_t>(workspace.quota_bytes))
+      .integer(micros(r.started)).integer(micros(r.finished))
+      .integer(r.egress.has_value()).integer(egress.allowed).integer(egress.refused)
+      .integer(static_cast<std::int64_t>(egress.bytes_up)).integer(static_cast<std::int64_t>(egress.bytes_down))
+      .integer(static_cast<std::int64_t>(output))
+      .text(to_string(how_it_ended(r.ran, r.exit_code, r.timed_out)));
+  if (sqlite3_step(*insert) != SQLITE_DONE) return tl::unexpected(failure("insert"));
+  const auto sequence = static_cast<std::uint64_t>(sqlite3_last_insert_rowid(db_));
+  // Count retention: by key, a row per write as sequences are given one after another.
+  if (sequence > settings_.max_records) {
+    auto drop = prepared("DELETE FROM executions WHERE sequence <= ? RETURNING output_bytes");
+    if (!drop) return error_of(drop);
+    Reset drop_reset{*drop};
+    Binder(*drop).integer(static_cast<std::int64_t>(sequence - settings_.max_records));
+    int step = 0;
+    std::uint64_t dropped = 0;
+    while ((step = sqlite3_step(*drop)) == SQLITE_ROW) dropped += static_cast<std::uint64_t>(sqlite3_column_int64(*drop, 0));
+    if (step != SQLITE_DONE) return tl::unexpected(failure("remove the oldest record"));
+    output_bytes_ -= std::min(output_bytes_, dropped);
+  }
+  output_bytes_ += output;
+  sequence_ = sequence;
+  r.sequence = sequence;
+  if (auto trimmed = trim_output_locked(); !trimmed) return trimmed;
+  if (++writes_ % age_check_every == 0) return age_retention_locked();
   return {};
 }
 

@@ -6,7 +6,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <semaphore>
 #include <string>
+#include <vector>
 
 #include "pagi_exec/execution_store.hpp"
 
@@ -54,7 +57,15 @@ class SqliteStore final : public ExecutionStore {
   explicit SqliteStore(StoreSettings settings, sqlite3* db) noexcept;
   [[nodiscard]] Result<void> migrate();
   [[nodiscard]] Result<void> load_state();
-  [[nodiscard]] Result<void> write_locked(ExecutionRecord& entry);
+  // A record() waiting for the transaction that holds its record (group commit, see record()).
+  struct Waiting {
+    ExecutionRecord* record;
+    std::optional<Result<void>> result;  // set before `woken` is released; none: write the next batch
+    std::binary_semaphore woken{0};
+  };
+  [[nodiscard]] std::vector<Result<void>> write_batch(const std::vector<Waiting*>& batch);
+  [[nodiscard]] Result<void> write_locked(const std::vector<ExecutionRecord*>& records);
+  [[nodiscard]] Result<void> insert_locked(ExecutionRecord& entry);
   [[nodiscard]] Result<void> trim_output_locked();
   [[nodiscard]] Result<void> age_retention_locked();
   [[nodiscard]] Result<sqlite3_stmt*> prepared(const std::string& sql) const;
@@ -71,6 +82,9 @@ class SqliteStore final : public ExecutionStore {
   std::uint64_t writes_ = 0;
   std::uint64_t failed_writes_ = 0;
   std::string last_error_;          // of the last write, empty once one succeeds
+  std::mutex batch_mutex_;          // guards waiting_ and writing_
+  std::vector<Waiting*> waiting_;   // records that came while a transaction was being written
+  bool writing_ = false;            // a caller writes a batch, or was just handed the next one
 };
 
 }  // namespace pagi_exec::detail

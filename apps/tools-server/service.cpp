@@ -45,7 +45,8 @@ ToolExecutorService::ToolExecutorService(const pagi_exec::Host& host, Cancellati
                                          const AuthHolder& auth)
     : host_(host), cancellations_(cancellations), workers_(workers), auth_(auth),
       audit_waits_(host.audit_sink() != nullptr &&
-                   host.settings().audit.sync == pagi_exec::AuditOptions::Sync::every) {}
+                   host.settings().audit.sync == pagi_exec::AuditOptions::Sync::every),
+      history_waits_(host.settings().history_store.kind != pagi_exec::StoreSettings::Kind::memory) {}
 
 // The unary calls without an execution answer from grpc's default reactor.
 template <class Work>
@@ -61,15 +62,16 @@ grpc::ServerUnaryReactor* ToolExecutorService::answer(grpc::CallbackServerContex
 }
 
 // Decoding, authentication and the decision take microseconds: they are done here, and so is
-// the answer to a request that will not run. A run goes to a worker (so does everything when
-// the audit log syncs each record), which finishes the call.
+// the answer to a request that will not run, unless its record goes to a file or a database
+// first. A run goes to a worker (so does everything when the audit log syncs each record),
+// which finishes the call.
 template <class Call, class Run>
 void ToolExecutorService::start(grpc::CallbackServerContext& context, const char* rpc, const grpc::ByteBuffer& bytes,
                                 Call& call, Run run) {
   if (cancellations_.draining()) return call.finish(draining());
   auto work = [this, &context, rpc, &bytes, &call, run](bool on_worker) {
     if (auto prepared = prepare(context, rpc, bytes, call.prepared); !prepared.ok()) return call.finish(prepared);
-    if (on_worker || !call.prepared.executor->check(call.prepared.request).allowed) return run();
+    if (on_worker || (!history_waits_ && !call.prepared.executor->check(call.prepared.request).allowed)) return run();
     if (!workers_.run(run)) call.finish(no_thread());
   };
   if (!audit_waits_) return work(false);

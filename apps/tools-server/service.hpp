@@ -77,6 +77,10 @@ class ToolExecutorService final : public CallbackBase {
   // The audit log syncs each record to disk before answering (TOOLS_AUDIT_SYNC=every): every
   // call that may write one (all but HealthCheck) then runs on a worker.
   bool audit_waits_;
+  // The history is a file or a database (TOOLS_HISTORY sqlite or postgresql): a refusal's record
+  // is written before its answer, so refusals run on a worker too, where concurrent ones share
+  // the store's transactions, instead of holding one of grpc's few threads per record.
+  bool history_waits_;
 
   // The default reactor, finished with the status of `work` (a call without an execution), which
   // runs here, or on a worker when the audit log would make it wait or `work` itself may wait (a
