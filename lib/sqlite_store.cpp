@@ -279,15 +279,18 @@ Result<void> SqliteStore::record(ExecutionRecord entry) {
 // One transaction for the batch; should it fail, each record alone, so that a record the store
 // refuses does not cost the others theirs. Each record's result, in order.
 std::vector<Result<void>> SqliteStore::write_batch(const std::vector<Waiting*>& batch) {
-  std::lock_guard lock(mutex_);
-  std::vector<ExecutionRecord*> records;
-  for (const auto* waiting : batch) records.push_back(waiting->record);
   std::vector<Result<void>> results;
-  if (auto all = write_locked(records); all || batch.size() == 1) {
-    results.assign(batch.size(), all);
-  } else {
-    for (auto* record : records) results.push_back(write_locked({record}));
+  {
+    const std::lock_guard lock(mutex_);
+    std::vector<ExecutionRecord*> records;
+    for (const auto* waiting : batch) records.push_back(waiting->record);
+    if (auto all = write_locked(records); all || batch.size() == 1) {
+      results.assign(batch.size(), all);
+    } else {
+      for (auto* record : records) results.push_back(write_locked({record}));
+    }
   }
+  const std::lock_guard lock(health_mutex_);
   for (const auto& written : results) {
     if (written) {
       last_error_.clear();
@@ -489,8 +492,9 @@ Result<std::optional<ExecutionRecord>> SqliteStore::find(const std::string& exec
   return std::optional<ExecutionRecord>();
 }
 
+// Never behind a write: HealthCheck answers on grpc's own threads.
 StoreHealth SqliteStore::health() const {
-  std::lock_guard lock(mutex_);
+  const std::lock_guard lock(health_mutex_);
   return {.healthy = last_error_.empty(),
           .detail = last_error_.empty() ? "sqlite " + settings_.path.string() : last_error_,
           .failed_writes = failed_writes_};

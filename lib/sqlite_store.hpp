@@ -80,6 +80,7 @@ class SqliteStore final : public ExecutionStore {
   std::uint64_t output_bytes_ = 0;  // captured output held by all rows
   std::uint64_t trim_from_ = 1;     // rows older than this hold no output
   std::uint64_t writes_ = 0;
+  mutable std::mutex health_mutex_;  // guards the two below, so that health() never waits for a write
   std::uint64_t failed_writes_ = 0;
   std::string last_error_;          // of the last write, empty once one succeeds
   std::mutex batch_mutex_;          // guards waiting_ and writing_
