@@ -71,8 +71,12 @@ void ToolExecutorService::start(grpc::CallbackServerContext& context, const char
   if (cancellations_.draining()) return call.finish(draining());
   auto work = [this, &context, rpc, &bytes, &call, run](bool on_worker) {
     if (auto prepared = prepare(context, rpc, bytes, call.prepared); !prepared.ok()) return call.finish(prepared);
-    if (on_worker || (!history_waits_ && !call.prepared.executor->check(call.prepared.request).allowed)) return run();
-    if (!workers_.run(run)) call.finish(no_thread());
+    if (on_worker) return run();
+    const bool refused = !call.prepared.executor->check(call.prepared.request).allowed;
+    if (refused && !history_waits_) return run();
+    if (workers_.run(run)) return;
+    if (refused) return run();  // no thread to spare: a refusal is never turned away, its record is written here
+    call.finish(no_thread());
   };
   if (!audit_waits_) return work(false);
   if (!workers_.run([work] { work(true); })) call.finish(no_thread());

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The spawn helper's loop: receive a run, clone its root, answer with the pid and a pidfd, send
-// the wait status on the run's socket when the root is reaped.
+// The spawn helper's loop: receive a run, clone its root (or hand it to a pooled supervisor,
+// supervisor_pool.hpp), answer with the pid and a pidfd, send the wait status on the run's socket
+// when the root is reaped (or its pooled supervisor says the run is over).
 #include "sys/spawn_helper_process.hpp"
 
 #include <fcntl.h>

@@ -2,9 +2,10 @@
 // The spawn helper's pool of supervisors for cwd and bwrap runs: processes forked once that each
 // supervise one run after another, so a run costs no fork and no exit of a supervisor.
 //
-// Why: a supervisor forked per run cost about a third of the CPU a cwd `echo` took in all on a
-// VM where page faults and mm teardown are dear (the fork copies the helper's page tables, both
-// then take copy-on-write faults, its exit unmaps everything); a pooled one pays that once.
+// Why: a supervisor forked per run was a third of the spawn helper's CPU (a tenth of the whole
+// machine's) under a cwd `echo` load on a VM where page faults and mm teardown are dear: the fork
+// copies the helper's page tables, both then take copy-on-write faults, its exit unmaps it all.
+// A pooled one pays that once (docs/PERFORMANCE.md, table a, third session).
 // It is still a process of its own per run in flight, so nothing of the supervisor's design
 // changes: a subreaper that kills whatever the command left, keeping root while the command
 // drops it (supervisor.hpp).
