@@ -363,12 +363,12 @@ TEST_SUITE("spawn_helper") {
 
     // Four runs alive together (each waits until all four have printed, a handshake) have four
     // supervisors.
-    constexpr int runs = 4;
-    std::latch all_started(runs);
+    constexpr std::size_t runs = 4;
+    std::latch all_started(static_cast<std::ptrdiff_t>(runs));
     std::vector<pid_t> supervisors(runs);
     {
       std::vector<std::jthread> threads;
-      for (int i = 0; i < runs; ++i) {
+      for (std::size_t i = 0; i < runs; ++i) {
         threads.emplace_back([&, i] {
           std::stop_source stop;
           RunHooks hooks;
