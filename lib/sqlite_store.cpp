@@ -211,8 +211,7 @@ Result<sqlite3_stmt*> SqliteStore::prepared(const std::string& sql) const {
   return stmt;
 }
 
-// The highest sequence ever given (sqlite_sequence outlives deleted rows), the output held, and
-// where output trimming resumes.
+// The output held by all rows and where output trimming resumes; then age retention.
 Result<void> SqliteStore::load_state() {
   std::lock_guard lock(mutex_);
   const auto one = [&](const std::string& sql) -> Result<std::uint64_t> {
@@ -223,13 +222,10 @@ Result<void> SqliteStore::load_state() {
     if (step != SQLITE_ROW && step != SQLITE_DONE) return tl::unexpected(failure("read the store's state"));
     return step == SQLITE_ROW ? static_cast<std::uint64_t>(sqlite3_column_int64(*stmt, 0)) : 0;
   };
-  auto used = one("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'executions'");
   auto held = one("SELECT coalesce(sum(output_bytes), 0) FROM executions");
   auto first = one("SELECT coalesce(min(sequence), 1) FROM executions WHERE output_bytes > 0");
-  if (!used) return error_of(used);
   if (!held) return error_of(held);
   if (!first) return error_of(first);
-  sequence_ = *used;
   output_bytes_ = *held;
   trim_from_ = *first;
   return age_retention_locked();
@@ -373,7 +369,6 @@ Result<void> SqliteStore::insert_locked(ExecutionRecord& r) {
     output_bytes_ -= std::min(output_bytes_, dropped);
   }
   output_bytes_ += output;
-  sequence_ = sequence;
   r.sequence = sequence;
   if (auto trimmed = trim_output_locked(); !trimmed) return trimmed;
   if (++writes_ % age_check_every == 0) return age_retention_locked();

@@ -76,7 +76,6 @@ class SqliteStore final : public ExecutionStore {
   sqlite3* checkpoint_db_ = nullptr;  // checkpoint()'s connection, opened on its first call
   mutable std::mutex mutex_;
   mutable std::map<std::string, sqlite3_stmt*> statements_;  // by SQL text; finalized in the destructor
-  std::uint64_t sequence_ = 0;      // the highest sequence this store gave or found at open
   std::uint64_t output_bytes_ = 0;  // captured output held by all rows
   std::uint64_t trim_from_ = 1;     // rows older than this hold no output
   std::uint64_t writes_ = 0;
