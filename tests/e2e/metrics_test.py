@@ -201,14 +201,16 @@ def check_process(families, samples):
     check(value(samples, "process_resident_memory_bytes") > 1 << 20, "process_resident_memory_bytes is over 1 MiB")
 
 
-def wait_for(url, name, labels, target):
-    """Scrapes until `name` reaches `target` (a SIGHUP is handled on another thread); bounded."""
+def wait_for(url, what, reached):
+    """Scrapes until reached(samples) (a SIGHUP is handled on another thread); bounded. A scrape reads
+    the policy in effect before the counters, so one taken during a reload may count it and still
+    name the old revision: wait for what the check needs, not for the counter alone."""
     for _ in range(200):
         _, _, samples = scrape(url)
-        if value(samples, name, **labels) >= target:
+        if reached(samples):
             return samples
         select.select([], [], [], 0.05)
-    sys.exit(f"FAIL: {name}{labels} never reached {target}")
+    sys.exit(f"FAIL: never reached: {what}")
 
 
 def revision_of(samples):
@@ -223,12 +225,15 @@ def check_reloads(proc, url, policy_file):
     with open(policy_file, "a") as f:
         f.write("# a new revision\n")
     proc.send_signal(signal.SIGHUP)
-    reloaded = wait_for(url, "pagi_exec_policy_reloads_total", {"result": "success"}, 1)
+    reloaded = wait_for(url, "a reload counted and its new revision in policy_info",
+                        lambda s: value(s, "pagi_exec_policy_reloads_total", result="success") >= 1
+                        and revision_of(s) != old_revision)
     check(revision_of(reloaded) != old_revision, "policy_info names the new revision after a reload")
     with open(policy_file, "w") as f:
         f.write("this is not toml [\n")
     proc.send_signal(signal.SIGHUP)
-    failed = wait_for(url, "pagi_exec_policy_reloads_total", {"result": "failure"}, 1)
+    failed = wait_for(url, "a failed reload counted",
+                      lambda s: value(s, "pagi_exec_policy_reloads_total", result="failure") >= 1)
     check(value(failed, "pagi_exec_policy_reloads_total", result="success") == 1, "the failure is not a success")
     check(revision_of(failed) == revision_of(reloaded), "a failed reload keeps the revision in effect")
 
