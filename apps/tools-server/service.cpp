@@ -93,7 +93,7 @@ grpc::ServerUnaryReactor* ToolExecutorService::RequestExecution(grpc::CallbackSe
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* ToolExecutorService::StreamExecution(grpc::CallbackServerContext* context,
                                                                                  const grpc::ByteBuffer* request) {
-  auto* call = new StreamCall(cancellations_.watch());
+  auto* call = new StreamCall(*context, cancellations_.watch());
   start(*context, "StreamExecution", *request, *call, [this, context, call] { stream(*context, *call); });
   return call;
 }
@@ -258,7 +258,9 @@ void ToolExecutorService::stream(const grpc::CallbackServerContext& context, Str
   request.timeout_cap = codec::timeout_cap(context.deadline(), std::chrono::system_clock::now());
   const pagi_exec::RunHooks hooks{
       .started = [&](const pagi_exec::Outcome& outcome) {
-        (void)call.write(to_bytes(codec::started_event(outcome, executor->limits_for(outcome.decision, request.timeout_cap))));
+        const auto limits = executor->limits_for(outcome.decision, request.timeout_cap);
+        call.wait_no_later_than(std::chrono::steady_clock::now() + limits.timeout + StreamCall::stall_grace);
+        (void)call.write(to_bytes(codec::started_event(outcome, limits)));
       },
       .output = [&](pagi_exec::OutputStream stream, std::string_view chunk) {
         tools::ExecutionEvent event;
@@ -270,15 +272,23 @@ void ToolExecutorService::stream(const grpc::CallbackServerContext& context, Str
   const auto result = executor->run(request, call.stop().token(), hooks);
   log_request(request, result);
   server_metrics().request_done(result);
-  if (!result) return call.finish(codec::to_status(result.error()));
-  if (result->cancelled) return call.finish(codec::cancelled_status(*result, call.stop().cause()));
+  const auto finish = [&](grpc::Status status) {
+    if (call.stalled()) {
+      log(LogLevel::warn, "stream_stalled",
+          {LogField::text("twin", request.twin_id), LogField::text("execution_id", result ? result->execution_id : ""),
+           LogField::text("peer", context.peer())});
+    }
+    call.finish(std::move(status));
+  };
+  if (!result) return finish(codec::to_status(result.error()));
+  if (result->cancelled) return finish(codec::cancelled_status(*result, call.stop().cause()));
   if (result->decision.allowed && !result->ran && !result->err.lines.empty()) {
     tools::ExecutionEvent why;  // a command that could not start (127, 126) says why on stderr
     for (const auto& line : result->err.lines) why.mutable_stderr()->mutable_data()->append(line + "\n");
     (void)call.write(to_bytes(why));
   }
   (void)call.write(to_bytes(codec::finished_event(*result)));
-  call.finish(grpc::Status::OK);
+  finish(grpc::Status::OK);
 }
 
 }  // namespace tools_server

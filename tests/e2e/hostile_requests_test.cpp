@@ -473,6 +473,58 @@ TEST_SUITE("hostile_requests") {
     f.check_unharmed();
   }
 
+  TEST_CASE("a client that stays connected and never reads its streams holds no slot past the time limit + 2 s") {
+    // Two slots in all, a 2 s time limit: the stalled streams take both, and must give them back
+    // while their client is still there (it only stopped reading).
+    Fixture f({{"TOOLS_MAX_CONCURRENCY", "2"}, {"TOOLS_MAX_CONCURRENCY_PER_TWIN", "2"}, {"TOOLS_MEMORY_BUDGET_MB", "0"},
+               {"TOOLS_EXEC_TIMEOUT_MS", "2000"}});
+    const auto marker = marker_for(3);
+    grpc::ChannelArguments own_connection;  // not the connection the checks below use
+    own_connection.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    const auto stub = tools::ToolExecutorService::NewStub(
+        grpc::CreateCustomChannel(f.server->address(), grpc::InsecureChannelCredentials(), own_connection));
+    grpc::CompletionQueue cq;
+    std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+    std::vector<std::unique_ptr<grpc::ClientAsyncReader<tools::ExecutionEvent>>> readers;
+    // Far more output than the flow-control windows and the server's queue hold: unread, it blocks.
+    const auto request = make_request("twin-aegis", "command_exec", {"sleep " + marker + " & yes; wait"});
+    for (int i = 0; i < 2; ++i) {
+      contexts.push_back(std::make_unique<grpc::ClientContext>());
+      // Far past the test's own bounds: only keeps a broken server from hanging the test.
+      contexts.back()->set_deadline(std::chrono::system_clock::now() + 180s);
+      readers.push_back(stub->PrepareAsyncStreamExecution(contexts.back().get(), request, &cq));
+      readers.back()->StartCall(reinterpret_cast<void*>(static_cast<std::intptr_t>(i)));
+    }
+    void* tag = nullptr;
+    bool ok = false;
+    for (std::size_t started = 0; started < readers.size(); ++started) REQUIRE(cq.Next(&tag, &ok));
+    REQUIRE(e2e::eventually([&] { return sleepers(marker) == 2; }, 60s));  // both run, both slots held
+    // Without a bound on the wait for the client, both slots stay taken for as long as it stays.
+    CHECK(e2e::eventually([&] { return execute(f.server->stub(), "twin-aegis", "/usr/bin/true").response.success(); },
+                          60s));
+    CHECK(sleepers(marker) == 0);
+    // The server ended both calls itself: this client now reads what had reached it, then the
+    // stream ends, CANCELLED. (grpc gives a client the status only after the messages before it.)
+    for (auto& reader : readers) {
+      tools::ExecutionEvent event;
+      std::size_t events = 0;
+      for (ok = true; ok; ++events) {
+        reader->Read(&event, &event);
+        REQUIRE(cq.Next(&tag, &ok));
+      }
+      grpc::Status status;
+      reader->Finish(&status, &status);
+      REQUIRE(cq.Next(&tag, &ok));
+      CAPTURE(events);
+      CAPTURE(status.error_message());
+      CHECK(status.error_code() == grpc::StatusCode::CANCELLED);
+    }
+    cq.Shutdown();
+    while (cq.Next(&tag, &ok)) {
+    }
+    f.check_unharmed();
+  }
+
   TEST_CASE("a client that disconnects mid-run: the tree is killed and the execution is recorded") {
     Fixture f(e2e::Env{{"TOOLS_EXEC_TIMEOUT_MS", "600000"}});
     const auto marker = marker_for(2);
