@@ -26,13 +26,14 @@ std::int64_t whole_ms(std::chrono::microseconds duration) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
 }
 
-// How much of a request and its outcome a record keeps: each request string and the decision's
-// texts to max_arg_bytes, the args together to max_args_total_bytes, the message whole.
+// How much of a request and its outcome a record keeps: each request string, the decision's
+// texts and the message to max_arg_bytes (a message may quote the request), the args together to
+// max_args_total_bytes.
 RecordBounds bounds_of(const AuditOptions& options) {
   return {.field_bytes = options.max_arg_bytes,
           .args_bytes = options.max_args_total_bytes,
           .text_bytes = options.max_arg_bytes,
-          .message_bytes = SIZE_MAX};
+          .message_bytes = options.max_arg_bytes};
 }
 
 // The fields every record type shares: who asked what, and the decision.

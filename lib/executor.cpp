@@ -19,6 +19,18 @@ namespace {
 
 using Clock = std::chrono::system_clock;
 
+// A program name as the messages quote it. A client's name may be as long as the request allows
+// (1 MiB), and the message goes to the answer, the history's stderr and the audit log: a cheap
+// call that starts nothing must not write a megabyte to each.
+constexpr std::size_t max_quoted_program_bytes = 256;
+
+std::string quoted_program(const std::string& program) {
+  bool cut = false;
+  auto quoted = bounded_text(program, max_quoted_program_bytes, cut);
+  if (cut) quoted += "... (" + std::to_string(program.size()) + " bytes)";
+  return quoted;
+}
+
 }  // namespace
 
 // The policy file's per-twin limits only lower the server's: a twin granted a day still stops at
@@ -331,9 +343,9 @@ Result<Outcome> Executor::run_allowed(const Command& command, const Request& req
   switch (command.lookup()) {
     case ProgramLookup::missing:
       return not_started(std::move(outcome), exit_not_found,
-                         "program not found: " + program + " (searched " + detail::sandbox_path + ")");
+                         "program not found: " + quoted_program(program) + " (searched " + detail::sandbox_path + ")");
     case ProgramLookup::not_executable:
-      return not_started(std::move(outcome), exit_not_executable, "program not executable: " + program);
+      return not_started(std::move(outcome), exit_not_executable, "program not executable: " + quoted_program(program));
     case ProgramLookup::as_given:
     case ProgramLookup::found: break;
   }

@@ -246,13 +246,25 @@ TEST_SUITE("audit") {
     CHECK(entries[2].args == std::vector<std::string>{"short"});
   }
 
+  TEST_CASE("an outcome's message is capped like a request string: it may quote the request") {
+    TempDir dir;
+    auto log = open_log({.path = dir.path() / "a.jsonl", .max_arg_bytes = 16});
+    auto outcome = allowed_outcome();
+    outcome.message = "program not found: " + std::string(1 << 20, 'x');
+    REQUIRE(log->finished(sample_request(), outcome));
+    const auto entries = read_all(dir.path() / "a.jsonl");
+    REQUIRE(entries.size() == 1);
+    CHECK(entries[0].message == "program not foun");
+    CHECK(entries[0].raw_json.size() < 4096);
+  }
+
   TEST_CASE("invalid UTF-8 in arguments and messages never breaks a record") {
     TempDir dir;
     auto log = open_log({.path = dir.path() / "a.jsonl", .max_arg_bytes = 3});
     auto request = sample_request();
     request.args = {"\xFF\xFE", "ok\xC3", "\xE2\x82\xAC\xE2\x82\xAC", std::string("nul\0x", 5)};
     auto outcome = allowed_outcome();
-    outcome.message = "bad \x80 byte";
+    outcome.message = "\x80 bad byte";  // first: the message is cut to max_arg_bytes too
     REQUIRE(log->decided(request, outcome));
     REQUIRE(log->finished(request, outcome));
     const auto entries = read_all(dir.path() / "a.jsonl");

@@ -124,6 +124,18 @@ TEST_SUITE("executor") {
     CHECK(f.spawner->plans().empty());
   }
 
+  TEST_CASE("a long program name is quoted in 256 bytes, not copied into the message and stderr") {
+    Fixture f;
+    const std::string name(1'000'000, 'x');  // within the request's 1 MiB
+    auto missing = f.executor.run({.tool = name, .twin_id = "twin-aegis"});
+    REQUIRE(missing);
+    CHECK(missing->exit_code == 127);
+    CHECK(missing->message.find("program not found: " + std::string(256, 'x') + "... (1000000 bytes)") == 0);
+    CHECK(missing->message.size() < 512);
+    REQUIRE(missing->err.lines.size() == 1);
+    CHECK(missing->err.lines[0] == missing->message);
+  }
+
   TEST_CASE("exec failures reported by the spawner map to 127 and 126") {
     Fixture enoent(ProcessResult{.exec_errno = ENOENT, .exit_code = 127});
     auto a = enoent.executor.run({.tool = "./missing", .twin_id = "twin-aegis"});
