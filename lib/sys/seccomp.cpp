@@ -91,6 +91,8 @@ constexpr DenyRule kDenyList[] = {
   deny("io_uring_enter",       "io_uring: submit operations"),
   deny("io_uring_register",    "io_uring: register buffers and files"),
   deny("userfaultfd",          "stall the kernel at a page fault: widens race windows for exploits"),
+  enosys("io_setup",           "kernel AIO: its budget (fs.aio-max-nr) is one for the whole host, so one run could "
+                               "take it from every process; on ENOSYS libaio users fall back to threads"),
   deny("lookup_dcookie",       "old profiling interface: resolve kernel directory cookies"),
   // The machine: kernel, clock, devices, accounting.
   deny("kexec_load",           "boot another kernel"),
@@ -129,8 +131,9 @@ constexpr DenyRule kDenyList[] = {
   deny_if("socketpair", low32_not_in(0, {AF_UNIX}),
                                "socketpair for any family but AF_UNIX, as for socket()"),
   // Terminals.
-  deny_if("ioctl", low32_in(1, {TIOCSTI, TIOCLINUX}),
-                               "push input into a terminal (CVE-2017-5226) and Linux console commands"),
+  deny_if("ioctl", low32_in(1, {TIOCSTI, TIOCLINUX, TIOCSETD}),
+                               "push input into a terminal (CVE-2017-5226), Linux console commands, and line "
+                               "disciplines (their code is kernel attack surface; bwrap's /dev has a ptmx)"),
 };
 // clang-format on
 

@@ -206,6 +206,22 @@ TEST_SUITE("seccomp") {
     CHECK(filtered([] { return errno_of(::syscall(511L, 0L, 0L)); }) == ENOSYS);
   }
 
+  TEST_CASE("io_setup fails with ENOSYS: the host-wide AIO budget is out of reach") {
+    // Without the filter the kernel makes the context (or says the host's budget is spent) ...
+    const auto unfiltered = in_child(nullptr, [] {
+      unsigned long context = 0;
+      const long made = ::syscall(SYS_io_setup, 1L, &context);
+      if (made == 0) (void)::syscall(SYS_io_destroy, context);
+      return errno_of(made);
+    });
+    CHECK((unfiltered.code == 0 || unfiltered.code == EAGAIN));
+    // ... with it, there is no kernel AIO: one run cannot take every io_setup on the host.
+    CHECK(filtered([] {
+      unsigned long context = 0;
+      return errno_of(::syscall(SYS_io_setup, 65536L, &context));
+    }) == ENOSYS);
+  }
+
   TEST_CASE("sockets: unix, inet, inet6 and netlink-route only") {
     auto socket_errno = [](long family, long type, long protocol) {
       return filtered([=] {
@@ -250,7 +266,7 @@ TEST_SUITE("seccomp") {
     CHECK(socketpair_errno(AF_VSOCK) == EPERM);
   }
 
-  TEST_CASE("ioctl: TIOCSTI and TIOCLINUX fail with EPERM, other requests reach the kernel") {
+  TEST_CASE("ioctl: TIOCSTI, TIOCLINUX and TIOCSETD fail with EPERM, other requests reach the kernel") {
     auto ioctl_errno = [](long request) {
       return filtered([=] {
         int fds[2];
@@ -263,6 +279,7 @@ TEST_SUITE("seccomp") {
     };
     CHECK(ioctl_errno(TIOCSTI) == EPERM);
     CHECK(ioctl_errno(TIOCLINUX) == EPERM);
+    CHECK(ioctl_errno(TIOCSETD) == EPERM);
     CHECK(ioctl_errno(kHighBits | TIOCSTI) == EPERM);  // the kernel reads the request as 32 bits
     CHECK(ioctl_errno(TCGETS) == ENOTTY);              // a pipe is no terminal: the kernel answered
     CHECK(ioctl_errno(FIONREAD) == 0);
