@@ -49,8 +49,10 @@ void add_system_mounts(std::vector<std::string>& args) {
 // net, uts, cgroup), a fresh /proc and minimal /dev, no capabilities, its own session (TIOCSTI,
 // CVE-2017-5226), dies with its parent. As in native mode: the native seccomp filter (from fd 3,
 // loaded just before the command's exec, after bwrap's own setup needed mount and unshare);
-// /tmp and the working folder /work are size-capped tmpfs; the twin's workspace is read-only at
-// /workspace (a host folder cannot be size-capped; files a twin keeps go through file_write).
+// /tmp, /dev/shm and the working folder /work are size-capped tmpfs, and nothing else is
+// writable: bwrap builds its root and /dev as the run's own uid, uncapped, so both are remounted
+// read-only once set up; the twin's workspace is read-only at /workspace (a host folder cannot be
+// size-capped; files a twin keeps go through file_write).
 // /proc/sys is bound read-only over the new /proc (its files answer for the reader's namespaces,
 // so this is the sandbox's own view; `--remount-ro /proc/sys` fails, it is no mount point). The
 // sysctls were not writable by the unprivileged uid anyway; the read-only mount also holds for
@@ -63,9 +65,11 @@ std::vector<std::string> bwrap_argv(const Sandbox& sandbox, const Placement& pla
                                 "--cap-drop", "ALL"};
   add_system_mounts(args);
   args.insert(args.end(), {"--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys", "--dev", "/dev",
+                           "--size", tmpfs_size, "--perms", "01777", "--tmpfs", "/dev/shm",
                            "--size", tmpfs_size, "--perms", "01777", "--tmpfs", "/tmp",
                            "--size", tmpfs_size, "--perms", "0700", "--tmpfs", bwrap_work_dir,
                            "--ro-bind", place.workspace.string(), bwrap_workspace,
+                           "--remount-ro", "/dev", "--remount-ro", "/",
                            "--seccomp", std::to_string(seccomp_fd_in_command),
                            "--chdir", bwrap_work_dir, "--"});
   return args;

@@ -262,6 +262,34 @@ TEST_SUITE("unprivileged") {
     CHECK_FALSE(std::filesystem::exists(dir.path() / "sb" / "twin-aegis" / "pwned"));
   }
 
+  TEST_CASE("outside /tmp, /work and a capped /dev/shm nothing is writable in bwrap and native" *
+            test_support::skip_if(not_root, "needs root, to run commands as another uid")) {
+    // bwrap builds its root, /dev and /dev/shm as the run's own uid: without a read-only root and
+    // a capped /dev/shm, `head -c 2G /dev/zero > /big` would fill RAM outside every cap.
+    std::vector<Isolation> modes{Isolation::native};
+    if (!no_bwrap) modes.push_back(Isolation::bwrap);
+    for (const auto mode : modes) {
+      const std::string mode_name(to_string(mode));
+      CAPTURE(mode_name);
+      TempDir dir;
+      const auto e = make(dir.path() / "sb", mode);
+      auto o = sh(e, "for d in / /etc /dev /usr /proc; do "
+                     "  if (echo x > $d/pwned) 2>/dev/null || mkdir $d/pwned.d 2>/dev/null; then echo wrote $d; "
+                     "  else echo refused $d; fi; "
+                     "done; "
+                     "if [ -d /dev/shm ]; then head -c 1073741824 /dev/zero > /dev/shm/big; wc -c < /dev/shm/big; "
+                     "else echo no /dev/shm; fi; "
+                     "echo x > /dev/null && echo devices work");
+      REQUIRE(o);
+      CAPTURE(o->err.lines);
+      REQUIRE(o->out.lines.size() == 7);
+      for (std::size_t i = 0; i < 5; ++i) CHECK_MESSAGE(o->out.lines[i].starts_with("refused "), o->out.lines[i]);
+      const auto cap = std::to_string(Limits{}.tmpfs_bytes);
+      CHECK_MESSAGE((o->out.lines[5] == cap || o->out.lines[5] == "no /dev/shm"), o->out.lines[5]);
+      CHECK(o->out.lines[6] == "devices work");
+    }
+  }
+
   TEST_CASE("issue 8.1: the syscalls the native filter refuses fail with EPERM in bwrap and native" *
             test_support::skip_if(not_root, "needs root, to run commands as another uid")) {
     const char* probe = std::getenv("PAGI_EXEC_SYSCALL_PROBE");
