@@ -179,6 +179,7 @@ struct RunState {
 
   // The io thread's alone.
   std::list<std::shared_ptr<Connection>> open{};
+  std::size_t awaiting_head = 0;  // of `open`: accepted, request head not read yet
   bool closing = false;
   Clock::time_point next_free{};
 
@@ -204,11 +205,19 @@ class Attempt {
                                                     " connections open, its limit; try again later");
       co_return;
     }
+    if (run_->awaiting_head >= settings_.max_connections_per_run) {
+      // Connections that send nothing would otherwise hold the proxy's total (above) for the
+      // head timeout each: one run could keep every other run from connecting. A real client
+      // sends its head at once; closed unread, like the total's.
+      refuse_quietly("egress.connection_limit", "this run has " + std::to_string(settings_.max_connections_per_run) +
+                                                    " connections waiting to send a request head, its limit");
+      co_return;
+    }
     beast::flat_buffer buffer;
     http::request_parser<http::empty_body> parser;
     parser.header_limit(head_limit);
     c_->arm(head_timeout);
-    const auto [read_error, read] = co_await http::async_read_header(c_->client, buffer, parser, nothrow);
+    const auto [read_error, read] = co_await read_head(buffer, parser);
     c_->disarm();
     (void)read;
     if (read_error) {
@@ -410,6 +419,19 @@ class Attempt {
     c_->client.shutdown(tcp::socket::shutdown_send, ignored);
   }
   void refuse_quietly(std::string rule, std::string reason) { note_refusal(std::move(rule), std::move(reason)); }
+
+  // The head, counted in the run's awaiting_head while it is awaited (however the wait ends).
+  auto read_head(beast::flat_buffer& buffer, http::request_parser<http::empty_body>& parser)
+      -> asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> {
+    struct Awaiting {
+      std::size_t& count;
+      explicit Awaiting(std::size_t& n) : count(++n) {}
+      ~Awaiting() { --count; }
+      Awaiting(const Awaiting&) = delete;
+      Awaiting& operator=(const Awaiting&) = delete;
+    } awaiting(run_->awaiting_head);
+    co_return co_await http::async_read_header(c_->client, buffer, parser, nothrow);
+  }
 
   void note_refusal(std::string rule, std::string reason) {
     record_.allowed = false;

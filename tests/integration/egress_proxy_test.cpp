@@ -362,6 +362,42 @@ TEST_SUITE("egress proxy") {
     for (auto& fd : idle) CHECK(recv(fd.get(), &c, 1, 0) <= 0);
   }
 
+  TEST_CASE("one run's connections that never send a head cannot take the proxy from the other runs") {
+    Upstreams up;
+    const auto target = "up.test:" + std::to_string(up.echo_port);
+    auto settings = loopback_opened();
+    settings.max_connections_total = 4;
+    settings.max_connections_per_run = 2;
+    Fixture f(settings, {.allow = {pattern(target)}});
+    // This run opens as many connections as the proxy holds in all, and sends nothing.
+    std::vector<unique_fd> idle;
+    for (int i = 0; i < 4; ++i) idle.push_back(connect_to(f.port));
+    char c = 0;
+    // Past its own 2, they are closed at once, unread; its first 2 wait for their heads.
+    CHECK(recv(idle[2].get(), &c, 1, 0) == 0);
+    CHECK(recv(idle[3].get(), &c, 1, 0) == 0);
+    // So another run still connects.
+    std::uint16_t other_port = 0;
+    auto other = f.proxy->serve(listener(other_port), {.allow = {pattern(target)}}, "twin-other", "exec-2");
+    REQUIRE(other.has_value());
+    const auto client = connect_to(other_port);
+    send_all(client.get(), connect_line(target));
+    CHECK(read_head(client.get()).starts_with("HTTP/1.1 200"));
+    // ... while the first run's first 2 still hold their places (not freed by the head timeout).
+    for (std::size_t i = 0; i < 2; ++i) {
+      errno = 0;
+      CHECK(recv(idle[i].get(), &c, 1, MSG_DONTWAIT) == -1);
+      CHECK(errno == EAGAIN);
+    }
+    idle.clear();
+    CHECK(other->finish().allowed == 1);
+    (void)f.session->finish();  // every record of the run is in once it returns
+    const auto records = f.seen();
+    CHECK(std::count_if(records.begin(), records.end(), [](const EgressConnection& r) {
+            return r.rule == "egress.connection_limit" && r.reason.find("waiting to send a request head") != std::string::npos;
+          }) == 2);
+  }
+
   TEST_CASE("finish() closes the run's open connections and returns once each is recorded") {
     Upstreams up;
     const auto target = "up.test:" + std::to_string(up.echo_port);
