@@ -182,16 +182,25 @@ grpc::Status ToolExecutorService::bind(const grpc::ServerContextBase& context, c
   return status;
 }
 
-// One log line and one audit record per refused credential; the credential itself never appears.
+// One log line and one audit record per refused credential, within the rejection budget (the
+// rest are counted, and the next line and record say how many); the credential never appears.
 void ToolExecutorService::report_rejection(const grpc::ServerContextBase& context, const char* rpc,
                                            const pagi_exec::Request& request, const grpc::Status& status) const {
-  const pagi_exec::AuthRejection rejection{.peer = context.peer(), .rpc = rpc,
-                                           .status = status_name(status.error_code()),
-                                           .reason = status.error_message()};
+  const auto unrecorded = rejections_.take();
+  if (!unrecorded) return;
+  pagi_exec::AuthRejection rejection{.peer = context.peer(), .rpc = rpc,
+                                     .status = status_name(status.error_code()),
+                                     .reason = status.error_message()};
+  if (*unrecorded > 0) {
+    rejection.reason += " (and " + std::to_string(*unrecorded) +
+                        " rejections since the last one recorded, not recorded one by one: at most " +
+                        std::to_string(RejectionBudget::default_per_second) + " a second are)";
+  }
   log(LogLevel::warn, "auth_rejected",
       {LogField::word("rpc", rejection.rpc), LogField::text("peer", rejection.peer),
        LogField::text("twin", request.twin_id), LogField::text("tool", request.tool),
-       LogField::word("status", rejection.status), LogField::text("reason", rejection.reason, 256)});
+       LogField::word("status", rejection.status), LogField::number("unrecorded_before", static_cast<std::int64_t>(*unrecorded)),
+       LogField::text("reason", rejection.reason, 256)});
   if (const auto& audit = host_.audit_sink()) (void)audit->rejected(request, rejection);  // a failure is logged by the sink
 }
 

@@ -9,6 +9,7 @@
 #include "auth.hpp"
 #include "cancellation.hpp"
 #include "codec.hpp"
+#include "rejection_budget.hpp"
 #include "stream_call.hpp"
 #include "tools.grpc.pb.h"
 #include "unary_call.hpp"
@@ -119,6 +120,8 @@ class ToolExecutorService final : public CallbackBase {
                                              const grpc::ByteBuffer& bytes, pagi_exec::Request& request) const;
   void report_rejection(const grpc::ServerContextBase& context, const char* rpc, const pagi_exec::Request& request,
                         const grpc::Status& status) const;
+
+  mutable RejectionBudget rejections_;  // which refused credentials are logged and audited one by one
 };
 
 }  // namespace tools_server

@@ -3,10 +3,12 @@
 // openssl at test time, and the impersonation attempts that must fail.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include <pagi_exec/pagi_exec.hpp>
 
@@ -169,6 +171,59 @@ TEST_SUITE("auth") {
     REQUIRE(everything);
     CHECK(everything->decisions == 0);  // nothing was decided, let alone run
     CHECK(everything->entries.size() == 4);
+  }
+
+  TEST_CASE("token: a flood of rejected credentials is recorded at a bounded rate, and every one is accounted for") {
+    e2e::TempDir dir;
+    const auto tokens = dir.path() / "tokens";
+    const auto audit = dir.path() / "audit.jsonl";
+    std::ofstream(tokens) << sha256_hex("trace-secret", dir.path()) << " twin-trace\n";
+    Server server({.env = {{"TOOLS_AUTH", "token"}, {"TOOLS_AUTH_TOKENS_FILE", tokens.string()},
+                           {"TOOLS_AUDIT_LOG", audit.string()}}});
+    const auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+    // 1,000 calls with no credential, from 4 threads: far past 100 at once and 20 a second.
+    std::atomic<int> refused{0};
+    std::vector<std::thread> flood;
+    for (int t = 0; t < 4; ++t) {
+      flood.emplace_back([&] {
+        for (int i = 0; i < 250; ++i) {
+          if (call(channel, "twin-aegis", "true").status.error_code() == grpc::StatusCode::UNAUTHENTICATED) ++refused;
+        }
+      });
+    }
+    for (auto& t : flood) t.join();
+    REQUIRE(refused == 1000);
+    // Then one more at a time until one is recorded with the count of those that were not.
+    const auto unrecorded_total = [&] {
+      std::uint64_t lines = 0;
+      std::uint64_t unrecorded = 0;
+      const auto log = server.process().stderr_text();
+      for (auto at = log.find("auth_rejected rpc="); at != std::string::npos; at = log.find("auth_rejected rpc=", at + 1)) {
+        ++lines;
+        const auto field = log.find("unrecorded_before=", at);
+        REQUIRE(field != std::string::npos);
+        unrecorded += std::stoull(log.substr(field + 18));
+      }
+      return std::pair{lines, unrecorded};
+    };
+    int sent = 1000;
+    REQUIRE(e2e::eventually([&] {
+      ++sent;
+      (void)call(channel, "twin-aegis", "true");
+      return unrecorded_total().second > 0 && unrecorded_total().first + unrecorded_total().second ==
+                                                  static_cast<std::uint64_t>(sent);
+    }, std::chrono::seconds(30)));
+    const auto [lines, unrecorded] = unrecorded_total();
+    CAPTURE(lines);
+    CAPTURE(unrecorded);
+    CHECK(lines < 1000);  // the flood was not written line by line
+    // The audit log holds exactly the recorded ones, the last saying how many were not.
+    const auto report = pagi_exec::read_audit_log(audit, {.outcome = "auth_rejected"});
+    REQUIRE(report);
+    CHECK(report->auth_rejected == lines);
+    CHECK(slurp(audit).find("rejections since the last one recorded, not recorded one by one") != std::string::npos);
+    // The server still answers a real twin at once.
+    CHECK(call(channel, "twin-trace", "true", "trace-secret").status.ok());
   }
 
   TEST_CASE("token: revoking a token in the file and sending SIGHUP locks it out, no restart") {
