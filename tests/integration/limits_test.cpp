@@ -40,6 +40,33 @@ TEST_SUITE("limits") {
     CHECK(outcome->usage.peak_memory_bytes <= (64ULL << 20) + (1ULL << 20));
   }
 
+  TEST_CASE("memory held in unix socket buffers counts against the memory limit too") {
+    // Kernel memory no process maps: 512 MiB parked in the send buffers of socket pairs must meet
+    // the cgroup's 64 MiB like a bytearray does, or one run could take the host's memory.
+    TempDir dir;
+    auto limits = small_limits();
+    limits.open_files = 1024;  // room for 480 pairs: 512 MiB even where net.core.wmem_max is its 208 KiB default
+    const auto executor = native_executor(dir.path(), limits);
+    const auto outcome = executor.run(shell(
+        "/usr/bin/python3 -c '\n"
+        "import socket\n"
+        "held, total = [], 0\n"
+        "while total < 512 << 20 and len(held) < 480:\n"
+        "    pair = socket.socketpair()\n"
+        "    for s in pair:\n"
+        "        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)\n"
+        "        s.setblocking(False)\n"
+        "        try:\n"
+        "            while True: total += s.send(bytes(65536))\n"
+        "        except BlockingIOError: pass\n"
+        "    held.append(pair)\n"
+        "print(total >> 20, \"MiB held\")'"));
+    REQUIRE(outcome);
+    INFO("message: ", outcome->message, "; stdout: ", outcome->out.lines.empty() ? "" : outcome->out.lines.front());
+    CHECK(outcome->limit_hit == LimitHit::memory);
+    CHECK(outcome->out.lines.empty());  // never got to hold it
+  }
+
   TEST_CASE("a fork bomb hits the process limit and is reported as pids_limit") {
     TempDir dir;
     const auto executor = native_executor(dir.path(), small_limits());
