@@ -199,7 +199,8 @@ void ToolExecutorService::report_rejection(const grpc::ServerContextBase& contex
   log(LogLevel::warn, "auth_rejected",
       {LogField::word("rpc", rejection.rpc), LogField::text("peer", rejection.peer),
        LogField::text("twin", request.twin_id), LogField::text("tool", request.tool),
-       LogField::word("status", rejection.status), LogField::number("unrecorded_before", static_cast<std::int64_t>(*unrecorded)),
+       LogField::word("status", rejection.status),
+       LogField::number("unrecorded_before", static_cast<std::int64_t>(*unrecorded)),
        LogField::text("reason", rejection.reason, 256)});
   if (const auto& audit = host_.audit_sink()) (void)audit->rejected(request, rejection);  // a failure is logged by the sink
 }

@@ -33,8 +33,8 @@ void StreamCall::finish(grpc::Status status) {
   std::unique_lock lock(mutex_);
   if (stalled_) {
     // grpc: a call the server cancelled must end with an error status.
-    status = {grpc::StatusCode::CANCELLED, "the client took none of the stream's output for longer than the "
-                                           "run's time limit + " + std::to_string(stall_grace.count()) +
+    status = {grpc::StatusCode::CANCELLED, "the client did not take the stream's output within the run's time "
+                                           "limit + " + std::to_string(stall_grace.count()) +
                                            " s: the run was stopped and the stream dropped"};
   }
   if (writing_) {
