@@ -18,11 +18,11 @@ packages=(
   python3-grpcio python3-protobuf python3-venv python3-wheel  # python3-venv/-wheel: the client package's test
   grpc-proto  # health and reflection .proto files for the tests' standard clients
   libsystemd-dev help2man  # the server's sd_notify (deploy/systemd); man pages from --help
-  libcpp-httplib-dev python3-prometheus-client  # the metrics listener; its test's text parser
+  python3-prometheus-client  # the metrics test's text parser
   python3-kubernetes python3-yaml  # the schema check of deploy/kubernetes (its client's models)
   clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer and clang's sanitizer runtimes
   curl iproute2  # the egress test: curl inside sandboxes, a veth pair to its upstream namespace
-  libboost1.81-dev  # the egress proxy: Boost.Asio for its event loop, Boost.Beast to read HTTP
+  libboost1.81-dev  # the egress proxy and the metrics listener: Boost.Asio event loops, Boost.Beast for HTTP
 )
 
 missing=()

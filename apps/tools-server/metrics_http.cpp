@@ -1,88 +1,116 @@
 // SPDX-License-Identifier: Apache-2.0
-// The metrics listener on cpp-httplib (Debian's libcpp-httplib-dev).
+// The metrics listener on Boost.Beast: one io thread, a coroutine per connection, a deadline per
+// request, and the connection open longest closed when a new one needs its place.
 #include "metrics_http.hpp"
 
-#include <condition_variable>
-#include <deque>
-#include <functional>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
 #include <iostream>
-#include <mutex>
-#include <vector>
-
-#include <httplib.h>
-#include <sys/socket.h>
+#include <list>
+#include <thread>
 
 #include "config.hpp"
 #include "log.hpp"
 #include "metrics.hpp"
 
 namespace tools_server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
 namespace {
 
 constexpr const char* content_type = "text/plain; version=0.0.4; charset=utf-8";
-
-// httplib's own ThreadPool (0.11) queues without bound; this one runs a task on the accepting
-// thread when `max_queued` wait already, which stops the accepting (see metrics_threads).
-class BoundedPool final : public httplib::TaskQueue {
- public:
-  BoundedPool(std::size_t threads, std::size_t max_queued) : max_queued_(max_queued) {
-    for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
-  }
-  ~BoundedPool() override = default;
-  BoundedPool(const BoundedPool&) = delete;
-  BoundedPool& operator=(const BoundedPool&) = delete;
-
-  void enqueue(std::function<void()> task) override {
-    std::unique_lock lock(mutex_);
-    if (tasks_.size() >= max_queued_) {
-      lock.unlock();
-      task();
-      return;
-    }
-    tasks_.push_back(std::move(task));
-    lock.unlock();
-    ready_.notify_one();
-  }
-
-  // httplib calls this once the listening socket is closed: the queued tasks still run.
-  void shutdown() override {
-    {
-      std::lock_guard lock(mutex_);
-      closing_ = true;
-    }
-    ready_.notify_all();
-    for (auto& thread : threads_) thread.join();
-  }
-
- private:
-  void work() {
-    for (;;) {
-      std::unique_lock lock(mutex_);
-      ready_.wait(lock, [this] { return closing_ || !tasks_.empty(); });
-      if (tasks_.empty()) return;  // closing, nothing left
-      auto task = std::move(tasks_.front());
-      tasks_.pop_front();
-      lock.unlock();
-      task();
-    }
-  }
-
-  std::size_t max_queued_;
-  std::mutex mutex_;
-  std::condition_variable ready_;
-  std::deque<std::function<void()>> tasks_;
-  bool closing_ = false;
-  std::vector<std::thread> threads_;
-};
-
-// httplib sets SO_REUSEPORT by default, with which a second listener on a busy port would start
-// and share it. SO_REUSEADDR alone still lets a restart bind over its old TIME_WAIT connections.
-void reuse_address_only(int sock) {
-  int yes = 1;
-  ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-}
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+// A scrape is one small GET: a larger head or any body of size is not one.
+constexpr std::uint32_t max_head_bytes = 8 * 1024;
+constexpr std::uint64_t max_body_bytes = 4 * 1024;
+constexpr std::size_t max_requests_per_connection = 100;
 
 }  // namespace
+
+struct MetricsHttp::Impl {
+  const pagi_exec::Host& host;
+  std::string address;
+  std::string url;
+  // The io thread's alone: the connections open, oldest first.
+  std::list<beast::tcp_stream*> open;
+  asio::io_context io{1};
+  tcp::acceptor acceptor{io};
+  std::thread thread;
+
+  explicit Impl(const pagi_exec::Host& h) : host(h) {}
+
+  asio::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [error, socket] = co_await acceptor.async_accept(nothrow);
+      if (!acceptor.is_open()) co_return;
+      if (error) {  // out of descriptors, most likely: try again in a while rather than spin
+        asio::steady_timer pause(io, std::chrono::milliseconds(100));
+        (void)co_await pause.async_wait(nothrow);
+        continue;
+      }
+      if (open.size() >= metrics_max_connections) {
+        beast::error_code ignored;
+        open.front()->socket().close(ignored);  // its coroutine ends and leaves `open`
+        open.pop_front();
+      }
+      asio::co_spawn(io, serve(beast::tcp_stream(std::move(socket))), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> serve(beast::tcp_stream stream) {
+    open.push_back(&stream);
+    struct Listed {  // however the coroutine ends (closed to make room, or destroyed at the stop)
+      std::list<beast::tcp_stream*>& open;
+      beast::tcp_stream* stream;
+      ~Listed() { open.remove(stream); }
+    } listed{open, &stream};
+    beast::flat_buffer buffer;
+    for (std::size_t served = 0; served < max_requests_per_connection; ++served) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(max_head_bytes);
+      parser.body_limit(max_body_bytes);
+      stream.expires_after(metrics_request_deadline);
+      const auto [read_error, read] = co_await http::async_read(stream, buffer, parser, nothrow);
+      if (read_error) break;  // timed out, closed, or not HTTP: nothing worth an answer
+      const auto& request = parser.get();
+      const std::string_view whole_target = request.target();
+      const auto target = whole_target.substr(0, whole_target.find('?'));  // the path, as Prometheus may add a query
+      http::response<http::string_body> response;
+      response.version(request.version());
+      response.keep_alive(request.keep_alive());
+      if (request.method() == http::verb::get && target == "/metrics") {
+        response.result(http::status::ok);
+        response.set(http::field::content_type, content_type);
+        response.body() = render_metrics(host);
+      } else {
+        response.result(http::status::not_found);
+        response.set(http::field::content_type, "text/plain");
+        response.body() = "not found: metrics are at /metrics\n";
+      }
+      response.prepare_payload();
+      stream.expires_after(metrics_request_deadline);
+      const auto [write_error, written] = co_await http::async_write(stream, response, nothrow);
+      if (write_error || !response.keep_alive()) break;
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+};
 
 std::string render_metrics(const pagi_exec::Host& host) {
   const auto health = host.health();
@@ -91,60 +119,62 @@ std::string render_metrics(const pagi_exec::Host& host) {
   return text;
 }
 
+MetricsHttp::MetricsHttp(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
 pagi_exec::Result<std::unique_ptr<MetricsHttp>> MetricsHttp::start(const std::string& address,
                                                                    const pagi_exec::Host& host) {
   if (address.empty()) return nullptr;
   const auto colon = address.rfind(':');
   std::string name = address.substr(0, colon);
-  const int port = std::stoi(address.substr(colon + 1));  // config.cpp checked it: 0-65535
+  const std::string port = address.substr(colon + 1);  // config.cpp checked it: 0-65535
   if (name.size() > 2 && name.front() == '[' && name.back() == ']') name = name.substr(1, name.size() - 2);
-
-  std::unique_ptr<MetricsHttp> http(new MetricsHttp());
-  http->address_ = address;
-  http->server_ = std::make_unique<httplib::Server>();
-  auto& server = *http->server_;
-  server.new_task_queue = [] { return new BoundedPool(metrics_threads, metrics_queue); };
-  server.set_socket_options(reuse_address_only);
-  // A scrape is one small request: a client that dawdles does not keep a thread for long.
-  server.set_read_timeout(5, 0);
-  server.set_write_timeout(5, 0);
-  server.set_keep_alive_timeout(5);
-  server.set_payload_max_length(4096);
-  server.Get("/metrics", [&host](const httplib::Request&, httplib::Response& response) {
-    response.set_content(render_metrics(host), content_type);
-  });
-  server.set_error_handler([](const httplib::Request&, httplib::Response& response) {
-    if (response.status == 404) response.set_content("not found: metrics are at /metrics\n", "text/plain");
-  });
-
-  const int bound = port == 0 ? server.bind_to_any_port(name) : (server.bind_to_port(name, port) ? port : -1);
-  if (bound <= 0) {
+  const auto cannot = [&](const beast::error_code& error) {
     return pagi_exec::fail(pagi_exec::Errc::io, "TOOLS_METRICS_ADDR / --metrics-addr: cannot listen on " + address +
-                                                    " (address in use, or not permitted?)");
-  }
-  http->url_ = "http://" + address.substr(0, colon) + ":" + std::to_string(bound) + "/metrics";
-  http->thread_ = std::thread([raw = http.get()] {
-    (void)raw->server_->listen_after_bind();
-    raw->returned_ = true;
-  });
-  return http;
+                                                    ": " + error.message());
+  };
+
+  auto impl = std::make_unique<Impl>(host);
+  impl->address = address;
+  beast::error_code error;
+  tcp::resolver resolver(impl->io);
+  const auto endpoints = resolver.resolve(name, port, tcp::resolver::passive | tcp::resolver::numeric_service, error);
+  if (error || endpoints.empty()) return cannot(error);
+  auto& acceptor = impl->acceptor;
+  const auto endpoint = endpoints.begin()->endpoint();
+  // SO_REUSEADDR lets a restart bind over its old TIME_WAIT connections; never SO_REUSEPORT,
+  // with which a second server on a busy port would start and share it.
+  if (acceptor.open(endpoint.protocol(), error); error) return cannot(error);
+  acceptor.set_option(asio::socket_base::reuse_address(true), error);
+  if (acceptor.bind(endpoint, error); error) return cannot(error);
+  if (acceptor.listen(asio::socket_base::max_listen_connections, error); error) return cannot(error);
+  const auto bound = acceptor.local_endpoint(error).port();
+  if (error) return cannot(error);
+  impl->url = "http://" + address.substr(0, colon) + ":" + std::to_string(bound) + "/metrics";
+  asio::co_spawn(impl->io, impl->accept_loop(), asio::detached);
+  impl->thread = std::thread([raw = impl.get()] { raw->io.run(); });
+  return std::unique_ptr<MetricsHttp>(new MetricsHttp(std::move(impl)));
 }
+
+const std::string& MetricsHttp::url() const noexcept { return impl_->url; }
 
 void MetricsHttp::announce() const {
-  std::cout << "metrics on " << url_ << std::endl;
-  if (!is_loopback(address_)) {
-    log(LogLevel::warn, "metrics on " + url_ + " are reachable beyond loopback (TOOLS_METRICS_ADDR): they hold no "
-                        "twin data, but show the server's load and policy revision to whoever reaches them");
+  std::cout << "metrics on " << impl_->url << std::endl;
+  if (!is_loopback(impl_->address)) {
+    log(LogLevel::warn, "metrics on " + impl_->url + " are reachable beyond loopback (TOOLS_METRICS_ADDR): they hold "
+                        "no twin data, but show the server's load and policy revision to whoever reaches them");
   }
-  log(LogLevel::info, "metrics on " + url_);
+  log(LogLevel::info, "metrics on " + impl_->url);
 }
 
-// httplib's stop() does nothing before the loop runs: wait until it runs (or has ended at once).
+// Stops accepting and serving; the connections' coroutines are destroyed with the io_context
+// (their sockets close), after the thread is joined.
 MetricsHttp::~MetricsHttp() {
-  if (!thread_.joinable()) return;  // it never bound
-  while (!server_->is_running() && !returned_) std::this_thread::yield();
-  server_->stop();
-  thread_.join();
+  asio::post(impl_->io, [impl = impl_.get()] {
+    beast::error_code ignored;
+    impl->acceptor.close(ignored);
+    impl->io.stop();
+  });
+  impl_->thread.join();
 }
 
 }  // namespace tools_server

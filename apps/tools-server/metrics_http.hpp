@@ -2,28 +2,26 @@
 // MetricsHttp: the metrics listener (TOOLS_METRICS_ADDR), GET /metrics over HTTP/1.1.
 #pragma once
 
-#include <atomic>
+#include <chrono>
+#include <cstddef>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include <pagi_exec/pagi_exec.hpp>
 
-namespace httplib {
-class Server;
-}  // namespace httplib
-
 namespace tools_server {
 
-/// Threads that answer scrapes. A connection beyond them waits in a short queue; when that is
-/// full the accepting thread answers it itself, and so accepts nothing meanwhile: the kernel's
-/// backlog holds the rest. A flood of scrapes cannot make the listener grow.
-inline constexpr std::size_t metrics_threads = 2;
-inline constexpr std::size_t metrics_queue = 8;
+/// Connections the listener holds at once. When one more comes, the one open longest is closed
+/// to make room: a scrape takes milliseconds, so what has been open longest is idle or slow, and
+/// a flood of connections cannot keep a scrape out. This bounds the listener's descriptors.
+inline constexpr std::size_t metrics_max_connections = 64;
+/// The most time one request may take to arrive (head and body), and a kept-alive connection may
+/// wait for its next: a client that trickles a byte at a time is cut at this, whatever it sends.
+inline constexpr std::chrono::seconds metrics_request_deadline{5};
 
 /// Serves server_metrics() and the host's figures in the Prometheus text format (version 0.0.4)
-/// at GET /metrics on its own threads; every other path is 404. Stops (and joins its threads)
-/// when destroyed.
+/// at GET /metrics, on one thread of its own (Boost.Beast on an asio io_context, a coroutine per
+/// connection); every other path is 404. Stops (and joins its thread) when destroyed.
 class MetricsHttp {
  public:
   /// Binds `address` ("host:port", port 0 picks a free one) and starts serving; an empty
@@ -36,19 +34,16 @@ class MetricsHttp {
   MetricsHttp& operator=(const MetricsHttp&) = delete;
 
   /// "http://127.0.0.1:9464/metrics", with the port that was bound.
-  [[nodiscard]] const std::string& url() const noexcept { return url_; }
+  [[nodiscard]] const std::string& url() const noexcept;
   /// Prints "metrics on <url>" on stdout (after the "listening on" line: tests read it) and logs
   /// it, with a warning when it is reachable beyond loopback.
   void announce() const;
 
- private:
-  MetricsHttp() = default;
+  struct Impl;
 
-  std::unique_ptr<httplib::Server> server_;
-  std::string address_;
-  std::string url_;
-  std::atomic<bool> returned_{false};  // the serving loop has ended
-  std::thread thread_;
+ private:
+  explicit MetricsHttp(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
 };
 
 /// The metrics text as a scrape answers it, with the host's running executions and policy
