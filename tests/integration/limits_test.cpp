@@ -61,7 +61,14 @@ TEST_SUITE("limits") {
         "        except BlockingIOError: pass\n"
         "    held.append(pair)\n"
         "print(total >> 20, \"MiB held\")'"));
-    REQUIRE(outcome);
+    // The cgroup's OOM killer ends the run either way. It picks its victim by resident memory,
+    // which socket buffers are not: the command, or, in a sanitized build where the native init
+    // cloned from the test process is the larger, the init, which ends the run as an error.
+    if (!outcome) {
+      INFO("error: ", outcome.error().message());
+      CHECK(outcome.error().message().find("init died before the command ended (wait status 9)") != std::string::npos);
+      return;
+    }
     INFO("message: ", outcome->message, "; stdout: ", outcome->out.lines.empty() ? "" : outcome->out.lines.front());
     CHECK(outcome->limit_hit == LimitHit::memory);
     CHECK(outcome->out.lines.empty());  // never got to hold it

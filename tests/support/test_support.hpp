@@ -158,9 +158,15 @@ inline pagi_exec::Request shell(std::string line) {
 
 /// True while a process with this pid exists (zombies count as gone: they run nothing).
 inline bool process_alive(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return false;
-  std::string all((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  // read(2), not an ifstream: a process that exits between the open and the read makes the read
+  // fail with ESRCH, which libstdc++'s filebuf throws as an exception. Gone, either way.
+  const int fd = ::open(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buffer[4096];
+  const auto n = ::read(fd, buffer, sizeof buffer);
+  ::close(fd);
+  if (n <= 0) return false;
+  const std::string all(buffer, static_cast<std::size_t>(n));
   const auto close = all.rfind(')');
   return close != std::string::npos && close + 2 < all.size() && all[close + 2] != 'Z';
 }
