@@ -13,6 +13,13 @@
 
 namespace pagi_exec {
 
+std::vector<Result<void>> ExecutionStore::record_all(std::vector<ExecutionRecord> entries) {
+  std::vector<Result<void>> results;
+  results.reserve(entries.size());
+  for (auto& entry : entries) results.push_back(record(std::move(entry)));
+  return results;
+}
+
 namespace {
 constexpr std::string_view sqlite_prefix = "sqlite:";
 // libpq's two URI schemes (see "Connection URIs" in the libpq manual).

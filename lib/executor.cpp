@@ -252,10 +252,7 @@ Decision Executor::check(const Request& request) const {
 Result<Outcome> Executor::run(const Request& request, std::stop_token stop, const RunHooks& hooks) const {
   const auto started = Clock::now();
   const auto t0 = std::chrono::steady_clock::now();
-  Outcome outcome;
-  outcome.execution_id = sys::new_uuid_v4();
-  outcome.isolation = parts_.sandbox.isolation();
-  outcome.policy_revision = parts_.policy.revision();
+  auto outcome = fresh_outcome();
   // 1. One normalised form, judged and run: a request that has none (a NUL byte, too big) is
   //    answered here, before the policy or anything else reads it; so is an allowed call its tool
   //    cannot take (Decision::invalid_request).
@@ -289,6 +286,31 @@ Result<Outcome> Executor::run(const Request& request, std::stop_token stop, cons
   return result;
 }
 
+// run()'s steps 1 and 3 for a request that will not run; the record is not waited for.
+bool Executor::refuse_then(const Request& request, Answered done) const {
+  const auto started = Clock::now();
+  auto outcome = fresh_outcome();
+  outcome.decision = judge(parts_.policy, Command::make(request, parts_.catalog, parts_.request_limits), request);
+  if (outcome.decision.allowed) return false;
+  auto audited = audit_decision(request, outcome);
+  if (audited) outcome = not_run(std::move(outcome));
+  auto record = record_of(request, outcome, started);
+  Result<Outcome> answer = audited ? Result<Outcome>(std::move(outcome)) : error_of(audited);
+  parts_.history->record_then(std::move(record),
+                              [answer = std::move(answer), done = std::move(done)](Result<void> /*kept*/) mutable {
+                                done(std::move(answer));  // a record not kept is in the store's health()
+                              });
+  return true;
+}
+
+Outcome Executor::fresh_outcome() const {
+  Outcome outcome;
+  outcome.execution_id = sys::new_uuid_v4();
+  outcome.isolation = parts_.sandbox.isolation();
+  outcome.policy_revision = parts_.policy.revision();
+  return outcome;
+}
+
 Result<std::optional<Admission::Slot>> Executor::admit(const Request& request, const Decision& decision) const {
   if (!decision.allowed || !parts_.admission) return std::optional<Admission::Slot>();
   return parts_.admission
@@ -304,11 +326,15 @@ Result<void> Executor::audit_decision(const Request& request, Outcome& outcome) 
   return fail(Errc::audit_unavailable, outcome.message);
 }
 
-Outcome Executor::remember(const Request& request, Outcome outcome, Clock::time_point started) const {
+ExecutionRecord Executor::record_of(const Request& request, const Outcome& outcome, Clock::time_point started) const {
   auto record = make_record(request, outcome, started, Clock::now());
   record.node = parts_.node;
+  return record;
+}
+
+Outcome Executor::remember(const Request& request, Outcome outcome, Clock::time_point started) const {
   // A store that cannot take it says so in its health(); the answer does not depend on it.
-  (void)parts_.history->record(std::move(record));
+  (void)parts_.history->record(record_of(request, outcome, started));
   return outcome;
 }
 

@@ -3,6 +3,7 @@
 #include "queued_store.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "pagi_exec/rfc3339.hpp"
 
@@ -20,9 +21,16 @@ std::string ids(const std::string& first, const std::string& last) {
 QueuedStore::QueuedStore(std::shared_ptr<ExecutionStore> inner, QueueSpec spec, NoticeSink notify,
                          Housekeeping housekeeping)
     : inner_(std::move(inner)), spec_(spec), notify_(std::move(notify)), housekeeping_(std::move(housekeeping)),
-      thread_([this] { run(); }) {}
+      thread_([this] { run(); }), writer_([this] { write_pending(); }) {}
 
+// The writer first: what it cannot write joins the queue, which the other thread then drains.
 QueuedStore::~QueuedStore() {
+  {
+    const std::lock_guard lock(pending_mutex_);
+    pending_stopping_ = true;
+  }
+  pending_wake_.notify_one();
+  writer_.join();
   {
     const std::lock_guard lock(mutex_);
     stopping_ = true;
@@ -44,12 +52,68 @@ Result<void> QueuedStore::record(ExecutionRecord entry) {
     ++written_;
     return {};
   }
+  return not_taken_locked(std::move(entry), written.error().message());
+}
+
+// A write through failed: the record is queued, and the retry planned.
+Result<void> QueuedStore::not_taken_locked(ExecutionRecord entry, const std::string& cause) {
   if (failing_since_) {
-    cause_ = written.error().message();  // another caller's failure already planned the retry
+    cause_ = cause;  // another caller's failure already planned the retry
   } else {
-    failed_locked(written.error().message());
+    failed_locked(cause);
   }
-  return enqueue_locked(std::move(entry), written.error().message());
+  return enqueue_locked(std::move(entry), cause);
+}
+
+void QueuedStore::record_then(ExecutionRecord entry, Recorded done) {
+  {
+    std::unique_lock lock(mutex_);
+    if (in_flight_ || !queue_.empty()) {
+      auto queued = enqueue_locked(std::move(entry), "earlier records are still queued");
+      lock.unlock();
+      return done(std::move(queued));
+    }
+  }
+  bool first = false;
+  {
+    const std::lock_guard lock(pending_mutex_);
+    first = pending_.empty();
+    pending_.push_back({std::move(entry), std::move(done)});
+  }
+  if (first) pending_wake_.notify_one();  // otherwise the writer is awake and takes it with the rest
+}
+
+// The writer: all that came while it wrote, in one record_all(); it sleeps only when none came.
+void QueuedStore::write_pending() {
+  std::unique_lock lock(pending_mutex_);
+  for (;;) {
+    pending_wake_.wait(lock, [this] { return pending_stopping_ || !pending_.empty(); });
+    if (pending_.empty()) return;  // stopping, and all is written
+    auto batch = std::exchange(pending_, {});
+    lock.unlock();
+    write_together(batch);
+    lock.lock();
+  }
+}
+
+// A record the store did not take is queued like record()'s, and its caller told so.
+void QueuedStore::write_together(std::vector<Pending>& batch) {
+  std::vector<ExecutionRecord> records;
+  records.reserve(batch.size());
+  for (const auto& pending : batch) records.push_back(pending.record);  // kept in `batch` should it fail
+  auto results = inner_->record_all(std::move(records));
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    Result<void> answer;
+    {
+      const std::lock_guard lock(mutex_);
+      if (results[i]) {
+        ++written_;
+      } else {
+        answer = not_taken_locked(std::move(batch[i].record), results[i].error().message());
+      }
+    }
+    batch[i].done(std::move(answer));
+  }
 }
 
 Result<void> QueuedStore::enqueue_locked(ExecutionRecord entry, const std::string& why) {

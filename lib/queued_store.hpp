@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "pagi_exec/execution_store.hpp"
 #include "pagi_exec/notice.hpp"
@@ -52,6 +53,10 @@ class QueuedStore final : public ExecutionStore {
   ~QueuedStore() override;
 
   [[nodiscard]] Result<void> record(ExecutionRecord entry) override;
+  /// Queued like record() when earlier records wait; otherwise a thread of the store's writes
+  /// it with every other record_then() record that came meanwhile, in one record_all(), then
+  /// calls each `done`.
+  void record_then(ExecutionRecord entry, Recorded done) override;
   [[nodiscard]] Result<HistoryPage> query(const HistoryQuery& query) const override;
   [[nodiscard]] Result<std::optional<ExecutionRecord>> find(const std::string& execution_id) const override;
   [[nodiscard]] StoreHealth health() const override;
@@ -72,6 +77,7 @@ class QueuedStore final : public ExecutionStore {
   using Steady = std::chrono::steady_clock;
 
   [[nodiscard]] Result<void> enqueue_locked(ExecutionRecord entry, const std::string& why);
+  [[nodiscard]] Result<void> not_taken_locked(ExecutionRecord entry, const std::string& cause);
   void failed_locked(const std::string& cause);
   void trim_locked();
   void run();
@@ -81,6 +87,13 @@ class QueuedStore final : public ExecutionStore {
   void say(std::unique_lock<std::mutex>& lock, Notices notices);
   void kick_locked();
   [[nodiscard]] Notices news_locked();
+  // record_then()'s records, written by writer_.
+  struct Pending {
+    ExecutionRecord record;
+    Recorded done;
+  };
+  void write_pending();
+  void write_together(std::vector<Pending>& batch);
 
   std::shared_ptr<ExecutionStore> inner_;
   QueueSpec spec_;
@@ -104,7 +117,15 @@ class QueuedStore final : public ExecutionStore {
   std::string housekeeping_error_;   // of the last housekeeping, told once
   bool stopping_ = false;
   bool kicked_ = false;              // the thread has news to act on before it sleeps again
-  std::thread thread_;               // last member: started once everything above is ready
+
+  std::mutex pending_mutex_;         // guards the two below
+  std::condition_variable pending_wake_;
+  std::vector<Pending> pending_;     // oldest first
+  bool pending_stopping_ = false;
+
+  // Last members: started once everything above is ready.
+  std::thread thread_;               // retries, notices, housekeeping
+  std::thread writer_;               // record_then()'s records
 };
 
 }  // namespace pagi_exec::detail

@@ -254,7 +254,9 @@ Result<void> SqliteStore::record(ExecutionRecord entry) {
     const std::lock_guard lock(batch_mutex_);
     batch.swap(waiting_);
   }
-  auto results = write_batch(batch);
+  std::vector<ExecutionRecord*> records;
+  for (const auto* waiting : batch) records.push_back(waiting->record);
+  auto results = write_batch(records);
   Waiting* next = nullptr;
   {
     const std::lock_guard lock(batch_mutex_);
@@ -272,16 +274,21 @@ Result<void> SqliteStore::record(ExecutionRecord entry) {
   return std::move(*mine.result);
 }
 
+std::vector<Result<void>> SqliteStore::record_all(std::vector<ExecutionRecord> entries) {
+  std::vector<ExecutionRecord*> records;
+  for (auto& entry : entries) records.push_back(&entry);
+  return write_batch(records);
+}
+
 // One transaction for the batch; should it fail, each record alone, so that a record the store
 // refuses does not cost the others theirs. Each record's result, in order.
-std::vector<Result<void>> SqliteStore::write_batch(const std::vector<Waiting*>& batch) {
+std::vector<Result<void>> SqliteStore::write_batch(const std::vector<ExecutionRecord*>& records) {
   std::vector<Result<void>> results;
+  if (records.empty()) return results;
   {
     const std::lock_guard lock(mutex_);
-    std::vector<ExecutionRecord*> records;
-    for (const auto* waiting : batch) records.push_back(waiting->record);
-    if (auto all = write_locked(records); all || batch.size() == 1) {
-      results.assign(batch.size(), all);
+    if (auto all = write_locked(records); all || records.size() == 1) {
+      results.assign(records.size(), all);
     } else {
       for (auto* record : records) results.push_back(write_locked({record}));
     }

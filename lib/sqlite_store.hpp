@@ -32,6 +32,8 @@ class SqliteStore final : public ExecutionStore {
   ~SqliteStore() override;
 
   [[nodiscard]] Result<void> record(ExecutionRecord entry) override;
+  /// One transaction for all of them (see ExecutionStore::record_all).
+  [[nodiscard]] std::vector<Result<void>> record_all(std::vector<ExecutionRecord> entries) override;
   [[nodiscard]] Result<HistoryPage> query(const HistoryQuery& query) const override;
   [[nodiscard]] Result<std::optional<ExecutionRecord>> find(const std::string& execution_id) const override;
   [[nodiscard]] StoreHealth health() const override;
@@ -63,7 +65,7 @@ class SqliteStore final : public ExecutionStore {
     std::optional<Result<void>> result;  // set before `woken` is released; none: write the next batch
     std::binary_semaphore woken{0};
   };
-  [[nodiscard]] std::vector<Result<void>> write_batch(const std::vector<Waiting*>& batch);
+  [[nodiscard]] std::vector<Result<void>> write_batch(const std::vector<ExecutionRecord*>& records);
   [[nodiscard]] Result<void> write_locked(const std::vector<ExecutionRecord*>& records);
   [[nodiscard]] Result<void> insert_locked(ExecutionRecord& entry);
   [[nodiscard]] Result<void> trim_output_locked();

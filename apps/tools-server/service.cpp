@@ -61,40 +61,57 @@ grpc::ServerUnaryReactor* ToolExecutorService::answer(grpc::CallbackServerContex
   return reactor;
 }
 
-// Decoding, authentication and the decision take microseconds: they are done here, and so is
-// the answer to a request that will not run, unless its record goes to a file or a database
-// first. A run goes to a worker (so does everything when the audit log syncs each record),
-// which finishes the call.
-template <class Call, class Run>
+// Decoding, authentication and the decision take microseconds: they are done here, and so is a
+// request that will not run, by `refuse`. A run goes to a worker (so does everything when the
+// audit log syncs each record), which finishes the call.
+template <class Call, class Refuse, class Run>
 void ToolExecutorService::start(grpc::CallbackServerContext& context, const char* rpc, const grpc::ByteBuffer& bytes,
-                                Call& call, Run run) {
+                                Call& call, Refuse refuse, Run run) {
   if (cancellations_.draining()) return call.finish(draining());
-  auto work = [this, &context, rpc, &bytes, &call, run](bool on_worker) {
+  auto work = [this, &context, rpc, &bytes, &call, refuse, run](bool on_worker) {
     if (auto prepared = prepare(context, rpc, bytes, call.prepared); !prepared.ok()) return call.finish(prepared);
+    if (refuse(on_worker)) return;
     if (on_worker) return run();
-    const bool refused = !call.prepared.executor->check(call.prepared.request).allowed;
-    if (refused && !history_waits_) return run();
     if (workers_.run(run)) return;
-    if (refused) return run();  // no thread to spare: a refusal is never turned away, its record is written here
     call.finish(no_thread());
   };
   if (!audit_waits_) return work(false);
   if (!workers_.run([work] { work(true); })) call.finish(no_thread());
 }
 
+// A refusal is answered once its record is kept, by whichever thread keeps it (the history's own,
+// when it is durable): no thread waits for it.
 grpc::ServerUnaryReactor* ToolExecutorService::RequestExecution(grpc::CallbackServerContext* context,
                                                                 const grpc::ByteBuffer* request,
                                                                 grpc::ByteBuffer* response) {
   auto* call = new UnaryCall(cancellations_.watch());
-  start(*context, "RequestExecution", *request, *call,
-        [this, context, response, call] { call->finish(execute(*context, *call, *response)); });
+  start(
+      *context, "RequestExecution", *request, *call,
+      [this, call, response](bool /*on_worker*/) {
+        return call->prepared.executor->refuse_then(call->prepared.request,
+                                                    [this, call, response](const auto& result) {
+                                                      call->finish(reply(*call, result, *response));
+                                                    });
+      },
+      [this, context, response, call] { call->finish(execute(*context, *call, *response)); });
   return call;
 }
 
+// A refused stream's one event is written by a thread that may wait for the client: never the
+// history's. With a durable history that is a worker, or this thread when none is free: a
+// refusal is never turned away.
 grpc::ServerWriteReactor<grpc::ByteBuffer>* ToolExecutorService::StreamExecution(grpc::CallbackServerContext* context,
                                                                                  const grpc::ByteBuffer* request) {
   auto* call = new StreamCall(*context, cancellations_.watch());
-  start(*context, "StreamExecution", *request, *call, [this, context, call] { stream(*context, *call); });
+  auto run = [this, context, call] { stream(*context, *call); };
+  start(
+      *context, "StreamExecution", *request, *call,
+      [this, call, run](bool on_worker) {
+        if (call->prepared.executor->check(call->prepared.request).allowed) return false;
+        if (on_worker || !history_waits_ || !workers_.run(run)) run();
+        return true;
+      },
+      run);
   return call;
 }
 
@@ -210,8 +227,12 @@ grpc::Status ToolExecutorService::execute(const grpc::CallbackServerContext& con
   auto& request = call.prepared.request;
   // The RPC deadline caps the execution: a result nobody waits for is not worth computing.
   request.timeout_cap = codec::timeout_cap(context.deadline(), std::chrono::system_clock::now());
-  const auto result = call.prepared.executor->run(request, call.stop().token());
-  log_request(request, result);
+  return reply(call, call.prepared.executor->run(request, call.stop().token()), response);
+}
+
+grpc::Status ToolExecutorService::reply(const UnaryCall& call, const pagi_exec::Result<pagi_exec::Outcome>& result,
+                                        grpc::ByteBuffer& response) const {
+  log_request(call.prepared.request, result);
   server_metrics().request_done(result);
   tools::ExecutionResponse answer;
   auto status = codec::to_proto(result, call.stop().cause(), answer);

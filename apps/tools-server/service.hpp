@@ -79,8 +79,9 @@ class ToolExecutorService final : public CallbackBase {
   // call that may write one (all but HealthCheck) then runs on a worker.
   bool audit_waits_;
   // The history is a file or a database (TOOLS_HISTORY sqlite or postgresql): a refusal's record
-  // is written before its answer, so refusals run on a worker too, where concurrent ones share
-  // the store's transactions, instead of holding one of grpc's few threads per record.
+  // is written before its answer, so a refused stream, which waits for its record, runs on a
+  // worker, not on one of grpc's few threads. (A unary refusal waits for nothing: the history's
+  // thread finishes it.)
   bool history_waits_;
 
   // The default reactor, finished with the status of `work` (a call without an execution), which
@@ -88,14 +89,19 @@ class ToolExecutorService final : public CallbackBase {
   // query of the execution store, which may be a database across the network).
   template <class Work>
   grpc::ServerUnaryReactor* answer(grpc::CallbackServerContext& context, Work work, bool work_waits = false);
-  // Prepares an execution's request and answers it here, or hands `run` to a worker when it will
-  // run (or everything when the audit log would make it wait). `Call` is UnaryCall or StreamCall.
-  template <class Call, class Run>
-  void start(grpc::CallbackServerContext& context, const char* rpc, const grpc::ByteBuffer& bytes, Call& call, Run run);
+  // Prepares an execution's request; `refuse(on_worker)` answers it when it will not run (and
+  // says so), otherwise `run` goes to a worker (everything does when the audit log would make it
+  // wait). `Call` is UnaryCall or StreamCall.
+  template <class Call, class Refuse, class Run>
+  void start(grpc::CallbackServerContext& context, const char* rpc, const grpc::ByteBuffer& bytes, Call& call,
+             Refuse refuse, Run run);
 
   // The raw request as a library Request bound to the proven twin, and the executor it runs on.
   [[nodiscard]] grpc::Status prepare(const grpc::CallbackServerContext& context, const char* rpc,
                                      const grpc::ByteBuffer& bytes, PreparedRequest& prepared) const;
+  // What the client gets for `result` (logged and counted).
+  [[nodiscard]] grpc::Status reply(const UnaryCall& call, const pagi_exec::Result<pagi_exec::Outcome>& result,
+                                   grpc::ByteBuffer& response) const;
   // The execution of a prepared request, and its answer.
   [[nodiscard]] grpc::Status execute(const grpc::CallbackServerContext& context, UnaryCall& call,
                                      grpc::ByteBuffer& response) const;

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "pagi_exec/error.hpp"
 #include "pagi_exec/execution_record.hpp"
@@ -49,6 +50,20 @@ class ExecutionStore {
   /// Adds a record; its sequence is assigned here, one more than any before (across restarts
   /// for a durable store). A record is kept once this returns success.
   [[nodiscard]] virtual Result<void> record(ExecutionRecord entry) = 0;
+
+  /// What record_then() calls with record()'s result.
+  using Recorded = std::function<void(Result<void>)>;
+  /// Adds a record without waiting for it: `done` gets the result record() would return, once
+  /// the record is kept (or is not), before this returns or later on a thread of the store's.
+  /// A durable store writes the records that come meanwhile together, in one transaction, and
+  /// no thread waits for any of them. `done` must not block. The default calls record(), then
+  /// `done`.
+  virtual void record_then(ExecutionRecord entry, Recorded done) { done(record(std::move(entry))); }
+
+  /// Adds records in order, in one transaction where the store has them; each record's result.
+  /// Should the transaction fail, each record is tried alone, so one the store refuses does not
+  /// cost the others theirs. The default calls record() for each.
+  [[nodiscard]] virtual std::vector<Result<void>> record_all(std::vector<ExecutionRecord> entries);
   /// The records matching `query`, newest first, one page.
   [[nodiscard]] virtual Result<HistoryPage> query(const HistoryQuery& query) const = 0;
   /// The record with this execution id, if it is still kept.

@@ -98,6 +98,16 @@ class Executor {
   [[nodiscard]] Result<Outcome> run(const Request& request, std::stop_token stop = {},
                                     const RunHooks& hooks = {}) const;
 
+  /// What refuse_then() calls with its answer.
+  using Answered = std::function<void(Result<Outcome>)>;
+  /// run() for a request that will not run (refused, or Decision::invalid_request), without
+  /// waiting for the history: audited as run() does it, then recorded with
+  /// ExecutionStore::record_then, and `done` gets what run() would return once the record is
+  /// kept, before this returns or later on the history's own thread (so `done` must not
+  /// block). A server answers refusals this way so that no thread waits for a durable history's
+  /// commit per call. Returns false, having done nothing, when the request is allowed: run() it.
+  bool refuse_then(const Request& request, Answered done) const;
+
   /// The twins' workspaces as last measured (twins whose workspace has a quota and was used
   /// since start): over quota first, then largest first. Never touches the disk. Thread-safe.
   [[nodiscard]] std::vector<TwinWorkspace> workspaces() const;
@@ -139,6 +149,11 @@ class Executor {
   // Records the decision in the audit log; a failure matters only when the audit is required
   // (Errc::audit_unavailable, and outcome.message says why nothing ran).
   [[nodiscard]] Result<void> audit_decision(const Request& request, Outcome& outcome) const;
+  // A new execution's outcome: its id, isolation and policy revision.
+  [[nodiscard]] Outcome fresh_outcome() const;
+  // The history's record of `outcome`.
+  [[nodiscard]] ExecutionRecord record_of(const Request& request, const Outcome& outcome,
+                                          std::chrono::system_clock::time_point started) const;
   // Adds `outcome` to the history, and hands it back.
   Outcome remember(const Request& request, Outcome outcome, std::chrono::system_clock::time_point started) const;
   // `decided`: when the decision was made, which Outcome::startup counts from.

@@ -49,6 +49,15 @@ Answer call(const std::shared_ptr<grpc::Channel>& channel, const std::string& tw
   return answer;
 }
 
+// A server that knows one token, "trace-secret" for twin-trace (its file in `dir`), and keeps
+// its audit log in `audit`.
+e2e::ServerOptions auditing_token_server(const e2e::TempDir& dir, const std::filesystem::path& audit) {
+  const auto tokens = dir.path() / "tokens";
+  std::ofstream(tokens) << sha256_hex("trace-secret", dir.path()) << " twin-trace\n";
+  return {.env = {{"TOOLS_AUTH", "token"}, {"TOOLS_AUTH_TOKENS_FILE", tokens.string()},
+                  {"TOOLS_AUDIT_LOG", audit.string()}}};
+}
+
 }  // namespace
 
 TEST_SUITE("auth") {
@@ -122,11 +131,8 @@ TEST_SUITE("auth") {
 
   TEST_CASE("token: every rejected credential is one log line (never the token) and one audit record") {
     e2e::TempDir dir;
-    const auto tokens = dir.path() / "tokens";
     const auto audit = dir.path() / "audit.jsonl";
-    std::ofstream(tokens) << sha256_hex("trace-secret", dir.path()) << " twin-trace\n";
-    Server server({.env = {{"TOOLS_AUTH", "token"}, {"TOOLS_AUTH_TOKENS_FILE", tokens.string()},
-                           {"TOOLS_AUDIT_LOG", audit.string()}}});
+    Server server(auditing_token_server(dir, audit));
     const auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
     // Three attempts: a guessed token, no token, a real token claiming another twin.
     REQUIRE(call(channel, "twin-aegis", "true", "guessed-secret-4711").status.error_code() ==
@@ -175,11 +181,8 @@ TEST_SUITE("auth") {
 
   TEST_CASE("token: a flood of rejected credentials is recorded at a bounded rate, and every one is accounted for") {
     e2e::TempDir dir;
-    const auto tokens = dir.path() / "tokens";
     const auto audit = dir.path() / "audit.jsonl";
-    std::ofstream(tokens) << sha256_hex("trace-secret", dir.path()) << " twin-trace\n";
-    Server server({.env = {{"TOOLS_AUTH", "token"}, {"TOOLS_AUTH_TOKENS_FILE", tokens.string()},
-                           {"TOOLS_AUDIT_LOG", audit.string()}}});
+    Server server(auditing_token_server(dir, audit));
     const auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
     // 1,000 calls with no credential, from 4 threads: far past 100 at once and 20 a second.
     std::atomic<int> refused{0};

@@ -6,7 +6,11 @@
 
 #include <csignal>
 #include <filesystem>
+#include <condition_variable>
+#include <mutex>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "server_fixture.hpp"
@@ -82,6 +86,63 @@ TEST_SUITE("history store e2e") {
     const auto later = execute(again.stub(), "twin-trace", "echo", {"later"});
     REQUIRE(later.status.ok());
     CHECK(listed_ids(again.stub()).front() == later.response.execution_id());
+  }
+
+  TEST_CASE("refusals answered by many clients at once are each on disk when answered: a kill -9 mid-flood loses none") {
+    e2e::TempDir state;
+    const ServerOptions options{.env = {{"TOOLS_HISTORY", "sqlite:" + (state.path() / "history.db").string()}}};
+    constexpr std::size_t clients = 16, kill_after = 400;
+    std::vector<std::vector<std::string>> answered(clients);
+    {
+      Server server(options);
+      std::mutex mutex;
+      std::condition_variable progressed;
+      std::size_t count = 0;
+      std::vector<std::thread> threads;
+      for (std::size_t c = 0; c < clients; ++c) {
+        threads.emplace_back([&, c] {
+          // Until the server is killed under it: the calls in flight then get no answer.
+          for (;;) {
+            const auto refused = execute(server.stub(), "twin-trace", "echo", {"no"});
+            if (!refused.status.ok() || refused.response.exit_code() != 1) return;
+            answered[c].push_back(refused.response.execution_id());
+            const std::lock_guard lock(mutex);
+            ++count;
+            progressed.notify_all();
+          }
+        });
+      }
+      {
+        std::unique_lock lock(mutex);
+        REQUIRE(progressed.wait_for(lock, 60s, [&] { return count >= kill_after; }));
+      }
+      ::kill(server.process().pid(), SIGKILL);  // with calls in flight and records being written
+      CHECK(server.process().wait_exit(10s) == 128 + SIGKILL);
+      for (auto& thread : threads) thread.join();
+    }
+    Server again(options);
+    std::set<std::string> kept;
+    tools::ListExecutionsRequest list;
+    list.set_page_size(100);
+    for (int pages = 0; pages < 100; ++pages) {
+      grpc::ClientContext context;
+      tools::ListExecutionsResponse page;
+      const auto status = again.stub().ListExecutions(&context, list, &page);
+      REQUIRE_MESSAGE(status.ok(), status.error_message());
+      for (const auto& record : page.executions()) kept.insert(record.execution_id());
+      if (page.next_page_token().empty()) break;
+      list.set_page_token(page.next_page_token());
+    }
+    std::size_t lost = 0, total = 0;
+    for (const auto& ids : answered) {
+      for (const auto& id : ids) {
+        ++total;
+        if (kept.count(id) == 0) ++lost;
+      }
+    }
+    CHECK(total >= kill_after);
+    CHECK(lost == 0);
+    CHECK(kept.size() >= total);  // records of calls whose answers were on their way may be there too
   }
 
   TEST_CASE("without TOOLS_HISTORY the server keeps its history in <SANDBOX_DIR>.state/history.db, owner-only") {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <mutex>
 
@@ -81,6 +82,43 @@ TEST_SUITE("executor") {
     CHECK_FALSE(history[0].allowed);
     CHECK(history[0].tool == "/bin/rm");
     CHECK(history[0].execution_id == outcome->execution_id);
+  }
+
+  TEST_CASE("refuse_then answers a request that will not run as run() does, once it is recorded; an allowed one it leaves") {
+    Fixture f;
+    const Request refused{.tool = "/bin/rm", .args = {"-rf", "/"}, .twin_id = "twin-aegis"};
+    const Request invalid{.tool = "command_exec", .twin_id = "twin-sentinel"};
+    for (const auto* request : {&refused, &invalid}) {
+      CAPTURE(request->tool);
+      const auto by_run = f.executor.run(*request);
+      REQUIRE(by_run);
+      std::optional<Result<Outcome>> answer;
+      std::size_t records_when_answered = 0;
+      CHECK(f.executor.refuse_then(*request, [&](Result<Outcome> result) {
+        records_when_answered = f.executor.history().query({})->records.size();
+        answer = std::move(result);
+      }));
+      REQUIRE(answer.has_value());  // the memory history keeps it before record_then returns
+      REQUIRE(*answer);
+      const auto& outcome = **answer;
+      CHECK(outcome.decision == by_run->decision);
+      CHECK(outcome.exit_code == by_run->exit_code);
+      CHECK(outcome.message == by_run->message);
+      CHECK(outcome.err.lines == by_run->err.lines);
+      CHECK_FALSE(outcome.ran);
+      CHECK(outcome.execution_id != by_run->execution_id);
+      const auto newest = f.executor.history().query({.page_size = 1})->records.at(0);
+      CHECK(newest.execution_id == outcome.execution_id);
+      CHECK(newest.exit_code == outcome.exit_code);
+      CHECK(records_when_answered == newest.sequence);  // answered once its record was in
+    }
+    const auto before = f.executor.history().query({})->records.size();
+    bool called = false;
+    CHECK_FALSE(f.executor.refuse_then({.tool = "command_exec", .args = {"true"}, .twin_id = "twin-sentinel"},
+                                       [&](const Result<Outcome>&) { called = true; }));
+    CHECK_FALSE(called);
+    CHECK(f.spawner->plans().empty());
+    CHECK(f.executor.history().query({})->records.size() == before);
   }
 
   TEST_CASE("the shell bridge runs args[0] with /bin/sh -c and passes the rest as $1...") {

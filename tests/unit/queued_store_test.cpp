@@ -81,11 +81,38 @@ class FakeStore final : public pagi_exec::ExecutionStore {
     const std::lock_guard lock(mutex_);
     return attempted_;
   }
+  // record_all(): the size of each batch, in order. While held, a batch waits (once it is
+  // being written, batch_sizes() shows it) until let_go().
+  std::vector<pagi_exec::Result<void>> record_all(std::vector<ExecutionRecord> entries) override {
+    std::unique_lock lock(mutex_);
+    batches_.push_back(entries.size());
+    changed_.notify_all();
+    changed_.wait_for(lock, patience, [&] { return !held_; });
+    lock.unlock();
+    return ExecutionStore::record_all(std::move(entries));
+  }
+  void hold() {
+    const std::lock_guard lock(mutex_);
+    held_ = true;
+  }
+  void let_go() {
+    const std::lock_guard lock(mutex_);
+    held_ = false;
+    changed_.notify_all();
+  }
+  // The batch sizes once there are `n` batches (fewer after `patience`).
+  std::vector<std::size_t> batch_sizes(std::size_t n) const {
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, patience, [&] { return batches_.size() >= n; });
+    return batches_;
+  }
 
  private:
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;
   bool failing_ = false;
+  bool held_ = false;
+  std::vector<std::size_t> batches_;
   std::vector<ExecutionRecord> stored_;
   std::vector<std::string> attempted_;
 };
@@ -126,6 +153,51 @@ class Listener {
   std::condition_variable changed_;
   bool holding_;
   std::vector<std::string> heard_;
+};
+
+// What record_then()'s callers heard: how many, which failed, on which thread, and whether each
+// record was in the inner store when its caller heard.
+class Answers {
+ public:
+  pagi_exec::ExecutionStore::Recorded collect(const FakeStore* inner = nullptr, std::string id = {}) {
+    return [this, inner, id, caller = std::this_thread::get_id()](pagi_exec::Result<void> result) {
+      const bool kept = inner == nullptr || inner->find(id).value_or(std::nullopt).has_value();
+      const std::lock_guard lock(mutex_);
+      ++count_;
+      if (!result) {
+        if (failure_.empty()) failure_ = result.error().message();
+        ++failures_;
+      }
+      if (!kept) ++answered_early_;
+      if (std::this_thread::get_id() == caller) ++on_caller_;
+      changed_.notify_all();
+    };
+  }
+  pagi_exec::ExecutionStore::Recorded collect(const FakeStore& inner, std::string id) {
+    return collect(&inner, std::move(id));
+  }
+  bool wait_for(int n) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, patience, [&] { return count_ >= n; });
+  }
+  int count() const { return locked(count_); }
+  int failures() const { return locked(failures_); }
+  int on_caller() const { return locked(on_caller_); }
+  bool all_kept_when_answered() const { return locked(answered_early_) == 0; }
+  std::string first_failure() const {
+    const std::lock_guard lock(mutex_);
+    return failure_;
+  }
+
+ private:
+  int locked(const int& value) const {
+    const std::lock_guard lock(mutex_);
+    return value;
+  }
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  int count_ = 0, failures_ = 0, on_caller_ = 0, answered_early_ = 0;
+  std::string failure_;
 };
 
 std::vector<std::string> ids(int from, int to) {
@@ -249,6 +321,91 @@ TEST_SUITE("queued_store") {
     }
     CHECK(contains(listener.wait_for("at stop"), "3 records still queued at stop and not written (execution ids id-0 .. id-2)"));
     CHECK(inner->stored_ids(0).empty());
+  }
+
+  TEST_CASE("record_then: records that come while a batch is written go together in the next, each answered once it is kept") {
+    auto inner = std::make_shared<FakeStore>();
+    QueuedStore store(inner, quick);
+    Answers answers;
+    inner->hold();
+    store.record_then(rec(0), answers.collect(*inner, "id-0"));
+    REQUIRE(inner->batch_sizes(1) == std::vector<std::size_t>{1});  // the writer holds id-0's batch
+    for (int i = 1; i <= 10; ++i) store.record_then(rec(i), answers.collect(*inner, "id-" + std::to_string(i)));
+    CHECK(answers.count() == 0);  // nobody is answered before its record is kept
+    inner->let_go();
+    REQUIRE(answers.wait_for(11));
+    CHECK(inner->batch_sizes(2) == std::vector<std::size_t>{1, 10});
+    CHECK(inner->stored_ids(11) == ids(0, 10));
+    CHECK(answers.all_kept_when_answered());
+    CHECK(answers.failures() == 0);
+    CHECK(answers.on_caller() == 0);  // the store's thread answered each
+  }
+
+  TEST_CASE("record_then while the store fails: the caller hears its record is queued, and it is written once the store is back") {
+    auto inner = std::make_shared<FakeStore>();
+    QueuedStore store(inner, quick);
+    Answers answers;
+    inner->set_failing(true);
+    store.record_then(rec(0), answers.collect());
+    REQUIRE(answers.wait_for(1));
+    CHECK(answers.failures() == 1);
+    CHECK(contains(answers.first_failure(), "queued"));
+    CHECK((*store.find("id-0")).has_value());
+    store.record_then(rec(1), answers.collect());  // behind a queue: answered at once, queued too
+    CHECK(answers.count() == 2);
+    CHECK(answers.on_caller() == 1);
+    inner->set_failing(false);
+    CHECK(inner->stored_ids(2) == ids(0, 1));
+  }
+
+  TEST_CASE("at stop, record_then's waiting records are written and answered") {
+    auto inner = std::make_shared<FakeStore>();
+    Answers answers;
+    {
+      QueuedStore store(inner, quick);
+      inner->hold();
+      for (int i = 0; i < 5; ++i) store.record_then(rec(i), answers.collect());
+      REQUIRE_FALSE(inner->batch_sizes(1).empty());
+      inner->let_go();
+    }
+    CHECK(answers.count() == 5);
+    CHECK(answers.failures() == 0);
+    CHECK(inner->stored_ids(5) == ids(0, 4));
+  }
+
+  TEST_CASE("record_then on SQLite: many callers at once, every record kept and findable when its caller hears") {
+    test_support::TempDir dir;
+    const pagi_exec::StoreSettings settings{.kind = pagi_exec::StoreSettings::Kind::sqlite,
+                                            .path = dir.path() / "history.db"};
+    auto opened = pagi_exec::open_execution_store(settings);
+    REQUIRE(opened);
+    auto& store = **opened;
+    std::mutex mutex;
+    std::condition_variable answered;
+    int kept = 0, findable = 0;
+    std::vector<std::thread> callers;
+    for (int t = 0; t < 8; ++t) {
+      callers.emplace_back([&, t] {
+        for (int i = 0; i < 50; ++i) {
+          const auto id = "id-" + std::to_string(t * 50 + i);
+          store.record_then(rec(t * 50 + i), [&, id](pagi_exec::Result<void> result) {
+            const bool found = store.find(id).value_or(std::nullopt).has_value();
+            const std::lock_guard lock(mutex);
+            kept += result ? 1 : 0;
+            findable += found ? 1 : 0;
+            answered.notify_all();
+          });
+        }
+      });
+    }
+    for (auto& caller : callers) caller.join();
+    std::unique_lock lock(mutex);
+    REQUIRE(answered.wait_for(lock, patience, [&] { return kept == 400; }));
+    CHECK(findable == 400);
+    const auto page = store.query({.page_size = 500});
+    REQUIRE(page);
+    CHECK(page->records.size() == 400);
+    CHECK(store.health().healthy);
   }
 
   TEST_CASE("housekeeping runs on the store's own thread once records were written") {
