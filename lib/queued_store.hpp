@@ -61,7 +61,8 @@ class QueuedStore final : public ExecutionStore {
   [[nodiscard]] Result<std::optional<ExecutionRecord>> find(const std::string& execution_id) const override;
   [[nodiscard]] StoreHealth health() const override;
 
-  /// Records waiting to be written, the one being written included.
+  /// Records queued because the store did not take them, the one being retried included (not
+  /// record_then()'s, which wait only for the transaction being written).
   [[nodiscard]] std::size_t queued() const;
 
  private:
