@@ -163,6 +163,7 @@ class Proxy {
       }
       if (::poll(fds.data(), fds.size(), -1) < 0) continue;
       if (fds[0].revents != 0) break;
+      const auto polled = links.size();  // a link accepted below has no entry in fds yet
       if (fds[1].revents != 0) {
         const int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
         const int upstream = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -174,7 +175,7 @@ class Proxy {
           ::close(upstream);
         }
       }
-      for (std::size_t i = 0; i < links.size(); ++i) {
+      for (std::size_t i = 0; i < polled; ++i) {
         for (int side = 0; side < 2; ++side) {
           if (fds[2 + 2 * i + static_cast<std::size_t>(side)].revents == 0) continue;
           const int from = side == 0 ? links[i].first : links[i].second;
