@@ -546,12 +546,15 @@ TEST_SUITE("queued_store") {
     };
     const auto first = batch();
     CHECK(first > 100 * 8192);  // the whole first batch went to the log
-    const auto second = batch();
-    const auto third = batch();
-    // Checkpointed logs are written again from their head: without checkpoints this would be
-    // three times the first batch.
-    CHECK(second < first * 3 / 2);
-    CHECK(third < first * 3 / 2);
+    // A writer starts the log again from its head only when no reader and no checkpoint is in
+    // it at that moment (a checkpoint running beside a batch's first write keeps it going: seen
+    // under ASan), so the file, which never shrinks, may grow by a batch now and then. Without
+    // checkpoints it would end at eight times the first batch.
+    std::vector<std::uint64_t> sizes;
+    std::string told = std::to_string(first);
+    for (int i = 0; i < 7; ++i) told += " " + std::to_string(sizes.emplace_back(batch()));
+    INFO("the log's size after each batch: ", told);
+    CHECK(sizes.back() < first * 4);
     CHECK(store.health().healthy);
   }
 }
